@@ -1,0 +1,236 @@
+"""Team configuration: YAML validated by pydantic, with errors that name the field and the fix."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from runtime.errors import TeamConfigError
+from runtime.ids import RESERVED_NAMES, AgentId
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Placement(StrEnum):
+    DEDICATED = "dedicated"
+    """Each logical actor is its own named Ray actor."""
+    PACKED = "packed"
+    """Logical actors share a pool of long-lived async host actors."""
+
+
+class ScriptToolCall(_Strict):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptStep(_Strict):
+    """One scripted model response: text, tool calls, or both."""
+
+    text: str = ""
+    tool_calls: list[ScriptToolCall] = Field(default_factory=list)
+
+
+class ModelProfile(_Strict):
+    """How to reach a model. ``provider`` picks the implementation."""
+
+    provider: Literal["openai", "scripted", "function", "local"] = "openai"
+    model: str = ""
+    """Model name sent to the endpoint (``gpt-4o-mini``, ``qwen2.5``); for ``local`` a GGUF path or ``default``."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint, e.g. ``http://localhost:11434/v1``."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key (the key itself never goes in a file)."""
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0)
+    """First retry delay; doubles each retry (a Retry-After header wins)."""
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    fallbacks: list[str] = Field(default_factory=list)
+    """Profile names to fail over to, in order, when this one is down after retries."""
+    temperature: float | None = None
+    max_tokens: int | None = None
+    scripts: dict[str, list[ScriptStep]] = Field(default_factory=dict)
+    """``scripted`` provider: responses per agent id (``"*"`` for any agent without its own)."""
+    function: str | None = None
+    """``function`` provider: ``"package.module:callable"`` taking (request, agent) and returning a response."""
+    parse_text_tool_calls: bool = False
+    """Weak models: turn a tool call written as text into a real tool call (declared tools only)."""
+    tools_after_results: bool = True
+    """If false, the request after tool results omits ``tools`` (stops small models looping)."""
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_provider_fields(self) -> ModelProfile:
+        if self.provider == "function" and not self.function:
+            raise ValueError("provider 'function' needs 'function: package.module:callable'")
+        if self.provider == "openai" and not self.model:
+            raise ValueError("provider 'openai' needs 'model' (the model name the endpoint serves)")
+        return self
+
+
+class PermissionLevel(StrEnum):
+    L0 = "L0"
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+    L4 = "L4"
+    L5 = "L5"
+
+
+class Permissions(_Strict):
+    level: PermissionLevel = PermissionLevel.L1
+    scopes: list[str] = Field(default_factory=list)
+
+
+class AgentSpec(_Strict):
+    id: AgentId
+    name: str = ""
+    role: str = ""
+    model: str | None = None
+    """Model profile name; defaults to the team's ``default_model``."""
+    instructions: str = ""
+    tools: list[str] = Field(default_factory=list)
+    permissions: Permissions = Field(default_factory=Permissions)
+    memory_scope: Literal["private", "session"] = "session"
+    groups: list[str] = Field(default_factory=list)
+    """Broadcast topics this agent receives."""
+    max_rounds: int = Field(default=8, ge=1)
+    """Cap on LLM rounds in one turn."""
+    context_tokens: int = Field(default=16_000, ge=256)
+    """Context budget; older turns are compacted beyond it."""
+    subscriptions: list[str] = Field(default_factory=list)
+    """Blackboard key prefixes whose writes wake this agent."""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, v: AgentId) -> AgentId:
+        if v in RESERVED_NAMES:
+            raise ValueError(f"agent id {v!r} is reserved; pick another (reserved: {sorted(RESERVED_NAMES)})")
+        return v
+
+
+class Budgets(_Strict):
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    max_llm_calls: int | None = Field(default=None, ge=1)
+    max_wall_s: float | None = Field(default=None, gt=0)
+
+
+class TeamConfig(_Strict):
+    name: str
+    description: str = ""
+    entry: AgentId
+    """The agent that receives the user's input and whose reply ends the session."""
+    default_model: str = "default"
+    models: dict[str, ModelProfile] = Field(default_factory=dict)
+    agents: list[AgentSpec]
+    budgets: Budgets = Field(default_factory=Budgets)
+    placement: Placement = Placement.DEDICATED
+    mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="mcpServers")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> TeamConfig:
+        ids = [a.id for a in self.agents]
+        if not ids:
+            raise ValueError("a team needs at least one agent under 'agents'")
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"agent ids must be unique; repeated: {dupes}")
+        if self.entry not in ids:
+            raise ValueError(f"entry {self.entry!r} is not an agent of this team; agents are {ids}")
+        for a in self.agents:
+            name = a.model or self.default_model
+            if name not in self.models:
+                raise ValueError(
+                    f"agent {a.id!r} uses model profile {name!r}, which is not under 'models' "
+                    f"(profiles: {sorted(self.models)})"
+                )
+        for pname, p in self.models.items():
+            for fb in p.fallbacks:
+                if fb not in self.models:
+                    raise ValueError(f"model profile {pname!r} falls back to unknown profile {fb!r}")
+        return self
+
+    def agent(self, agent_id: str) -> AgentSpec:
+        for a in self.agents:
+            if a.id == agent_id:
+                return a
+        from runtime.errors import UnknownAgentError
+
+        raise UnknownAgentError(
+            f"unknown agent {agent_id!r}; this team has {[a.id for a in self.agents]}", agent=agent_id
+        )
+
+    def profile_for(self, spec: AgentSpec) -> str:
+        return spec.model or self.default_model
+
+    def with_model(self, profile: str) -> TeamConfig:
+        """A copy where every agent uses ``profile`` (the CLI's ``--model``)."""
+        if profile not in self.models:
+            from runtime.errors import UnknownModelError
+
+            raise UnknownModelError(
+                f"unknown model profile {profile!r}; this team defines {sorted(self.models)}", profile=profile
+            )
+        agents = [a.model_copy(update={"model": profile}) for a in self.agents]
+        return self.model_copy(update={"agents": agents, "default_model": profile})
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    lines = [f"invalid team file {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        got = e.get("input")
+        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  - {loc}: {e['msg']}{got_text}")
+    return "\n".join(lines)
+
+
+def parse_team(data: Any, *, source: str = "<team>") -> TeamConfig:
+    if not isinstance(data, dict):
+        raise TeamConfigError(
+            f"invalid team file {source}: expected a mapping with 'name', 'entry', 'models' and 'agents', "
+            f"got {type(data).__name__}",
+            source=source,
+        )
+    try:
+        return TeamConfig.model_validate(data)
+    except ValidationError as e:
+        raise TeamConfigError(_format_validation_error(source, e), source=source) from e
+
+
+def load_team(path: str | Path) -> TeamConfig:
+    """Load a team from a YAML file, or from a directory holding ``team.yaml``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "team.yaml"
+    if not p.exists():
+        raise TeamConfigError(f"team file {p} does not exist; pass a YAML file or a folder with team.yaml", source=str(p))
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise TeamConfigError(f"invalid team file {p}: not valid YAML: {e}", source=str(p)) from e
+    return parse_team(data, source=str(p))
+
+
+__all__ = [
+    "AgentSpec",
+    "Budgets",
+    "ModelProfile",
+    "PermissionLevel",
+    "Permissions",
+    "Placement",
+    "ScriptStep",
+    "ScriptToolCall",
+    "TeamConfig",
+    "load_team",
+    "parse_team",
+]

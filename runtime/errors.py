@@ -1,0 +1,130 @@
+"""Troupe's error tree, in three families.
+
+* :class:`ModelVisibleError` - the model caused it and can recover: it becomes a tool result.
+* :class:`ConfigError` - the developer must fix something; raised early, with the fix in the message.
+* :class:`RunError` - the run itself failed or was stopped (budget, cancel, provider, script).
+
+Exceptions carry structured fields and have no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TroupeError(Exception):
+    """Base of every Troupe error."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.fields))
+
+
+def _rebuild(cls: type[TroupeError], message: str, fields: dict[str, Any]) -> TroupeError:
+    err = cls.__new__(cls)
+    TroupeError.__init__(err, message, **fields)
+    return err
+
+
+# --- errors the model sees -------------------------------------------------------------------
+class ModelVisibleError(TroupeError):
+    """Rendered into a tool result; the agent's loop goes on."""
+
+
+class ToolArgumentError(ModelVisibleError):
+    pass
+
+
+class ToolExecutionError(ModelVisibleError):
+    pass
+
+
+class ToolTimeoutError(ModelVisibleError):
+    pass
+
+
+class PermissionDeniedError(ModelVisibleError):
+    pass
+
+
+class UnknownToolCallError(ModelVisibleError):
+    """The model called a tool the agent does not have."""
+
+
+# --- developer errors ------------------------------------------------------------------------
+class ConfigError(TroupeError):
+    pass
+
+
+class TeamConfigError(ConfigError):
+    pass
+
+
+class UnknownToolError(ConfigError):
+    pass
+
+
+class UnknownAgentError(ConfigError):
+    pass
+
+
+class UnknownModelError(ConfigError):
+    pass
+
+
+class InvalidTransitionError(TroupeError):
+    """A state machine (agent, task) was asked for a move it does not allow."""
+
+
+class VersionConflictError(TroupeError):
+    """A compare-and-set write lost: the entry's version is not what the writer expected."""
+
+
+# --- run failures ----------------------------------------------------------------------------
+class RunError(TroupeError):
+    """The run stopped; ``status`` is the session status it maps to."""
+
+    status = "failed"
+
+
+class BudgetExceededError(RunError):
+    status = "budget_exceeded"
+
+
+class CancelledError(RunError):
+    status = "cancelled"
+
+
+class ProviderError(RunError):
+    """A model endpoint failed after retries and failover."""
+
+
+class ScriptExhaustedError(RunError):
+    """A scripted model was asked for more responses than its script holds."""
+
+
+__all__ = [
+    "BudgetExceededError",
+    "CancelledError",
+    "ConfigError",
+    "InvalidTransitionError",
+    "ModelVisibleError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RunError",
+    "ScriptExhaustedError",
+    "TeamConfigError",
+    "ToolArgumentError",
+    "ToolExecutionError",
+    "ToolTimeoutError",
+    "TroupeError",
+    "UnknownAgentError",
+    "UnknownModelError",
+    "UnknownToolCallError",
+    "UnknownToolError",
+    "VersionConflictError",
+]

@@ -1,0 +1,134 @@
+"""Identity value objects.
+
+Every id is a ``str`` subclass: frozen, validated on construction, and its string form *is* the
+id (lossless), so ids double as Ray actor names, dict keys and DuckDB column values.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, ClassVar, Self
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class _Id(str):
+    """Base for validated string ids."""
+
+    prefix: ClassVar[str] = ""
+    kind: ClassVar[str] = "id"
+
+    def __new__(cls, value: str) -> Self:
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise ValueError(
+                f"invalid {cls.kind} {value!r}: use 1-128 characters from letters, digits, "
+                "'.', '_', ':' and '-', starting with a letter or digit"
+            )
+        return super().__new__(cls, value)
+
+    @classmethod
+    def new(cls) -> Self:
+        """A fresh random id with this kind's prefix."""
+        return cls(f"{cls.prefix}{uuid.uuid4().hex[:16]}")
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str.__repr__(self)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),))
+
+
+class SessionId(_Id):
+    prefix = "s-"
+    kind = "session id"
+
+
+class RunId(_Id):
+    """A session run or an eval sweep: the lake's partition key."""
+
+    prefix = "r-"
+    kind = "run id"
+
+
+class AgentId(_Id):
+    """A logical actor's name inside its session (``lead``, ``worker_a``, ``blackboard``)."""
+
+    prefix = "a-"
+    kind = "agent id"
+
+
+class TaskId(_Id):
+    prefix = "t-"
+    kind = "task id"
+
+
+class MessageId(_Id):
+    prefix = "m-"
+    kind = "message id"
+
+    @classmethod
+    def new(cls) -> Self:
+        return cls(f"m-{uuid.uuid4().hex}")
+
+
+class Address(str):
+    """Where a logical actor lives: ``<session>/<agent>``; also its dedicated Ray actor name."""
+
+    def __new__(cls, session_id: str, agent: str) -> Self:
+        return super().__new__(cls, f"{SessionId(session_id)}/{AgentId(agent)}")
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        session, sep, agent = text.partition("/")
+        if not sep:
+            raise ValueError(f"invalid address {text!r}: expected '<session>/<agent>'")
+        return cls(session, agent)
+
+    @property
+    def session_id(self) -> SessionId:
+        return SessionId(self.partition("/")[0])
+
+    @property
+    def agent(self) -> AgentId:
+        return AgentId(self.partition("/")[2])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.session_id, self.agent))
+
+
+# Reserved logical-actor names inside every session.
+BLACKBOARD = AgentId("blackboard")
+TASKS = AgentId("tasks")
+SUPERVISOR = AgentId("session")
+USER = AgentId("user")
+RESERVED_NAMES = frozenset({BLACKBOARD, TASKS, SUPERVISOR, USER})
+
+# Ray namespace every Troupe actor lives in.
+RAY_NAMESPACE = "troupe"
+
+__all__ = [
+    "BLACKBOARD",
+    "RAY_NAMESPACE",
+    "RESERVED_NAMES",
+    "SUPERVISOR",
+    "TASKS",
+    "USER",
+    "Address",
+    "AgentId",
+    "MessageId",
+    "RunId",
+    "SessionId",
+    "TaskId",
+]

@@ -1,0 +1,48 @@
+"""Keep secrets out of events: API keys and auth headers never reach the lake."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SECRET_KEYS = re.compile(
+    r"(api[_-]?key|authorization|auth[_-]?token|secret|password|bearer|x-api-key|access[_-]?token)",
+    re.IGNORECASE,
+)
+_SECRET_VALUES = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,}|ghp_[A-Za-z0-9]{8,}|xox[bp]-[A-Za-z0-9\-]{8,})"
+)
+REDACTED = "[redacted]"
+
+_extra_values: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value (for example an API key read from the environment) to scrub."""
+    if value and len(value) >= 6:
+        _extra_values.add(value)
+
+
+def redact_text(text: str) -> str:
+    text = _SECRET_VALUES.sub(REDACTED, text)
+    for value in _extra_values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking keys and values replaced."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+__all__ = ["REDACTED", "redact", "redact_text", "register_secret"]
