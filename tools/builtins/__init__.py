@@ -1,0 +1,16 @@
+"""Built-in tools every agent can be given by name."""
+
+from __future__ import annotations
+
+from tools.builtins import blackboard, calculator, messaging, tasks
+from tools.registry import ToolRegistry
+
+BUILTIN_TOOLS = [*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS]
+
+
+def default_registry() -> ToolRegistry:
+    """A fresh registry holding every built-in tool."""
+    return ToolRegistry(BUILTIN_TOOLS)
+
+
+__all__ = ["BUILTIN_TOOLS", "default_registry"]

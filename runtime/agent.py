@@ -1,0 +1,251 @@
+"""One logical agent: a mailbox, a state machine, a context, and turns run one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from runtime.config import AgentSpec
+from runtime.context import Context
+from runtime.errors import InvalidTransitionError, RunError
+from runtime.events import Emitter
+from runtime.ids import SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, TaskId
+from runtime.llm.types import LLMClient, ToolCall
+from runtime.loop import Turn, run_turn
+from runtime.mailbox import Mailbox
+from runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from runtime.state import AgentState, StateMachine
+from tools.context import SessionServices, ToolContext
+from tools.spec import Tool
+
+
+def system_prompt(spec: AgentSpec, team: Sequence[AgentSpec]) -> str:
+    who = spec.name or str(spec.id)
+    lines = [f"You are {who} (agent id {spec.id!r})" + (f", the {spec.role}." if spec.role else ".")]
+    if spec.instructions:
+        lines.append(spec.instructions.strip())
+    others = [f"- {a.id}: {a.role or a.name or 'agent'}" for a in team if a.id != spec.id]
+    if others:
+        lines.append("Your team:\n" + "\n".join(others))
+    lines.append("When you have the final answer, reply with it as plain text (no tool call).")
+    return "\n\n".join(lines)
+
+
+class AgentCore:
+    """Plain-Python agent; the host gives it a model, tools and the session's services."""
+
+    def __init__(
+        self,
+        *,
+        spec: AgentSpec,
+        session_id: SessionId,
+        run_id: RunId,
+        llm: LLMClient,
+        tools: dict[str, Tool],
+        services: SessionServices,
+        emit: Emitter,
+        team: Sequence[AgentSpec] = (),
+        stream_tokens: bool = False,
+        temperature: float | None = None,
+        parent: AgentId | None = None,
+    ) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.session_id = session_id
+        self.run_id = run_id
+        self.llm = llm
+        self.tools = tools
+        self.services = services
+        self.parent = parent
+        self.stream_tokens = stream_tokens
+        self.temperature = temperature
+        self.mailbox = Mailbox()
+        self.sm = StateMachine(str(spec.id))
+        self.context = Context(system=system_prompt(spec, team or [spec]), budget_tokens=spec.context_tokens)
+        self.open_requests: list[Envelope] = []
+        self.turns = 0
+        self._base_emit = emit
+        self._current_task: TaskId | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._turn_task: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    # --- events -----------------------------------------------------------------------------
+    def emit(self, type: Any, /, *, payload: Any = None, **fields: Any) -> None:
+        fields.setdefault("task_id", self._current_task)
+        self._base_emit(type, payload=payload, **fields)
+
+    def _move(self, to: AgentState) -> None:
+        prev = self.sm.move(to)
+        self.emit("agent.state", status=str(to), payload={"from": str(prev), "to": str(to)})
+
+    # --- delivery ---------------------------------------------------------------------------
+    def deliver(self, envelope: Envelope) -> bool:
+        """Accept a message. Control acts at once; others queue. False for a duplicate."""
+        if self.sm.state is AgentState.TERMINATED:
+            return False
+        if envelope.is_control:
+            if not self.mailbox.remember(envelope.id):
+                return False
+            self._control(ControlOp(envelope.data.get("op", "")))
+            return True
+        return self.mailbox.put(envelope)
+
+    def _control(self, op: ControlOp) -> None:
+        state = self.sm.state
+        if op is ControlOp.PAUSE and state in (AgentState.IDLE, AgentState.RUNNING):
+            self._move(AgentState.PAUSED)
+            self._resumed.clear()
+        elif op is ControlOp.RESUME and state is AgentState.PAUSED:
+            self._move(AgentState.RUNNING if self._turn_task and not self._turn_task.done() else AgentState.IDLE)
+            self._resumed.set()
+            self.mailbox.wake()
+        elif op is ControlOp.CANCEL:
+            if self._turn_task and not self._turn_task.done():
+                self._turn_task.cancel()
+        elif op is ControlOp.TERMINATE:
+            self.terminate()
+
+    def terminate(self) -> None:
+        if self.sm.state is AgentState.TERMINATED:
+            return
+        if self._turn_task and not self._turn_task.done():
+            self._turn_task.cancel()
+        self._move(AgentState.TERMINATED)
+        self._resumed.set()
+        self.mailbox.wake()
+
+    # --- the run loop -----------------------------------------------------------------------
+    def start(self) -> asyncio.Task[None]:
+        self._runner = asyncio.get_running_loop().create_task(self.run(), name=f"agent:{self.id}")
+        return self._runner
+
+    async def run(self) -> None:
+        while self.sm.state is not AgentState.TERMINATED:
+            await self.mailbox.wait()
+            if self.sm.state is AgentState.PAUSED:
+                await self._resumed.wait()
+                continue
+            if self.sm.state is AgentState.TERMINATED:
+                break
+            batch = self.mailbox.take_all()
+            if not batch:
+                continue
+            self._turn_task = asyncio.get_running_loop().create_task(self._turn(batch))
+            try:
+                await self._turn_task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+                self.emit("agent.state", status="cancelled", payload={"turn": self.turns})
+                if self.sm.state is AgentState.RUNNING:
+                    self._move(AgentState.IDLE)
+
+    async def gate(self) -> None:
+        await self._resumed.wait()
+
+    async def _turn(self, batch: list[Envelope]) -> None:
+        self.turns += 1
+        for env in batch:
+            self.emit(
+                "message.delivered",
+                payload={"id": env.id, "sender": env.sender, "kind": env.kind, "content": env.content[:2000], "data": env.data},
+            )
+        self.open_requests.extend(
+            e for e in batch if e.kind is MessageKind.TASK or (e.kind is MessageKind.TEXT and not e.data.get("is_reply"))
+        )
+        tasks = [e for e in self.open_requests if e.kind is MessageKind.TASK]
+        self._current_task = TaskId(tasks[-1].data["task_id"]) if tasks else None
+        if self.sm.state is AgentState.ERROR:
+            self._move(AgentState.IDLE)
+        self._move(AgentState.RUNNING)
+        self.context.add_incoming(batch)
+        turn = Turn(
+            spec=self.spec, llm=self.llm, context=self.context, tools=self.tools, emit=self.emit,
+            make_ctx=lambda call: self._tool_context(call, turn), charge=self._charge, gate=self.gate,
+            stream_tokens=self.stream_tokens, temperature=self.temperature,
+        )
+        try:
+            result = await run_turn(turn)
+        except RunError as e:
+            self._move(AgentState.ERROR)
+            self.emit("agent.error", status=e.status, payload={"error": e.message, "type": type(e).__name__})
+            await self._report_failure(e)
+            return
+        if result.reply is not None:
+            await self._answer(result.reply)
+        if self.sm.state is AgentState.RUNNING:
+            self._move(AgentState.IDLE)
+
+    async def _charge(self, **usage: int) -> None:
+        await self.services.call(SUPERVISOR, "charge", agent=str(self.id), **usage)
+
+    async def _report_failure(self, error: RunError) -> None:
+        try:
+            await self.services.call(
+                SUPERVISOR, "agent_failed", agent=str(self.id), error_type=type(error).__name__,
+                message=error.message, status=error.status,
+            )
+        except Exception:  # the session may already be gone; the agent.error event is recorded
+            pass
+
+    async def _answer(self, text: str) -> None:
+        """Send the turn's reply to whoever is waiting: open requests and assigned tasks."""
+        requests, self.open_requests = self.open_requests, []
+        for req in requests:
+            if req.kind is MessageKind.TASK:
+                try:
+                    await self.services.call(
+                        TASKS, "update", task_id=req.data["task_id"], by=str(self.id), status="done", output=text
+                    )
+                except InvalidTransitionError:
+                    pass  # the agent already closed the task with a tool
+                continue
+            reply = Envelope(
+                session_id=self.session_id, sender=self.id, recipient=req.sender, content=text,
+                reply_to=req.id, data={"is_reply": True}, trace=Trace(run_id=self.run_id, task_id=self._current_task),
+            )
+            await self.send(reply)
+        self._current_task = None
+
+    async def send(self, envelope: Envelope) -> None:
+        self.emit(
+            "message.sent",
+            payload={"id": envelope.id, "to": envelope.recipient, "topic": envelope.topic, "kind": envelope.kind,
+                     "content": envelope.content[:2000]},
+        )
+        await self.services.send(envelope)
+
+    def _tool_context(self, call: ToolCall, turn: Turn) -> ToolContext:
+        def end_turn() -> None:
+            turn.end_requested = True
+
+        def forget_notices(task_ids: Sequence[str]) -> int:
+            ids = set(task_ids)
+            return self.mailbox.discard(lambda e: e.kind is MessageKind.NOTICE and e.data.get("task_id") in ids)
+
+        return ToolContext(
+            session_id=self.session_id, run_id=self.run_id, agent=self.id, services=self.services, spec=self.spec,
+            tool_call_id=call.id, task_id=self._current_task, emit=self.emit, end_turn=end_turn,
+            forget_notices=forget_notices, extra={"agent_core": self},
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id), "state": str(self.sm.state), "mailbox": len(self.mailbox), "turns": self.turns,
+            "parent": self.parent, "open_requests": len(self.open_requests),
+        }
+
+
+def user_message(session_id: SessionId, run_id: RunId, recipient: AgentId, text: str) -> Envelope:
+    return Envelope(session_id=session_id, sender=USER, recipient=recipient, content=text, trace=Trace(run_id=run_id))
+
+
+def control_message(session_id: SessionId, recipient: AgentId, op: ControlOp) -> Envelope:
+    return Envelope(session_id=session_id, sender=SUPERVISOR, recipient=recipient, kind=MessageKind.CONTROL, data={"op": str(op)})
+
+
+__all__ = ["AgentCore", "control_message", "system_prompt", "user_message"]

@@ -1,0 +1,101 @@
+"""The public Python API: start a runtime, open sessions for a team, run them.
+
+    troupe = await Troupe.connect()                 # Ray: local, or address="ray://..." / "auto"
+    async with await troupe.open("examples/research_team") as session:
+        await session.send("...")
+        async for event in session.events(): ...
+        result = await session.result()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runtime.config import Placement, TeamConfig, load_team
+from runtime.errors import UnknownToolError
+from runtime.host import SessionSpec
+from runtime.ids import RunId, SessionId
+from runtime.lake import default_lake
+from runtime.session import Backend, Session
+from runtime.supervisor import SessionResult
+from tools.builtins import default_registry
+from tools.registry import ToolRegistry
+
+
+def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
+    """Fail before any actor starts if an agent names a tool that does not exist."""
+    for agent in team.agents:
+        for name in agent.tools:
+            try:
+                registry.get(name)
+            except UnknownToolError as e:
+                raise UnknownToolError(f"agent {agent.id!r}: {e.message}", agent=agent.id, tool=name) from None
+
+
+def as_team(team: TeamConfig | str | Path) -> TeamConfig:
+    return team if isinstance(team, TeamConfig) else load_team(team)
+
+
+class Troupe:
+    def __init__(self, backend: Backend, *, placement: Placement = Placement.DEDICATED,
+                 registry: ToolRegistry | None = None) -> None:
+        self.backend = backend
+        self.placement = placement
+        self.registry = registry or default_registry()
+
+    @property
+    def lake(self) -> str:
+        return self.backend.lake
+
+    @classmethod
+    def local(cls, *, lake: str | Path | None = None) -> Troupe:
+        """Everything in this process, no Ray (tests, quick experiments)."""
+        from runtime.local_backend import LocalBackend
+
+        return cls(LocalBackend(lake or default_lake()), placement=Placement.PACKED)
+
+    @classmethod
+    async def connect(
+        cls, *, address: str | None = None, lake: str | Path | None = None,
+        placement: Placement | str = Placement.DEDICATED, pool_size: int | None = None,
+    ) -> Troupe:
+        """Connect to Ray (start a local instance when ``address`` is None and none is running)."""
+        from actors.backend import RayBackend
+
+        backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size)
+        return cls(backend, placement=Placement(placement))
+
+    async def open(
+        self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
+        stream_tokens: bool = False, run_id: str | None = None, session_id: str | None = None,
+    ) -> Session:
+        cfg = as_team(team)
+        if model is not None:
+            cfg = cfg.with_model(model)
+        validate_team(cfg, self.registry)
+        spec = SessionSpec(
+            session_id=SessionId(session_id) if session_id else SessionId.new(),
+            run_id=RunId(run_id) if run_id else RunId.new(),
+            team=cfg,
+            placement=Placement(placement) if placement else self.placement,
+            stream_tokens=stream_tokens,
+        )
+        await self.backend.subscribe(spec.session_id)
+        await self.backend.start_session(spec)
+        return Session(self.backend, spec)
+
+    async def run(self, team: TeamConfig | str | Path, input: str, *, timeout: float | None = None,
+                  **options: Any) -> SessionResult:
+        """Open a session, send ``input``, wait for the result, close it."""
+        session = await self.open(team, **options)
+        try:
+            return await session.run(input, timeout=timeout)
+        finally:
+            await session.close()
+
+    async def shutdown(self) -> None:
+        await self.backend.shutdown()
+
+
+__all__ = ["Troupe", "as_team", "validate_team"]

@@ -1,0 +1,318 @@
+"""A host holds logical actors (agents, blackboard, task registry, supervisor) of one or more
+sessions and routes messages and calls between them.
+
+Placement decides how many logical actors one host holds: ``dedicated`` gives each its own host
+(its own Ray actor), ``packed`` puts a whole session on one host of a pool. Routing is the same:
+an address held here is served in-process (no serialisation, no process boundary); any other goes
+through the :class:`Transport` (Ray, in ``actors/``). A child agent lives on the host of its root
+ancestor, and its id says so: ``worker.checker`` lives with ``worker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from runtime.agent import AgentCore, control_message
+from runtime.blackboard import Blackboard
+from runtime.config import AgentSpec, Placement, TeamConfig
+from runtime.errors import TroupeError, UnknownAgentError
+from runtime.events import EventSink, make_event
+from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId
+from runtime.llm.registry import build_client
+from runtime.llm.types import LLMClient
+from runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from runtime.supervisor import SessionResult, Supervisor
+from runtime.tasks import TaskRegistry
+from tools.builtins import default_registry
+from tools.registry import ToolRegistry
+
+SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
+
+SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
+    BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
+    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
+    SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe"}),
+}
+AGENT_METHODS = frozenset({"describe"})
+
+
+class SessionSpec(BaseModel):
+    """What every host of a session is told about it (crosses processes)."""
+
+    session_id: SessionId
+    run_id: RunId
+    team: TeamConfig
+    placement: Placement = Placement.DEDICATED
+    stream_tokens: bool = False
+
+    def members(self) -> list[AgentId]:
+        return [a.id for a in self.team.agents]
+
+    def all_names(self) -> list[AgentId]:
+        return [*SERVICES, *self.members()]
+
+
+class Transport(Protocol):
+    """Reaches logical actors held by other hosts."""
+
+    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool: ...
+
+    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any: ...
+
+
+def root_of(agent: AgentId) -> AgentId:
+    return AgentId(agent.split(".", 1)[0])
+
+
+@dataclass
+class _Held:
+    """This host's share of one session."""
+
+    spec: SessionSpec
+    guests: dict[AgentId, Any] = field(default_factory=dict)
+    runners: list[asyncio.Task[None]] = field(default_factory=list)
+    llms: list[LLMClient] = field(default_factory=list)
+
+
+class _Services:
+    """The :class:`~tools.context.SessionServices` an agent on this host uses."""
+
+    def __init__(self, host: HostCore, session_id: SessionId) -> None:
+        self._host = host
+        self._session_id = session_id
+
+    async def call(self, target: AgentId, method: str, /, **kwargs: Any) -> Any:
+        return await self._host.call(self._session_id, AgentId(target), method, kwargs)
+
+    async def send(self, envelope: Envelope) -> None:
+        await self._host.send(envelope)
+
+    async def spawn_child(self, spec: AgentSpec, *, parent: AgentId) -> AgentId:
+        return await self._host.spawn_child(self._session_id, spec, parent=parent)
+
+    async def terminate(self, agent: AgentId) -> None:
+        await self._host.deliver(self._session_id, agent, control_message(self._session_id, agent, ControlOp.TERMINATE))
+
+    def members(self) -> Sequence[AgentId]:
+        held = self._host.sessions[self._session_id]
+        return [*held.spec.members(), *(g for g in held.guests if "." in g)]
+
+
+class HostCore:
+    def __init__(
+        self,
+        *,
+        sink: EventSink,
+        transport: Transport | None = None,
+        registry: ToolRegistry | None = None,
+        llm_factory: Callable[..., LLMClient] = build_client,
+    ) -> None:
+        self.sink = sink
+        self.transport = transport
+        self.registry = registry or default_registry()
+        self.llm_factory = llm_factory
+        self.sessions: dict[SessionId, _Held] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self.finished: dict[SessionId, SessionResult] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def emitter(self, spec: SessionSpec, agent: str) -> Callable[..., None]:
+        seq = itertools.count(1)
+        run_id, session_id, sink = str(spec.run_id), str(spec.session_id), self.sink
+        stream = spec.stream_tokens
+
+        def emit(type: Any, /, *, payload: Any = None, **fields: Any) -> None:
+            if type == "llm.token" and not stream:
+                return
+            fields.setdefault("agent", agent)
+            sink.emit(make_event(type, run_id=run_id, session_id=session_id, payload=payload, seq=next(seq), **fields))
+
+        return emit
+
+    async def start_session(self, spec: SessionSpec, names: Sequence[str]) -> list[str]:
+        """Create the logical actors ``names`` of ``spec`` on this host."""
+        held = self.sessions.setdefault(spec.session_id, _Held(spec))
+        for name in map(AgentId, names):
+            if name in held.guests:
+                continue
+            if name in SERVICES:
+                held.guests[name] = self._make_service(spec, name)
+            else:
+                agent = self._make_agent(held, spec.team.agent(name))
+                held.guests[name] = agent
+        for name in map(AgentId, names):
+            guest = held.guests[name]
+            if isinstance(guest, AgentCore) and guest._runner is None:
+                held.runners.append(guest.start())
+        return [str(n) for n in names]
+
+    def _make_service(self, spec: SessionSpec, name: AgentId) -> Any:
+        emit = self.emitter(spec, str(name))
+        if name == BLACKBOARD:
+            return Blackboard(session_id=spec.session_id, emit=emit, notify=self._notifier(spec, name))
+        if name == TASKS:
+            return TaskRegistry(session_id=spec.session_id, emit=emit, notify=self._notifier(spec, name))
+
+        async def on_finish(result: SessionResult) -> None:
+            self.finished[spec.session_id] = result
+            for member in spec.members():
+                self._spawn_bg(self.deliver(spec.session_id, member, control_message(spec.session_id, member, ControlOp.TERMINATE)))
+
+        return Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
+                          budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
+
+    def _make_agent(self, held: _Held, agent: AgentSpec, *, parent: AgentId | None = None, profile: str | None = None) -> AgentCore:
+        spec = held.spec
+        profile_name = profile or spec.team.profile_for(agent)
+        llm = self.llm_factory(profile_name, spec.team.models, agent=str(agent.id))
+        held.llms.append(llm)
+        tools = {t.name: t for t in self.registry.resolve(agent.tools)}
+        core = AgentCore(
+            spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
+            services=_Services(self, spec.session_id), emit=self.emitter(spec, str(agent.id)),
+            team=spec.team.agents, stream_tokens=spec.stream_tokens,
+            temperature=spec.team.models[profile_name].temperature, parent=parent,
+        )
+        if agent.subscriptions:
+            for prefix in agent.subscriptions:
+                self._spawn_bg(self.call(spec.session_id, BLACKBOARD, "subscribe", {"agent": str(agent.id), "prefix": prefix}))
+        return core
+
+    async def spawn_child(self, session_id: SessionId, child: AgentSpec, *, parent: AgentId) -> AgentId:
+        held = self._held(session_id)
+        if parent not in held.guests:
+            raise UnknownAgentError(f"parent {parent!r} is not on this host", agent=parent)
+        if child.id in held.guests:
+            raise TroupeError(f"an agent {child.id!r} already exists in this session; pick another name", agent=child.id)
+        parent_core = held.guests[parent]
+        profile = child.model or held.spec.team.profile_for(parent_core.spec)
+        core = self._make_agent(held, child, parent=parent, profile=profile)
+        held.guests[child.id] = core
+        held.runners.append(core.start())
+        core.emit("agent.spawned", payload={"parent": parent, "tools": child.tools, "model": profile})
+        return child.id
+
+    async def close_session(self, session_id: SessionId) -> None:
+        """Stop this host's logical actors of a session and release their resources."""
+        held = self.sessions.pop(session_id, None)
+        if held is None:
+            return
+        for guest in held.guests.values():
+            if isinstance(guest, AgentCore):
+                guest.terminate()
+        for task in held.runners:
+            task.cancel()
+        await asyncio.gather(*held.runners, return_exceptions=True)
+        await asyncio.gather(*(llm.aclose() for llm in held.llms), return_exceptions=True)
+
+    async def close(self) -> None:
+        for sid in list(self.sessions):
+            await self.close_session(sid)
+        for task in list(self._background):
+            task.cancel()
+
+    # --- routing ----------------------------------------------------------------------------
+    def _held(self, session_id: SessionId) -> _Held:
+        try:
+            return self.sessions[session_id]
+        except KeyError:
+            raise UnknownAgentError(f"session {session_id!r} has no actors on this host", session=session_id) from None
+
+    def _local(self, session_id: SessionId, agent: AgentId) -> Any | None:
+        held = self.sessions.get(session_id)
+        return None if held is None else held.guests.get(agent)
+
+    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
+        """Deliver to one logical actor, wherever it lives."""
+        if agent == USER:
+            agent = SUPERVISOR
+        guest = self._local(session_id, agent)
+        if guest is None:
+            if self.transport is None or self._is_child(session_id, agent):
+                raise UnknownAgentError(f"no agent {agent!r} in session {session_id}", agent=agent)
+            return await self.transport.deliver(session_id, agent, envelope)
+        if isinstance(guest, AgentCore):
+            if envelope.is_control and envelope.data.get("op") == ControlOp.TERMINATE:
+                self._terminate_children(session_id, agent)
+            return guest.deliver(envelope)
+        if isinstance(guest, Supervisor):
+            return await guest.deliver(envelope)
+        raise UnknownAgentError(f"{agent!r} is a service and takes calls, not messages", agent=agent)
+
+    def _is_child(self, session_id: SessionId, agent: AgentId) -> bool:
+        """A child whose root is here but which is gone: don't look for it elsewhere."""
+        return "." in agent and self._local(session_id, root_of(agent)) is not None
+
+    def _terminate_children(self, session_id: SessionId, agent: AgentId) -> None:
+        held = self.sessions.get(session_id)
+        if held is None:
+            return
+        for gid, guest in held.guests.items():
+            if gid.startswith(f"{agent}.") and isinstance(guest, AgentCore):
+                guest.terminate()
+
+    async def send(self, envelope: Envelope) -> None:
+        """Route a message: to its recipient, or to every member of its topic."""
+        if envelope.topic is not None:
+            held = self._held(envelope.session_id)
+            targets = [a.id for a in held.spec.team.agents if envelope.topic in a.groups and a.id != envelope.sender]
+            await asyncio.gather(*(self.deliver(envelope.session_id, t, envelope.to(t)) for t in targets))
+            return
+        if envelope.recipient is None:
+            raise UnknownAgentError("a message needs a recipient or a topic", message=envelope.id)
+        await self.deliver(envelope.session_id, envelope.recipient, envelope)
+
+    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
+        """Call a method of a logical actor, wherever it lives."""
+        guest = self._local(session_id, target)
+        if guest is None:
+            if self.transport is None:
+                raise UnknownAgentError(f"no actor {target!r} in session {session_id}", agent=target)
+            return await self.transport.call(session_id, target, method, kwargs)
+        allowed = SERVICE_METHODS.get(target, AGENT_METHODS)
+        if method not in allowed:
+            raise UnknownAgentError(f"{target!r} has no method {method!r}; it offers {sorted(allowed)}", agent=target)
+        result = getattr(guest, method)(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _notifier(self, spec: SessionSpec, sender: AgentId) -> Callable[[AgentId, MessageKind, str, dict[str, Any]], None]:
+        def notify(recipient: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
+            env = Envelope(session_id=spec.session_id, sender=sender, recipient=AgentId(recipient), kind=kind,
+                           content=content, data=data, trace=Trace(run_id=spec.run_id, task_id=data.get("task_id")))
+            self._spawn_bg(self._deliver_quietly(env))
+
+        return notify
+
+    async def _deliver_quietly(self, envelope: Envelope) -> None:
+        try:
+            await self.send(envelope)
+        except UnknownAgentError:
+            pass  # the recipient is gone (a finished child); the notice has nobody to inform
+
+    def _spawn_bg(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for queued background deliveries (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            str(sid): {str(gid): (g.describe() if hasattr(g, "describe") else type(g).__name__) for gid, g in held.guests.items()}
+            for sid, held in self.sessions.items()
+        }
+
+
+__all__ = ["SERVICES", "SessionSpec", "Transport", "HostCore", "root_of"]

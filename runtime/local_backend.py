@@ -1,0 +1,67 @@
+"""Run a whole session in this process: one host, no Ray. For unit tests and quick notebooks.
+
+It writes the same lake, through the same event log core, as the Ray backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from runtime.event_buffer import EventBuffer
+from runtime.eventlog import EventLogCore
+from runtime.events import Event
+from runtime.host import HostCore, SessionSpec
+from runtime.ids import AgentId, SessionId
+from runtime.messages import Envelope
+from tools.registry import ToolRegistry
+
+
+class LocalBackend:
+    def __init__(self, lake: str | Path, *, registry: ToolRegistry | None = None, **host_kwargs: Any) -> None:
+        self.lake = str(lake)
+        self.log = EventLogCore(self.lake)
+        self.buffer = EventBuffer(self.log.append)
+        self.host = HostCore(sink=self.buffer, registry=registry, **host_kwargs)
+        self._started = False
+
+    async def start_session(self, spec: SessionSpec) -> None:
+        if not self._started:
+            self.buffer.start()
+            self._started = True
+        await self.host.start_session(spec, spec.all_names())
+
+    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
+        return await self.host.deliver(session_id, agent, envelope)
+
+    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
+        return await self.host.call(session_id, target, method, kwargs)
+
+    async def subscribe(self, session_id: SessionId) -> None:
+        self.log.subscribe(str(session_id))
+
+    async def tail(self, session_id: SessionId) -> AsyncIterator[Event]:
+        cursor = 0
+        while True:
+            await self.buffer.flush()
+            rows, cursor = await self.log.read(str(session_id), cursor, 0.05)
+            for row in rows:
+                yield Event.model_validate(row)
+
+    async def close_session(self, session_id: SessionId) -> None:
+        spec = self.host.sessions.get(session_id)
+        await self.host.drain()
+        await self.host.close_session(session_id)
+        await self.buffer.flush()
+        if spec is not None:
+            await self.log.finish_run(str(spec.spec.run_id))
+        self.log.unsubscribe(str(session_id))
+
+    async def shutdown(self) -> None:
+        await self.host.close()
+        await self.buffer.close()
+        await self.log.close()
+
+
+__all__ = ["LocalBackend"]

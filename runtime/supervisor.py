@@ -1,0 +1,159 @@
+"""The session supervisor: budgets, the final result, and the session's lifecycle events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from runtime.clock import SYSTEM_CLOCK, Clock
+from runtime.config import Budgets
+from runtime.errors import BudgetExceededError
+from runtime.events import Emitter
+from runtime.ids import USER, AgentId, RunId, SessionId
+from runtime.messages import Envelope
+
+
+class SessionStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+class Usage(BaseModel):
+    tokens: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+
+
+class SessionResult(BaseModel):
+    """How a session ended; what ``troupe run --json`` prints."""
+
+    session_id: SessionId
+    run_id: RunId
+    status: SessionStatus
+    reply: str | None = None
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SessionStatus.COMPLETED
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        session_id: SessionId,
+        run_id: RunId,
+        entry: AgentId,
+        budgets: Budgets,
+        emit: Emitter,
+        on_finish: Callable[[SessionResult], Awaitable[None]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.session_id = session_id
+        self.run_id = run_id
+        self.entry = entry
+        self.budgets = budgets
+        self.emit = emit
+        self.on_finish = on_finish
+        self.clock = clock
+        self.usage = Usage()
+        self.status = SessionStatus.RUNNING
+        self.result: SessionResult | None = None
+        self._done = asyncio.Event()
+        self._started_at: datetime | None = None
+        self._started_mono = 0.0
+        self._timer: asyncio.Task[None] | None = None
+
+    def start(self, *, input: str, team: str, placement: str) -> None:
+        self._started_at = self.clock.now()
+        self._started_mono = self.clock.monotonic()
+        self.emit("session.started", status="running", payload={"input": input, "team": team, "placement": placement,
+                                                                "entry": self.entry, "budgets": self.budgets.model_dump()})
+        if self.budgets.max_wall_s is not None:
+            self._timer = asyncio.get_running_loop().create_task(self._wall_timer(self.budgets.max_wall_s))
+
+    async def _wall_timer(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        await self._exceeded("max_wall_s", seconds)
+
+    async def _exceeded(self, budget: str, limit: float) -> None:
+        if self.status is not SessionStatus.RUNNING:
+            return
+        self.emit("budget.exceeded", status="budget_exceeded", payload={"budget": budget, "limit": limit, "usage": self.usage.model_dump()})
+        await self.finish(SessionStatus.BUDGET_EXCEEDED, error=f"budget {budget}={limit:g} exceeded")
+
+    async def charge(self, *, agent: str = "", tokens: int = 0, llm_calls: int = 0, tool_calls: int = 0) -> None:
+        """Add usage; raises :class:`BudgetExceededError` (and ends the session) past a budget."""
+        if self.status is not SessionStatus.RUNNING:
+            raise BudgetExceededError(f"session is {self.status}; no more work is accepted", status=str(self.status))
+        self.usage.tokens += tokens
+        self.usage.llm_calls += llm_calls
+        self.usage.tool_calls += tool_calls
+        for name, used, limit in (
+            ("max_tokens", self.usage.tokens, self.budgets.max_tokens),
+            ("max_llm_calls", self.usage.llm_calls, self.budgets.max_llm_calls),
+            ("max_tool_calls", self.usage.tool_calls, self.budgets.max_tool_calls),
+        ):
+            if limit is not None and used > limit:
+                await self._exceeded(name, limit)
+                raise BudgetExceededError(f"budget {name}={limit} exceeded ({used} used)", budget=name, agent=agent)
+
+    async def deliver(self, envelope: Envelope) -> bool:
+        """A message to the user: the entry agent's reply completes the session."""
+        if envelope.recipient == USER and envelope.sender == self.entry and self.status is SessionStatus.RUNNING:
+            await self.finish(SessionStatus.COMPLETED, reply=envelope.content)
+        return True
+
+    async def agent_failed(self, *, agent: str, error_type: str, message: str, status: str = "failed") -> None:
+        if self.status is not SessionStatus.RUNNING:
+            return
+        final = SessionStatus(status) if status in SessionStatus.__members__.values() else SessionStatus.FAILED
+        if final is SessionStatus.RUNNING:
+            final = SessionStatus.FAILED
+        await self.finish(final, error=f"agent {agent!r} failed: {error_type}: {message}")
+
+    async def cancel(self, *, reason: str = "cancelled by the client") -> None:
+        await self.finish(SessionStatus.CANCELLED, error=reason)
+
+    async def finish(self, status: SessionStatus, *, reply: str | None = None, error: str | None = None) -> SessionResult:
+        if self.result is not None:
+            return self.result
+        self.status = status
+        now = self.clock.now()
+        self.result = SessionResult(
+            session_id=self.session_id, run_id=self.run_id, status=status, reply=reply, error=error,
+            usage=self.usage.model_copy(), started_at=self._started_at, finished_at=now,
+            duration_s=round(self.clock.monotonic() - self._started_mono, 6),
+        )
+        if self._timer is not None and self._timer is not asyncio.current_task():
+            self._timer.cancel()
+        self.emit("session.finished", status=str(status), duration_ms=self.result.duration_s * 1e3,
+                  payload={"reply": reply, "error": error, "usage": self.usage.model_dump()})
+        self._done.set()
+        if self.on_finish is not None:
+            await self.on_finish(self.result)
+        return self.result
+
+    async def wait(self, *, timeout: float | None = None) -> SessionResult:
+        await asyncio.wait_for(self._done.wait(), timeout)
+        assert self.result is not None
+        return self.result
+
+    def describe(self) -> dict[str, Any]:
+        return {"status": str(self.status), "usage": self.usage.model_dump()}
+
+
+__all__ = ["SessionResult", "SessionStatus", "Supervisor", "Usage"]

@@ -1,0 +1,64 @@
+"""Blackboard tools: shared facts, artifacts and decisions of a session."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from runtime.ids import BLACKBOARD
+from tools.context import ToolContext
+from tools.spec import tool
+
+
+def _entry(e: Any) -> dict[str, Any] | None:
+    return None if e is None else {"key": e.key, "value": e.value, "version": e.version, "author": e.author, "kind": e.kind}
+
+
+@tool(name="blackboard_put", level="L1")
+async def blackboard_put(
+    ctx: ToolContext,
+    key: str,
+    value: Any,
+    kind: Literal["fact", "artifact", "decision"] = "fact",
+    expected_version: int | None = None,
+    ttl_s: float | None = None,
+) -> dict[str, Any] | None:
+    """Write a value to the shared blackboard.
+
+    Args:
+        key: Slash-separated key, e.g. "results/t-mul".
+        value: Any JSON value.
+        kind: fact, artifact or decision.
+        expected_version: Compare-and-set: write only if the key is at this version (0 = must not exist).
+        ttl_s: Seconds until the entry expires.
+    """
+    entry = await ctx.services.call(
+        BLACKBOARD, "put", key=key, value=value, author=str(ctx.agent), kind=kind, ttl_s=ttl_s,
+        expected_version=expected_version,
+        provenance={"message_id": ctx.message_id, "tool_call_id": ctx.tool_call_id},
+    )
+    return _entry(entry)
+
+
+@tool(name="blackboard_get", level="L0", idempotent=True)
+async def blackboard_get(ctx: ToolContext, key: str) -> dict[str, Any] | str:
+    """Read one blackboard entry by key.
+
+    Args:
+        key: The exact key.
+    """
+    entry = await ctx.services.call(BLACKBOARD, "get", key=key)
+    return _entry(entry) if entry is not None else f"no entry under key {key!r}"
+
+
+@tool(name="blackboard_list", level="L0", idempotent=True)
+async def blackboard_list(ctx: ToolContext, prefix: str = "") -> list[dict[str, Any] | None]:
+    """List blackboard entries whose key starts with a prefix.
+
+    Args:
+        prefix: Key prefix, e.g. "results/"; empty lists everything.
+    """
+    entries = await ctx.services.call(BLACKBOARD, "list", prefix=prefix)
+    return [_entry(e) for e in entries]
+
+
+TOOLS = [blackboard_put, blackboard_get, blackboard_list]

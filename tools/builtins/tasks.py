@@ -1,0 +1,91 @@
+"""Task tools: split work into a task tree, assign it, track it, wait for it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from runtime.errors import ToolArgumentError
+from runtime.ids import TASKS
+from tools.context import ToolContext
+from tools.spec import tool
+
+
+def _task(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "goal": t.goal, "status": t.status, "assignee": t.assignee, "parent_id": t.parent_id,
+            "output": t.output, "error": t.error}
+
+
+@tool(name="task_create", level="L1")
+async def task_create(
+    ctx: ToolContext, goal: str, assignee: str | None = None, task_id: str | None = None, input: Any = None,
+    parent_id: str | None = None,
+) -> dict[str, Any]:
+    """Create a task; an assignee is told about it and its reply completes it.
+
+    Args:
+        goal: What must be done.
+        assignee: Agent id to do it (omit to leave it unassigned).
+        task_id: Optional id of your choosing, e.g. "t-mul".
+        input: Optional JSON input for the task.
+        parent_id: Parent task (defaults to the task you are working on).
+    """
+    if assignee is not None and assignee not in ctx.services.members():
+        raise ToolArgumentError(
+            f"unknown assignee {assignee!r}; agents in this session: {', '.join(ctx.services.members())}", tool="task_create"
+        )
+    task = await ctx.services.call(
+        TASKS, "create", goal=goal, created_by=str(ctx.agent), assignee=assignee, task_id=task_id, input=input,
+        parent_id=parent_id or ctx.task_id,
+    )
+    return _task(task)
+
+
+@tool(name="task_update", level="L1")
+async def task_update(
+    ctx: ToolContext, task_id: str,
+    status: Literal["running", "blocked", "done", "failed", "cancelled"] | None = None,
+    output: Any = None, error: str | None = None,
+) -> dict[str, Any]:
+    """Change a task's status or record its output.
+
+    Args:
+        task_id: The task.
+        status: New status.
+        output: The task's result (JSON).
+        error: Why it failed.
+    """
+    task = await ctx.services.call(TASKS, "update", task_id=task_id, by=str(ctx.agent), status=status, output=output, error=error)
+    return _task(task)
+
+
+@tool(name="task_list", level="L0", idempotent=True)
+async def task_list(
+    ctx: ToolContext, status: Literal["pending", "running", "blocked", "done", "failed", "cancelled"] | None = None,
+    assignee: str | None = None,
+) -> list[dict[str, Any]]:
+    """List tasks, optionally by status or assignee.
+
+    Args:
+        status: Only tasks in this status.
+        assignee: Only tasks assigned to this agent.
+    """
+    return [_task(t) for t in await ctx.services.call(TASKS, "list", status=status, assignee=assignee)]
+
+
+@tool(name="task_wait", level="L0", timeout_s=3600)
+async def task_wait(ctx: ToolContext, task_ids: list[str], timeout_s: float = 600) -> list[dict[str, Any]]:
+    """Wait until all the given tasks are finished and return them with their outputs.
+
+    Args:
+        task_ids: Tasks to wait for.
+        timeout_s: Give up after this many seconds.
+    """
+    try:
+        tasks = await ctx.services.call(TASKS, "wait", task_ids=task_ids, timeout=timeout_s)
+    except TimeoutError:
+        raise ToolArgumentError(f"tasks {task_ids} did not finish within {timeout_s:g}s", tool="task_wait") from None
+    ctx.forget_notices(task_ids)
+    return [_task(t) for t in tasks]
+
+
+TOOLS = [task_create, task_update, task_list, task_wait]

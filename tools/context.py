@@ -1,0 +1,55 @@
+"""What a tool sees of the runtime: who is calling, and the services of its session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runtime.config import AgentSpec
+from runtime.events import Emitter, null_emitter
+from runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
+from runtime.messages import Envelope
+
+
+class SessionServices(Protocol):
+    """The session's logical actors, reachable from any placement through one API."""
+
+    async def call(self, target: AgentId, method: str, /, **kwargs: Any) -> Any:
+        """Call a method of a service actor (``blackboard``, ``tasks``, ``session``) of this session."""
+        ...
+
+    async def send(self, envelope: Envelope) -> None:
+        """Deliver a message to an agent (or to every member of ``envelope.topic``)."""
+        ...
+
+    async def spawn_child(self, spec: AgentSpec, *, parent: AgentId) -> AgentId:
+        """Start a child agent next to its parent; returns its id."""
+        ...
+
+    async def terminate(self, agent: AgentId) -> None: ...
+
+    def members(self) -> Sequence[AgentId]:
+        """The agents of this session (team members and live children)."""
+        ...
+
+
+@dataclass
+class ToolContext:
+    session_id: SessionId
+    run_id: RunId
+    agent: AgentId
+    services: SessionServices
+    spec: AgentSpec
+    tool_call_id: str = ""
+    message_id: MessageId | None = None
+    task_id: TaskId | None = None
+    emit: Emitter = null_emitter
+    end_turn: Callable[[], None] = lambda: None
+    """Ends the agent's turn after this batch of tool calls, without a reply."""
+    forget_notices: Callable[[Sequence[str]], int] = lambda task_ids: 0
+    """Drops queued notices about these tasks (the caller has already seen their outcome)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["SessionServices", "ToolContext"]
