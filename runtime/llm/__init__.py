@@ -1,0 +1,43 @@
+"""LLM clients: one protocol, an OpenAI-compatible implementation, deterministic stand-ins.
+
+Pick a client from a team's model profiles with :func:`build_client`.
+"""
+
+from runtime.llm.function import FunctionModel, load_function
+from runtime.llm.openai_client import BLOCK_REMOTE_ENV, OpenAIChatClient
+from runtime.llm.registry import PROVIDERS, ProviderContext, build_client, register_provider
+from runtime.llm.scripted import ScriptedModel
+from runtime.llm.text_tools import parse_text_tool_calls
+from runtime.llm.types import (
+    ChatMessage,
+    LLMClient,
+    LLMRequest,
+    LLMResponse,
+    Role,
+    TokenCallback,
+    ToolCall,
+    ToolSchema,
+    Usage,
+)
+
+__all__ = [
+    "BLOCK_REMOTE_ENV",
+    "PROVIDERS",
+    "ChatMessage",
+    "FunctionModel",
+    "LLMClient",
+    "LLMRequest",
+    "LLMResponse",
+    "OpenAIChatClient",
+    "ProviderContext",
+    "Role",
+    "ScriptedModel",
+    "TokenCallback",
+    "ToolCall",
+    "ToolSchema",
+    "Usage",
+    "build_client",
+    "load_function",
+    "parse_text_tool_calls",
+    "register_provider",
+]

@@ -1,0 +1,124 @@
+"""Pick the LLM client for an agent from its model profile.
+
+Providers are looked up in :data:`PROVIDERS`, so a new backend (the embedded local model, a
+replay-from-log model) is one :func:`register_provider` call rather than an edit here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from runtime.clock import SYSTEM_CLOCK, Clock
+from runtime.config import ModelProfile
+from runtime.errors import ConfigError, UnknownModelError
+from runtime.llm.function import FunctionModel, load_function
+from runtime.llm.openai_client import OpenAIChatClient
+from runtime.llm.scripted import ScriptedModel
+from runtime.llm.types import LLMClient
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """Everything a provider factory may need to build one agent's client."""
+
+    profile_name: str
+    profile: ModelProfile
+    profiles: Mapping[str, ModelProfile]
+    """All profiles of the team, for resolving fallbacks."""
+    agent: str
+    clock: Clock
+
+
+ProviderFactory = Callable[[ProviderContext], LLMClient]
+
+PROVIDERS: dict[str, ProviderFactory] = {}
+"""Provider name (``ModelProfile.provider``) -> factory."""
+
+
+def register_provider(name: str, factory: ProviderFactory) -> None:
+    """Install (or replace) the factory for ``provider: name`` profiles."""
+    PROVIDERS[name] = factory
+
+
+def build_client(
+    profile_name: str,
+    profiles: Mapping[str, ModelProfile],
+    *,
+    agent: str,
+    clock: Clock = SYSTEM_CLOCK,
+) -> LLMClient:
+    """The client for ``agent`` using the profile ``profile_name``; config mistakes raise early."""
+    profile = profiles.get(profile_name)
+    if profile is None:
+        raise UnknownModelError(
+            f"unknown model profile {profile_name!r}; known profiles: {sorted(profiles)}", profile=profile_name
+        )
+    factory = PROVIDERS.get(profile.provider)
+    if factory is None:
+        raise ConfigError(
+            f"model profile {profile_name!r} uses provider {profile.provider!r}, which has no registered "
+            f"implementation (registered: {sorted(PROVIDERS)})",
+            profile=profile_name,
+        )
+    return factory(ProviderContext(profile_name, profile, profiles, agent, clock))
+
+
+def _scripted(ctx: ProviderContext) -> LLMClient:
+    scripts = ctx.profile.scripts
+    steps = scripts.get(ctx.agent)
+    if steps is None:
+        steps = scripts.get("*")
+    if steps is None:
+        raise ConfigError(
+            f"scripted model profile {ctx.profile_name!r} has no script for agent {ctx.agent!r}: add "
+            f"models.{ctx.profile_name}.scripts.{ctx.agent} (or a '*' script for every agent); "
+            f"scripts present: {sorted(scripts)}",
+            profile=ctx.profile_name,
+            agent=ctx.agent,
+        )
+    return ScriptedModel(steps, agent=ctx.agent, name=ctx.profile_name)
+
+
+def _function(ctx: ProviderContext) -> LLMClient:
+    assert ctx.profile.function is not None  # ModelProfile's validator guarantees it
+    return FunctionModel(load_function(ctx.profile.function), agent=ctx.agent, name=ctx.profile_name)
+
+
+def _openai(ctx: ProviderContext) -> LLMClient:
+    fallbacks: list[tuple[str, ModelProfile]] = []
+    for name in ctx.profile.fallbacks:
+        if name == ctx.profile_name or name in (n for n, _ in fallbacks):
+            continue
+        fb = ctx.profiles.get(name)
+        if fb is None:
+            raise UnknownModelError(
+                f"model profile {ctx.profile_name!r} falls back to unknown profile {name!r}; "
+                f"known profiles: {sorted(ctx.profiles)}",
+                profile=name,
+            )
+        if fb.provider != "openai":
+            raise ConfigError(
+                f"model profile {ctx.profile_name!r} falls back to {name!r}, whose provider is "
+                f"{fb.provider!r}; fallbacks must be OpenAI-compatible profiles (provider: openai)",
+                profile=name,
+            )
+        fallbacks.append((name, fb))
+    return OpenAIChatClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=fallbacks, clock=ctx.clock)
+
+
+def _local(ctx: ProviderContext) -> LLMClient:
+    raise ConfigError(
+        f"model profile {ctx.profile_name!r}: the local provider is not available yet; point an "
+        "'openai' profile at a local OpenAI-compatible server (base_url: http://127.0.0.1:PORT/v1) "
+        "or use a scripted profile",
+        profile=ctx.profile_name,
+    )
+
+
+register_provider("openai", _openai)
+register_provider("scripted", _scripted)
+register_provider("function", _function)
+register_provider("local", _local)
+
+__all__ = ["PROVIDERS", "ProviderContext", "ProviderFactory", "build_client", "register_provider"]

@@ -1,0 +1,399 @@
+"""A real OpenAI-compatible HTTP server for tests, on a loopback port in a background thread.
+
+Tests drive the real ``openai`` SDK over real sockets against it, so streaming (SSE), tool-call
+deltas, HTTP errors, Retry-After and timeouts are exercised end to end. Replies come from a queue
+of behaviours the test enqueues; every request is recorded (body and headers) for assertions.
+
+    with OpenAICompatServer() as srv:
+        srv.enqueue_text("hello there")
+        ... OpenAIChatClient(ModelProfile(model="m", base_url=srv.base_url)) ...
+        assert srv.requests[0].body["stream"] is True
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+# --- behaviours -------------------------------------------------------------------------------
+@dataclass
+class TextReply:
+    """A text answer, streamed ``chunk_size`` characters at a time (or one JSON body)."""
+
+    text: str
+    chunk_size: int = 4
+    delay_s: float = 0.0
+    """Wait before sending anything (longer than the client's timeout -> a timeout)."""
+    chunk_delay_s: float = 0.0
+    finish_reason: str = "stop"
+    prompt_tokens: int = 11
+    completion_tokens: int | None = None
+    """Defaults to one per streamed chunk."""
+    model: str | None = None
+    """Model name in the response; defaults to the requested one."""
+
+
+@dataclass
+class ToolCallSpec:
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+    id: str | None = None
+
+    def arguments_text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass
+class ToolCallsReply:
+    """Tool calls streamed as deltas: the first delta of each call carries id and name, the
+    arguments follow in ``fragments`` pieces; calls are interleaved like OpenAI's parallel calls."""
+
+    calls: list[ToolCallSpec]
+    text: str = ""
+    fragments: int = 3
+    delay_s: float = 0.0
+    interleave: bool = True
+    prompt_tokens: int = 11
+    completion_tokens: int = 7
+    model: str | None = None
+
+
+@dataclass
+class ErrorReply:
+    status: int
+    message: str = "simulated error"
+    retry_after: float | str | None = None
+    """Sent as the ``Retry-After`` header (seconds)."""
+    delay_s: float = 0.0
+
+
+@dataclass
+class Disconnect:
+    """Close the connection without answering (the client sees a connection error)."""
+
+    delay_s: float = 0.0
+
+
+Behaviour = TextReply | ToolCallsReply | ErrorReply | Disconnect
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    """Header names lower-cased."""
+    body: Any
+    received_at: float = field(default_factory=time.monotonic)
+
+
+# --- server -----------------------------------------------------------------------------------
+class OpenAICompatServer:
+    """Serves ``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``.
+
+    With the queue empty it answers 500 with a message saying so (``default`` replaces that).
+    """
+
+    def __init__(self, *, default: Behaviour | None = None, model_ids: tuple[str, ...] = ("test-model",)) -> None:
+        self.default = default
+        self.model_ids = model_ids
+        self.requests: list[RecordedRequest] = []
+        self._queue: deque[Behaviour] = deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+    def start(self) -> OpenAICompatServer:
+        owner = self
+
+        class Handler(_Handler):
+            server_owner = owner
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        with self._lock:
+            for s in list(self._sockets):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> OpenAICompatServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "server not started"
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # programming
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        with self._lock:
+            self._queue.extend(behaviours)
+
+    def enqueue_text(self, text: str, **kw: Any) -> None:
+        self.enqueue(TextReply(text, **kw))
+
+    def enqueue_tool_calls(self, *calls: ToolCallSpec | tuple[str, Any], **kw: Any) -> None:
+        specs = [c if isinstance(c, ToolCallSpec) else ToolCallSpec(c[0], c[1]) for c in calls]
+        self.enqueue(ToolCallsReply(specs, **kw))
+
+    def enqueue_error(self, status: int, message: str = "simulated error", *, retry_after: float | str | None = None) -> None:
+        self.enqueue(ErrorReply(status, message, retry_after))
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def _next(self) -> Behaviour | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else self.default
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for connection-refused tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the handler ------------------------------------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    server_owner: OpenAICompatServer
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server_owner._lock:
+            self.server_owner._sockets.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        with self.server_owner._lock:
+            self.server_owner._sockets.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return None
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, OSError):
+            self.close_connection = True
+
+    # routes
+    def do_GET(self) -> None:
+        self._record(None)
+        if self.path.rstrip("/").endswith("/models"):
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in self.server_owner.model_ids]
+            self._send_json(200, {"object": "list", "data": data})
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode("utf-8", "replace")
+        self._record(body)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            return
+        behaviour = self.server_owner._next()
+        if behaviour is None:
+            self._send_json(500, {"error": {"message": "test server: no behaviour enqueued", "type": "server_error"}})
+            return
+        if behaviour.delay_s and self.server_owner._stop.wait(behaviour.delay_s):
+            return
+        request = body if isinstance(body, dict) else {}
+        if isinstance(behaviour, Disconnect):
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif isinstance(behaviour, ErrorReply):
+            headers = {} if behaviour.retry_after is None else {"Retry-After": str(behaviour.retry_after)}
+            err = {"message": behaviour.message, "type": "test_error", "code": str(behaviour.status)}
+            self._send_json(behaviour.status, {"error": err}, headers)
+        elif request.get("stream"):
+            self._stream(behaviour, request)
+        else:
+            self._send_json(200, _completion(behaviour, request))
+
+    # writing
+    def _record(self, body: Any) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        rec = RecordedRequest(self.command, self.path, headers, body)
+        with self.server_owner._lock:
+            self.server_owner.requests.append(rec)
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _stream(self, behaviour: TextReply | ToolCallsReply, request: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        model = behaviour.model or request.get("model") or "test-model"
+        delay = behaviour.chunk_delay_s if isinstance(behaviour, TextReply) else 0.0
+        for i, chunk in enumerate(_chunks(behaviour, model)):
+            if i and delay and self.server_owner._stop.wait(delay):
+                return
+            self._write_event(json.dumps(chunk))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            self._write_event(json.dumps(_envelope(model, [], usage=_usage(behaviour))))
+        self._write_event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _write_event(self, data: str) -> None:
+        payload = f"data: {data}\n\n".encode()
+        self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+        self.wfile.flush()
+
+
+# --- response shapes --------------------------------------------------------------------------
+def _envelope(model: str, choices: list[dict[str, Any]], *, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+    }
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def _choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+
+def _split(text: str, size: int) -> list[str]:
+    size = max(1, size)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _fragments(text: str, n: int) -> list[str]:
+    if not text:
+        return [""]
+    n = max(1, min(n, len(text)))
+    step = -(-len(text) // n)
+    return _split(text, step)
+
+
+def _usage(b: TextReply | ToolCallsReply) -> dict[str, int]:
+    if isinstance(b, TextReply):
+        out = b.completion_tokens if b.completion_tokens is not None else len(_split(b.text, b.chunk_size))
+    else:
+        out = b.completion_tokens
+    return {"prompt_tokens": b.prompt_tokens, "completion_tokens": out, "total_tokens": b.prompt_tokens + out}
+
+
+def _chunks(b: TextReply | ToolCallsReply, model: str) -> list[dict[str, Any]]:
+    out = [_envelope(model, [_choice({"role": "assistant", "content": ""})])]
+    if isinstance(b, TextReply):
+        out += [_envelope(model, [_choice({"content": piece})]) for piece in _split(b.text, b.chunk_size)]
+        out.append(_envelope(model, [_choice({}, b.finish_reason)]))
+        return out
+    if b.text:
+        out += [_envelope(model, [_choice({"content": piece})]) for piece in _split(b.text, 4)]
+    per_call: list[list[dict[str, Any]]] = []
+    for index, call in enumerate(b.calls):
+        call_id = call.id or f"call_srv_{index}"
+        first = {"index": index, "id": call_id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        rest = [{"index": index, "function": {"arguments": frag}} for frag in _fragments(call.arguments_text(), b.fragments)]
+        per_call.append([first, *rest])
+    if b.interleave:
+        deltas = [d for group in _zip_longest(per_call) for d in group]
+    else:
+        deltas = [d for group in per_call for d in group]
+    out += [_envelope(model, [_choice({"tool_calls": [d]})]) for d in deltas]
+    out.append(_envelope(model, [_choice({}, "tool_calls")]))
+    return out
+
+
+def _zip_longest(groups: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    width = max((len(g) for g in groups), default=0)
+    return [[g[i] for g in groups if i < len(g)] for i in range(width)]
+
+
+def _completion(b: Behaviour, request: dict[str, Any]) -> dict[str, Any]:
+    assert isinstance(b, (TextReply, ToolCallsReply))
+    model = b.model or request.get("model") or "test-model"
+    message: dict[str, Any] = {"role": "assistant", "content": b.text or None}
+    finish = b.finish_reason if isinstance(b, TextReply) else "tool_calls"
+    if isinstance(b, ToolCallsReply):
+        message["tool_calls"] = [
+            {"id": c.id or f"call_srv_{i}", "type": "function", "function": {"name": c.name, "arguments": c.arguments_text()}}
+            for i, c in enumerate(b.calls)
+        ]
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": _usage(b),
+    }
+
+
+__all__ = [
+    "Behaviour",
+    "Disconnect",
+    "ErrorReply",
+    "OpenAICompatServer",
+    "RecordedRequest",
+    "TextReply",
+    "ToolCallSpec",
+    "ToolCallsReply",
+    "free_port",
+]
