@@ -1,0 +1,151 @@
+"""The event-log actor on a real (local) Ray: producers in actors, durability, tails, compaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors.eventlog import RayShip, close_event_log, get_or_create_event_log
+from runtime.event_buffer import EventBuffer
+from runtime.eventlog import InvalidEventBatchError, NotSubscribedError
+from runtime.events import events_to_columns, make_event
+from runtime.lake import query
+from tests.support.ray_fixture import ray_session  # noqa: F401  (until tests/conftest.py provides it)
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
+
+
+@dataclass
+class Log:
+    handle: Any
+    name: str
+    lake: Path
+
+    def count(self, where: str = "true") -> int:
+        return query(self.lake, f"SELECT count(*) AS n FROM events WHERE {where}")["n"][0].as_py()
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[Log]:
+    name = f"eventlog-{uuid.uuid4().hex[:8]}"
+    handle = get_or_create_event_log(tmp_path, name=name, flush_interval_s=0.2)
+    yield Log(handle, name, tmp_path)
+    try:
+        await close_event_log(handle)
+    except ray.exceptions.RayActorError:
+        pass
+
+
+@ray.remote(num_cpus=0)
+class Producer:
+    """Emits events through an EventBuffer, as a host process does."""
+
+    async def produce(self, log_name: str, run_id: str, n: int) -> list[str]:
+        buf = EventBuffer(RayShip(ray.get_actor(log_name, namespace="troupe")), max_batch=100)
+        buf.start()
+        ids = []
+        for i in range(n):
+            ev = make_event("tool.call", run_id=run_id, session_id=f"{run_id}-s", seq=i, tool="t")
+            ids.append(ev.event_id)
+            buf.emit(ev)
+            if i % 250 == 0:
+                await asyncio.sleep(0)
+        buf.emit(make_event("llm.token", run_id=run_id, session_id=f"{run_id}-s", payload={"t": "hi"}))
+        await buf.close()
+        return ids
+
+
+def _cols(n: int, *, session: str = "s1", type: str = "tool.call", run_id: str = "r1", **kw: Any) -> dict[str, list[Any]]:
+    return events_to_columns(
+        [make_event(type, run_id=run_id, session_id=session, seq=i, **kw) for i in range(n)]  # type: ignore[arg-type]
+    )
+
+
+async def test_events_from_producer_actors_all_reach_parquet(log: Log) -> None:
+    producers = [Producer.remote() for _ in range(2)]
+    try:
+        ids = await asyncio.gather(*(p.produce.remote(log.name, f"run{k}", 1500) for k, p in enumerate(producers)))
+    finally:
+        for p in producers:
+            ray.kill(p)
+    await log.handle.flush.remote()
+    got = query(log.lake, "SELECT event_id FROM events")["event_id"].to_pylist()
+    assert len(got) == 3000 and set(got) == set(ids[0]) | set(ids[1])
+    assert log.count("type = 'llm.token'") == 0  # ephemeral: never persisted
+    stats = await log.handle.stats.remote()
+    assert (stats["rows_accepted"], stats["rows_ephemeral"], stats["rows_written"]) == (3002, 2, 3000)
+    assert sorted(p.name for p in (log.lake / "events").glob("date=*/run_id=*")) == ["run_id=run0", "run_id=run1"]
+
+
+async def test_close_writes_what_is_buffered(tmp_path: Path) -> None:
+    handle = get_or_create_event_log(tmp_path, name=f"eventlog-{uuid.uuid4().hex[:8]}", flush_interval_s=3600)
+    assert await handle.append.remote(_cols(25)) == 25
+    assert (await handle.stats.remote())["rows_buffered"] == 25
+    assert await close_event_log(handle) == 25
+    assert query(tmp_path, "SELECT count(*) AS n FROM events")["n"][0].as_py() == 25
+    with pytest.raises(ray.exceptions.RayActorError):
+        await handle.stats.remote()
+
+
+async def test_periodic_flush_without_asking(log: Log) -> None:
+    await log.handle.append.remote(_cols(5))
+    deadline = time.monotonic() + 10
+    while log.count() < 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert log.count() == 5
+
+
+async def test_get_or_create_returns_the_same_actor(log: Log) -> None:
+    again = get_or_create_event_log(log.lake, name=log.name)
+    await again.append.remote(_cols(3))
+    assert (await log.handle.stats.remote())["rows_accepted"] == 3
+
+
+async def test_errors_cross_the_actor_boundary_as_troupe_errors(log: Log) -> None:
+    with pytest.raises(NotSubscribedError):
+        await log.handle.read.remote("nobody", 0, 0.0)
+    with pytest.raises(InvalidEventBatchError):
+        await log.handle.append.remote({"type": ["tool.call"]})
+    assert (await log.handle.stats.remote())["rows_accepted"] == 0
+
+
+async def test_tail_long_poll_through_the_actor(log: Log) -> None:
+    cursor = await log.handle.subscribe.remote("s1")
+    t0 = time.monotonic()
+    assert await log.handle.read.remote("s1", cursor, 0.3) == ([], cursor)
+    assert time.monotonic() - t0 >= 0.25
+
+    pending = log.handle.read.remote("s1", cursor, 20.0)
+    await asyncio.sleep(0.2)
+    t1 = time.monotonic()
+    await log.handle.append.remote(_cols(2, session="other"))  # another session: no wake-up
+    await log.handle.append.remote(_cols(3, type="llm.token", payload={"t": "x"}))
+    events, nxt = await pending
+    assert time.monotonic() - t1 < 5.0
+    assert [e["type"] for e in events] == ["llm.token"] * 3 and nxt == 3
+    await log.handle.unsubscribe.remote("s1")
+    assert (await log.handle.stats.remote())["subscribed_sessions"] == 0
+
+
+async def test_finish_run_compacts_and_keeps_rows(log: Log) -> None:
+    for _ in range(4):
+        await log.handle.append.remote(_cols(10, run_id="rx"))
+        await log.handle.flush.remote()
+    assert len(list(log.lake.rglob("*.parquet"))) == 4
+    result = await log.handle.finish_run.remote("rx")
+    assert result == {"files_before": 4, "files_after": 1, "rows": 40}
+    assert len(list(log.lake.rglob("*.parquet"))) == 1 and log.count("run_id = 'rx'") == 40
+
+
+async def test_secret_in_payload_lands_redacted(log: Log) -> None:
+    await log.handle.append.remote(_cols(1, type="llm.request", payload={"api_key": "sk-test0123456789abcdef"}))
+    await log.handle.flush.remote()
+    assert query(log.lake, "SELECT payload FROM events")["payload"].to_pylist() == ['{"api_key": "[redacted]"}']

@@ -1,0 +1,266 @@
+"""EventLogCore: durability of accepted events, ephemeral events, flush policy, live tails."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from runtime.clock import FakeClock
+from runtime.eventlog import EventLogClosedError, EventLogCore, InvalidEventBatchError, NotSubscribedError
+from runtime.events import Event, events_to_columns, make_event
+from runtime.lake import query
+
+
+def _evs(n: int, *, run_id: str = "r1", session: str = "s1", type: str = "tool.call") -> list[Event]:
+    return [make_event(type, run_id=run_id, session_id=session, seq=i, payload={"i": i}) for i in range(n)]  # type: ignore[arg-type]
+
+
+def _count(lake: Path, where: str = "true") -> int:
+    return query(lake, f"SELECT count(*) AS n FROM events WHERE {where}")["n"][0].as_py()
+
+
+def _files(lake: Path) -> list[Path]:
+    return sorted((lake / "events").rglob("*.parquet"))
+
+
+async def test_accepted_events_are_buffered_then_written_on_flush(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    assert await log.append(events_to_columns(_evs(10))) == 10
+    assert _count(tmp_path) == 0 and log.stats()["rows_buffered"] == 10
+    assert await log.flush() == 10
+    assert _count(tmp_path) == 10
+    st = log.stats()
+    assert (st["rows_written"], st["files_written"], st["flushes"], st["rows_buffered"]) == (10, 1, 1, 0)
+    assert await log.flush() == 0  # nothing buffered: no empty file
+    assert len(_files(tmp_path)) == 1
+
+
+async def test_close_writes_everything_and_refuses_more(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    sent = _evs(7) + _evs(5, run_id="r2")
+    await log.append(events_to_columns(sent[:7]))
+    await log.append(events_to_columns(sent[7:]))
+    assert await log.close() == 12
+    ids = set(query(tmp_path, "SELECT event_id FROM events")["event_id"].to_pylist())
+    assert ids == {e.event_id for e in sent}
+    with pytest.raises(EventLogClosedError):
+        await log.append(events_to_columns(_evs(1)))
+
+
+async def test_ephemeral_events_reach_subscribers_but_not_parquet(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    cursor = log.subscribe("s1")
+    mixed = [*_evs(2), *_evs(3, type="llm.token"), *_evs(1, type="llm.response")]
+    assert await log.append(events_to_columns(mixed)) == 6
+    events, cursor = await log.read("s1", cursor, timeout=0)
+    assert [e["type"] for e in events] == [e.type for e in mixed]
+    assert events[0]["event_id"] == mixed[0].event_id and events[0]["payload"] == '{"i": 0}'
+    await log.close()
+    assert query(tmp_path, "SELECT type FROM events ORDER BY type")["type"].to_pylist() == [
+        "llm.response",
+        "tool.call",
+        "tool.call",
+    ]
+    st = log.stats()
+    assert (st["rows_accepted"], st["rows_ephemeral"], st["rows_written"]) == (6, 3, 3)
+    # A batch of only ephemeral events writes nothing at all.
+    log2 = EventLogCore(tmp_path / "b")
+    await log2.append(events_to_columns(_evs(4, type="llm.token")))
+    await log2.close()
+    assert not (tmp_path / "b").exists()
+
+
+async def test_flushes_when_buffer_reaches_flush_rows(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path, flush_rows=100)
+    await log.append(events_to_columns(_evs(60)))
+    assert log.stats()["flushes"] == 0
+    await log.append(events_to_columns(_evs(60)))
+    st = log.stats()
+    assert (st["flushes"], st["rows_written"], st["rows_buffered"]) == (1, 120, 0)
+    assert _count(tmp_path) == 120
+
+
+async def test_maybe_flush_flushes_by_age_with_a_fake_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    log = EventLogCore(tmp_path, flush_interval_s=0.5, clock=clock)
+    assert await log.maybe_flush() == 0
+    await log.append(events_to_columns(_evs(3)))
+    clock.advance(0.3)
+    await log.append(events_to_columns(_evs(3)))  # does not reset the age of the oldest row
+    assert await log.maybe_flush() == 0
+    clock.advance(0.25)
+    assert await log.maybe_flush() == 6
+    assert _count(tmp_path) == 6
+
+
+async def test_failed_write_keeps_rows_and_a_later_flush_writes_them(tmp_path: Path) -> None:
+    blocker = tmp_path / "lake"
+    blocker.write_text("not a directory")  # the writer cannot create <lake>/events
+    log = EventLogCore(blocker, flush_rows=5)
+    assert await log.append(events_to_columns(_evs(5))) == 5  # accepted even though its flush failed
+    with pytest.raises(OSError):
+        await log.flush()
+    st = log.stats()
+    assert st["rows_buffered"] == 5 and st["write_errors"] == 2 and st["rows_written"] == 0
+    blocker.unlink()
+    assert await log.close() == 5
+    assert _count(blocker) == 5
+
+
+async def test_bad_batches_are_refused_up_front(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    cols = events_to_columns(_evs(2))
+    with pytest.raises(InvalidEventBatchError):
+        await log.append({k: v for k, v in cols.items() if k != "ts"})
+    with pytest.raises(InvalidEventBatchError):
+        await log.append({**cols, "seq": ["x", "y"]})
+    with pytest.raises(InvalidEventBatchError):
+        await log.append({**cols, "run_id": [None, "r"]})
+    with pytest.raises(InvalidEventBatchError):
+        await log.append({**cols, "seq": [1]})
+    assert await log.append(events_to_columns([])) == 0
+    assert await log.append(cols) == 2
+    assert await log.close() == 2
+
+
+async def test_finish_run_flushes_and_compacts_that_run(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    for _ in range(4):
+        await log.append(events_to_columns(_evs(10)))
+        await log.append(events_to_columns(_evs(2, run_id="other")))
+        await log.flush()
+    assert len(_files(tmp_path)) == 8
+    result = await log.finish_run("r1")
+    assert (result.files_before, result.files_after, result.rows) == (4, 1, 40)
+    assert len(_files(tmp_path)) == 5
+    assert _count(tmp_path, "run_id = 'r1'") == 40 and _count(tmp_path) == 48
+    assert log.stats()["compactions"] == 1
+
+
+async def test_secret_in_payload_lands_redacted(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    ev = make_event("llm.request", run_id="r1", session_id="s1", payload={"api_key": "sk-live0123456789abcdef"})
+    await log.append(events_to_columns([ev]))
+    await log.close()
+    (path,) = _files(tmp_path)
+    assert pq.read_table(path)["payload"].to_pylist() == ['{"api_key": "[redacted]"}']
+    assert "sk-live" not in path.read_bytes().decode("latin-1")
+
+
+# --- live tail -----------------------------------------------------------------------------
+async def test_read_returns_early_when_data_arrives(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    cursor = log.subscribe("s1")
+    assert cursor == 0
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await log.append(events_to_columns(_evs(2, session="other") + _evs(3, session="s1")))
+
+    task = asyncio.create_task(later())
+    t0 = time.monotonic()
+    events, nxt = await log.read("s1", cursor, timeout=5.0)
+    assert time.monotonic() - t0 < 2.0
+    await task
+    assert [e["seq"] for e in events] == [0, 1, 2] and nxt == 3
+    assert all(e["session_id"] == "s1" for e in events)
+    assert set(events[0]) == set(Event.model_fields)
+
+
+async def test_read_times_out_empty(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    cursor = log.subscribe("s1")
+    await log.append(events_to_columns(_evs(2, session="s2")))  # another session's events don't wake it
+    t0 = time.monotonic()
+    assert await log.read("s1", cursor, timeout=0.1) == ([], 0)
+    assert 0.09 <= time.monotonic() - t0 < 1.0
+
+
+async def test_tail_cursor_semantics_and_bound(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path, tail_max=5)
+    await log.append(events_to_columns(_evs(3)))  # before subscribing: not in the tail
+    c = log.subscribe("s1")
+    await log.append(events_to_columns(_evs(4)))
+    events, c2 = await log.read("s1", c, timeout=0)
+    assert [e["seq"] for e in events] == [0, 1, 2, 3] and c2 == 4
+    events, c3 = await log.read("s1", 2, timeout=0)  # re-read from an older cursor
+    assert [e["seq"] for e in events] == [2, 3] and c3 == 4
+    await log.append(events_to_columns(_evs(4)))  # 8 since subscribe, only the last 5 kept
+    events, c4 = await log.read("s1", c2, timeout=0)
+    assert [e["seq"] for e in events] == [0, 1, 2, 3] and c4 == 8
+    events, c5 = await log.read("s1", 0, timeout=0)  # overflowed past cursor 0: resume at the oldest
+    assert [e["seq"] for e in events] == [3, 0, 1, 2, 3] and c5 == 8
+    assert await log.read("s1", 99, timeout=0) == ([], 8)  # stale cursor from an older log
+
+
+async def test_tails_only_for_subscribed_sessions(tmp_path: Path) -> None:
+    clock = FakeClock()
+    log = EventLogCore(tmp_path, clock=clock, tail_idle_s=60)
+    with pytest.raises(NotSubscribedError):
+        await log.read("s1", 0, timeout=0)
+    log.subscribe("s1")
+    log.subscribe("s1")  # a second viewer
+    log.unsubscribe("s1")
+    await log.append(events_to_columns(_evs(1)))
+    assert len((await log.read("s1", 0, timeout=0))[0]) == 1
+    log.unsubscribe("s1")
+    assert log.stats()["subscribed_sessions"] == 0
+    with pytest.raises(NotSubscribedError):
+        await log.read("s1", 0, timeout=0)
+    # A viewer that vanished without unsubscribing: its tail is dropped after tail_idle_s.
+    log.subscribe("s2")
+    clock.advance(30)
+    await log.maybe_flush()
+    assert log.stats()["subscribed_sessions"] == 1
+    clock.advance(31)
+    await log.maybe_flush()
+    assert log.stats()["subscribed_sessions"] == 0
+
+
+async def test_many_concurrent_readers_all_wake(tmp_path: Path) -> None:
+    log = EventLogCore(tmp_path)
+    for s in ("a", "b"):
+        log.subscribe(s)
+    readers = [asyncio.create_task(log.read(s, 0, timeout=5)) for s in ("a", "b") for _ in range(20)]
+    await asyncio.sleep(0.01)
+    await log.append(events_to_columns(_evs(1, session="a") + _evs(1, session="b")))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 2)
+    assert all(len(events) == 1 and nxt == 1 for events, nxt in results)
+
+
+async def test_accepts_the_producers_wire_form_with_integer_ts(tmp_path: Path) -> None:
+    from runtime.event_buffer import to_columns
+
+    log = EventLogCore(tmp_path)
+    cursor = log.subscribe("s1")
+    evs = _evs(3)
+    await log.append(to_columns(evs))
+    events, _ = await log.read("s1", cursor, timeout=0)
+    assert [e["ts"] for e in events] == [e.ts for e in evs]  # tail readers get datetimes
+    await log.close()
+    got = query(tmp_path, "SELECT event_id, ts FROM events ORDER BY seq").to_pylist()
+    assert [(r["event_id"], r["ts"]) for r in got] == [(e.event_id, e.ts) for e in evs]
+
+
+async def test_flush_waits_for_a_periodic_write_already_under_way(tmp_path: Path) -> None:
+    clock = FakeClock()
+    log = EventLogCore(tmp_path, flush_interval_s=0.5, clock=clock)
+    real_write = log._write
+
+    def slow_write(batches: list) -> tuple[int, int]:  # type: ignore[type-arg]
+        time.sleep(0.2)
+        return real_write(batches)
+
+    log._write = slow_write  # type: ignore[method-assign]
+    await log.append(events_to_columns(_evs(4)))
+    clock.advance(1)
+    periodic = asyncio.create_task(log.maybe_flush())
+    await asyncio.sleep(0.02)  # the periodic write has started in its thread
+    await log.append(events_to_columns(_evs(3)))
+    assert await log.flush() == 3
+    assert _count(tmp_path) == 7  # including the 4 rows of the periodic write
+    assert await periodic == 4

@@ -1,0 +1,25 @@
+"""A session-wide local Ray for integration tests (one ``ray.init`` costs 5-11 s here).
+
+``address="local"`` always starts a private instance, never attaching to another one on a shared
+machine; it is shut down with ``ray.shutdown()`` (never ``ray stop``). If Ray is already up
+(another fixture started it) it is reused and left running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import ray
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="troupe", log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
