@@ -64,6 +64,8 @@ class AgentCore:
         self.sm = StateMachine(str(spec.id))
         self.context = Context(system=system_prompt(spec, team or [spec]), budget_tokens=spec.context_tokens)
         self.open_requests: list[Envelope] = []
+        self.known_outcomes: set[str] = set()
+        """Tasks whose outcome this agent already saw (through a tool); later notices about them are dropped."""
         self.turns = 0
         self._base_emit = emit
         self._current_task: TaskId | None = None
@@ -91,6 +93,8 @@ class AgentCore:
                 return False
             self._control(ControlOp(envelope.data.get("op", "")))
             return True
+        if envelope.kind is MessageKind.NOTICE and envelope.data.get("task_id") in self.known_outcomes:
+            return self.mailbox.remember(envelope.id) and False
         return self.mailbox.put(envelope)
 
     def _control(self, op: ControlOp) -> None:
@@ -171,14 +175,21 @@ class AgentCore:
         try:
             result = await run_turn(turn)
         except RunError as e:
-            self._move(AgentState.ERROR)
-            self.emit("agent.error", status=e.status, payload={"error": e.message, "type": type(e).__name__})
-            await self._report_failure(e)
+            await self._fail(e)
+            return
+        except Exception as e:  # a bug or a lost peer: the session must hear of it, not hang
+            await self._fail(RunError(f"{type(e).__name__}: {e}", cause=type(e).__name__))
             return
         if result.reply is not None:
             await self._answer(result.reply)
         if self.sm.state is AgentState.RUNNING:
             self._move(AgentState.IDLE)
+
+    async def _fail(self, error: RunError) -> None:
+        if self.sm.can(AgentState.ERROR):
+            self._move(AgentState.ERROR)
+        self.emit("agent.error", status=error.status, payload={"error": error.message, "type": type(error).__name__})
+        await self._report_failure(error)
 
     async def _charge(self, **usage: int) -> None:
         await self.services.call(SUPERVISOR, "charge", agent=str(self.id), **usage)
@@ -225,6 +236,7 @@ class AgentCore:
 
         def forget_notices(task_ids: Sequence[str]) -> int:
             ids = set(task_ids)
+            self.known_outcomes |= ids
             return self.mailbox.discard(lambda e: e.kind is MessageKind.NOTICE and e.data.get("task_id") in ids)
 
         return ToolContext(

@@ -53,18 +53,23 @@ class Troupe:
         """Everything in this process, no Ray (tests, quick experiments)."""
         from runtime.local_backend import LocalBackend
 
-        return cls(LocalBackend(lake or default_lake()), placement=Placement.PACKED)
+        registry = default_registry()
+        return cls(LocalBackend(lake or default_lake(), registry=registry), placement=Placement.PACKED, registry=registry)
 
     @classmethod
     async def connect(
         cls, *, address: str | None = None, lake: str | Path | None = None,
-        placement: Placement | str = Placement.DEDICATED, pool_size: int | None = None,
+        placement: Placement | str | None = None, pool_size: int | None = None, **ray_init: Any,
     ) -> Troupe:
-        """Connect to Ray (start a local instance when ``address`` is None and none is running)."""
+        """Connect to Ray (start a local instance when ``address`` is None and none is running).
+
+        ``ray_init`` options go to ``ray.init`` when this call starts or joins Ray.
+        """
         from actors.backend import RayBackend
 
-        backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size)
-        return cls(backend, placement=Placement(placement))
+        backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size,
+                                          **ray_init)
+        return cls(backend, placement=Placement(placement or Placement.DEDICATED))
 
     async def open(
         self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,

@@ -76,11 +76,11 @@ class UnknownModelError(ConfigError):
     pass
 
 
-class InvalidTransitionError(TroupeError):
+class InvalidTransitionError(ModelVisibleError):
     """A state machine (agent, task) was asked for a move it does not allow."""
 
 
-class VersionConflictError(TroupeError):
+class VersionConflictError(ModelVisibleError):
     """A compare-and-set write lost: the entry's version is not what the writer expected."""
 
 

@@ -44,7 +44,8 @@ class _Id(str):
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({str.__repr__(self)})"
+        # Plain quoted text, so error messages built with !r read naturally ("unknown agent 'x'").
+        return str.__repr__(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self),))

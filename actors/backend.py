@@ -1,0 +1,168 @@
+"""Running sessions on Ray: the placement policy lives here, and every other Ray call of the client.
+
+``dedicated``: each logical actor of a session is its own named host actor ``<session>/<name>``.
+``packed``: a whole session lives on one host of a pool of long-lived host actors, reused across
+sessions, so thousands of agents need no new processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from actors.eventlog import get_or_create_event_log
+from actors.host import HostActor
+from actors.naming import NAMESPACE, dedicated_name, event_log_name, host_options, pool_host_name
+from actors.transport import remote_call
+from runtime.config import Placement
+from runtime.errors import UnknownAgentError
+from runtime.events import Event
+from runtime.host import SessionSpec, root_of
+from runtime.ids import AgentId, SessionId
+from runtime.messages import Envelope
+
+TAIL_POLL_S = 1.0
+
+
+def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
+    """Connect to Ray (or start a local instance); returns True when this call started it."""
+    if ray.is_initialized():
+        return False
+    init_options.setdefault("log_to_driver", False)
+    init_options.setdefault("namespace", NAMESPACE)
+    if address is None or address == "local":
+        init_options.setdefault("include_dashboard", False)
+    ray.init(address=address, **init_options)
+    return True
+
+
+@dataclass
+class _Placed:
+    spec: SessionSpec
+    hosts: dict[AgentId, ActorHandle] = field(default_factory=dict)
+    """Dedicated: one host per logical actor name."""
+    host: ActorHandle | None = None
+    """Packed: the pool host holding the whole session."""
+
+    def handle_for(self, agent: AgentId) -> ActorHandle:
+        if self.host is not None:
+            return self.host
+        try:
+            return self.hosts[root_of(agent)]
+        except KeyError:
+            raise UnknownAgentError(
+                f"unknown agent {agent!r}; session {self.spec.session_id} has {sorted(self.hosts)}", agent=agent
+            ) from None
+
+    def all_hosts(self) -> list[ActorHandle]:
+        return [self.host] if self.host is not None else list(self.hosts.values())
+
+
+class RayBackend:
+    def __init__(self, *, lake: str, log: ActorHandle, pool_size: int, started_ray: bool) -> None:
+        self.lake = lake
+        self.log = log
+        self.pool_size = pool_size
+        self.started_ray = started_ray
+        self._pool: list[ActorHandle] = []
+        self._next = itertools.count()
+        self._sessions: dict[SessionId, _Placed] = {}
+
+    @classmethod
+    async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
+                     **init_options: Any) -> RayBackend:
+        started = ensure_ray(address, **init_options)
+        lake = str(Path(lake).expanduser().resolve())
+        log = get_or_create_event_log(lake, name=event_log_name(lake), namespace=NAMESPACE)
+        await log.stats.remote()
+        size = pool_size or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return cls(lake=lake, log=log, pool_size=size, started_ray=started)
+
+    # --- placement --------------------------------------------------------------------------
+    def _pool_host(self) -> ActorHandle:
+        if not self._pool:
+            log_name = event_log_name(self.lake)
+            self._pool = [
+                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, i), get_if_exists=True)).remote(log_name)
+                for i in range(self.pool_size)
+            ]
+        return self._pool[next(self._next) % len(self._pool)]
+
+    async def start_session(self, spec: SessionSpec) -> None:
+        placed = _Placed(spec)
+        self._sessions[spec.session_id] = placed
+        if spec.placement is Placement.PACKED:
+            placed.host = self._pool_host()
+            await remote_call(placed.host.start_session.remote(spec, [str(n) for n in spec.all_names()]))
+            return
+        log_name = event_log_name(self.lake)
+        for name in spec.all_names():
+            placed.hosts[name] = ray.remote(HostActor).options(
+                **host_options(dedicated_name(spec.session_id, name))
+            ).remote(log_name)
+        await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)])) for n, h in placed.hosts.items()))
+
+    def _placed(self, session_id: SessionId) -> _Placed:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise UnknownAgentError(f"no open session {session_id!r} in this runtime", session=session_id) from None
+
+    # --- messaging --------------------------------------------------------------------------
+    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
+        handle = self._placed(session_id).handle_for(agent)
+        return await remote_call(handle.deliver.remote(session_id, agent, envelope))
+
+    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
+        handle = self._placed(session_id).handle_for(target)
+        return await remote_call(handle.call.remote(session_id, target, method, kwargs))
+
+    async def subscribe(self, session_id: SessionId) -> None:
+        await self.log.subscribe.remote(str(session_id))
+
+    async def tail(self, session_id: SessionId) -> AsyncIterator[Event]:
+        cursor = 0
+        while True:
+            rows, cursor = await self.log.read.remote(str(session_id), cursor, TAIL_POLL_S)
+            for row in rows:
+                yield Event.model_validate(row)
+
+    # --- teardown ---------------------------------------------------------------------------
+    async def close_session(self, session_id: SessionId) -> None:
+        placed = self._sessions.pop(session_id, None)
+        if placed is None:
+            return
+        await asyncio.gather(*(h.close_session.remote(session_id) for h in placed.all_hosts()), return_exceptions=True)
+        if placed.host is None:
+            for handle in placed.hosts.values():
+                ray.kill(handle, no_restart=True)
+        await self.log.finish_run.remote(str(placed.spec.run_id))
+        await self.log.unsubscribe.remote(str(session_id))
+
+    async def shutdown(self, *, keep_actors: bool = False) -> None:
+        """Close open sessions, write every event to the lake, and release this runtime's actors.
+
+        ``keep_actors`` leaves the pool and the event log running for other drivers of the same lake.
+        """
+        for session_id in list(self._sessions):
+            await self.close_session(session_id)
+        await asyncio.gather(*(host.flush.remote() for host in self._pool))
+        await self.log.flush.remote()
+        if not keep_actors:
+            for host in self._pool:
+                ray.kill(host, no_restart=True)
+            self._pool = []
+            await self.log.close.remote()
+            ray.kill(self.log, no_restart=True)
+        if self.started_ray:
+            ray.shutdown()
+
+
+__all__ = ["RayBackend", "ensure_ray"]

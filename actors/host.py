@@ -1,0 +1,71 @@
+"""The host actor: a thin async Ray shell over :class:`runtime.host.HostCore`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ray
+
+from actors.eventlog import RayShip
+from actors.naming import NAMESPACE
+from actors.transport import RayTransport
+from runtime.event_buffer import EventBuffer
+from runtime.host import HostCore, SessionSpec
+from runtime.ids import AgentId, SessionId
+from runtime.messages import Envelope
+
+
+class HostActor:
+    def __init__(self, event_log_name: str) -> None:
+        self._log = ray.get_actor(event_log_name, namespace=NAMESPACE)
+        self._buffer = EventBuffer(RayShip(self._log))
+        self._transport = RayTransport()
+        self.core = HostCore(sink=self._buffer, transport=self._transport)
+        self._started = False
+
+    def _ensure_started(self) -> None:
+        # The buffer's flusher must start on the actor's own event loop, i.e. inside a method.
+        if not self._started:
+            self._buffer.start()
+            self._started = True
+
+    async def start_session(self, spec: SessionSpec, names: list[str]) -> list[str]:
+        self._ensure_started()
+        return await self.core.start_session(spec, names)
+
+    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
+        self._ensure_started()
+        return await self.core.deliver(session_id, agent, envelope)
+
+    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
+        self._ensure_started()
+        return await self.core.call(session_id, target, method, kwargs)
+
+    async def close_session(self, session_id: SessionId) -> None:
+        """Stop the session's logical actors here and hand every event they emitted to the log."""
+        await self.core.drain()
+        await self.core.close_session(session_id)
+        self._transport.forget(session_id)
+        await self._buffer.flush()
+
+    async def flush(self) -> None:
+        await self._buffer.flush()
+
+    async def debug_tasks(self) -> list[str]:
+        """Stacks of every coroutine running in this host (for diagnosing a stuck session)."""
+        import asyncio
+        import io
+
+        out = []
+        for task in asyncio.all_tasks():
+            buf = io.StringIO()
+            task.print_stack(limit=12, file=buf)
+            out.append(buf.getvalue())
+        return out
+
+    async def describe(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "sessions": self.core.describe(), "events_shipped": self._buffer.shipped}
+
+
+__all__ = ["HostActor"]

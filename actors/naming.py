@@ -1,0 +1,53 @@
+"""Every Ray actor name and option Troupe uses, in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from runtime.ids import RAY_NAMESPACE, Address, AgentId, SessionId
+
+NAMESPACE = RAY_NAMESPACE
+HOST_MAX_CONCURRENCY = 10_000
+"""Async host actors serve many logical actors; each waiting call (a long task_wait) holds a slot."""
+
+
+def lake_tag(lake: str) -> str:
+    """A short, stable tag of a lake path, so two runtimes writing different lakes don't share actors."""
+    return hashlib.sha1(lake.encode()).hexdigest()[:8]
+
+
+def event_log_name(lake: str) -> str:
+    return f"eventlog-{lake_tag(lake)}"
+
+
+def dedicated_name(session_id: SessionId, agent: AgentId) -> str:
+    """A dedicated logical actor's Ray actor name: ``<session>/<agent>`` (visible in the dashboard)."""
+    return str(Address(session_id, agent))
+
+
+def pool_host_name(lake: str, index: int) -> str:
+    return f"host-{lake_tag(lake)}-{index}"
+
+
+def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:
+    """Options for a host actor: it waits on I/O, so it takes no CPU slot."""
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "num_cpus": 0,
+        "max_concurrency": HOST_MAX_CONCURRENCY,
+        "get_if_exists": get_if_exists,
+        "max_restarts": 0,
+    }
+
+
+__all__ = [
+    "HOST_MAX_CONCURRENCY",
+    "NAMESPACE",
+    "dedicated_name",
+    "event_log_name",
+    "host_options",
+    "lake_tag",
+    "pool_host_name",
+]
