@@ -32,7 +32,11 @@ TAIL_POLL_S = 1.0
 
 
 def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
-    """Connect to Ray (or start a local instance); returns True when this call started it."""
+    """Connect to Ray (or start a local instance); returns True when this call started it.
+
+    Joining a cluster that uses token auth (Ray 2.60's default) needs ``RAY_AUTH_MODE=token`` in
+    the environment *before* ``ray`` is imported; the CLI sets it for you (see ``runtime.cli``).
+    """
     if ray.is_initialized():
         return False
     init_options.setdefault("log_to_driver", False)
@@ -108,6 +112,17 @@ class RayBackend:
                 **host_options(dedicated_name(spec.session_id, name))
             ).remote(log_name)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)])) for n, h in placed.hosts.items()))
+
+    async def start_sessions(self, specs: list[SessionSpec]) -> None:
+        packed = [s for s in specs if s.placement is Placement.PACKED]
+        by_host: dict[int, tuple[ActorHandle, list[SessionSpec]]] = {}
+        for spec in packed:
+            host = self._pool_host()
+            self._sessions[spec.session_id] = _Placed(spec, host=host)
+            by_host.setdefault(id(host), (host, []))[1].append(spec)
+        # The specs share one TeamConfig object, which pickle sends once per call.
+        await asyncio.gather(*(remote_call(h.start_sessions.remote(group)) for h, group in by_host.values()))
+        await asyncio.gather(*(self.start_session(s) for s in specs if s.placement is not Placement.PACKED))
 
     def _placed(self, session_id: SessionId) -> _Placed:
         try:

@@ -20,7 +20,7 @@ class HostActor:
     def __init__(self, event_log_name: str) -> None:
         self._log = ray.get_actor(event_log_name, namespace=NAMESPACE)
         self._buffer = EventBuffer(RayShip(self._log))
-        self._transport = RayTransport()
+        self._transport = RayTransport(own_name=ray.get_runtime_context().get_actor_name())
         self.core = HostCore(sink=self._buffer, transport=self._transport)
         self._started = False
 
@@ -33,6 +33,13 @@ class HostActor:
     async def start_session(self, spec: SessionSpec, names: list[str]) -> list[str]:
         self._ensure_started()
         return await self.core.start_session(spec, names)
+
+    async def start_sessions(self, specs: list[SessionSpec]) -> int:
+        """Start whole sessions here (packed placement); one call for many keeps sweeps cheap."""
+        self._ensure_started()
+        for spec in specs:
+            await self.core.start_session(spec, spec.all_names())
+        return len(specs)
 
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
         self._ensure_started()
@@ -51,6 +58,15 @@ class HostActor:
 
     async def flush(self) -> None:
         await self._buffer.flush()
+
+    async def probe_send(self, session_id: SessionId, sender: AgentId, recipient: AgentId, n: int) -> float:
+        self._ensure_started()
+        return await self.core.probe_send(session_id, sender, recipient, n)
+
+    async def rss_bytes(self) -> int:
+        """Resident memory of this host process."""
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     async def debug_tasks(self) -> list[str]:
         """Stacks of every coroutine running in this host (for diagnosing a stuck session)."""

@@ -33,11 +33,15 @@ async def remote_call(ref: Any) -> Any:
 class RayTransport:
     """Finds a dedicated logical actor by its Ray name (``<session>/<root agent>``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, own_name: str | None = None) -> None:
         self._handles: dict[str, ActorHandle] = {}
+        self.own_name = own_name
+        """This host's own actor name: routing there would loop back forever."""
 
     def handle(self, session_id: SessionId, agent: AgentId) -> ActorHandle:
         name = dedicated_name(session_id, root_of(agent))
+        if name == self.own_name:
+            raise UnknownAgentError(f"{agent!r} is not on its own host {name!r} (gone or never started)", agent=agent)
         handle = self._handles.get(name)
         if handle is None:
             try:
@@ -55,12 +59,13 @@ class RayTransport:
 
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
         try:
-            return await remote_call(self.handle(session_id, agent).deliver.remote(session_id, agent, envelope))
+            # Plain str across the boundary: id subclasses pickle by __reduce__, which costs per message.
+            return await remote_call(self.handle(session_id, agent).deliver.remote(str(session_id), str(agent), envelope))
         except RayActorError as e:
             raise UnknownAgentError(f"agent {agent!r} of session {session_id} is gone: {e}", agent=agent) from None
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
-        return await remote_call(self.handle(session_id, target).call.remote(session_id, target, method, kwargs))
+        return await remote_call(self.handle(session_id, target).call.remote(str(session_id), str(target), method, kwargs))
 
 
 __all__ = ["RayTransport", "remote_call", "unwrap"]

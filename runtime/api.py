@@ -71,24 +71,43 @@ class Troupe:
                                           **ray_init)
         return cls(backend, placement=Placement(placement or Placement.DEDICATED))
 
-    async def open(
-        self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
-        stream_tokens: bool = False, run_id: str | None = None, session_id: str | None = None,
-    ) -> Session:
+    def _specs(
+        self, team: TeamConfig | str | Path, n: int, *, placement: Placement | str | None, model: str | None,
+        stream_tokens: bool, run_id: str | None, session_id: str | None,
+    ) -> list[SessionSpec]:
         cfg = as_team(team)
         if model is not None:
             cfg = cfg.with_model(model)
         validate_team(cfg, self.registry)
-        spec = SessionSpec(
-            session_id=SessionId(session_id) if session_id else SessionId.new(),
-            run_id=RunId(run_id) if run_id else RunId.new(),
-            team=cfg,
-            placement=Placement(placement) if placement else self.placement,
-            stream_tokens=stream_tokens,
-        )
+        run = RunId(run_id) if run_id else RunId.new()
+        where = Placement(placement) if placement else self.placement
+        ids = [SessionId(session_id)] if session_id and n == 1 else [SessionId.new() for _ in range(n)]
+        return [SessionSpec(session_id=sid, run_id=run, team=cfg, placement=where, stream_tokens=stream_tokens)
+                for sid in ids]
+
+    async def open(
+        self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
+        stream_tokens: bool = False, run_id: str | None = None, session_id: str | None = None,
+    ) -> Session:
+        """Start a session for ``team``; its events can be streamed with ``session.events()``."""
+        [spec] = self._specs(team, 1, placement=placement, model=model, stream_tokens=stream_tokens,
+                             run_id=run_id, session_id=session_id)
         await self.backend.subscribe(spec.session_id)
         await self.backend.start_session(spec)
         return Session(self.backend, spec)
+
+    async def open_many(
+        self, team: TeamConfig | str | Path, n: int, *, placement: Placement | str | None = None,
+        model: str | None = None, run_id: str | None = None,
+    ) -> list[Session]:
+        """Start ``n`` sessions of one team under one run id (sweeps), in one round trip per host.
+
+        They are not streamed live; their events go to the lake as usual.
+        """
+        specs = self._specs(team, n, placement=placement, model=model, stream_tokens=False, run_id=run_id,
+                            session_id=None)
+        await self.backend.start_sessions(specs)
+        return [Session(self.backend, spec) for spec in specs]
 
     async def run(self, team: TeamConfig | str | Path, input: str, *, timeout: float | None = None,
                   **options: Any) -> SessionResult:

@@ -26,15 +26,19 @@ def _lake(value: str | None) -> str:
 
 
 async def _run_session(args: argparse.Namespace) -> int:
-    from runtime.api import Troupe, as_team
+    from runtime.api import Troupe, as_team, validate_team
     from runtime.progress import ProgressPrinter
+    from tools.builtins import default_registry
 
     team = as_team(args.team)
+    if args.model:
+        team = team.with_model(args.model)
+    validate_team(team, default_registry())  # fail before starting Ray
     troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=args.placement,
                                   logging_level=logging.WARNING)
     session = None
     try:
-        session = await troupe.open(team, model=args.model, placement=args.placement, stream_tokens=not args.json)
+        session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json)
         await session.send(args.input)
         if not args.json:
             show = ProgressPrinter()
@@ -102,9 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _choose_auth_mode(address: str | None) -> None:
+    """Joining a running cluster with token auth (Ray's default) needs RAY_AUTH_MODE=token, read
+    when ``ray`` is imported; pick it when the user chose no mode and a token is at hand."""
+    if not address or address == "local" or "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.exists(token_file):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     args = build_parser().parse_args(argv)
+    _choose_auth_mode(getattr(args, "address", None) or os.environ.get("RAY_ADDRESS"))
     try:
         return int(args.func(args))
     except ConfigError as e:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,6 +36,7 @@ from tools.builtins import default_registry
 from tools.registry import ToolRegistry
 
 SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
+_REMEMBER_CLOSED = 100_000
 
 SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
@@ -121,6 +124,8 @@ class HostCore:
         self.sessions: dict[SessionId, _Held] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.finished: dict[SessionId, SessionResult] = {}
+        self.closed: OrderedDict[SessionId, None] = OrderedDict()
+        """Sessions this host held and closed: late messages for them are dropped, never forwarded."""
 
     # --- lifecycle --------------------------------------------------------------------------
     def emitter(self, spec: SessionSpec, agent: str) -> Callable[..., None]:
@@ -204,6 +209,9 @@ class HostCore:
         held = self.sessions.pop(session_id, None)
         if held is None:
             return
+        self.closed[session_id] = None
+        if len(self.closed) > _REMEMBER_CLOSED:
+            self.closed.popitem(last=False)
         for guest in held.guests.values():
             if isinstance(guest, AgentCore):
                 guest.terminate()
@@ -235,6 +243,8 @@ class HostCore:
             agent = SUPERVISOR
         guest = self._local(session_id, agent)
         if guest is None:
+            if session_id in self.closed:
+                return False  # a late message for a session that ended here (e.g. a TERMINATE in flight)
             if self.transport is None or self._is_child(session_id, agent):
                 raise UnknownAgentError(f"no agent {agent!r} in session {session_id}", agent=agent)
             return await self.transport.deliver(session_id, agent, envelope)
@@ -273,6 +283,8 @@ class HostCore:
         """Call a method of a logical actor, wherever it lives."""
         guest = self._local(session_id, target)
         if guest is None:
+            if session_id in self.closed:
+                raise UnknownAgentError(f"session {session_id} is closed", agent=target, session=session_id)
             if self.transport is None:
                 raise UnknownAgentError(f"no actor {target!r} in session {session_id}", agent=target)
             return await self.transport.call(session_id, target, method, kwargs)
@@ -307,6 +319,19 @@ class HostCore:
         """Wait for queued background deliveries (tests, shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def probe_send(self, session_id: SessionId, sender: AgentId, recipient: AgentId, n: int,
+                         *, window: int = 100) -> float:
+        """Deliver ``n`` messages from ``sender`` to ``recipient`` through normal routing; returns seconds.
+
+        A diagnostic (like ``ray microbenchmark``): pause the recipient first, or each message starts a turn.
+        """
+        envelopes = [Envelope(session_id=session_id, sender=sender, recipient=recipient, content=f"probe {i}")
+                     for i in range(n)]
+        started = time.perf_counter()
+        for i in range(0, n, window):
+            await asyncio.gather(*(self.send(e) for e in envelopes[i:i + window]))
+        return time.perf_counter() - started
 
     def describe(self) -> dict[str, Any]:
         return {

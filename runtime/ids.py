@@ -25,7 +25,7 @@ class _Id(str):
     def __new__(cls, value: str) -> Self:
         if isinstance(value, cls):
             return value
-        if not isinstance(value, str) or not _NAME.match(value):
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
             raise ValueError(
                 f"invalid {cls.kind} {value!r}: use 1-128 characters from letters, digits, "
                 "'.', '_', ':' and '-', starting with a letter or digit"

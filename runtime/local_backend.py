@@ -32,6 +32,10 @@ class LocalBackend:
             self._started = True
         await self.host.start_session(spec, spec.all_names())
 
+    async def start_sessions(self, specs: list[SessionSpec]) -> None:
+        for spec in specs:
+            await self.start_session(spec)
+
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
         return await self.host.deliver(session_id, agent, envelope)
 

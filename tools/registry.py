@@ -26,7 +26,7 @@ class ToolRegistry:
             return self._tools[name]
         except KeyError:
             close = difflib.get_close_matches(name, self._tools, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "."
             raise UnknownToolError(
                 f"unknown tool {name!r}{hint} Known tools: {', '.join(sorted(self._tools))}", tool=name
             ) from None

@@ -14,6 +14,8 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _FUNCS = {"sqrt": math.sqrt, "abs": abs, "round": round, "min": min, "max": max, "log": math.log, "exp": math.exp}
 _CONSTS = {"pi": math.pi, "e": math.e}
+_MAX_BITS = 4096
+"""Largest integer result (in bits): nested powers must not hang a worker or exhaust memory."""
 
 
 def _eval(node: ast.AST) -> float | int:
@@ -23,9 +25,15 @@ def _eval(node: ast.AST) -> float | int:
         return node.value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > 1000:
-            raise ToolArgumentError("exponent too large (limit 1000)", tool="calculator")
-        return _BINARY[type(node.op)](left, right)
+        if isinstance(node.op, ast.Pow):
+            if abs(right) > 1000:
+                raise ToolArgumentError("exponent too large (limit 1000)", tool="calculator")
+            if isinstance(left, int) and abs(left) > 1 and left.bit_length() * abs(right) > _MAX_BITS:
+                raise ToolArgumentError(f"result too large (limit {_MAX_BITS} bits)", tool="calculator")
+        value = _BINARY[type(node.op)](left, right)
+        if isinstance(value, int) and value.bit_length() > _MAX_BITS:
+            raise ToolArgumentError(f"result too large (limit {_MAX_BITS} bits)", tool="calculator")
+        return value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand))
     if isinstance(node, ast.Name) and node.id in _CONSTS:
@@ -46,13 +54,15 @@ def calculator(expression: str) -> str:
         expression: Numbers, + - * / // % **, parentheses, sqrt/abs/round/min/max/log/exp, pi, e.
     """
     try:
-        tree = ast.parse(expression.replace("×", "*").replace("^", "**"), mode="eval")
+        tree = ast.parse(expression.strip().replace("×", "*").replace("^", "**"), mode="eval")
     except SyntaxError as e:
         raise ToolArgumentError(f"not an arithmetic expression: {expression!r} ({e.msg})", tool="calculator") from None
     try:
         value = _eval(tree)
     except ZeroDivisionError:
         raise ToolArgumentError("division by zero", tool="calculator") from None
+    except (OverflowError, ValueError) as e:
+        raise ToolArgumentError(f"math error in {expression!r}: {e}", tool="calculator") from None
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         value = int(value)
     return str(value)

@@ -1,0 +1,98 @@
+"""Agent->agent messages per second in `dedicated` and `packed` placement, against raw Ray.
+
+Baseline (same run): one async Ray actor calling another's method with the same envelope, awaiting
+each call, 100 in flight at a time. Troupe: the sender's host routes each message to the recipient's
+mailbox (the recipient is paused, so no turns run). Ends with one JSON line of figures.
+
+    python benchmarks/messaging.py [--messages 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+
+import ray
+
+from actors.backend import ensure_ray
+from runtime.api import Troupe
+from runtime.config import parse_team
+from runtime.messages import Envelope
+
+WINDOW = 100
+
+
+@ray.remote(num_cpus=0)
+class Sink:
+    def __init__(self) -> None:
+        self.got = 0
+
+    async def recv(self, envelope: Envelope) -> bool:
+        self.got += 1
+        return True
+
+
+@ray.remote(num_cpus=0)
+class Source:
+    async def blast(self, sink: ray.actor.ActorHandle, n: int) -> float:
+        envs = [Envelope(session_id="s-bench", sender="a", recipient="b", content=f"probe {i}") for i in range(n)]
+        started = time.perf_counter()
+        for i in range(0, n, WINDOW):
+            await asyncio.gather(*(sink.recv.remote(e) for e in envs[i:i + WINDOW]))
+        return time.perf_counter() - started
+
+
+TEAM = parse_team({
+    "name": "bench", "entry": "a", "default_model": "m",
+    "models": {"m": {"provider": "scripted", "scripts": {"*": []}}},
+    "agents": [{"id": "a"}, {"id": "b"}],
+})
+
+
+async def troupe_rate(troupe: Troupe, placement: str, n: int) -> float:
+    session = await troupe.open(TEAM, placement=placement)
+    await session.pause("b")
+    placed = troupe.backend._sessions[session.id]
+    host = placed.handle_for("a")
+    seconds = await host.probe_send.remote(session.id, "a", "b", n)
+    depth = (await session.describe("b"))["mailbox"]
+    assert depth == n, f"expected {n} messages in b's mailbox, found {depth}"
+    await session.close()
+    return n / seconds
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    ensure_ray("local", num_cpus=2)
+    troupe = await Troupe.connect(lake=tempfile.mkdtemp(prefix="troupe-bench-"))
+    source, sink = Source.remote(), Sink.remote()
+    await sink.recv.remote(Envelope(session_id="s-bench", sender="a", recipient="b"))  # warm up
+    raw, dedicated, packed = [], [], []
+    for _ in range(args.repeats):
+        raw.append(args.messages / await source.blast.remote(sink, args.messages))
+        dedicated.append(await troupe_rate(troupe, "dedicated", args.messages))
+        packed.append(await troupe_rate(troupe, "packed", args.messages))
+    best = {"raw_ray_msgs_per_s": max(raw), "dedicated_msgs_per_s": max(dedicated), "packed_msgs_per_s": max(packed)}
+    figures = {
+        **{k: round(v) for k, v in best.items()},
+        "dedicated_vs_raw": round(best["dedicated_msgs_per_s"] / best["raw_ray_msgs_per_s"], 2),
+        "packed_vs_raw": round(best["packed_msgs_per_s"] / best["raw_ray_msgs_per_s"], 1),
+        "messages": args.messages,
+        "repeats": args.repeats,
+    }
+    print(f"raw Ray actor->actor: {figures['raw_ray_msgs_per_s']:,} msgs/s")
+    print(f"dedicated agent->agent: {figures['dedicated_msgs_per_s']:,} msgs/s ({figures['dedicated_vs_raw']}x raw; target >= 0.7x)")
+    print(f"packed co-located agent->agent: {figures['packed_msgs_per_s']:,} msgs/s ({figures['packed_vs_raw']}x raw; target >= 20x)")
+    await troupe.shutdown()
+    ray.shutdown()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

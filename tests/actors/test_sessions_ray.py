@@ -1,0 +1,99 @@
+"""Sessions on a real local Ray, in both placements, through the Python API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+
+from runtime.api import Troupe
+from runtime.errors import UnknownAgentError, VersionConflictError
+from runtime.ids import BLACKBOARD
+from runtime.lake import query
+from runtime.supervisor import SessionStatus
+from tests.conftest import EXAMPLE_TEAM, REPO
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
+
+REQUIRED_TYPES = {"task.created", "blackboard.put", "tool.call", "tool.result", "llm.request", "llm.response"}
+
+
+def _actor_exists(name: str) -> bool:
+    try:
+        ray.get_actor(name, namespace="troupe")
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("placement", ["dedicated", "packed"])
+async def test_example_team_in_both_placements(troupe_ray: Troupe, lake: Path, placement: str) -> None:
+    session = await troupe_ray.open(EXAMPLE_TEAM, placement=placement)
+    lead_actor = f"{session.id}/lead"
+    assert _actor_exists(lead_actor) is (placement == "dedicated")
+    result = await session.run("What is 1234 * 5678?", timeout=60)
+    assert result.status is SessionStatus.COMPLETED, result.error
+    assert "7006652" in result.reply
+    await session.close()
+    assert not _actor_exists(lead_actor)  # dedicated actors are gone after close
+    by_agent = query(lake, "select agent, list(distinct type) types from events group by agent").to_pylist()
+    agents = {r["agent"]: set(r["types"]) for r in by_agent}
+    assert {"lead", "worker_a", "worker_b"} <= set(agents)
+    assert REQUIRED_TYPES <= set().union(*agents.values())
+    started = query(lake, "select json_extract_string(payload, '$.placement') p from events where type='session.started'")
+    assert started.to_pylist() == [{"p": placement}]
+    # The run was compacted into one file when the session closed.
+    assert len(list(lake.rglob("*.parquet"))) == 1
+
+
+async def test_troupe_errors_cross_the_process_boundary_as_troupe_errors(troupe_ray: Troupe) -> None:
+    session = await troupe_ray.open(EXAMPLE_TEAM, placement="dedicated")
+    put = {"key": "k", "value": 1, "author": "lead"}
+    await troupe_ray.backend.call(session.id, BLACKBOARD, "put", put)
+    with pytest.raises(VersionConflictError, match="expected version 0"):
+        await troupe_ray.backend.call(session.id, BLACKBOARD, "put", {**put, "expected_version": 0})
+    with pytest.raises(UnknownAgentError, match="unknown agent 'ghost'"):
+        await session.send("hi", to="ghost")
+    entries = await session.blackboard()
+    assert [(e.key, e.value, e.version) for e in entries] == [("k", 1, 1)]
+    await session.close()
+
+
+async def test_events_stream_live_with_tokens(troupe_ray: Troupe) -> None:
+    session = await troupe_ray.open(EXAMPLE_TEAM, placement="packed", stream_tokens=True)
+    await session.send("go")
+    events = [e async for e in session.events()]
+    await session.close()
+    types = [e.type for e in events]
+    assert types[0] == "session.started" and types[-1] == "session.finished"
+    tokens = "".join(e.data["text"] for e in events if e.type == "llm.token" and e.agent == "lead")
+    assert "7006652" in tokens
+    assert len({e.agent for e in events}) >= 4
+
+
+def _troupe(*args: str, lake: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TROUPE_LAKE": str(lake)}
+    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=int(os.environ.get("CLI_TIMEOUT", "150")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", ["dedicated", "packed"])
+def test_cli_run_json_then_events_sql(lake: Path, placement: str) -> None:
+    address = ray.get_runtime_context().gcs_address
+    run = _troupe("run", "examples/research_team", "--input", "What is 1234 * 5678?", "--json",
+                  "--placement", placement, "--address", address, lake=lake)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["status"] == "completed" and "7006652" in out["reply"]
+    assert out["lake"] == str(lake.resolve()) and out["session_id"].startswith("s-") and out["run_id"].startswith("r-")
+    sql = _troupe("events", "sql", f"select count(distinct agent) agents, list(distinct type) types from events "
+                  f"where session_id = '{out['session_id']}'", "--format", "json", lake=lake)
+    assert sql.returncode == 0, sql.stderr
+    [row] = json.loads(sql.stdout)
+    assert row["agents"] >= 3 and REQUIRED_TYPES <= set(row["types"])
