@@ -70,9 +70,12 @@ class _Placed:
 
 
 class RayBackend:
-    def __init__(self, *, lake: str, log: ActorHandle, pool_size: int, started_ray: bool) -> None:
+    def __init__(self, *, lake: str, log: ActorHandle, log_name: str, job: str, pool_size: int,
+                 started_ray: bool) -> None:
         self.lake = lake
         self.log = log
+        self.log_name = log_name
+        self.job = job
         self.pool_size = pool_size
         self.started_ray = started_ray
         self._pool: list[ActorHandle] = []
@@ -84,17 +87,18 @@ class RayBackend:
                      **init_options: Any) -> RayBackend:
         started = ensure_ray(address, **init_options)
         lake = str(Path(lake).expanduser().resolve())
-        log = get_or_create_event_log(lake, name=event_log_name(lake), namespace=NAMESPACE)
+        job = ray.get_runtime_context().get_job_id()
+        log_name = event_log_name(lake, job)
+        log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)
         await log.stats.remote()
         size = pool_size or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return cls(lake=lake, log=log, pool_size=size, started_ray=started)
+        return cls(lake=lake, log=log, log_name=log_name, job=job, pool_size=size, started_ray=started)
 
     # --- placement --------------------------------------------------------------------------
     def _pool_host(self) -> ActorHandle:
         if not self._pool:
-            log_name = event_log_name(self.lake)
             self._pool = [
-                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, i), get_if_exists=True)).remote(log_name)
+                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i))).remote(self.log_name)
                 for i in range(self.pool_size)
             ]
         return self._pool[next(self._next) % len(self._pool)]
@@ -106,11 +110,10 @@ class RayBackend:
             placed.host = self._pool_host()
             await remote_call(placed.host.start_session.remote(spec, [str(n) for n in spec.all_names()]))
             return
-        log_name = event_log_name(self.lake)
         for name in spec.all_names():
             placed.hosts[name] = ray.remote(HostActor).options(
                 **host_options(dedicated_name(spec.session_id, name))
-            ).remote(log_name)
+            ).remote(self.log_name)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)])) for n, h in placed.hosts.items()))
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:

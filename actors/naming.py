@@ -17,8 +17,10 @@ def lake_tag(lake: str) -> str:
     return hashlib.sha1(lake.encode()).hexdigest()[:8]
 
 
-def event_log_name(lake: str) -> str:
-    return f"eventlog-{lake_tag(lake)}"
+def event_log_name(lake: str, job: str) -> str:
+    """One event log per driver (job) and lake: actors die with the job that owns them, so two
+    drivers writing one lake must not share one (their files never collide: names are unique)."""
+    return f"eventlog-{lake_tag(lake)}-{job}"
 
 
 def dedicated_name(session_id: SessionId, agent: AgentId) -> str:
@@ -26,8 +28,8 @@ def dedicated_name(session_id: SessionId, agent: AgentId) -> str:
     return str(Address(session_id, agent))
 
 
-def pool_host_name(lake: str, index: int) -> str:
-    return f"host-{lake_tag(lake)}-{index}"
+def pool_host_name(lake: str, job: str, index: int) -> str:
+    return f"host-{lake_tag(lake)}-{job}-{index}"
 
 
 def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import ray
 
 from actors.backend import ensure_ray
 from actors.host import HostActor
-from actors.naming import event_log_name, host_options
+from actors.naming import host_options
 from runtime.api import Troupe
 from runtime.config import parse_team
 
@@ -65,7 +65,7 @@ async def main() -> None:
 
     # One dedicated actor: process start to first answer, and its memory.
     t0 = time.perf_counter()
-    single = ray.remote(HostActor).options(**host_options("density-probe")).remote(event_log_name(backend.lake))
+    single = ray.remote(HostActor).options(**host_options("density-probe")).remote(backend.log_name)
     await single.rss_bytes.remote()
     dedicated_start_s = time.perf_counter() - t0
     dedicated_rss = await single.rss_bytes.remote()

@@ -10,7 +10,7 @@ from runtime.config import AgentSpec
 from runtime.context import Context
 from runtime.errors import InvalidTransitionError, RunError
 from runtime.events import Emitter
-from runtime.ids import SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, TaskId
+from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, TaskId
 from runtime.llm.types import LLMClient, ToolCall
 from runtime.loop import Turn, run_turn
 from runtime.mailbox import Mailbox
@@ -147,6 +147,8 @@ class AgentCore:
                 self.emit("agent.state", status="cancelled", payload={"turn": self.turns})
                 if self.sm.state is AgentState.RUNNING:
                     self._move(AgentState.IDLE)
+            except Exception as e:  # never let the runner die silently: the agent would stop answering
+                await self._fail(RunError(f"{type(e).__name__}: {e}", cause=type(e).__name__))
 
     async def gate(self) -> None:
         await self._resumed.wait()
@@ -174,14 +176,14 @@ class AgentCore:
         )
         try:
             result = await run_turn(turn)
+            if result.reply is not None:
+                await self._answer(result.reply)
         except RunError as e:
             await self._fail(e)
             return
         except Exception as e:  # a bug or a lost peer: the session must hear of it, not hang
             await self._fail(RunError(f"{type(e).__name__}: {e}", cause=type(e).__name__))
             return
-        if result.reply is not None:
-            await self._answer(result.reply)
         if self.sm.state is AgentState.RUNNING:
             self._move(AgentState.IDLE)
 
@@ -208,10 +210,12 @@ class AgentCore:
         requests, self.open_requests = self.open_requests, []
         for req in requests:
             if req.kind is MessageKind.TASK:
+                task_id = req.data["task_id"]
+                if self.spec.publish_results:
+                    await self.services.call(BLACKBOARD, "put", key=f"results/{task_id}", value=text, author=str(self.id),
+                                             kind="artifact", provenance={"message_id": req.id})
                 try:
-                    await self.services.call(
-                        TASKS, "update", task_id=req.data["task_id"], by=str(self.id), status="done", output=text
-                    )
+                    await self.services.call(TASKS, "update", task_id=task_id, by=str(self.id), status="done", output=text)
                 except InvalidTransitionError:
                     pass  # the agent already closed the task with a tool
                 continue

@@ -25,12 +25,12 @@ def _lake(value: str | None) -> str:
     return str(value or default_lake())
 
 
-async def _run_session(args: argparse.Namespace) -> int:
-    from runtime.api import Troupe, as_team, validate_team
+async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[str, Any]:
+    """Run one session of ``team`` on ``text``; stream progress unless ``--json``; return the outcome."""
+    from runtime.api import Troupe, validate_team
     from runtime.progress import ProgressPrinter
     from tools.builtins import default_registry
 
-    team = as_team(args.team)
     if args.model:
         team = team.with_model(args.model)
     validate_team(team, default_registry())  # fail before starting Ray
@@ -39,7 +39,7 @@ async def _run_session(args: argparse.Namespace) -> int:
     session = None
     try:
         session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json)
-        await session.send(args.input)
+        await session.send(text)
         if not args.json:
             show = ProgressPrinter()
             async for event in session.events():
@@ -48,28 +48,58 @@ async def _run_session(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         if session is not None:
             await session.cancel("interrupted (Ctrl-C)")
-            result = await session.result(timeout=30)
+            await session.result(timeout=30)
         raise
     finally:
         if session is not None:
             await session.close()
         await troupe.shutdown()
-    out: dict[str, Any] = {
+    return {
         "session_id": str(result.session_id), "run_id": str(result.run_id), "status": str(result.status),
         "reply": result.reply, "error": result.error, "lake": troupe.lake, "usage": result.usage.model_dump(),
-        "duration_s": result.duration_s, "placement": str(session.spec.placement),
+        "duration_s": result.duration_s, "placement": str(session.spec.placement), "ok": result.ok,
     }
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(result.reply if result.reply is not None else f"(no reply: {result.status}: {result.error})")
-        print(f"\nsession {out['session_id']}  run {out['run_id']}  status {out['status']}  lake {out['lake']}",
-              file=sys.stderr)
-    return EXIT_OK if result.ok else EXIT_SESSION_FAILED
+
+
+def _print_outcome(out: dict[str, Any]) -> None:
+    print(out["reply"] if out["reply"] is not None else f"(no reply: {out['status']}: {out['error']})")
+    print(f"\nsession {out['session_id']}  run {out['run_id']}  status {out['status']}  lake {out['lake']}",
+          file=sys.stderr)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run_session(args))
+    from runtime.api import as_team
+
+    out = asyncio.run(_run_session(args, as_team(args.team), args.input))
+    if args.json:
+        print(json.dumps({k: v for k, v in out.items() if k != "ok"}))
+    else:
+        _print_outcome(out)
+    return EXIT_OK if out["ok"] else EXIT_SESSION_FAILED
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from runtime.demo import QUESTION, answer_is_correct, demo_team
+    from runtime.lake import format_table
+    from runtime.summary import per_agent
+
+    if not args.json:
+        print(f"Q: {QUESTION}\n", file=sys.stderr)
+    out = asyncio.run(_run_session(args, demo_team(), QUESTION))
+    summary = per_agent(out["lake"], out["session_id"])
+    out["correct"] = answer_is_correct(out["reply"])
+    if args.json:
+        out["summary"] = summary.to_pylist()
+        print(json.dumps({k: v for k, v in out.items() if k != "ok"}, default=str))
+    else:
+        print(f"\nA: {out['reply'] if out['reply'] is not None else '(no reply: ' + str(out['error']) + ')'}")
+        print(f"\nsession {out['session_id']}  status {out['status']}  in {out['duration_s']:.1f} s"
+              f"  (answer {'contains' if out['correct'] else 'does NOT contain'} 7006652 and 17:30)")
+        print(f"lake    {out['lake']}")
+        print(f"\nWhat happened (DuckDB over the lake):\n{format_table(summary)}")
+        print(f'\nMore: troupe events sql "select agent, type, tool, duration_ms from events '
+              f"where session_id='{out['session_id']}' order by ts\" --lake {out['lake']}")
+    return EXIT_OK if out["ok"] else EXIT_SESSION_FAILED
 
 
 def _cmd_events_sql(args: argparse.Namespace) -> int:
@@ -84,17 +114,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="troupe", description="Run teams of LLM agents as actors on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def session_options(p: argparse.ArgumentParser, *, model_default: str | None, model_help: str) -> None:
+        p.add_argument("--model", default=model_default, help=model_help)
+        p.add_argument("--placement", choices=[p.value for p in Placement], default=None,
+                       help="dedicated: one Ray actor per agent; packed: agents share pooled host actors")
+        p.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
+        p.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
+        p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
+        p.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+
     run = sub.add_parser("run", help="run a team session and print its reply")
     run.add_argument("team", help="team YAML file, or a folder with team.yaml")
     run.add_argument("--input", "-i", required=True, help="the user's message to the team's entry agent")
-    run.add_argument("--model", help="model profile every agent uses (overrides the team file)")
-    run.add_argument("--placement", choices=[p.value for p in Placement], default=None,
-                     help="dedicated: one Ray actor per agent; packed: agents share pooled host actors")
-    run.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
-    run.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
-    run.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
-    run.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    session_options(run, model_default=None,
+                    model_help="model profile every agent uses (a profile of the team, 'local' or 'local:/path.gguf')")
     run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="run the built-in three-agent demo on a question with a checkable answer")
+    session_options(demo, model_default="local",
+                    model_help="'local' (embedded model, default), 'scripted' (deterministic), 'local:/path.gguf', "
+                               "or another profile of the demo team")
+    demo.set_defaults(func=_cmd_demo)
 
     events = sub.add_parser("events", help="query the event lake")
     events_sub = events.add_subparsers(dest="events_command", required=True)

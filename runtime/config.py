@@ -106,6 +106,8 @@ class AgentSpec(_Strict):
     """Context budget; older turns are compacted beyond it."""
     subscriptions: list[str] = Field(default_factory=list)
     """Blackboard key prefixes whose writes wake this agent."""
+    publish_results: bool = False
+    """Write each reply that completes a task to the blackboard as ``results/<task id>``."""
 
     @field_validator("id")
     @classmethod
@@ -173,15 +175,23 @@ class TeamConfig(_Strict):
         return spec.model or self.default_model
 
     def with_model(self, profile: str) -> TeamConfig:
-        """A copy where every agent uses ``profile`` (the CLI's ``--model``)."""
-        if profile not in self.models:
+        """A copy where every agent uses ``profile`` (the CLI's ``--model``).
+
+        Besides the team's own profiles, ``local`` (the embedded default model) and
+        ``local:/path/to/model.gguf`` always work.
+        """
+        models = self.models
+        if profile not in models and (profile == "local" or profile.startswith("local:")):
+            path = profile.partition(":")[2] or "default"
+            models = {**models, profile: ModelProfile(provider="local", model=path, temperature=0)}
+        if profile not in models:
             from runtime.errors import UnknownModelError
 
             raise UnknownModelError(
                 f"unknown model profile {profile!r}; this team defines {sorted(self.models)}", profile=profile
             )
         agents = [a.model_copy(update={"model": profile}) for a in self.agents]
-        return self.model_copy(update={"agents": agents, "default_model": profile})
+        return self.model_copy(update={"agents": agents, "default_model": profile, "models": models})
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:

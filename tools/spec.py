@@ -70,6 +70,20 @@ def _doc_parts(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
     return summary, args
 
 
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """Inline ``$ref``s to ``$defs`` and drop ``title``s: small models and grammar converters read
+    flat schemas more reliably than references."""
+    if isinstance(schema, dict):
+        if "$ref" in schema and schema["$ref"].startswith("#/$defs/"):
+            target = defs[schema["$ref"].split("/")[-1]]
+            merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+            return _inline(merged, defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k not in ("title", "$defs")}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
 def _format_validation(name: str, err: ValidationError) -> str:
     parts = []
     for e in err.errors():
@@ -147,10 +161,8 @@ def tool(
         args_model = create_model(  # type: ignore[call-overload]
             f"{tool_name}_args", __config__=ConfigDict(extra="forbid"), **fields
         )
-        schema = args_model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
+        raw = args_model.model_json_schema()
+        schema = _inline(raw, raw.get("$defs", {}))
         spec = ToolSpec(
             name=tool_name,
             description=description or summary,

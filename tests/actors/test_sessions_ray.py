@@ -97,3 +97,19 @@ def test_cli_run_json_then_events_sql(lake: Path, placement: str) -> None:
     assert sql.returncode == 0, sql.stderr
     [row] = json.loads(sql.stdout)
     assert row["agents"] >= 3 and REQUIRED_TYPES <= set(row["types"])
+
+
+@pytest.mark.slow
+def test_cli_demo_on_the_scripted_model_answers_and_summarises(lake: Path) -> None:
+    address = ray.get_runtime_context().gcs_address
+    demo = _troupe("demo", "--model", "scripted", "--json", "--placement", "packed", "--address", address, lake=lake)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    out = json.loads(demo.stdout)
+    assert out["status"] == "completed" and out["correct"] is True
+    assert "7006652" in out["reply"] and "17:30" in out["reply"]
+    by_agent = {row["agent"]: row for row in out["summary"]}
+    assert set(by_agent) == {"lead", "math", "clock"}
+    assert [by_agent[a]["tool_calls"] for a in ("lead", "math", "clock")] == [1, 1, 1]
+    results = query(lake, "select json_extract_string(payload, '$.key') k, json_extract_string(payload, '$.author') a "
+                          "from events where type='blackboard.put' order by a").to_pylist()
+    assert [r["a"] for r in results] == ["clock", "math"] and all(r["k"].startswith("results/t-") for r in results)

@@ -87,6 +87,7 @@ def test_agent_defaults():
         "max_rounds": 8,
         "context_tokens": 16_000,
         "subscriptions": [],
+        "publish_results": False,
     }
     assert team.profile_for(spec) == "m"
 

@@ -155,11 +155,13 @@ def test_calculator_spec():
 
 # --- registry of builtins --------------------------------------------------------------------
 BUILTIN_NAMES = [
+    "assign_tasks",
     "blackboard_get",
     "blackboard_list",
     "blackboard_put",
     "broadcast",
     "calculator",
+    "convert_time",
     "delegate",
     "send_message",
     "task_create",
@@ -187,6 +189,8 @@ def test_builtin_levels_and_ctx():
         "blackboard_put": "L1",
         "broadcast": "L1",
         "calculator": "L0",
+        "assign_tasks": "L1",
+        "convert_time": "L0",
         "delegate": "L1",
         "send_message": "L1",
         "task_create": "L1",
@@ -195,7 +199,7 @@ def test_builtin_levels_and_ctx():
         "task_wait": "L0",
         "wait": "L0",
     }
-    assert [n for n in BUILTIN_NAMES if not reg.get(n).wants_ctx] == ["calculator"]
+    assert [n for n in BUILTIN_NAMES if not reg.get(n).wants_ctx] == ["calculator", "convert_time"]
     for n in BUILTIN_NAMES:
         assert "ctx" not in reg.get(n).spec.parameters["properties"]
         assert reg.get(n).spec.description, n
@@ -587,6 +591,7 @@ async def test_delegate_success(services):
         "max_rounds": 5,
         "context_tokens": 4000,
         "subscriptions": [],
+        "publish_results": False,
     }
     [task] = [t for t in services.tasks.list() if t.id != "t-root"]
     assert (task.goal, task.assignee, task.created_by, task.parent_id, task.status) == (

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tools.builtins import blackboard, calculator, messaging, tasks
+from tools.builtins import blackboard, calculator, clock, messaging, tasks
 from tools.registry import ToolRegistry
 
-BUILTIN_TOOLS = [*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS]
+BUILTIN_TOOLS = [*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS]
 
 
 def default_registry() -> ToolRegistry:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field
+
 from runtime.errors import ToolArgumentError
 from runtime.ids import TASKS
 from tools.context import ToolContext
@@ -88,4 +90,25 @@ async def task_wait(ctx: ToolContext, task_ids: list[str], timeout_s: float = 60
     return [_task(t) for t in tasks]
 
 
-TOOLS = [task_create, task_update, task_list, task_wait]
+class Assignment(BaseModel):
+    assignee: str = Field(description="Agent id to do it.")
+    goal: str = Field(description="What that agent must do, in one sentence.")
+
+
+@tool(name="assign_tasks", level="L1", timeout_s=3600)
+async def assign_tasks(ctx: ToolContext, tasks: list[Assignment], timeout_s: float = 600) -> str:
+    """Split work into tasks for other agents, run them in parallel, and return their results.
+
+    Args:
+        tasks: One entry per task: {"assignee": agent id, "goal": what to do}.
+        timeout_s: Give up after this many seconds.
+    """
+    if not tasks:
+        raise ToolArgumentError("give at least one task: [{\"assignee\": ..., \"goal\": ...}]", tool="assign_tasks")
+    created = [await task_create.invoke({"goal": t.goal, "assignee": t.assignee}, ctx) for t in tasks]
+    done = await task_wait.invoke({"task_ids": [c["id"] for c in created], "timeout_s": timeout_s}, ctx)
+    return "\n".join(f"{d['assignee']} ({d['status']}): {d['output'] if d['output'] is not None else d['error']}"
+                     for d in done)
+
+
+TOOLS = [task_create, task_update, task_list, task_wait, assign_tasks]
