@@ -136,7 +136,9 @@ class RayBackend:
     # --- messaging --------------------------------------------------------------------------
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
         handle = self._placed(session_id).handle_for(agent)
-        return await remote_call(handle.deliver.remote(session_id, agent, envelope))
+        if envelope.recipient == agent and envelope.session_id == session_id:
+            return await remote_call(handle.deliver.remote(envelope))
+        return await remote_call(handle.deliver.remote(envelope, str(agent)))
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
         handle = self._placed(session_id).handle_for(target)
@@ -174,6 +176,9 @@ class RayBackend:
         await asyncio.gather(*(host.flush.remote() for host in self._pool))
         await self.log.flush.remote()
         if not keep_actors:
+            from actors.local_model import stop_node_servers
+
+            await stop_node_servers()
             for host in self._pool:
                 ray.kill(host, no_restart=True)
             self._pool = []

@@ -41,9 +41,13 @@ class HostActor:
             await self.core.start_session(spec, spec.all_names())
         return len(specs)
 
-    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
+    async def deliver(self, envelope: Envelope, agent: str | None = None) -> bool:
+        """Deliver to ``agent`` (default: the envelope's recipient) of the envelope's session.
+
+        One argument in the common case: each Ray call argument is serialised on its own.
+        """
         self._ensure_started()
-        return await self.core.deliver(session_id, agent, envelope)
+        return await self.core.deliver(envelope.session_id, AgentId(agent) if agent else envelope.recipient, envelope)
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
         self._ensure_started()

@@ -44,12 +44,40 @@ def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:
     }
 
 
+LOCAL_MODEL_PREFIX = "local-llm-"
+
+
+def local_model_name(node_id: str, model_key: str) -> str:
+    """The per-node local model server actor: ``local-llm-<node id[:12]>-<model hash>``."""
+    return f"{LOCAL_MODEL_PREFIX}{node_id[:12]}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}"
+
+
+def local_model_options(name: str, node_id: str) -> dict[str, Any]:
+    """Options for a node's local model actor: shared by every agent on the node (so detached: it
+    outlives whichever worker created it), takes no CPU slot (the server process it owns uses the
+    cores), and is pinned to ``node_id`` because the server is only reachable on that node's loopback."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "num_cpus": 0,
+        "get_if_exists": True,
+        "lifetime": "detached",
+        "max_restarts": 0,
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+    }
+
+
 __all__ = [
     "HOST_MAX_CONCURRENCY",
+    "LOCAL_MODEL_PREFIX",
     "NAMESPACE",
     "dedicated_name",
     "event_log_name",
     "host_options",
     "lake_tag",
+    "local_model_name",
+    "local_model_options",
     "pool_host_name",
 ]

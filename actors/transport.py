@@ -58,9 +58,12 @@ class RayTransport:
             del self._handles[name]
 
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
+        handle = self.handle(session_id, agent)
+        ref = handle.deliver.remote(envelope) if envelope.recipient == agent else handle.deliver.remote(envelope, str(agent))
         try:
-            # Plain str across the boundary: id subclasses pickle by __reduce__, which costs per message.
-            return await remote_call(self.handle(session_id, agent).deliver.remote(str(session_id), str(agent), envelope))
+            return await ref
+        except RayTaskError as e:
+            raise unwrap(e) from None
         except RayActorError as e:
             raise UnknownAgentError(f"agent {agent!r} of session {session_id} is gone: {e}", agent=agent) from None
 

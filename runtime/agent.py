@@ -246,6 +246,7 @@ class AgentCore:
         return ToolContext(
             session_id=self.session_id, run_id=self.run_id, agent=self.id, services=self.services, spec=self.spec,
             tool_call_id=call.id, task_id=self._current_task, emit=self.emit, end_turn=end_turn,
+            request=self.open_requests[0].content if self.open_requests else None,
             forget_notices=forget_notices, extra={"agent_core": self},
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
+from runtime.ids import USER
 from runtime.messages import Envelope, MessageKind
 
 _CHARS_PER_TOKEN = 4
@@ -17,16 +18,28 @@ def estimate_tokens(message: ChatMessage) -> int:
 
 
 def render_incoming(envelope: Envelope) -> ChatMessage:
-    """How a delivered message looks to the model."""
-    if envelope.kind is MessageKind.TASK:
-        head = f"[task {envelope.data.get('task_id', '?')} from {envelope.sender}]"
+    """How a delivered message looks to the model: the user's words as they are; others say who
+    sent them, in plain words (small models echo bracketed tags back)."""
+    if envelope.sender == USER:
+        text = envelope.content
+    elif envelope.kind is MessageKind.TASK:
+        text = f"New task {envelope.data.get('task_id', '?')} from {envelope.sender}: " + _goal(envelope)
+        task_input = envelope.data.get("input")
+        if isinstance(task_input, dict) and task_input.get("context"):
+            text += f"\n(It is part of this request: {task_input['context']})"
     elif envelope.kind is MessageKind.NOTICE:
-        head = f"[notice from {envelope.sender}]"
+        text = f"Notice from {envelope.sender}: {envelope.content}"
     elif envelope.data.get("is_reply"):
-        head = f"[reply from {envelope.sender}]"
+        text = f"Reply from {envelope.sender}: {envelope.content}"
     else:
-        head = f"[message from {envelope.sender}]"
-    return ChatMessage(role="user", content=f"{head} {envelope.content}", name=str(envelope.sender))
+        text = f"Message from {envelope.sender}: {envelope.content}"
+    return ChatMessage(role="user", content=text, name=str(envelope.sender))
+
+
+def _goal(envelope: Envelope) -> str:
+    """A task message's goal, without the registry's own "Task <id>: " prefix."""
+    prefix = f"Task {envelope.data.get('task_id', '')}: "
+    return envelope.content[len(prefix):] if envelope.content.startswith(prefix) else envelope.content
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,12 @@ class LocalBackend:
         self.log.unsubscribe(str(session_id))
 
     async def shutdown(self) -> None:
+        from runtime.llm.local.provider import stop_local_servers
+
         await self.host.close()
         await self.buffer.close()
         await self.log.close()
+        stop_local_servers()
 
 
 __all__ = ["LocalBackend"]

@@ -44,6 +44,8 @@ class ToolContext:
     tool_call_id: str = ""
     message_id: MessageId | None = None
     task_id: TaskId | None = None
+    request: str | None = None
+    """The text of the request the agent is serving (the user's message, or its task's goal)."""
     emit: Emitter = null_emitter
     end_turn: Callable[[], None] = lambda: None
     """Ends the agent's turn after this batch of tool calls, without a reply."""

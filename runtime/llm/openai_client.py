@@ -212,7 +212,7 @@ class OpenAIChatClient:
             finish_reason=state.finish_reason,
             profile=endpoint.name,
         )
-        declared = {t["function"]["name"] for t in kwargs.get("tools", [])}
+        declared = {t["function"]["name"]: t["function"].get("parameters") or {} for t in kwargs.get("tools", [])}
         if endpoint.profile.parse_text_tool_calls and not response.tool_calls and response.text and declared:
             parsed = parse_text_tool_calls(response.text, declared)
             if parsed:
@@ -226,18 +226,41 @@ class OpenAIChatClient:
             await endpoint.sdk.close()
 
 
+ANSWER_NUDGE = "Now answer the question in plain text, using every one of the tool results above. Do not write a tool call."
+"""Sent after tool results when a profile withholds tools (``tools_after_results: false``)."""
+
+
+def _trailing_tool_results(request: LLMRequest) -> list[str]:
+    out: list[str] = []
+    for message in reversed(request.messages):
+        if message.role != "tool":
+            break
+        out.append(message.content or "")
+    return out
+
+
+def _is_error(result: str) -> bool:
+    return result.startswith("Error:")
+
+
 def _request_kwargs(profile: ModelProfile, request: LLMRequest) -> dict[str, Any]:
+    messages = [m.to_openai() for m in request.messages]
     kwargs: dict[str, Any] = {
         "model": profile.model,
-        "messages": [m.to_openai() for m in request.messages],
+        "messages": messages,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    after_results = bool(request.messages) and request.messages[-1].role == "tool"
-    if request.tools and (profile.tools_after_results or not after_results):
+    results = _trailing_tool_results(request)
+    # Weak models loop on tools: after successful results, ask for the answer without offering
+    # tools. After a failed call keep the tools, so the model can correct its arguments.
+    withhold = bool(results) and not profile.tools_after_results and not any(_is_error(r) for r in results)
+    if request.tools and not withhold:
         kwargs["tools"] = [t.to_openai() for t in request.tools]
         if request.tool_choice:
             kwargs["tool_choice"] = request.tool_choice
+    if request.tools and withhold:
+        messages.append({"role": "user", "content": ANSWER_NUDGE})
     temperature = request.temperature if request.temperature is not None else profile.temperature
     if temperature is not None:
         kwargs["temperature"] = temperature

@@ -108,12 +108,10 @@ def _openai(ctx: ProviderContext) -> LLMClient:
 
 
 def _local(ctx: ProviderContext) -> LLMClient:
-    raise ConfigError(
-        f"model profile {ctx.profile_name!r}: the local provider is not available yet; point an "
-        "'openai' profile at a local OpenAI-compatible server (base_url: http://127.0.0.1:PORT/v1) "
-        "or use a scripted profile",
-        profile=ctx.profile_name,
-    )
+    # Imported on first use: ``runtime.llm`` must import without the 'local' extra installed.
+    from runtime.llm.local.provider import build_local_client
+
+    return build_local_client(ctx)
 
 
 register_provider("openai", _openai)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from runtime.llm.types import ToolCall
@@ -18,9 +19,14 @@ from runtime.llm.types import ToolCall
 _TAG = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```[ \t]*(?:json|tool_call)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 _ARG_KEYS = ("arguments", "parameters")
+_SCHEMA_KEYWORDS = frozenset({"required", "type", "properties", "description", "title", "additionalProperties"})
 
 
-def parse_text_tool_calls(text: str, declared: set[str]) -> list[ToolCall]:
+Declared = Collection[str] | Mapping[str, dict[str, Any]]
+"""Tool names, or names mapped to their parameter schemas (which enables argument repair)."""
+
+
+def parse_text_tool_calls(text: str, declared: Declared) -> list[ToolCall]:
     """Tool calls written in ``text``, keeping only those whose name is in ``declared``.
 
     Shapes understood, tried in this order (the first shape present wins, so one call written
@@ -28,7 +34,9 @@ def parse_text_tool_calls(text: str, declared: set[str]) -> list[ToolCall]:
     unclosed final tag is accepted), fenced code blocks, then the whole text as JSON or JSON
     objects embedded in prose. A candidate is ``{"name": ..., "arguments": {...}}`` (also
     ``"parameters"``, arguments as a JSON string, or OpenAI's ``{"function": {...}}`` wrapper), or
-    a JSON list of those. Returns ``[]`` when nothing valid is found.
+    a JSON list of those. Returns ``[]`` when nothing valid is found. When ``declared`` maps names
+    to parameter schemas, arguments written as a bare value (``"arguments": [...]``) are wrapped
+    under the tool's only (or only required) parameter.
     """
     if not text or not declared:
         return []
@@ -41,10 +49,12 @@ def parse_text_tool_calls(text: str, declared: set[str]) -> list[ToolCall]:
         found = _calls_in(text, declared)
         if not found:
             found = _embedded_calls(text, declared)
-    return [
-        ToolCall(id=f"call_text_{i}", name=name, arguments=json.dumps(args, ensure_ascii=False))
-        for i, (name, args) in enumerate(found)
-    ]
+    unique: list[tuple[str, str]] = []
+    for name, args in found:  # weak models repeat one call many times in a reply: run it once
+        call = (name, json.dumps(args, ensure_ascii=False))
+        if call not in unique:
+            unique.append(call)
+    return [ToolCall(id=f"call_text_{i}", name=name, arguments=arguments) for i, (name, arguments) in enumerate(unique)]
 
 
 def _strip_fence(block: str) -> str:
@@ -52,7 +62,7 @@ def _strip_fence(block: str) -> str:
     return m.group(1) if m else block
 
 
-def _calls_in(block: str, declared: set[str]) -> list[tuple[str, dict[str, Any]]]:
+def _calls_in(block: str, declared: Declared) -> list[tuple[str, dict[str, Any]]]:
     """Calls in a block that must be JSON as a whole (a tag body, a fence, or the whole text)."""
     try:
         value = json.loads(block.strip())
@@ -67,7 +77,7 @@ def _calls_in(block: str, declared: set[str]) -> list[tuple[str, dict[str, Any]]
     return out
 
 
-def _embedded_calls(text: str, declared: set[str]) -> list[tuple[str, dict[str, Any]]]:
+def _embedded_calls(text: str, declared: Declared) -> list[tuple[str, dict[str, Any]]]:
     """JSON call objects inside prose ("Sure: {...}").
 
     Stricter than a whole-text match: the object must carry an arguments key, so a sentence
@@ -89,7 +99,8 @@ def _embedded_calls(text: str, declared: set[str]) -> list[tuple[str, dict[str, 
     return out
 
 
-def _as_call(item: Any, declared: set[str], *, require_arguments: bool) -> tuple[str, dict[str, Any]] | None:
+def _as_call(item: Any, declared: Declared, *, require_arguments: bool) -> tuple[str, dict[str, Any]] | None:
+    schemas = declared if isinstance(declared, Mapping) else None
     if not isinstance(item, dict):
         return None
     if isinstance(item.get("function"), dict) and "name" not in item:
@@ -109,8 +120,28 @@ def _as_call(item: Any, declared: set[str], *, require_arguments: bool) -> tuple
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        return None
+        param = _sole_parameter(schemas.get(name)) if schemas else None
+        if param is None:
+            return None
+        args = {param: args}  # a weak model wrote the value alone: wrap it under the only parameter
+    if schemas and name in schemas:
+        params = (schemas[name] or {}).get("properties") or {}
+        # Small models echo schema keywords ("required": [...]) into the arguments: drop those.
+        args = {k: v for k, v in args.items() if k in params or k not in _SCHEMA_KEYWORDS}
     return name, args
+
+
+def _sole_parameter(schema: dict[str, Any] | None) -> str | None:
+    """The parameter a bare value must be meant for: the only one, or the only required one."""
+    if not schema:
+        return None
+    props = list((schema.get("properties") or {}).keys())
+    required = list(schema.get("required") or [])
+    if len(props) == 1:
+        return props[0]
+    if len(required) == 1:
+        return required[0]
+    return None
 
 
 __all__ = ["parse_text_tool_calls"]

@@ -17,14 +17,14 @@ def env(kind: MessageKind, content: str, sender: str = "lead", **data: object) -
 @pytest.mark.parametrize(
     ("envelope", "content", "name"),
     [
-        (env(MessageKind.TEXT, "hello", sender="user"), "[message from user] hello", "user"),
-        (env(MessageKind.TASK, "Compute 2+2", task_id="t-1"), "[task t-1 from lead] Compute 2+2", "lead"),
-        (env(MessageKind.TASK, "No id"), "[task ? from lead] No id", "lead"),
+        (env(MessageKind.TEXT, "hello", sender="user"), "hello", "user"),
+        (env(MessageKind.TASK, "Compute 2+2", task_id="t-1"), "New task t-1 from lead: Compute 2+2", "lead"),
+        (env(MessageKind.TASK, "No id"), "New task ? from lead: No id", "lead"),
         (env(MessageKind.NOTICE, "Task t-1 done: 4", sender="tasks", task_id="t-1"),
-         "[notice from tasks] Task t-1 done: 4", "tasks"),
-        (env(MessageKind.TEXT, "4", sender="worker_a", is_reply=True), "[reply from worker_a] 4", "worker_a"),
+         "Notice from tasks: Task t-1 done: 4", "tasks"),
+        (env(MessageKind.TEXT, "4", sender="worker_a", is_reply=True), "Reply from worker_a: 4", "worker_a"),
         (env(MessageKind.TEXT, "not a reply", sender="worker_a", is_reply=False),
-         "[message from worker_a] not a reply", "worker_a"),
+         "Message from worker_a: not a reply", "worker_a"),
     ],
 )
 def test_render_incoming(envelope, content, name):
@@ -36,7 +36,7 @@ def test_render_incoming(envelope, content, name):
 def test_add_incoming_renders_each_in_order():
     ctx = Context(system="sys", budget_tokens=10_000)
     ctx.add_incoming([env(MessageKind.TEXT, "a", sender="user"), env(MessageKind.NOTICE, "b", sender="tasks")])
-    assert [m.content for m in ctx.messages] == ["[message from user] a", "[notice from tasks] b"]
+    assert [m.content for m in ctx.messages] == ["a", "Notice from tasks: b"]
 
 
 # --- tokens ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from runtime.clock import FakeClock
 from runtime.config import ModelProfile
 from runtime.errors import ConfigError, ProviderError
 from runtime.llm import BLOCK_REMOTE_ENV, ChatMessage, LLMRequest, OpenAIChatClient, ToolCall, ToolSchema, Usage
-from runtime.llm.openai_client import is_loopback_url
+from runtime.llm.openai_client import ANSWER_NUDGE, is_loopback_url
 from runtime.redact import REDACTED, redact_text
 
 _ROOT = str(Path(__file__).resolve().parents[2])
@@ -155,13 +155,20 @@ async def test_tools_after_results_false_omits_tools_after_a_tool_result(
     strict = make_client(_profile(server.base_url, tools_after_results=False))
     default = make_client(_profile(server.base_url))
 
+    failed = [after[0], ChatMessage(role="tool", content="Error: invalid arguments", tool_call_id="c1")]
+    server.enqueue_text("ok")
+
     await strict.complete(_req(tools=[SEARCH]))
     await strict.complete(_req(tools=[SEARCH], more=after))
     await default.complete(_req(tools=[SEARCH], more=after))
+    await strict.complete(_req(tools=[SEARCH], more=failed))  # a failed call keeps the tools: retry is possible
 
     has_tools = ["tools" in r.body for r in server.chat_requests]
-    assert has_tools == [True, False, True]
-    assert server.chat_requests[1].body["messages"][-2]["tool_calls"] == [call.to_openai()]
+    assert has_tools == [True, False, True, True]
+    withheld = server.chat_requests[1].body["messages"]
+    assert withheld[-3]["tool_calls"] == [call.to_openai()]
+    assert withheld[-1] == {"role": "user", "content": ANSWER_NUDGE}
+    assert server.chat_requests[2].body["messages"][-1]["role"] == "tool"  # no nudge while tools are offered
 
 
 async def test_text_tool_calls_are_parsed_when_the_profile_asks(server: OpenAICompatServer, make_client: MakeClient) -> None:

@@ -201,8 +201,16 @@ def test_build_client_unknown_profile_lists_known_ones() -> None:
     assert "'gpt-9'" in str(ei.value) and "['fake', 'local', 'writer_only']" in str(ei.value)
 
 
-def test_build_client_local_is_not_available_yet() -> None:
-    with pytest.raises(ConfigError, match="local provider is not available yet"):
+def test_build_client_local_is_lazy_and_names_its_model() -> None:
+    from runtime.llm.local.provider import LocalModelClient
+
+    client = build_client("local", PROFILES, agent="writer")  # starts nothing until the first request
+    assert isinstance(client, LocalModelClient) and client.model_name == "qwen2.5-coder-0.5b"
+
+
+def test_build_client_local_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    with pytest.raises(ConfigError, match=r"pip install 'troupe-runtime\[local\]'"):
         build_client("local", PROFILES, agent="writer")
 
 

@@ -157,7 +157,7 @@ async def test_one_turn_at_a_time_messages_that_arrive_meanwhile_wait(troupe: Tr
         await asyncio.sleep(0.01)
         if len(batches) == 2:
             break
-    assert batches[1][-2:] == ["[message from user] second", "[message from user] third"]
+    assert batches[1][-2:] == ["second", "third"]
     await asyncio.sleep(0.05)
     assert len(batches) == 2  # both waiting messages were taken in one turn
     assert (await session.describe("w"))["turns"] == 2
@@ -287,7 +287,7 @@ async def test_messages_between_agents_and_broadcast_to_a_group(troupe: Troupe, 
         seen = [m.content or "" for m in request.messages if m.role == "user"]
         if agent != "boss":
             return LLMResponse(text=f"{agent} here")
-        replies = [c for c in seen if c.startswith("[reply from")]
+        replies = [c for c in seen if c.startswith("Reply from")]
         if len(request.messages) == 2:
             return LLMResponse(tool_calls=[ToolCall(id="b", name="broadcast", arguments='{"group": "crew", "text": "report in"}')])
         if len(replies) < 2:
@@ -299,7 +299,7 @@ async def test_messages_between_agents_and_broadcast_to_a_group(troupe: Troupe, 
                 {"id": "w2", "groups": ["crew"]}, {"id": "outsider"}])
     result = await troupe.run(cfg, "roll call", timeout=10)
     assert result.status is SessionStatus.COMPLETED, result.error
-    assert result.reply == "both reported: [reply from w1] w1 here; [reply from w2] w2 here"
+    assert result.reply == "both reported: Reply from w1: w1 here; Reply from w2: w2 here"
     delivered = rows(lake, "select agent, json_extract_string(payload, '$.sender') s, json_extract_string(payload, '$.content') c "
                            "from events where type='message.delivered' order by agent, ts")
     assert sorted((r["agent"], r["s"], r["c"]) for r in delivered) == [

@@ -108,3 +108,31 @@ def test_arguments_are_reserialised_as_json_text() -> None:
     (call,) = parse_text_tool_calls('{"name":"search","arguments":{"q":"é","n":[1,2]}}', DECLARED)
     assert call.arguments == '{"q": "é", "n": [1, 2]}'
     assert call.parsed_arguments() == {"q": "é", "n": [1, 2]}
+
+
+def test_bare_value_arguments_are_wrapped_under_the_only_parameter_when_schemas_are_known() -> None:
+    schemas = {
+        "assign_tasks": {"properties": {"tasks": {"type": "array"}, "timeout_s": {"type": "number"}},
+                         "required": ["tasks"]},
+        "two": {"properties": {"a": {}, "b": {}}, "required": ["a", "b"]},
+    }
+    text = '{"name": "assign_tasks", "arguments": [{"assignee": "math", "goal": "1+1"}]}'
+    [call] = parse_text_tool_calls(text, schemas)
+    assert (call.name, json.loads(call.arguments)) == ("assign_tasks", {"tasks": [{"assignee": "math", "goal": "1+1"}]})
+    # Without schemas (names only) or when the target parameter is ambiguous, nothing is guessed.
+    assert parse_text_tool_calls(text, {"assign_tasks"}) == []
+    assert parse_text_tool_calls('{"name": "two", "arguments": [1, 2]}', schemas) == []
+
+
+def test_schema_keywords_echoed_into_arguments_are_dropped_but_real_mistakes_are_kept() -> None:
+    schemas = {"calculator": {"properties": {"expression": {"type": "string"}}, "required": ["expression"]}}
+    text = '{"name": "calculator", "arguments": {"expression": "2*3", "required": ["expression"], "expr": "x"}}'
+    [call] = parse_text_tool_calls(text, schemas)
+    assert json.loads(call.arguments) == {"expression": "2*3", "expr": "x"}  # "expr" still fails validation
+
+
+def test_identical_calls_repeated_in_one_reply_are_run_once() -> None:
+    text = "\n".join(['<tool_call>{"name": "calculator", "arguments": {"expression": "1+1"}}</tool_call>'] * 5
+                     + ['<tool_call>{"name": "calculator", "arguments": {"expression": "2+2"}}</tool_call>'])
+    calls = parse_text_tool_calls(text, {"calculator"})
+    assert [(c.id, json.loads(c.arguments)["expression"]) for c in calls] == [("call_text_0", "1+1"), ("call_text_1", "2+2")]

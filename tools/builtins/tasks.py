@@ -105,10 +105,14 @@ async def assign_tasks(ctx: ToolContext, tasks: list[Assignment], timeout_s: flo
     """
     if not tasks:
         raise ToolArgumentError("give at least one task: [{\"assignee\": ..., \"goal\": ...}]", tool="assign_tasks")
-    created = [await task_create.invoke({"goal": t.goal, "assignee": t.assignee}, ctx) for t in tasks]
+    # Each task carries the request it serves, so a worker sees the numbers a terse goal may omit.
+    context = {"context": ctx.request} if ctx.request else None
+    created = [await task_create.invoke({"goal": t.goal, "assignee": t.assignee, "input": context}, ctx) for t in tasks]
     done = await task_wait.invoke({"task_ids": [c["id"] for c in created], "timeout_s": timeout_s}, ctx)
-    return "\n".join(f"{d['assignee']} ({d['status']}): {d['output'] if d['output'] is not None else d['error']}"
-                     for d in done)
+    return "\n".join(
+        f"{d['goal']} = {d['output']}" if d["status"] == "done" else f"{d['goal']}: {d['status']} ({d['error']})"
+        for d in done
+    )
 
 
 TOOLS = [task_create, task_update, task_list, task_wait, assign_tasks]

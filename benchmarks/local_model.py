@@ -1,0 +1,89 @@
+"""The embedded local model: time to first token, tokens per second, and what the runtime adds to
+the demo (its wall time as a ratio to the sum of its LLM calls' times, from the lake).
+
+    python benchmarks/local_model.py [--runs 3] [--placement packed]
+
+Needs the 'local' extra. Ends with one JSON line of figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+
+import ray
+
+from actors.backend import ensure_ray
+from runtime.api import Troupe
+from runtime.config import ModelProfile
+from runtime.demo import QUESTION, answer_is_correct, demo_team
+from runtime.lake import query
+from runtime.llm.registry import build_client
+from runtime.llm.types import ChatMessage, LLMRequest
+
+PROMPT = "Write three short sentences about actors in distributed systems."
+
+
+async def stream_once() -> dict[str, float]:
+    """One streamed completion through the same client path the agents use."""
+    profiles = {"local": ModelProfile(provider="local", model="default", temperature=0, max_tokens=128)}
+    client = build_client("local", profiles, agent="bench")
+    first: list[float] = []
+    started = time.perf_counter()
+    response = await client.complete(
+        LLMRequest(messages=[ChatMessage(role="user", content=PROMPT)]),
+        on_token=lambda _t: first.append(time.perf_counter()) if not first else None,
+    )
+    ended = time.perf_counter()
+    await client.aclose()
+    decode_s = max(ended - first[0], 1e-6)
+    return {"ttft_s": first[0] - started, "tokens_per_s": response.usage.tokens_out / decode_s,
+            "tokens_out": response.usage.tokens_out}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--placement", default="packed")
+    args = parser.parse_args()
+
+    await stream_once()  # warm: assemble the model, start the server, load weights
+    streams = [await stream_once() for _ in range(3)]
+
+    ensure_ray("local", num_cpus=2)
+    lake = tempfile.mkdtemp(prefix="troupe-bench-")
+    troupe = await Troupe.connect(lake=lake, placement=args.placement)
+    demos = []
+    for _ in range(args.runs):
+        started = time.perf_counter()
+        result = await troupe.run(demo_team(), QUESTION, timeout=600)
+        wall = time.perf_counter() - started
+        [row] = query(lake, f"select sum(duration_ms) / 1000 s, count(*) n from events "
+                            f"where session_id = '{result.session_id}' and type = 'llm.response'").to_pylist()
+        demos.append({"wall_s": wall, "llm_s": row["s"] or 0.0, "llm_calls": row["n"],
+                      "correct": answer_is_correct(result.reply), "status": str(result.status)})
+        print(f"demo: {result.status}, {wall:.1f} s, {row['n']} LLM calls summing {row['s'] or 0:.1f} s, "
+              f"correct={answer_is_correct(result.reply)}: {result.reply!r}")
+    await troupe.shutdown()
+    ray.shutdown()
+
+    figures = {
+        "ttft_s": round(statistics.median(s["ttft_s"] for s in streams), 3),
+        "tokens_per_s": round(statistics.median(s["tokens_per_s"] for s in streams), 1),
+        "demo_wall_s": round(statistics.median(d["wall_s"] for d in demos), 2),
+        "demo_llm_s": round(statistics.median(d["llm_s"] for d in demos), 2),
+        "demo_wall_vs_llm_sum": round(statistics.median(d["wall_s"] / max(d["llm_s"], 1e-6) for d in demos), 2),
+        "demo_correct": f"{sum(d['correct'] for d in demos)}/{len(demos)}",
+        "placement": args.placement,
+    }
+    print(f"time to first token {figures['ttft_s']} s, {figures['tokens_per_s']} tokens/s; demo wall time "
+          f"{figures['demo_wall_s']} s = {figures['demo_wall_vs_llm_sum']}x the sum of its LLM calls")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
