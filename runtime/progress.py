@@ -19,6 +19,7 @@ class ProgressPrinter:
         self.color = out.isatty() if color is None else color
         self._palette: dict[str, str] = {}
         self._streaming: str | None = None
+        self._buffers: dict[str, str] = {}
 
     def _tag(self, agent: str | None) -> str:
         name = agent or "-"
@@ -32,16 +33,32 @@ class ProgressPrinter:
             self.out.write("\n")
             self._streaming = None
 
+    def _token(self, agent: str, text: str) -> None:
+        """One agent streams inline; agents speaking at the same time are buffered until they finish."""
+        if self._streaming is None and not self._buffers.get(agent):
+            self.out.write(f"{self._tag(agent)} ")
+            self._streaming = agent
+        if self._streaming == agent:
+            self.out.write(text.replace("\n", f"\n{self._tag(agent)} "))
+            self.out.flush()
+        else:
+            self._buffers[agent] = self._buffers.get(agent, "") + text
+
+    def _flush(self, agent: str | None) -> None:
+        if agent is not None and self._streaming == agent:
+            self._end_stream()
+        text = self._buffers.pop(agent, "") if agent is not None else ""
+        if text.strip():
+            self._end_stream()
+            for line in text.strip().splitlines():
+                self.out.write(f"{self._tag(agent)} {line}\n")
+
     def __call__(self, event: Event) -> None:
         data = event.data
         if event.type == "llm.token":
-            if self._streaming != event.agent:
-                self._end_stream()
-                self.out.write(f"{self._tag(event.agent)} ")
-                self._streaming = event.agent
-            self.out.write(data.get("text", ""))
-            self.out.flush()
+            self._token(event.agent or "-", data.get("text", ""))
             return
+        self._flush(event.agent)
         line = self._line(event, data)
         if line is None:
             return
