@@ -15,6 +15,7 @@ from typing import Any, Final
 import ray
 from ray.actor import ActorHandle
 
+from actors.ship import RayShip
 from runtime.eventlog import EventLogCore
 
 _log = logging.getLogger(__name__)
@@ -123,16 +124,6 @@ async def close_event_log(handle: ActorHandle) -> int:
     except ray.exceptions.RayActorError:
         pass
     return rows
-
-
-class RayShip:
-    """The ``ship`` callable of an :class:`runtime.event_buffer.EventBuffer` that feeds the actor."""
-
-    def __init__(self, handle: ActorHandle) -> None:
-        self._handle = handle
-
-    async def __call__(self, columns: dict[str, list[Any]]) -> int:
-        return int(await self._handle.append.remote(columns))
 
 
 __all__ = ["MAX_CONCURRENCY", "EventLogActor", "RayShip", "close_event_log", "get_or_create_event_log"]

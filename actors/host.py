@@ -7,7 +7,7 @@ from typing import Any
 
 import ray
 
-from actors.eventlog import RayShip
+from actors.ship import RayShip
 from actors.naming import NAMESPACE
 from actors.transport import RayTransport
 from runtime.event_buffer import EventBuffer

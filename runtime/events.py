@@ -10,7 +10,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.redact import redact
@@ -131,30 +130,50 @@ class ListSink:
         return [e.type for e in self.events]
 
 
-ARROW_SCHEMA: Final = pa.schema(
-    [
-        ("schema_version", pa.int16()),
-        ("event_id", pa.string()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("run_id", pa.string()),
-        ("session_id", pa.string()),
-        ("task_id", pa.string()),
-        ("agent", pa.string()),
-        ("type", pa.string()),
-        ("seq", pa.int64()),
-        ("parent_event_id", pa.string()),
-        ("duration_ms", pa.float64()),
-        ("model", pa.string()),
-        ("tool", pa.string()),
-        ("tokens_in", pa.int64()),
-        ("tokens_out", pa.int64()),
-        ("status", pa.string()),
-        ("payload", pa.string()),
-    ]
+_ARROW_TYPES: Final = (
+    ("schema_version", "int16"),
+    ("event_id", "string"),
+    ("ts", "timestamp_us_utc"),
+    ("run_id", "string"),
+    ("session_id", "string"),
+    ("task_id", "string"),
+    ("agent", "string"),
+    ("type", "string"),
+    ("seq", "int64"),
+    ("parent_event_id", "string"),
+    ("duration_ms", "float64"),
+    ("model", "string"),
+    ("tool", "string"),
+    ("tokens_in", "int64"),
+    ("tokens_out", "int64"),
+    ("status", "string"),
+    ("payload", "string"),
 )
-"""Parquet columns of the lake (``date`` and ``run_id`` are also hive partition keys)."""
 
-EVENT_COLUMNS: Final = tuple(ARROW_SCHEMA.names)
+EVENT_COLUMNS: Final = tuple(name for name, _ in _ARROW_TYPES)
+
+
+def _arrow_schema() -> Any:
+    """Parquet columns of the lake (``date`` and ``run_id`` are also hive partition keys).
+
+    Built on first use: processes that only emit events (every host actor) need not load pyarrow.
+    """
+    import pyarrow as pa
+    
+    make = {"int16": pa.int16, "int64": pa.int64, "float64": pa.float64, "string": pa.string,
+            "timestamp_us_utc": lambda: pa.timestamp("us", tz="UTC")}
+    return pa.schema([(name, make[kind]()) for name, kind in _ARROW_TYPES])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ARROW_SCHEMA":
+        schema = _arrow_schema()
+        globals()["ARROW_SCHEMA"] = schema
+        return schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+
 
 
 def events_to_columns(events: list[Event]) -> dict[str, list[Any]]:

@@ -4,7 +4,6 @@ Pick a client from a team's model profiles with :func:`build_client`.
 """
 
 from runtime.llm.function import FunctionModel, load_function
-from runtime.llm.openai_client import BLOCK_REMOTE_ENV, OpenAIChatClient
 from runtime.llm.registry import PROVIDERS, ProviderContext, build_client, register_provider
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.text_tools import parse_text_tool_calls
@@ -19,6 +18,18 @@ from runtime.llm.types import (
     ToolSchema,
     Usage,
 )
+
+_LAZY = {"BLOCK_REMOTE_ENV", "OpenAIChatClient"}
+"""Loaded on first use: the openai SDK is heavy and many processes never talk to an endpoint."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from runtime.llm import openai_client
+
+        return getattr(openai_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BLOCK_REMOTE_ENV",

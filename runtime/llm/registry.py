@@ -13,7 +13,6 @@ from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import ModelProfile
 from runtime.errors import ConfigError, UnknownModelError
 from runtime.llm.function import FunctionModel, load_function
-from runtime.llm.openai_client import OpenAIChatClient
 from runtime.llm.scripted import ScriptedModel
 from runtime.llm.types import LLMClient
 
@@ -86,6 +85,8 @@ def _function(ctx: ProviderContext) -> LLMClient:
 
 
 def _openai(ctx: ProviderContext) -> LLMClient:
+    from runtime.llm.openai_client import OpenAIChatClient  # lazy: processes without openai profiles skip the SDK
+
     fallbacks: list[tuple[str, ModelProfile]] = []
     for name in ctx.profile.fallbacks:
         if name == ctx.profile_name or name in (n for n, _ in fallbacks):
