@@ -62,11 +62,15 @@ async def main() -> None:
         started = time.perf_counter()
         result = await troupe.run(demo_team(), QUESTION, timeout=600)
         wall = time.perf_counter() - started
-        [row] = query(lake, f"select sum(duration_ms) / 1000 s, count(*) n from events "
-                            f"where session_id = '{result.session_id}' and type = 'llm.response'").to_pylist()
-        demos.append({"wall_s": wall, "llm_s": row["s"] or 0.0, "llm_calls": row["n"],
+        per_agent = {r["agent"]: r["s"] for r in query(
+            lake, f"select agent, sum(duration_ms) / 1000 s from events where session_id = '{result.session_id}' "
+                  f"and type = 'llm.response' group by agent").to_pylist()}
+        row = {"s": sum(per_agent.values()), "n": None}
+        # The workers run in parallel: the LLM time the session must wait for is the lead's plus the slower worker's.
+        critical = per_agent.get("lead", 0.0) + max((v for k, v in per_agent.items() if k != "lead"), default=0.0)
+        demos.append({"wall_s": wall, "llm_s": row["s"], "critical_llm_s": critical,
                       "correct": answer_is_correct(result.reply), "status": str(result.status)})
-        print(f"demo: {result.status}, {wall:.1f} s, {row['n']} LLM calls summing {row['s'] or 0:.1f} s, "
+        print(f"demo: {result.status}, {wall:.1f} s, LLM calls summing {row['s']:.1f} s ({critical:.1f} s on the critical path), "
               f"correct={answer_is_correct(result.reply)}: {result.reply!r}")
     await troupe.shutdown()
     ray.shutdown()
@@ -77,11 +81,13 @@ async def main() -> None:
         "demo_wall_s": round(statistics.median(d["wall_s"] for d in demos), 2),
         "demo_llm_s": round(statistics.median(d["llm_s"] for d in demos), 2),
         "demo_wall_vs_llm_sum": round(statistics.median(d["wall_s"] / max(d["llm_s"], 1e-6) for d in demos), 2),
+        "demo_wall_vs_critical_llm": round(statistics.median(d["wall_s"] / max(d["critical_llm_s"], 1e-6) for d in demos), 2),
         "demo_correct": f"{sum(d['correct'] for d in demos)}/{len(demos)}",
         "placement": args.placement,
     }
     print(f"time to first token {figures['ttft_s']} s, {figures['tokens_per_s']} tokens/s; demo wall time "
-          f"{figures['demo_wall_s']} s = {figures['demo_wall_vs_llm_sum']}x the sum of its LLM calls")
+          f"{figures['demo_wall_s']} s = {figures['demo_wall_vs_llm_sum']}x the sum of its LLM calls, "
+          f"{figures['demo_wall_vs_critical_llm']}x the LLM time on its critical path")
     print(json.dumps(figures))
 
 
