@@ -84,12 +84,11 @@ def _function(ctx: ProviderContext) -> LLMClient:
     return FunctionModel(load_function(ctx.profile.function), agent=ctx.agent, name=ctx.profile_name)
 
 
-def _openai(ctx: ProviderContext) -> LLMClient:
-    from runtime.llm.openai_client import OpenAIChatClient  # lazy: processes without openai profiles skip the SDK
-
-    fallbacks: list[tuple[str, ModelProfile]] = []
+def openai_fallbacks(ctx: ProviderContext) -> list[tuple[str, ModelProfile]]:
+    """The profile's fallbacks, in order, checked: each must exist and be OpenAI-compatible."""
+    out: list[tuple[str, ModelProfile]] = []
     for name in ctx.profile.fallbacks:
-        if name == ctx.profile_name or name in (n for n, _ in fallbacks):
+        if name == ctx.profile_name or name in (n for n, _ in out):
             continue
         fb = ctx.profiles.get(name)
         if fb is None:
@@ -104,8 +103,14 @@ def _openai(ctx: ProviderContext) -> LLMClient:
                 f"{fb.provider!r}; fallbacks must be OpenAI-compatible profiles (provider: openai)",
                 profile=name,
             )
-        fallbacks.append((name, fb))
-    return OpenAIChatClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=fallbacks, clock=ctx.clock)
+        out.append((name, fb))
+    return out
+
+
+def _openai(ctx: ProviderContext) -> LLMClient:
+    from runtime.llm.openai_client import OpenAIChatClient  # lazy: processes without openai profiles skip the SDK
+
+    return OpenAIChatClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=openai_fallbacks(ctx), clock=ctx.clock)
 
 
 def _local(ctx: ProviderContext) -> LLMClient:

@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import ModelProfile
-from runtime.errors import ConfigError, ProviderError, UnknownModelError
+from runtime.errors import ConfigError, ProviderError
 from runtime.llm.local.weights import LOCAL_EXTRA_HINT, check_model_available, model_key, short_name
 from runtime.llm.openai_client import OpenAIChatClient
+from runtime.llm.registry import ProviderContext, openai_fallbacks
 from runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
 
 if TYPE_CHECKING:
     import httpx2
 
     from runtime.llm.local.server import LocalServer
-    from runtime.llm.registry import ProviderContext
 
 log = logging.getLogger(__name__)
 
@@ -225,28 +225,6 @@ class LocalModelClient:
             self._inner = None
 
 
-def _fallbacks(ctx: ProviderContext) -> list[tuple[str, ModelProfile]]:
-    out: list[tuple[str, ModelProfile]] = []
-    for name in ctx.profile.fallbacks:
-        if name == ctx.profile_name or name in (n for n, _ in out):
-            continue
-        fb = ctx.profiles.get(name)
-        if fb is None:
-            raise UnknownModelError(
-                f"model profile {ctx.profile_name!r} falls back to unknown profile {name!r}; "
-                f"known profiles: {sorted(ctx.profiles)}",
-                profile=name,
-            )
-        if fb.provider != "openai":
-            raise ConfigError(
-                f"model profile {ctx.profile_name!r} falls back to {name!r}, whose provider is "
-                f"{fb.provider!r}; fallbacks must be OpenAI-compatible profiles (provider: openai)",
-                profile=name,
-            )
-        out.append((name, fb))
-    return out
-
-
 def build_local_client(ctx: ProviderContext) -> LLMClient:
     """The ``provider: local`` factory: checks the extra and the weights now, starts nothing."""
     require_xllamacpp(ctx.profile_name)
@@ -256,7 +234,7 @@ def build_local_client(ctx: ProviderContext) -> LLMClient:
         raise ConfigError(
             f"model profile {ctx.profile_name!r}: {e.message}", **{**e.fields, "profile": ctx.profile_name}
         ) from None
-    return LocalModelClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=_fallbacks(ctx), clock=ctx.clock)
+    return LocalModelClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=openai_fallbacks(ctx), clock=ctx.clock)
 
 
 def _register() -> None:
