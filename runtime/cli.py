@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,7 @@ async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[s
     validate_team(team, default_registry())  # fail before starting Ray
     troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=args.placement,
                                   logging_level=logging.WARNING)
+    _cancel_on_sigterm()
     session = None
     try:
         session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json)
@@ -47,7 +49,7 @@ async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[s
         result = await session.result(timeout=args.timeout)
     except (KeyboardInterrupt, asyncio.CancelledError):
         if session is not None:
-            await session.cancel("interrupted (Ctrl-C)")
+            await session.cancel("interrupted (Ctrl-C or SIGTERM)")
             await session.result(timeout=30)
         raise
     finally:
@@ -59,6 +61,14 @@ async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[s
         "reply": result.reply, "error": result.error, "lake": troupe.lake, "usage": result.usage.model_dump(),
         "duration_s": result.duration_s, "placement": str(session.spec.placement), "ok": result.ok,
     }
+
+
+def _cancel_on_sigterm() -> None:
+    """SIGTERM (``ray job stop``, a process manager) cancels the session like Ctrl-C does, so it
+    ends as ``cancelled`` with every event in the lake. Installed after ``ray.init``, which sets its own."""
+    task = asyncio.current_task()
+    if task is not None and hasattr(signal, "SIGTERM"):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _print_outcome(out: dict[str, Any]) -> None:
@@ -171,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TroupeError as e:
         print(f"troupe: error: {e.message}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("troupe: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("troupe: interrupted; the session was cancelled", file=sys.stderr)
         return 130
 
 

@@ -113,3 +113,32 @@ def test_cli_demo_on_the_scripted_model_answers_and_summarises(lake: Path) -> No
     results = query(lake, "select json_extract_string(payload, '$.key') k, json_extract_string(payload, '$.author') a "
                           "from events where type='blackboard.put' order by a").to_pylist()
     assert [r["a"] for r in results] == ["clock", "math"] and all(r["k"].startswith("results/t-") for r in results)
+
+
+@pytest.mark.slow
+def test_sigterm_cancels_the_session_and_keeps_its_events(lake: Path) -> None:
+    import signal
+    import time
+
+    address = ray.get_runtime_context().gcs_address
+    slow = lake.parent / "slow.yaml"
+    slow.write_text(
+        "name: slow\nentry: a\ndefault_model: m\n"
+        "models: {m: {provider: function, function: 'tests.actors.slow_model:reply'}}\n"
+        "agents: [{id: a}]\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", str(slow), "--input", "wait", "--json",
+                             "--placement", "packed", "--address", address],
+                            cwd=REPO, env={**os.environ, "TROUPE_LAKE": str(lake)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not any(lake.rglob("*.parquet")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first flushed events mean the session is running
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "the session was cancelled" in err
+    finished = query(lake, "select status, json_extract_string(payload, '$.error') e from events "
+                           "where type = 'session.finished'").to_pylist()
+    assert finished == [{"status": "cancelled", "e": "interrupted (Ctrl-C or SIGTERM)"}]
