@@ -20,7 +20,7 @@ from ray.actor import ActorHandle
 from actors.eventlog import get_or_create_event_log
 from actors.host import HostActor
 from actors.naming import NAMESPACE, dedicated_name, event_log_name, host_options, pool_host_name
-from actors.transport import remote_call
+from actors.transport import deliver_ref, remote_call
 from runtime.config import Placement
 from runtime.errors import UnknownAgentError
 from runtime.events import Event
@@ -135,10 +135,7 @@ class RayBackend:
 
     # --- messaging --------------------------------------------------------------------------
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
-        handle = self._placed(session_id).handle_for(agent)
-        if envelope.recipient == agent and envelope.session_id == session_id:
-            return await remote_call(handle.deliver.remote(envelope))
-        return await remote_call(handle.deliver.remote(envelope, str(agent)))
+        return await remote_call(deliver_ref(self._placed(session_id).handle_for(agent), envelope, agent))
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
         handle = self._placed(session_id).handle_for(target)

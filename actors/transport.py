@@ -23,6 +23,14 @@ def unwrap(error: RayTaskError) -> BaseException:
     return error
 
 
+def deliver_ref(handle: ActorHandle, envelope: Envelope, agent: str) -> Any:
+    """Call a host's ``deliver``: the envelope alone when it names its recipient (one argument to
+    serialise instead of three), else with the agent it is for (a broadcast copy, a USER alias)."""
+    if envelope.recipient == agent:
+        return handle.deliver.remote(envelope)
+    return handle.deliver.remote(envelope, str(agent))
+
+
 async def remote_call(ref: Any) -> Any:
     try:
         return await ref
@@ -58,12 +66,8 @@ class RayTransport:
             del self._handles[name]
 
     async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool:
-        handle = self.handle(session_id, agent)
-        ref = handle.deliver.remote(envelope) if envelope.recipient == agent else handle.deliver.remote(envelope, str(agent))
         try:
-            return await ref
-        except RayTaskError as e:
-            raise unwrap(e) from None
+            return await remote_call(deliver_ref(self.handle(session_id, agent), envelope, agent))
         except RayActorError as e:
             raise UnknownAgentError(f"agent {agent!r} of session {session_id} is gone: {e}", agent=agent) from None
 

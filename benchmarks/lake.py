@@ -29,7 +29,7 @@ import ray
 
 from actors.eventlog import RayShip, close_event_log, get_or_create_event_log
 from runtime.event_buffer import EventBuffer
-from runtime.events import ARROW_SCHEMA, Event, events_to_columns, make_event
+from runtime.events import ARROW_SCHEMA, Event, events_to_columns
 from runtime.lake import LakeWriter, compact_run, connect
 
 TYPES = ["llm.request", "llm.response", "tool.call", "tool.result", "message.sent", "message.delivered", "agent.state"]

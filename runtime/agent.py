@@ -94,7 +94,8 @@ class AgentCore:
             self._control(ControlOp(envelope.data.get("op", "")))
             return True
         if envelope.kind is MessageKind.NOTICE and envelope.data.get("task_id") in self.known_outcomes:
-            return self.mailbox.remember(envelope.id) and False
+            self.mailbox.remember(envelope.id)
+            return False
         return self.mailbox.put(envelope)
 
     def _control(self, op: ControlOp) -> None:
@@ -247,7 +248,7 @@ class AgentCore:
             session_id=self.session_id, run_id=self.run_id, agent=self.id, services=self.services, spec=self.spec,
             tool_call_id=call.id, task_id=self._current_task, emit=self.emit, end_turn=end_turn,
             request=self.open_requests[0].content if self.open_requests else None,
-            forget_notices=forget_notices, extra={"agent_core": self},
+            forget_notices=forget_notices, send=self.send,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -123,7 +123,6 @@ class HostCore:
         self.llm_factory = llm_factory
         self.sessions: dict[SessionId, _Held] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self.finished: dict[SessionId, SessionResult] = {}
         self.closed: OrderedDict[SessionId, None] = OrderedDict()
         """Sessions this host held and closed: late messages for them are dropped, never forwarded."""
 
@@ -166,7 +165,6 @@ class HostCore:
             return TaskRegistry(session_id=spec.session_id, emit=emit, notify=self._notifier(spec, name))
 
         async def on_finish(result: SessionResult) -> None:
-            self.finished[spec.session_id] = result
             for member in spec.members():
                 self._spawn_bg(self.deliver(spec.session_id, member, control_message(spec.session_id, member, ControlOp.TERMINATE)))
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from runtime.config import AgentSpec
 from runtime.context import Context
@@ -126,8 +126,4 @@ async def run_turn(turn: Turn) -> TurnResult:
     return TurnResult(f"[{turn.spec.id} stopped after {cap} LLM rounds without a final answer]", cap, "max_rounds")
 
 
-def turn_summary(result: TurnResult) -> dict[str, Any]:
-    return {"status": result.status, "rounds": result.rounds}
-
-
-__all__ = ["Turn", "TurnResult", "call_llm", "run_turn", "turn_summary"]
+__all__ = ["Turn", "TurnResult", "call_llm", "run_turn"]

@@ -7,7 +7,6 @@ A :class:`Backend` decides where the logical actors run: in this process
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -108,7 +107,7 @@ class Session:
         await self.send(text)
         try:
             return await self.result(timeout=timeout)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             await self.cancel(f"no result within {timeout}s")
             return await self.result(timeout=30)
 

@@ -120,9 +120,8 @@ class Supervisor:
     async def agent_failed(self, *, agent: str, error_type: str, message: str, status: str = "failed") -> None:
         if self.status is not SessionStatus.RUNNING:
             return
-        final = SessionStatus(status) if status in SessionStatus.__members__.values() else SessionStatus.FAILED
-        if final is SessionStatus.RUNNING:
-            final = SessionStatus.FAILED
+        ending = {s.value for s in SessionStatus} - {SessionStatus.RUNNING.value}
+        final = SessionStatus(status) if status in ending else SessionStatus.FAILED
         await self.finish(final, error=f"agent {agent!r} failed: {error_type}: {message}")
 
     async def cancel(self, *, reason: str = "cancelled by the client") -> None:

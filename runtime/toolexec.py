@@ -19,7 +19,7 @@ from runtime.config import AgentSpec
 from runtime.errors import ModelVisibleError, PermissionDeniedError, RunError, ToolTimeoutError, UnknownToolCallError
 from runtime.events import Emitter
 from runtime.guardrails import check_permission
-from runtime.llm.types import ChatMessage, ToolCall
+from runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
 from tools.context import ToolContext
 from tools.spec import Tool
 
@@ -82,10 +82,10 @@ async def _run_one(
     except (RunError, asyncio.CancelledError):
         raise
     except ModelVisibleError as e:
-        outcome = ToolOutcome(call, False, f"Error: {e.message}", type(e).__name__, (time.perf_counter() - started) * 1e3)
+        outcome = ToolOutcome(call, False, f"{TOOL_ERROR_PREFIX}{e.message}", type(e).__name__, (time.perf_counter() - started) * 1e3)
     except Exception as e:  # a tool's own bug is the model's problem to route around, not a crash
         outcome = ToolOutcome(
-            call, False, f"Error: tool {call.name!r} raised {type(e).__name__}: {e}", type(e).__name__,
+            call, False, f"{TOOL_ERROR_PREFIX}tool {call.name!r} raised {type(e).__name__}: {e}", type(e).__name__,
             (time.perf_counter() - started) * 1e3,
         )
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,12 +46,17 @@ class ToolContext:
     task_id: TaskId | None = None
     request: str | None = None
     """The text of the request the agent is serving (the user's message, or its task's goal)."""
+    send: Callable[[Envelope], Awaitable[None]] | None = None
+    """How the agent sends (records ``message.sent``, then routes); ``services.send`` when unset."""
     emit: Emitter = null_emitter
     end_turn: Callable[[], None] = lambda: None
     """Ends the agent's turn after this batch of tool calls, without a reply."""
     forget_notices: Callable[[Sequence[str]], int] = lambda task_ids: 0
     """Drops queued notices about these tasks (the caller has already seen their outcome)."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    async def send_message(self, envelope: Envelope) -> None:
+        await (self.send or self.services.send)(envelope)
 
 
 __all__ = ["SessionServices", "ToolContext"]

@@ -23,7 +23,7 @@ from runtime.config import ModelProfile
 from runtime.errors import ConfigError, ProviderError
 from runtime.llm.scripted import estimate_usage
 from runtime.llm.text_tools import parse_text_tool_calls
-from runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
+from runtime.llm.types import TOOL_ERROR_PREFIX, LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
 from runtime.redact import redact_text, register_secret
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ def _trailing_tool_results(request: LLMRequest) -> list[str]:
 
 
 def _is_error(result: str) -> bool:
-    return result.startswith("Error:")
+    return result.startswith(TOOL_ERROR_PREFIX)
 
 
 def _request_kwargs(profile: ModelProfile, request: LLMRequest) -> dict[str, Any]:

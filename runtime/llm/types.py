@@ -107,6 +107,9 @@ class LLMResponse(BaseModel):
 
 TokenCallback = Callable[[str], None]
 
+TOOL_ERROR_PREFIX = "Error: "
+"""How a failed tool call's result starts in the conversation (the model reads it; clients detect it)."""
+
 
 @runtime_checkable
 class LLMClient(Protocol):
@@ -127,6 +130,7 @@ __all__ = [
     "LLMRequest",
     "LLMResponse",
     "Role",
+    "TOOL_ERROR_PREFIX",
     "TokenCallback",
     "ToolCall",
     "ToolSchema",

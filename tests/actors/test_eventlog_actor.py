@@ -18,7 +18,6 @@ from runtime.event_buffer import EventBuffer
 from runtime.eventlog import InvalidEventBatchError, NotSubscribedError
 from runtime.events import events_to_columns, make_event
 from runtime.lake import query
-from tests.support.ray_fixture import ray_session  # noqa: F401  (until tests/conftest.py provides it)
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,39 +21,11 @@ from runtime.blackboard import (
 )
 from runtime.clock import FakeClock
 from runtime.errors import ModelVisibleError, TroupeError, VersionConflictError
-from runtime.ids import AgentId, SessionId
+from runtime.ids import AgentId
 from runtime.messages import MessageKind
 
-SID = SessionId("s-test")
-START = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.support.cores import SID, START, Recorder
 
-
-class Recorder:
-    """Records what a core emits and who it notifies, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        self.notes: list[tuple[AgentId, MessageKind, str, dict[str, Any]]] = []
-
-    def emit(self, type: str, /, *, payload: Any = None, **fields: Any) -> None:
-        json.dumps(payload)  # what a core emits must be JSON-able
-        self.events.append((type, payload, fields))
-
-    def notify(self, agent: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
-        self.notes.append((agent, kind, content, data))
-
-    def types(self) -> list[str]:
-        return [t for t, _, _ in self.events]
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
 
 
 @pytest.fixture

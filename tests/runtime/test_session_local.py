@@ -70,7 +70,6 @@ async def test_tool_calls_of_one_turn_run_concurrently_and_return_in_order(troup
         {"tool_calls": [call("meet", n=1), call("meet", n=2), call("meet", n=3)]},
         {"text": "done"},
     ]})
-    seen: list[list[str]] = []
 
     session = await troupe.open(cfg)
     result = await session.run("go", timeout=10)
@@ -78,7 +77,6 @@ async def test_tool_calls_of_one_turn_run_concurrently_and_return_in_order(troup
     assert result.status is SessionStatus.COMPLETED
     order = rows(lake, "select json_extract_string(payload, '$.result') r from events where type='tool.result' order by ts")
     assert [r["r"] for r in order] == ["30", "20", "10"]  # finished in reverse
-    del seen
     # ...but the model got them in call order
     req = rows(lake, "select payload from events where type='llm.request' order by seq desc limit 1")
     assert json.loads(req[0]["payload"])["last"] == "30"
@@ -212,7 +210,6 @@ async def test_control_messages_jump_the_queue_pause_resume_cancel(troupe: Troup
     release.set()
     await asyncio.sleep(0.1)
     # Paused between rounds: the tool ran, but no new LLM round started.
-    n_req = rows_after_flush = None
     await troupe.backend.buffer.flush()
     await troupe.backend.log.flush()
     n_req = rows(lake, "select count(*) n from events where type='llm.request'")[0]["n"]
@@ -220,7 +217,6 @@ async def test_control_messages_jump_the_queue_pause_resume_cancel(troupe: Troup
     await session.resume("a")
     result = await session.result(timeout=5)
     assert result.status is SessionStatus.COMPLETED and "answer to" in result.reply
-    del rows_after_flush
     await session.close()
     states = [r["status"] for r in rows(lake, "select status from events where type='agent.state' and agent='a' order by seq")]
     assert states[:4] == ["running", "paused", "running", "idle"]

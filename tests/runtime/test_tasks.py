@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from runtime.blackboard import InvalidValueError
 from runtime.clock import FakeClock
 from runtime.errors import InvalidTransitionError, ModelVisibleError, TroupeError
-from runtime.ids import AgentId, SessionId, TaskId
+from runtime.ids import AgentId, TaskId
 from runtime.messages import MessageKind
 from runtime.tasks import (
     ALLOWED_TRANSITIONS,
@@ -24,38 +24,9 @@ from runtime.tasks import (
     UnknownTaskError,
 )
 
-SID = SessionId("s-test")
-START = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.support.cores import SID, START, Recorder
+
 S = TaskStatus
-
-
-class Recorder:
-    """Records what a core emits and who it notifies, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-        self.notes: list[tuple[AgentId, MessageKind, str, dict[str, Any]]] = []
-
-    def emit(self, type: str, /, *, payload: Any = None, **fields: Any) -> None:
-        json.dumps(payload)  # what a core emits must be JSON-able
-        self.events.append((type, payload, fields))
-
-    def notify(self, agent: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
-        json.dumps(data)
-        self.notes.append((agent, kind, content, data))
-
-    def types(self) -> list[str]:
-        return [t for t, _, _ in self.events]
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
 
 
 @pytest.fixture

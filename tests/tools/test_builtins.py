@@ -516,7 +516,7 @@ async def test_send_message_via_agent_core(services):
             self.sent.append(env)
 
     core = Core()
-    c = Ctx(services, extra={"agent_core": core})
+    c = Ctx(services, send=core.send)
     await send_message.invoke({"to": "worker_b", "text": "x"}, c.ctx)
     assert [(e.recipient, e.content) for e in core.sent] == [("worker_b", "x")]
     assert services.sent == []

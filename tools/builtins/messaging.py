@@ -24,7 +24,7 @@ async def send_message(ctx: ToolContext, to: str, text: str) -> str:
                                 tool="send_message")
     env = Envelope(session_id=ctx.session_id, sender=ctx.agent, recipient=AgentId(to), content=text,
                    trace=Trace(run_id=ctx.run_id, task_id=ctx.task_id))
-    await ctx.extra["agent_core"].send(env) if "agent_core" in ctx.extra else await ctx.services.send(env)
+    await ctx.send_message(env)
     return f"sent to {to} (message {env.id})"
 
 
@@ -38,7 +38,7 @@ async def broadcast(ctx: ToolContext, group: str, text: str) -> str:
     """
     env = Envelope(session_id=ctx.session_id, sender=ctx.agent, topic=group, content=text,
                    trace=Trace(run_id=ctx.run_id, task_id=ctx.task_id))
-    await ctx.extra["agent_core"].send(env) if "agent_core" in ctx.extra else await ctx.services.send(env)
+    await ctx.send_message(env)
     return f"broadcast to group {group!r} (message {env.id})"
 
 
