@@ -88,6 +88,55 @@ class Permissions(_Strict):
     scopes: list[str] = Field(default_factory=list)
 
 
+class McpServerConfig(_Strict):
+    """One entry of the usual ``mcpServers`` JSON: a stdio ``command`` or a streamable-HTTP ``url``.
+
+    The Troupe-specific keys (permissions, approval, timeouts, sampling) are optional; a plain
+    Claude-Desktop-style entry works as it is.
+    """
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment for a stdio server (values may be ``${VAR}`` to copy from the caller's)."""
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    """HTTP headers (values may be ``${VAR}``; they are redacted from events)."""
+    type: Literal["stdio", "http", "streamable-http", "streamable_http"] | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Per tool call."""
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    level: PermissionLevel = PermissionLevel.L2
+    """Permission level an agent needs to call this server's tools."""
+    scopes: list[str] = Field(default_factory=list)
+    """Scopes an agent needs (e.g. ``file:read``, ``network:external``)."""
+    needs_approval: bool | list[str] = False
+    """``true`` for every tool of the server, or the names of the tools that need approval."""
+    sampling: bool | str = False
+    """Answer the server's sampling requests: ``true`` with the calling agent's model, or a profile name."""
+    sampling_max_tokens: int = Field(default=1024, ge=1)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("an MCP server needs exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
+        return self
+
+    @property
+    def transport(self) -> Literal["stdio", "http"]:
+        return "stdio" if self.command else "http"
+
+
+class WorkspaceConfig(_Strict):
+    """Each session gets a folder of its own, ``<root>/<session id>``, for the file and shell tools."""
+
+    root: str | None = None
+    """Default: ``$TROUPE_WORKSPACES`` or ``~/.troupe/workspaces``."""
+    shell_timeout_s: float = Field(default=30.0, gt=0)
+    shell_output_chars: int = Field(default=8_000, ge=100)
+
+
 class AgentSpec(_Strict):
     id: AgentId
     name: str = ""
@@ -134,7 +183,15 @@ class TeamConfig(_Strict):
     agents: list[AgentSpec]
     budgets: Budgets = Field(default_factory=Budgets)
     placement: Placement = Placement.DEDICATED
-    mcp_servers: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="mcpServers")
+    mcp_servers: dict[str, McpServerConfig] = Field(default_factory=dict, alias="mcpServers")
+    """MCP servers, in the usual ``mcpServers`` shape; their tools are ``<server>__<tool>``."""
+    mcp_config: str | None = None
+    """A separate ``mcpServers`` JSON file (relative to the team file); merged with ``mcpServers``."""
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    approval_timeout_s: float = Field(default=300.0, gt=0)
+    """How long a tool call that needs approval waits for a decision; no answer means denied."""
+    max_tool_concurrency: int = Field(default=256, ge=1)
+    """Tool calls of this team's sessions running at once, per agent turn."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -155,6 +212,10 @@ class TeamConfig(_Strict):
                     f"agent {a.id!r} uses model profile {name!r}, which is not under 'models' "
                     f"(profiles: {sorted(self.models)})"
                 )
+        for server in self.mcp_servers:
+            if not server or "__" in server or not all(c.isalnum() or c in "-_" for c in server):
+                raise ValueError(f"MCP server name {server!r} must be letters, digits, '-' or '_' (no '__'); "
+                                 f"its tools are named '<server>__<tool>'")
         for pname, p in self.models.items():
             for fb in p.fallbacks:
                 if fb not in self.models:
@@ -228,12 +289,44 @@ def load_team(path: str | Path) -> TeamConfig:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
         raise TeamConfigError(f"invalid team file {p}: not valid YAML: {e}", source=str(p)) from e
-    return parse_team(data, source=str(p))
+    team = parse_team(data, source=str(p))
+    if team.mcp_config:
+        servers = load_mcp_servers(p.parent / team.mcp_config)
+        clash = sorted(set(servers) & set(team.mcp_servers))
+        if clash:
+            raise TeamConfigError(f"invalid team file {p}: MCP server(s) {clash} are defined both in mcpServers "
+                                  f"and in {team.mcp_config}; keep one", source=str(p))
+        team = parse_team({**team.model_dump(by_alias=True, exclude={"mcp_config"}),
+                           "mcpServers": {**team.model_dump(by_alias=True)["mcpServers"],
+                                          **{k: v.model_dump() for k, v in servers.items()}}}, source=str(p))
+    return team
+
+
+def load_mcp_servers(path: str | Path) -> dict[str, McpServerConfig]:
+    """Read a JSON (or YAML) file in the usual ``{"mcpServers": {...}}`` shape."""
+    p = Path(path)
+    if not p.exists():
+        raise TeamConfigError(f"MCP config {p} does not exist; it should hold {{\"mcpServers\": {{...}}}}", source=str(p))
+    try:
+        data = yaml.safe_load(p.read_text())  # JSON is YAML
+    except yaml.YAMLError as e:
+        raise TeamConfigError(f"invalid MCP config {p}: {e}", source=str(p)) from e
+    if not isinstance(data, dict) or not isinstance(data.get("mcpServers"), dict):
+        raise TeamConfigError(f"invalid MCP config {p}: expected {{\"mcpServers\": {{name: {{command|url: ...}}}}}}",
+                              source=str(p))
+    out: dict[str, McpServerConfig] = {}
+    for name, entry in data["mcpServers"].items():
+        try:
+            out[name] = McpServerConfig.model_validate(entry)
+        except ValidationError as e:
+            raise TeamConfigError(_format_validation_error(f"{p} (server {name!r})", e), source=str(p)) from e
+    return out
 
 
 __all__ = [
     "AgentSpec",
     "Budgets",
+    "McpServerConfig",
     "ModelProfile",
     "PermissionLevel",
     "Permissions",
@@ -241,6 +334,8 @@ __all__ = [
     "ScriptStep",
     "ScriptToolCall",
     "TeamConfig",
+    "WorkspaceConfig",
+    "load_mcp_servers",
     "load_team",
     "parse_team",
 ]

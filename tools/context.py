@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from runtime.config import AgentSpec
+from pathlib import Path
+
+from runtime.config import AgentSpec, WorkspaceConfig
 from runtime.events import Emitter, null_emitter
 from runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
 from runtime.messages import Envelope
@@ -53,6 +55,11 @@ class ToolContext:
     """Ends the agent's turn after this batch of tool calls, without a reply."""
     forget_notices: Callable[[Sequence[str]], int] = lambda task_ids: 0
     """Drops queued notices about these tasks (the caller has already seen their outcome)."""
+    idempotency_key: str = ""
+    """Stable across retries and re-deliveries of this call: a tool with side effects can use it to do them once."""
+    workspace: Path | None = None
+    """This session's workspace folder (the file and shell tools stay inside it)."""
+    workspace_config: WorkspaceConfig = field(default_factory=WorkspaceConfig)
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def send_message(self, envelope: Envelope) -> None:

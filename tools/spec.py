@@ -9,6 +9,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -18,6 +19,21 @@ from runtime.errors import ToolArgumentError
 from runtime.llm.types import ToolSchema
 
 _CONTEXT_PARAM = "ctx"
+RAY_RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
+"""Keys of :attr:`ToolSpec.resources` that map to Ray's own options; any other key is a custom resource."""
+
+
+class Execution(StrEnum):
+    """Where the scheduler runs a tool's calls."""
+
+    INLINE = "inline"
+    """In the calling agent's process (tools that use the session's services or its workspace)."""
+    IO = "io"
+    """As a coroutine on the node's async tool-worker actor (I/O-bound: waits, HTTP, subprocesses)."""
+    CPU = "cpu"
+    """As a Ray task with the spec's ``resources``, anywhere in the cluster they exist."""
+    MCP = "mcp"
+    """On the node's shared connection to the tool's MCP server."""
 
 
 class ToolSpec(BaseModel):
@@ -32,11 +48,22 @@ class ToolSpec(BaseModel):
     """Minimum permission level an agent needs to call it."""
     scopes: tuple[str, ...] = ()
     """Scopes an agent must hold (``file:read``, ``shell:exec``)."""
-    timeout_s: float = 30.0
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Per attempt; a call that takes longer is cancelled and the model reads a timeout error."""
     idempotent: bool = False
     """Safe to retry: a repeated call has no extra effect."""
+    retries: int = Field(default=2, ge=0)
+    """Extra attempts after a failure or timeout (idempotent tools only)."""
+    retry_backoff_s: float = Field(default=0.25, ge=0)
+    """First retry delay; doubles each attempt."""
     needs_approval: bool = False
     resources: dict[str, float] = Field(default_factory=dict)
+    """``num_cpus`` / ``num_gpus`` / ``memory`` (bytes) and custom resources a ``cpu`` call needs."""
+    execution: Execution = Execution.IO
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Calls of this tool running at once across the runtime (``None``: only the global cap)."""
+    source: str = "python"
+    """``builtin``, ``python`` or ``mcp:<server>``."""
 
     def schema_for_model(self) -> ToolSchema:
         return ToolSchema(name=self.name, description=self.description, parameters=self.parameters)
@@ -92,19 +119,44 @@ def _format_validation(name: str, err: ValidationError) -> str:
     return f"invalid arguments for tool {name!r}: " + "; ".join(parts) + ". Fix the arguments and call again."
 
 
+_INSTANCES: dict[type, Any] = {}
+"""One instance per class tool per process: a class tool may hold a client or a loaded model."""
+
+
+def _callable_of(target: Callable[..., Any] | type) -> Callable[..., Any]:
+    if isinstance(target, type):
+        if target not in _INSTANCES:
+            _INSTANCES[target] = target()
+        return _INSTANCES[target]  # type: ignore[no-any-return]
+    return target
+
+
+async def call_target(target: Callable[..., Any] | type, kwargs: dict[str, Any]) -> Any:
+    """Run a tool's function (or its class's instance) with validated arguments: coroutines are
+    awaited, plain functions run in a thread so they never block the caller's event loop.
+
+    This is all a worker in another process needs: the target travels, the :class:`Tool` does not.
+    """
+    fn = _callable_of(target)
+    method = getattr(fn, "__call__", fn) if not inspect.isfunction(fn) else fn
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(method):
+        return await fn(**kwargs)
+    return await asyncio.to_thread(fn, **kwargs)
+
+
 class Tool:
     """A callable tool: validates arguments, then runs the function (sync functions in a thread).
 
-    A function may take a ``ctx`` parameter; it receives the :class:`~tools.context.ToolContext`
-    and is left out of the schema.
+    The target is a function, or a class whose instances are callable (built once per process,
+    on first call). It may take a ``ctx`` parameter, which receives the
+    :class:`~tools.context.ToolContext` and is left out of the schema; such a tool runs inline.
     """
 
-    def __init__(self, fn: Callable[..., Any], spec: ToolSpec, args_model: type[BaseModel], wants_ctx: bool) -> None:
+    def __init__(self, fn: Callable[..., Any] | type, spec: ToolSpec, args_model: type[BaseModel], wants_ctx: bool) -> None:
         self.fn = fn
         self.spec = spec
         self.args_model = args_model
         self.wants_ctx = wants_ctx
-        self._is_async = inspect.iscoroutinefunction(fn)
 
     @property
     def name(self) -> str:
@@ -117,20 +169,45 @@ class Tool:
             raise ToolArgumentError(_format_validation(self.name, e), tool=self.name) from e
         return {k: getattr(model, k) for k in type(model).model_fields}
 
-    async def invoke(self, arguments: dict[str, Any], ctx: Any = None) -> Any:
-        kwargs = self.validate(arguments)
+    async def call_validated(self, kwargs: dict[str, Any], ctx: Any = None) -> Any:
         if self.wants_ctx:
-            kwargs[_CONTEXT_PARAM] = ctx
-        if self._is_async:
-            return await self.fn(**kwargs)
-        return await asyncio.to_thread(self.fn, **kwargs)
+            kwargs = {**kwargs, _CONTEXT_PARAM: ctx}
+        return await call_target(self.fn, kwargs)
+
+    async def invoke(self, arguments: dict[str, Any], ctx: Any = None) -> Any:
+        return await self.call_validated(self.validate(arguments), ctx)
+
+    def with_spec(self, **changes: Any) -> Tool:
+        """A copy with some spec fields changed (a team's per-tool overrides)."""
+        return Tool(self.fn, self.spec.model_copy(update=changes), self.args_model, self.wants_ctx)
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
 
 
+def _signature_target(f: Callable[..., Any] | type) -> Callable[..., Any]:
+    if isinstance(f, type):
+        call = getattr(f, "__call__", None)
+        if call is None or call is object.__call__:
+            raise TypeError(f"tool class {f.__name__} needs a typed __call__ method (its arguments are the tool's)")
+        return call  # type: ignore[no-any-return]
+    return f
+
+
+def _pick_execution(execution: str | Execution | None, resources: dict[str, float], wants_ctx: bool, name: str) -> Execution:
+    if execution is None:
+        return Execution.INLINE if wants_ctx else (Execution.CPU if resources else Execution.IO)
+    chosen = Execution(execution)
+    if wants_ctx and chosen is not Execution.INLINE:
+        raise TypeError(f"tool {name}: a tool that takes 'ctx' uses this session's services and runs inline; "
+                        f"drop execution={chosen.value!r} or the ctx parameter")
+    if resources and chosen is not Execution.CPU:
+        raise TypeError(f"tool {name}: resources are for execution='cpu' (a Ray task); got execution={chosen.value!r}")
+    return chosen
+
+
 def tool(
-    fn: Callable[..., Any] | None = None,
+    fn: Callable[..., Any] | type | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
@@ -138,17 +215,33 @@ def tool(
     scopes: tuple[str, ...] | list[str] = (),
     timeout_s: float = 30.0,
     idempotent: bool = False,
+    retries: int = 2,
     needs_approval: bool = False,
     resources: dict[str, float] | None = None,
+    execution: str | Execution | None = None,
+    max_concurrency: int | None = None,
+    source: str = "python",
 ) -> Any:
-    """Turn a typed function into a :class:`Tool` (usable bare, ``@tool``, or with options)."""
+    """Turn a typed function or class into a :class:`Tool` (usable bare, ``@tool``, or with options).
 
-    def build(f: Callable[..., Any]) -> Tool:
+    ``execution`` defaults to ``inline`` for tools that take ``ctx``, ``cpu`` when ``resources``
+    are given, and ``io`` otherwise.
+    """
+
+    def build(f: Callable[..., Any] | type) -> Tool:
+        sig_fn = _signature_target(f)
         summary, arg_docs = _doc_parts(f)
-        hints = get_type_hints(f)
+        if not summary and isinstance(f, type):
+            summary, arg_docs = _doc_parts(sig_fn)
+        elif isinstance(f, type):
+            arg_docs = {**_doc_parts(sig_fn)[1], **arg_docs}
+        hints = get_type_hints(sig_fn)
         fields: dict[str, Any] = {}
         wants_ctx = False
-        for pname, param in inspect.signature(f).parameters.items():
+        params = list(inspect.signature(sig_fn).parameters.items())
+        if isinstance(f, type):
+            params = params[1:]  # self
+        for pname, param in params:
             if pname == _CONTEXT_PARAM:
                 wants_ctx = True
                 continue
@@ -157,7 +250,7 @@ def tool(
             annotation = hints.get(pname, Any)
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[pname] = (annotation, Field(default, description=arg_docs.get(pname)))
-        tool_name = name or f.__name__
+        tool_name = name or (_snake(f.__name__) if isinstance(f, type) else f.__name__)
         args_model = create_model(  # type: ignore[call-overload]
             f"{tool_name}_args", __config__=ConfigDict(extra="forbid"), **fields
         )
@@ -171,12 +264,20 @@ def tool(
             scopes=tuple(scopes),
             timeout_s=timeout_s,
             idempotent=idempotent,
+            retries=retries,
             needs_approval=needs_approval,
             resources=resources or {},
+            execution=_pick_execution(execution, resources or {}, wants_ctx, tool_name),
+            max_concurrency=max_concurrency,
+            source=source,
         )
         return Tool(f, spec, args_model, wants_ctx)
 
     return build(fn) if fn is not None else build
 
 
-__all__ = ["Tool", "ToolSpec", "tool"]
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+__all__ = ["Execution", "RAY_RESOURCE_KEYS", "Tool", "ToolSpec", "call_target", "tool"]

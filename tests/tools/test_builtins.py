@@ -178,7 +178,8 @@ def test_default_registry_lists_every_builtin():
     assert reg.names() == BUILTIN_NAMES
     assert sorted(t.name for t in BUILTIN_TOOLS) == BUILTIN_NAMES
     assert default_registry() is not reg  # a fresh registry each time
-    assert reg.get("calculator") is calculator
+    assert reg.get("calculator").fn is calculator.fn
+    assert all(t.spec.source == "builtin" for t in BUILTIN_TOOLS)
 
 
 def test_builtin_levels_and_ctx():

@@ -5,7 +5,10 @@ from __future__ import annotations
 from tools.builtins import blackboard, calculator, clock, messaging, tasks
 from tools.registry import ToolRegistry
 
-BUILTIN_TOOLS = [*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS]
+BUILTIN_TOOLS = [
+    t.with_spec(source="builtin")
+    for t in (*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS)
+]
 
 
 def default_registry() -> ToolRegistry:

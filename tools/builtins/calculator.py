@@ -46,7 +46,7 @@ def _eval(node: ast.AST) -> float | int:
     )
 
 
-@tool(level="L0", idempotent=True, timeout_s=5)
+@tool(level="L0", idempotent=True, timeout_s=5, execution="inline", source="builtin")
 def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression, e.g. "1234 * 5678".
 

@@ -18,7 +18,7 @@ def _zone(name: str) -> ZoneInfo:
         raise ToolArgumentError(f"unknown time zone {name!r}{hint}", tool="convert_time") from None
 
 
-@tool(level="L0", idempotent=True, timeout_s=5)
+@tool(level="L0", idempotent=True, timeout_s=5, execution="inline", source="builtin")
 def convert_time(time: str, source_timezone: str, target_timezone: str) -> str:
     """Convert a time of day (HH:MM, 24-hour) from one time zone to another, today.
 
