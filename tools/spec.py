@@ -195,9 +195,8 @@ def _signature_target(f: Callable[..., Any] | type) -> Callable[..., Any]:
 
 
 def _pick_execution(execution: str | Execution | None, resources: dict[str, float], wants_ctx: bool, name: str) -> Execution:
-    if execution is None:
-        return Execution.INLINE if wants_ctx else (Execution.CPU if resources else Execution.IO)
-    chosen = Execution(execution)
+    chosen = Execution(execution) if execution is not None else (
+        Execution.INLINE if wants_ctx else (Execution.CPU if resources else Execution.IO))
     if wants_ctx and chosen is not Execution.INLINE:
         raise TypeError(f"tool {name}: a tool that takes 'ctx' uses this session's services and runs inline; "
                         f"drop execution={chosen.value!r} or the ctx parameter")

@@ -12,10 +12,10 @@ from runtime.config import PermissionLevel
 from runtime.errors import ConfigError, ModelVisibleError, ToolArgumentError, UnknownToolError
 from runtime.llm.types import ToolSchema
 from tools.registry import ToolRegistry
-from tools.spec import Tool, ToolSpec, tool
+from tools.spec import Execution, Tool, ToolSpec, tool
 
 
-@tool(level="L2", scopes=["file:read"], timeout_s=3, idempotent=True, needs_approval=True, resources={"gpu": 0.5})
+@tool(level="L2", scopes=["file:read"], timeout_s=3, idempotent=True, needs_approval=True, max_concurrency=4)
 def search(
     ctx: Any,
     query: str,
@@ -83,7 +83,12 @@ def test_spec_options():
         "timeout_s": 3.0,
         "idempotent": True,
         "needs_approval": True,
-        "resources": {"gpu": 0.5},
+        "resources": {},
+        "retries": 2,
+        "retry_backoff_s": 0.25,
+        "execution": Execution.INLINE,
+        "max_concurrency": 4,
+        "source": "python",
     }
 
 
@@ -103,6 +108,11 @@ def test_spec_defaults():
         "idempotent": False,
         "needs_approval": False,
         "resources": {},
+        "retries": 2,
+        "retry_backoff_s": 0.25,
+        "execution": Execution.IO,
+        "max_concurrency": None,
+        "source": "python",
     }
     assert ping.wants_ctx is False
 
@@ -403,3 +413,56 @@ def test_toolspec_direct():
     assert spec.scopes == ("a", "b")
     assert spec.level is PermissionLevel.L1
     assert spec.schema_for_model() == ToolSchema(name="x", description="", parameters={})
+
+
+# --- execution and class tools ------------------------------------------------------------------
+def test_execution_is_inferred_and_checked():
+    @tool
+    async def fetch(url: str) -> str:
+        return url
+
+    @tool(resources={"num_cpus": 2, "accelerator": 1})
+    def crunch(n: int) -> int:
+        return n
+
+    assert fetch.spec.execution is Execution.IO
+    assert crunch.spec.execution is Execution.CPU
+    assert crunch.spec.resources == {"num_cpus": 2, "accelerator": 1}
+    with pytest.raises(TypeError, match="runs inline"):
+        tool(execution="io")(lambda ctx, x: x)
+    with pytest.raises(TypeError, match="resources are for execution='cpu'"):
+        tool(resources={"num_gpus": 1}, execution="io")(lambda x: x)
+
+
+class Counter:
+    """Count calls; one instance per process keeps state between calls.
+
+    Args:
+        step: How much to add.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, step: int = 1) -> int:
+        self.total += step
+        return self.total
+
+
+async def test_class_tool_keeps_one_instance():
+    t = tool(Counter, idempotent=False)
+    assert t.name == "counter"
+    assert t.spec.description.startswith("Count calls")
+    assert t.spec.parameters["properties"]["step"]["description"] == "How much to add."
+    assert await t.invoke({"step": 2}) == 2
+    assert await t.invoke({}) == 3
+    with pytest.raises(ToolArgumentError):
+        await t.invoke({"step": "many"})
+
+
+def test_class_without_call_is_refused():
+    class Nope:
+        pass
+
+    with pytest.raises(TypeError, match="__call__"):
+        tool(Nope)
