@@ -187,8 +187,8 @@ class Tool:
 
 def _signature_target(f: Callable[..., Any] | type) -> Callable[..., Any]:
     if isinstance(f, type):
-        call = getattr(f, "__call__", None)
-        if call is None or call is object.__call__:
+        call = next((vars(c)["__call__"] for c in f.__mro__[:-1] if "__call__" in vars(c)), None)
+        if call is None:
             raise TypeError(f"tool class {f.__name__} needs a typed __call__ method (its arguments are the tool's)")
         return call  # type: ignore[no-any-return]
     return f
