@@ -391,8 +391,42 @@ def test_mcp_servers_alias_and_field_name():
     servers = {"fs": {"command": "mcp-fs", "args": ["/tmp"]}}
     by_alias = minimal() | {"mcpServers": servers}
     by_name = minimal() | {"mcp_servers": servers}
-    assert parse_team(by_alias).mcp_servers == servers
-    assert parse_team(by_name).mcp_servers == servers
+    for data in (by_alias, by_name):
+        fs = parse_team(data).mcp_servers["fs"]
+        assert (fs.command, fs.args, fs.transport) == ("mcp-fs", ["/tmp"], "stdio")
+
+
+def test_mcp_server_needs_one_transport_and_a_good_name():
+    both = error_of(minimal() | {"mcpServers": {"x": {"command": "a", "url": "http://h/mcp"}}})
+    assert "exactly one of 'command' (stdio) or 'url'" in str(both)
+    neither = error_of(minimal() | {"mcpServers": {"x": {"args": ["a"]}}})
+    assert "exactly one of 'command'" in str(neither)
+    bad_name = error_of(minimal() | {"mcpServers": {"my__fs": {"command": "a"}}})
+    assert "MCP server name 'my__fs'" in str(bad_name)
+    http = parse_team(minimal() | {"mcpServers": {"web": {"url": "http://127.0.0.1:1/mcp"}}}).mcp_servers["web"]
+    assert http.transport == "http"
+
+
+def test_mcp_config_file_is_merged(tmp_path):
+    import json
+
+    import yaml
+
+    (tmp_path / "mcp.json").write_text(json.dumps({"mcpServers": {"time": {"command": "mcp-server-time"}}}))
+    team = minimal() | {"mcp_config": "mcp.json", "mcpServers": {"fs": {"command": "mcp-fs"}}}
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
+    loaded = load_team(tmp_path)
+    assert sorted(loaded.mcp_servers) == ["fs", "time"]
+    assert loaded.mcp_servers["time"].command == "mcp-server-time"
+    (tmp_path / "mcp.json").write_text(json.dumps({"mcpServers": {"fs": {"command": "other"}}}))
+    with pytest.raises(TeamConfigError, match="defined both in mcpServers"):
+        load_team(tmp_path)
+    (tmp_path / "mcp.json").write_text(json.dumps({"servers": {}}))
+    with pytest.raises(TeamConfigError, match='expected {"mcpServers"'):
+        load_team(tmp_path)
+    (tmp_path / "mcp.json").unlink()
+    with pytest.raises(TeamConfigError, match="does not exist"):
+        load_team(tmp_path)
 
 
 def test_mcp_servers_wrong_type():
