@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from runtime.config import AgentSpec
+from runtime.config import AgentSpec, ModelProfile, WorkspaceConfig
 from runtime.context import Context
+from runtime.dispatch import Dispatcher
 from runtime.errors import InvalidTransitionError, RunError
 from runtime.events import Emitter
 from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, TaskId
@@ -49,6 +50,11 @@ class AgentCore:
         stream_tokens: bool = False,
         temperature: float | None = None,
         parent: AgentId | None = None,
+        dispatcher: Dispatcher | None = None,
+        workspace: WorkspaceConfig | None = None,
+        approval_timeout_s: float = 300.0,
+        models: dict[str, ModelProfile] | None = None,
+        profile: str | None = None,
     ) -> None:
         self.spec = spec
         self.id = spec.id
@@ -60,6 +66,12 @@ class AgentCore:
         self.parent = parent
         self.stream_tokens = stream_tokens
         self.temperature = temperature
+        self.dispatcher = dispatcher
+        self.workspace_config = workspace or WorkspaceConfig()
+        self.workspace = self.workspace_config.path_for(session_id)
+        self.approval_timeout_s = approval_timeout_s
+        self.models = models or {}
+        self.profile = profile
         self.mailbox = Mailbox()
         self.sm = StateMachine(str(spec.id))
         self.context = Context(system=system_prompt(spec, team or [spec]), budget_tokens=spec.context_tokens)
@@ -173,7 +185,8 @@ class AgentCore:
         turn = Turn(
             spec=self.spec, llm=self.llm, context=self.context, tools=self.tools, emit=self.emit,
             make_ctx=lambda call: self._tool_context(call, turn), charge=self._charge, gate=self.gate,
-            stream_tokens=self.stream_tokens, temperature=self.temperature,
+            stream_tokens=self.stream_tokens, temperature=self.temperature, dispatcher=self.dispatcher,
+            number=self.turns, approval_timeout_s=self.approval_timeout_s, models=self.models, profile=self.profile,
         )
         try:
             result = await run_turn(turn)
@@ -248,7 +261,8 @@ class AgentCore:
             session_id=self.session_id, run_id=self.run_id, agent=self.id, services=self.services, spec=self.spec,
             tool_call_id=call.id, task_id=self._current_task, emit=self.emit, end_turn=end_turn,
             request=self.open_requests[0].content if self.open_requests else None,
-            forget_notices=forget_notices, send=self.send,
+            forget_notices=forget_notices, send=self.send, workspace=self.workspace,
+            workspace_config=self.workspace_config,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -24,11 +24,16 @@ from tools.registry import ToolRegistry
 
 
 def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
-    """Fail before any actor starts if an agent names a tool that does not exist."""
+    """Fail before any actor starts if an agent names a tool that does not exist.
+
+    MCP tools (``<server>__<tool>``) are checked when the server is first reached.
+    """
     for agent in team.agents:
         for name in agent.tools:
+            if any(name.startswith(f"{server}__") for server in team.mcp_servers):
+                continue
             try:
-                registry.get(name)
+                registry.resolve([name])
             except UnknownToolError as e:
                 raise UnknownToolError(f"agent {agent.id!r}: {e.message}", agent=agent.id, tool=name) from None
 

@@ -136,6 +136,13 @@ class WorkspaceConfig(_Strict):
     shell_timeout_s: float = Field(default=30.0, gt=0)
     shell_output_chars: int = Field(default=8_000, ge=100)
 
+    def path_for(self, session_id: str) -> Path:
+        """This session's folder (not created here: the tools create it on first use)."""
+        import os
+
+        root = self.root or os.environ.get("TROUPE_WORKSPACES") or "~/.troupe/workspaces"
+        return Path(root).expanduser().resolve() / str(session_id)
+
 
 class AgentSpec(_Strict):
     id: AgentId
@@ -190,8 +197,6 @@ class TeamConfig(_Strict):
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     approval_timeout_s: float = Field(default=300.0, gt=0)
     """How long a tool call that needs approval waits for a decision; no answer means denied."""
-    max_tool_concurrency: int = Field(default=256, ge=1)
-    """Tool calls of this team's sessions running at once, per agent turn."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -51,6 +51,14 @@ class PermissionDeniedError(ModelVisibleError):
     pass
 
 
+class ApprovalDeniedError(PermissionDeniedError):
+    """A tool that needs approval was denied, or nobody answered in time."""
+
+
+class ToolUnavailableError(ModelVisibleError):
+    """The tool cannot run here: its resources exist on no node, or its server is down."""
+
+
 class UnknownToolCallError(ModelVisibleError):
     """The model called a tool the agent does not have."""
 
@@ -114,6 +122,8 @@ __all__ = [
     "InvalidTransitionError",
     "ModelVisibleError",
     "PermissionDeniedError",
+    "ApprovalDeniedError",
+    "ToolUnavailableError",
     "ProviderError",
     "RunError",
     "ScriptExhaustedError",

@@ -1,10 +1,25 @@
-"""The permission check every tool call passes before it runs."""
+"""The policy every tool call passes before it runs: permission level and scopes, then approval.
+
+Levels are ordered, L0 < L1 < ... < L5; by convention L0 reads nothing outside the call (a
+calculator), L1 reads and writes the session's own state (blackboard, tasks, workspace reads), L2
+writes files or calls local servers, L3 runs commands, L4 reaches external networks, L5 is
+administration. Scopes name what a tool touches (``file:read``, ``file:write``, ``shell:exec``,
+``network:external``); a grant of ``file:*`` or ``*`` covers a family or everything.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from runtime.config import AgentSpec, PermissionLevel
-from runtime.errors import PermissionDeniedError
+from runtime.errors import ApprovalDeniedError, PermissionDeniedError
+from runtime.events import Emitter
+from runtime.ids import SUPERVISOR
+from runtime.llm.types import ToolCall
 from tools.spec import ToolSpec
+
+if TYPE_CHECKING:
+    from tools.context import ToolContext
 
 _ORDER = list(PermissionLevel)
 
@@ -34,4 +49,26 @@ def check_permission(agent: AgentSpec, tool: ToolSpec) -> None:
         )
 
 
-__all__ = ["check_permission"]
+async def request_approval(ctx: ToolContext, spec: ToolSpec, call: ToolCall, *, timeout_s: float, emit: Emitter) -> None:
+    """Ask the session's client to approve this call; raise :class:`ApprovalDeniedError` unless it does.
+
+    The supervisor records ``approval.requested`` and ``approval.decided``; no answer within
+    ``timeout_s`` is a denial.
+    """
+    decision = await ctx.services.call(
+        SUPERVISOR, "request_approval", agent=str(ctx.agent), tool=spec.name, arguments=call.arguments[:2000],
+        call_id=call.id, timeout_s=timeout_s,
+    )
+    if decision.get("approved"):
+        return
+    reason = decision.get("reason") or "denied"
+    emit("guardrail.denied", tool=spec.name, status="denied",
+         payload={"id": call.id, "reason": "approval", "error": reason, "approval_id": decision.get("id")})
+    raise ApprovalDeniedError(
+        f"tool {spec.name!r} needs the user's approval and did not get it ({reason}); "
+        "carry on without it, or explain in your answer what you would have done",
+        tool=spec.name, reason="approval",
+    )
+
+
+__all__ = ["check_permission", "request_approval"]

@@ -24,7 +24,8 @@ from pydantic import BaseModel
 from runtime.agent import AgentCore, control_message
 from runtime.blackboard import Blackboard
 from runtime.config import AgentSpec, Placement, TeamConfig
-from runtime.errors import TroupeError, UnknownAgentError
+from runtime.dispatch import Dispatcher, LocalDispatcher
+from runtime.errors import ConfigError, TroupeError, UnknownAgentError
 from runtime.events import EventSink, make_event
 from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId
 from runtime.llm.registry import build_client
@@ -34,6 +35,7 @@ from runtime.supervisor import SessionResult, Supervisor
 from runtime.tasks import TaskRegistry
 from tools.builtins import default_registry
 from tools.registry import ToolRegistry
+from tools.spec import Tool
 
 SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
 _REMEMBER_CLOSED = 100_000
@@ -41,7 +43,8 @@ _REMEMBER_CLOSED = 100_000
 SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
     TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
-    SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe"}),
+    SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
+                           "request_approval", "decide", "pending_approvals"}),
 }
 AGENT_METHODS = frozenset({"describe"})
 
@@ -82,6 +85,8 @@ class _Held:
     guests: dict[AgentId, Any] = field(default_factory=dict)
     runners: list[asyncio.Task[None]] = field(default_factory=list)
     llms: list[LLMClient] = field(default_factory=list)
+    registry: ToolRegistry | None = None
+    """The host's tools plus this session's MCP tools."""
 
 
 class _Services:
@@ -116,10 +121,13 @@ class HostCore:
         transport: Transport | None = None,
         registry: ToolRegistry | None = None,
         llm_factory: Callable[..., LLMClient] = build_client,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.sink = sink
         self.transport = transport
         self.registry = registry or default_registry()
+        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher()
+        self._mcp_tools: dict[str, list[Tool]] = {}
         self.llm_factory = llm_factory
         self.sessions: dict[SessionId, _Held] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -143,6 +151,9 @@ class HostCore:
     async def start_session(self, spec: SessionSpec, names: Sequence[str]) -> list[str]:
         """Create the logical actors ``names`` of ``spec`` on this host."""
         held = self.sessions.setdefault(spec.session_id, _Held(spec))
+        if held.registry is None:
+            agents = [spec.team.agent(n) for n in names if AgentId(n) not in SERVICES]
+            held.registry = await self._session_registry(spec.team, agents)
         for name in map(AgentId, names):
             if name in held.guests:
                 continue
@@ -171,17 +182,41 @@ class HostCore:
         return Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
                           budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
 
+    async def _session_registry(self, team: TeamConfig, agents: Sequence[AgentSpec]) -> ToolRegistry:
+        """The host's tools, plus the tools of every MCP server these agents (or their children) name."""
+        wanted = {server for server in team.mcp_servers
+                  for a in agents for entry in a.tools if entry.startswith(f"{server}__")}
+        if not wanted:
+            return self.registry
+        from tools.mcp import mcp_tools
+
+        tools: list[Tool] = []
+        for server in sorted(wanted):
+            cfg = team.mcp_servers[server]
+            key = f"{server}:{cfg.model_dump_json()}"
+            if key not in self._mcp_tools:
+                try:
+                    specs = await self.dispatcher.mcp_specs(server, cfg)
+                except Exception as e:
+                    raise ConfigError(f"MCP server {server!r} did not start or list its tools: {type(e).__name__}: {e}; "
+                                      "check its command/url in mcpServers", server=server) from e
+                self._mcp_tools[key] = mcp_tools(server, cfg, specs)
+            tools.extend(self._mcp_tools[key])
+        return self.registry.overlay(tools)
+
     def _make_agent(self, held: _Held, agent: AgentSpec, *, parent: AgentId | None = None, profile: str | None = None) -> AgentCore:
         spec = held.spec
         profile_name = profile or spec.team.profile_for(agent)
         llm = self.llm_factory(profile_name, spec.team.models, agent=str(agent.id))
         held.llms.append(llm)
-        tools = {t.name: t for t in self.registry.resolve(agent.tools)}
+        tools = {t.name: t for t in (held.registry or self.registry).resolve(agent.tools)}
         core = AgentCore(
             spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
             services=_Services(self, spec.session_id), emit=self.emitter(spec, str(agent.id)),
             team=spec.team.agents, stream_tokens=spec.stream_tokens,
-            temperature=spec.team.models[profile_name].temperature, parent=parent,
+            temperature=spec.team.models[profile_name].temperature, parent=parent, dispatcher=self.dispatcher,
+            workspace=spec.team.workspace, approval_timeout_s=spec.team.approval_timeout_s,
+            models=spec.team.models, profile=profile_name,
         )
         if agent.subscriptions:
             for prefix in agent.subscriptions:
@@ -223,6 +258,7 @@ class HostCore:
             await self.close_session(sid)
         for task in list(self._background):
             task.cancel()
+        await self.dispatcher.close()
 
     # --- routing ----------------------------------------------------------------------------
     def _held(self, session_id: SessionId) -> _Held:

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from runtime.config import AgentSpec
+from runtime.config import AgentSpec, ModelProfile
 from runtime.context import Context
 from runtime.errors import ProviderError, RunError
 from runtime.events import Emitter
 from runtime.llm.types import LLMClient, LLMResponse, ToolCall, ToolSchema
-from runtime.toolexec import execute_calls
+from runtime.dispatch import Dispatcher
+from runtime.toolexec import ToolRun, execute_calls
 from tools.context import ToolContext
 from tools.spec import Tool
 
@@ -55,6 +56,13 @@ class Turn:
     """Waits while the agent is paused."""
     stream_tokens: bool = False
     temperature: float | None = None
+    dispatcher: Dispatcher | None = None
+    """Where tool calls run (in this process when unset)."""
+    number: int = 0
+    """The agent's turn count, for idempotency keys."""
+    approval_timeout_s: float = 300.0
+    models: dict[str, ModelProfile] = field(default_factory=dict)
+    profile: str | None = None
     end_requested: bool = field(default=False)
 
 
@@ -113,10 +121,11 @@ async def run_turn(turn: Turn) -> TurnResult:
         if not response.tool_calls:
             return TurnResult(response.text, round_no, "replied")
         await turn.charge(tool_calls=len(response.tool_calls))
-        outcomes = await execute_calls(
-            response.tool_calls, tools=turn.tools, agent=turn.spec, make_ctx=turn.make_ctx,
-            emit=turn.emit, parent_event_id=response_event,
-        )
+        outcomes = await execute_calls(response.tool_calls, run=ToolRun(
+            tools=turn.tools, agent=turn.spec, make_ctx=turn.make_ctx, emit=turn.emit,
+            parent_event_id=response_event, dispatcher=turn.dispatcher, key_prefix=f"{turn.number}.{round_no}",
+            approval_timeout_s=turn.approval_timeout_s, models=turn.models, profile=turn.profile, charge=turn.charge,
+        ))
         for outcome in outcomes:
             turn.context.add(outcome.to_message())
         if turn.end_requested:

@@ -93,6 +93,20 @@ class Session:
     async def resume(self, agent: str) -> None:
         await self.control(agent, ControlOp.RESUME)
 
+    async def approvals(self) -> list[dict[str, Any]]:
+        """Tool calls waiting for approval (each also appeared as an ``approval.requested`` event)."""
+        return await self.backend.call(self.id, SUPERVISOR, "pending_approvals", {})
+
+    async def approve(self, approval_id: str, reason: str = "") -> dict[str, Any]:
+        """Let a waiting tool call run."""
+        return await self.backend.call(self.id, SUPERVISOR, "decide",
+                                       {"approval_id": approval_id, "approved": True, "reason": reason})
+
+    async def deny(self, approval_id: str, reason: str = "") -> dict[str, Any]:
+        """Refuse a waiting tool call; the agent reads the refusal and goes on."""
+        return await self.backend.call(self.id, SUPERVISOR, "decide",
+                                       {"approval_id": approval_id, "approved": False, "reason": reason})
+
     async def blackboard(self, prefix: str = "") -> list[Any]:
         return await self.backend.call(self.id, BLACKBOARD, "list", {"prefix": prefix})
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runtime.approvals import Approvals
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import Budgets
 from runtime.errors import BudgetExceededError
@@ -76,6 +77,7 @@ class Supervisor:
         self._started_at: datetime | None = None
         self._started_mono = 0.0
         self._timer: asyncio.Task[None] | None = None
+        self.approvals = Approvals(session_id=str(session_id), emit=emit)
 
     def start(self, *, input: str, team: str, placement: str) -> None:
         self._started_at = self.clock.now()
@@ -124,6 +126,20 @@ class Supervisor:
         final = SessionStatus(status) if status in ending else SessionStatus.FAILED
         await self.finish(final, error=f"agent {agent!r} failed: {error_type}: {message}")
 
+    async def request_approval(self, *, agent: str, tool: str, arguments: str, call_id: str,
+                               timeout_s: float) -> dict[str, Any]:
+        """Wait for the client to approve a tool call (see :mod:`runtime.approvals`)."""
+        if self.status is not SessionStatus.RUNNING:
+            return {"id": "", "approved": False, "by": "session", "reason": f"the session is {self.status}"}
+        return await self.approvals.request(agent=agent, tool=tool, arguments=arguments, call_id=call_id,
+                                            timeout_s=timeout_s)
+
+    async def decide(self, *, approval_id: str, approved: bool, reason: str = "") -> dict[str, Any]:
+        return self.approvals.decide(approval_id, approved=approved, reason=reason)
+
+    async def pending_approvals(self) -> list[dict[str, Any]]:
+        return self.approvals.pending()
+
     async def cancel(self, *, reason: str = "cancelled by the client") -> None:
         await self.finish(SessionStatus.CANCELLED, error=reason)
 
@@ -142,6 +158,7 @@ class Supervisor:
         self.emit("session.finished", status=str(status), duration_ms=self.result.duration_s * 1e3,
                   payload={"reply": reply, "error": error, "usage": self.usage.model_dump()})
         self._done.set()
+        self.approvals.deny_all(f"the session ended ({status})")
         if self.on_finish is not None:
             await self.on_finish(self.result)
         return self.result

@@ -1,7 +1,12 @@
 """Run one turn's tool calls concurrently; results come back in call order.
 
-Errors the model caused (bad arguments, a failing tool, a timeout, a denied permission) become
-tool results the model reads; run failures (budget, cancellation) propagate.
+Every call passes the policy first, in the agent's own process, so a denied call never leaves
+it: the tool must exist and be granted to the agent, its permission level and scopes must be
+held, its arguments must validate, and a tool that needs approval waits for the session's
+client. Then the dispatcher runs it under the scheduler's caps, timeout and retries.
+
+Errors the model caused (bad arguments, a failing tool, a timeout, a denial) become tool results
+the model reads; run failures (budget, cancellation) propagate.
 """
 
 from __future__ import annotations
@@ -9,19 +14,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
-from runtime.config import AgentSpec
-from runtime.errors import ModelVisibleError, PermissionDeniedError, RunError, ToolTimeoutError, UnknownToolCallError
+from runtime.config import AgentSpec, ModelProfile
+from runtime.dispatch import Dispatcher, LocalDispatcher, mcp_request
+from runtime.errors import (
+    ModelVisibleError,
+    PermissionDeniedError,
+    RunError,
+    ToolExecutionError,
+    UnknownToolCallError,
+)
 from runtime.events import Emitter
-from runtime.guardrails import check_permission
+from runtime.guardrails import check_permission, request_approval
 from runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
+from runtime.scheduler import ToolJob, idempotency_key
 from tools.context import ToolContext
-from tools.spec import Tool
+from tools.spec import Execution, Tool
 
 MAX_RESULT_CHARS = 16_000
 _PREVIEW = 2_000
@@ -51,34 +64,61 @@ def render_result(value: Any) -> str:
     return text
 
 
-async def _run_one(
-    call: ToolCall,
-    *,
-    tools: dict[str, Tool],
-    agent: AgentSpec,
-    make_ctx: Callable[[ToolCall], ToolContext],
-    emit: Emitter,
-    parent_event_id: str | None,
-) -> ToolOutcome:
-    started = time.perf_counter()
-    emit("tool.call", tool=call.name, parent_event_id=parent_event_id, payload={"id": call.id, "arguments": call.arguments[:_PREVIEW]})
+@dataclass
+class ToolRun:
+    """What running one turn's tool calls needs besides the calls (built by the agent's turn)."""
+
+    tools: dict[str, Tool]
+    agent: AgentSpec
+    make_ctx: Callable[[ToolCall], ToolContext]
+    emit: Emitter
+    parent_event_id: str | None = None
+    dispatcher: Dispatcher | None = None
+    """Where calls run; an in-process dispatcher when unset."""
+    key_prefix: str = ""
+    """Makes idempotency keys unique per turn and round (``"<turn>.<round>"``)."""
+    approval_timeout_s: float = 300.0
+    models: dict[str, ModelProfile] = field(default_factory=dict)
+    """The session's profiles, for MCP servers allowed to ask the runtime's LLM (sampling)."""
+    profile: str | None = None
+    """The calling agent's own profile (the default for sampling)."""
+    charge: Callable[..., Awaitable[None]] | None = None
+
+
+async def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
+    if tool is None:
+        raise UnknownToolCallError(
+            f"there is no tool {call.name!r}; your tools are: {', '.join(sorted(run.tools)) or 'none'}", tool=call.name
+        )
     try:
-        tool = tools.get(call.name)
-        if tool is None:
-            raise UnknownToolCallError(
-                f"there is no tool {call.name!r}; your tools are: {', '.join(sorted(tools)) or 'none'}", tool=call.name
-            )
-        try:
-            check_permission(agent, tool.spec)
-        except PermissionDeniedError as e:
-            emit("guardrail.denied", tool=call.name, status="denied", payload={"id": call.id, "reason": e.message})
-            raise
-        arguments = call.parsed_arguments()
-        ctx = make_ctx(call)
-        try:
-            value = await asyncio.wait_for(tool.invoke(arguments, ctx), timeout=tool.spec.timeout_s)
-        except TimeoutError as e:
-            raise ToolTimeoutError(f"tool {call.name!r} timed out after {tool.spec.timeout_s:g}s", tool=call.name) from e
+        check_permission(run.agent, tool.spec)
+    except PermissionDeniedError as e:
+        run.emit("guardrail.denied", tool=call.name, status="denied",
+                 payload={"id": call.id, "reason": e.fields.get("reason", "permission"), "error": e.message})
+        raise
+    return tool
+
+
+async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
+    started = time.perf_counter()
+    emit = run.emit
+    emit("tool.call", tool=call.name, parent_event_id=run.parent_event_id,
+         payload={"id": call.id, "arguments": call.arguments[:_PREVIEW]})
+    extra: dict[str, Any] = {}
+    try:
+        tool = await _check(run, call, run.tools.get(call.name))
+        kwargs = tool.validate(call.parsed_arguments())
+        ctx = run.make_ctx(call)
+        ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
+        if tool.spec.needs_approval:
+            await request_approval(ctx, tool.spec, call, timeout_s=run.approval_timeout_s, emit=emit)
+        job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
+                               agent=str(ctx.agent), call_id=call.id)
+        mcp = mcp_request(tool, ctx, run.models, run.profile) if tool.spec.execution is Execution.MCP else None
+        assert run.dispatcher is not None
+        value = await run.dispatcher.run(tool, job, ctx, mcp)
+        if mcp is not None:
+            value = await _mcp_value(run, call, value, extra)
     except (RunError, asyncio.CancelledError):
         raise
     except ModelVisibleError as e:
@@ -95,30 +135,53 @@ async def _run_one(
         tool=call.name,
         status="ok" if outcome.ok else "error",
         duration_ms=outcome.duration_ms,
-        parent_event_id=parent_event_id,
-        payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type},
+        parent_event_id=run.parent_event_id,
+        payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type, **extra},
     )
     return outcome
+
+
+async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str, Any]) -> Any:
+    """Record what an MCP call brought besides its content (progress, sampling), then unwrap it."""
+    for note in result.progress:
+        run.emit("tool.progress", tool=call.name, payload={"id": call.id, **note})
+    tokens = 0
+    for sample in result.sampling:
+        tokens += int(sample.get("tokens_in") or 0) + int(sample.get("tokens_out") or 0)
+        run.emit("llm.response", model=sample.get("model"), tokens_in=sample.get("tokens_in"),
+                 tokens_out=sample.get("tokens_out"), status="ok" if sample.get("ok", True) else "error",
+                 payload={"source": f"mcp:{call.name.split('__', 1)[0]}", "sampling_for": call.id})
+    if result.sampling and run.charge is not None:
+        await run.charge(tokens=tokens, llm_calls=len(result.sampling))
+    if result.blocks:
+        extra["blocks"] = result.blocks[:20]
+    if result.structured is not None:
+        extra["structured"] = result.structured
+    if result.is_error:
+        raise ToolExecutionError(result.text or f"MCP tool {call.name!r} reported an error", tool=call.name)
+    return result.text
 
 
 async def execute_calls(
     calls: Sequence[ToolCall],
     *,
-    tools: dict[str, Tool],
-    agent: AgentSpec,
-    make_ctx: Callable[[ToolCall], ToolContext],
-    emit: Emitter,
+    tools: dict[str, Tool] | None = None,
+    agent: AgentSpec | None = None,
+    make_ctx: Callable[[ToolCall], ToolContext] | None = None,
+    emit: Emitter | None = None,
     parent_event_id: str | None = None,
+    run: ToolRun | None = None,
 ) -> list[ToolOutcome]:
-    """Run ``calls`` concurrently and return their outcomes in call order."""
-    return list(
-        await asyncio.gather(
-            *(
-                _run_one(c, tools=tools, agent=agent, make_ctx=make_ctx, emit=emit, parent_event_id=parent_event_id)
-                for c in calls
-            )
-        )
-    )
+    """Run ``calls`` concurrently and return their outcomes in call order.
+
+    Pass a :class:`ToolRun`, or its four required parts as keywords.
+    """
+    if run is None:
+        assert tools is not None and agent is not None and make_ctx is not None and emit is not None
+        run = ToolRun(tools=tools, agent=agent, make_ctx=make_ctx, emit=emit, parent_event_id=parent_event_id)
+    if run.dispatcher is None:
+        run.dispatcher = LocalDispatcher()  # its own: results remembered by key must not leak between runs
+    return list(await asyncio.gather(*(_run_one(run, i, c) for i, c in enumerate(calls))))
 
 
-__all__ = ["MAX_RESULT_CHARS", "ToolOutcome", "execute_calls", "render_result"]
+__all__ = ["MAX_RESULT_CHARS", "ToolOutcome", "ToolRun", "execute_calls", "render_result"]

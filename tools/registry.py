@@ -1,8 +1,15 @@
-"""Tool lookup by name, with suggestions when a name is wrong."""
+"""Tool lookup by name, with suggestions when a name is wrong.
+
+An agent's ``tools`` list may name a tool (``calculator``), a pattern over names (``time__*``:
+every tool of the MCP server ``time``), or a Python tool by import path (``pkg.module:attr``,
+a :func:`~tools.spec.tool` or a plain typed function, which becomes one).
+"""
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import importlib
 from collections.abc import Iterable
 
 from runtime.errors import UnknownToolError
@@ -32,7 +39,30 @@ class ToolRegistry:
             ) from None
 
     def resolve(self, names: Iterable[str]) -> list[Tool]:
-        return [self.get(n) for n in names]
+        """The tools an agent's ``tools`` list selects, in order, each once."""
+        out: dict[str, Tool] = {}
+        for entry in names:
+            for t in self._select(entry):
+                out.setdefault(t.name, t)
+        return list(out.values())
+
+    def _select(self, entry: str) -> list[Tool]:
+        if is_import_path(entry):
+            return [self.register(import_tool(entry))]
+        if any(c in entry for c in "*?["):
+            matched = [self._tools[n] for n in sorted(self._tools) if fnmatch.fnmatchcase(n, entry)]
+            if not matched:
+                raise UnknownToolError(f"no tool matches {entry!r}; known tools: {', '.join(sorted(self._tools))}",
+                                       tool=entry)
+            return matched
+        return [self.get(entry)]
+
+    def overlay(self, tools: Iterable[Tool]) -> ToolRegistry:
+        """A copy with ``tools`` added (a session's MCP tools on top of the built-ins)."""
+        reg = ToolRegistry(self._tools.values())
+        for t in tools:
+            reg.register(t)
+        return reg
 
     def names(self) -> list[str]:
         return sorted(self._tools)
@@ -41,4 +71,31 @@ class ToolRegistry:
         return name in self._tools
 
 
-__all__ = ["ToolRegistry"]
+def is_import_path(entry: str) -> bool:
+    module, sep, attr = entry.partition(":")
+    return bool(sep and module and attr) and all(part.isidentifier() for part in (*module.split("."), *attr.split(".")))
+
+
+def import_tool(path: str) -> Tool:
+    """Load ``pkg.module:attr``: a :class:`Tool`, or a typed function or class to make one of."""
+    from tools.spec import tool as make_tool
+
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: object = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UnknownToolError(f"tool {path!r}: cannot import module {module_name!r} ({e}); is it installed on every "
+                               "node (or in the job's working_dir)?", tool=path) from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UnknownToolError(f"tool {path!r}: module {module_name!r} has no {attr!r}", tool=path) from None
+    if isinstance(obj, Tool):
+        return obj
+    if callable(obj):
+        return make_tool(obj)  # type: ignore[no-any-return]
+    raise UnknownToolError(f"tool {path!r} is a {type(obj).__name__}, not a tool or a function", tool=path)
+
+
+__all__ = ["ToolRegistry", "import_tool", "is_import_path"]

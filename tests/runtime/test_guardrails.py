@@ -325,7 +325,7 @@ async def test_tool_timeout():
 
     h = Harness(sleepy)
     [out] = await h.run(call("c1", "sleepy"))
-    assert (out.ok, out.content, out.error_type) == (False, "Error: tool 'sleepy' timed out after 0.05s", "ToolTimeoutError")
+    assert (out.ok, out.content, out.error_type) == (False, "Error: tool 'sleepy' timed out after 0.05s; try smaller input or another approach", "ToolTimeoutError")
     assert 40 <= out.duration_ms < 1000
     assert h.emit.types() == ["tool.call", "tool.error"]
 
@@ -372,7 +372,7 @@ async def test_denied_permission_not_executed():
     denied = [f for t, f in h.emit.events if t == "guardrail.denied"]
     assert denied[0] == {
         "tool": "dangerous", "status": "denied",
-        "payload": {"id": "c1", "reason": "permission denied: tool 'dangerous' needs level L3 and agent 'lead' has L1"},
+        "payload": {"id": "c1", "reason": "level", "error": "permission denied: tool 'dangerous' needs level L3 and agent 'lead' has L1"},
     }
 
 
