@@ -19,12 +19,22 @@ from ray.actor import ActorHandle
 
 from actors.eventlog import get_or_create_event_log
 from actors.host import HostActor
-from actors.naming import NAMESPACE, dedicated_name, event_log_name, host_options, pool_host_name
+from actors.naming import (
+    NAMESPACE,
+    dedicated_name,
+    event_log_name,
+    host_options,
+    lake_tag,
+    pool_host_name,
+    scheduler_name,
+)
+from actors.scheduler import SchedulerActor, scheduler_options
 from actors.transport import deliver_ref, remote_call
 from runtime.config import Placement
 from runtime.errors import UnknownAgentError
 from runtime.events import Event
 from runtime.host import SessionSpec, root_of
+from runtime.scheduler import DEFAULT_MAX_CONCURRENCY
 from runtime.ids import AgentId, SessionId
 from runtime.messages import Envelope
 
@@ -71,10 +81,12 @@ class _Placed:
 
 class RayBackend:
     def __init__(self, *, lake: str, log: ActorHandle, log_name: str, job: str, pool_size: int,
-                 started_ray: bool) -> None:
+                 started_ray: bool, scheduler: ActorHandle, scheduler_name: str) -> None:
         self.lake = lake
         self.log = log
         self.log_name = log_name
+        self.scheduler = scheduler
+        self.scheduler_name = scheduler_name
         self.job = job
         self.pool_size = pool_size
         self.started_ray = started_ray
@@ -84,21 +96,25 @@ class RayBackend:
 
     @classmethod
     async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
-                     **init_options: Any) -> RayBackend:
+                     tool_concurrency: int = DEFAULT_MAX_CONCURRENCY, **init_options: Any) -> RayBackend:
         started = ensure_ray(address, **init_options)
         lake = str(Path(lake).expanduser().resolve())
         job = ray.get_runtime_context().get_job_id()
         log_name = event_log_name(lake, job)
         log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)
-        await log.stats.remote()
+        sched_name = scheduler_name(lake, job)
+        scheduler = ray.remote(SchedulerActor).options(**scheduler_options(sched_name)).remote(
+            tool_concurrency, f"tools-{lake_tag(lake)}-{job}")
+        await asyncio.gather(log.stats.remote(), scheduler.describe.remote())
         size = pool_size or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return cls(lake=lake, log=log, log_name=log_name, job=job, pool_size=size, started_ray=started)
+        return cls(lake=lake, log=log, log_name=log_name, job=job, pool_size=size, started_ray=started,
+                   scheduler=scheduler, scheduler_name=sched_name)
 
     # --- placement --------------------------------------------------------------------------
     def _pool_host(self) -> ActorHandle:
         if not self._pool:
             self._pool = [
-                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i))).remote(self.log_name)
+                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i))).remote(self.log_name, self.scheduler_name)
                 for i in range(self.pool_size)
             ]
         return self._pool[next(self._next) % len(self._pool)]
@@ -113,7 +129,7 @@ class RayBackend:
         for name in spec.all_names():
             placed.hosts[name] = ray.remote(HostActor).options(
                 **host_options(dedicated_name(spec.session_id, name))
-            ).remote(self.log_name)
+            ).remote(self.log_name, self.scheduler_name)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)])) for n, h in placed.hosts.items()))
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
@@ -176,6 +192,8 @@ class RayBackend:
             from actors.local_model import stop_node_servers
 
             await stop_node_servers()
+            await self.scheduler.close.remote()
+            ray.kill(self.scheduler, no_restart=True)
             for host in self._pool:
                 ray.kill(host, no_restart=True)
             self._pool = []

@@ -7,6 +7,7 @@ from typing import Any
 
 import ray
 
+from actors.dispatch import RayDispatcher
 from actors.ship import RayShip
 from actors.naming import NAMESPACE
 from actors.transport import RayTransport
@@ -17,11 +18,11 @@ from runtime.messages import Envelope
 
 
 class HostActor:
-    def __init__(self, event_log_name: str) -> None:
+    def __init__(self, event_log_name: str, scheduler_name: str) -> None:
         self._log = ray.get_actor(event_log_name, namespace=NAMESPACE)
         self._buffer = EventBuffer(RayShip(self._log))
         self._transport = RayTransport(own_name=ray.get_runtime_context().get_actor_name())
-        self.core = HostCore(sink=self._buffer, transport=self._transport)
+        self.core = HostCore(sink=self._buffer, transport=self._transport, dispatcher=RayDispatcher(scheduler_name))
         self._started = False
 
     def _ensure_started(self) -> None:

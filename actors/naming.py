@@ -44,6 +44,31 @@ def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:
     }
 
 
+def scheduler_name(lake: str, job: str) -> str:
+    """The runtime's tool scheduler (one per driver and lake, like the event log)."""
+    return f"scheduler-{lake_tag(lake)}-{job}"
+
+
+def node_actor_name(prefix: str, kind: str, node_id: str) -> str:
+    """A scheduler's per-node helper: ``<prefix>-io-<node>`` (tool worker), ``<prefix>-mcp-<node>``."""
+    return f"{prefix}-{kind}-{node_id[:12]}"
+
+
+def node_actor_options(name: str, node_id: str) -> dict[str, Any]:
+    """Pinned to its node (it serves the agents there), async, no CPU slot."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "num_cpus": 0,
+        "max_concurrency": HOST_MAX_CONCURRENCY,
+        "get_if_exists": True,
+        "max_restarts": 0,
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+    }
+
+
 LOCAL_MODEL_PREFIX = "local-llm-"
 
 
@@ -79,5 +104,8 @@ __all__ = [
     "lake_tag",
     "local_model_name",
     "local_model_options",
+    "node_actor_name",
+    "node_actor_options",
     "pool_host_name",
+    "scheduler_name",
 ]

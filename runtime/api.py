@@ -64,16 +64,19 @@ class Troupe:
     @classmethod
     async def connect(
         cls, *, address: str | None = None, lake: str | Path | None = None,
-        placement: Placement | str | None = None, pool_size: int | None = None, **ray_init: Any,
+        placement: Placement | str | None = None, pool_size: int | None = None, tool_concurrency: int = 256,
+        **ray_init: Any,
     ) -> Troupe:
         """Connect to Ray (start a local instance when ``address`` is None and none is running).
 
-        ``ray_init`` options go to ``ray.init`` when this call starts or joins Ray.
+        ``tool_concurrency`` caps the tool calls running at once across the cluster (each tool
+        may set a lower cap of its own). ``ray_init`` options go to ``ray.init`` when this call
+        starts or joins Ray.
         """
         from actors.backend import RayBackend
 
         backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size,
-                                          **ray_init)
+                                          tool_concurrency=tool_concurrency, **ray_init)
         return cls(backend, placement=Placement(placement or Placement.DEDICATED))
 
     def _specs(

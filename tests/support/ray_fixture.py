@@ -18,7 +18,9 @@ def ray_session() -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="troupe", log_to_driver=False)
+    # "troupe_test" is a custom resource for the tests of tools that declare resources.
+    ray.init(address="local", num_cpus=2, resources={"troupe_test": 2}, include_dashboard=False, namespace="troupe",
+             log_to_driver=False)
     try:
         yield
     finally:

@@ -1,0 +1,52 @@
+"""The Ray dispatcher: inline tools run in the agent's host, everything else goes to the scheduler actor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from actors.naming import NAMESPACE
+from actors.transport import remote_call
+from runtime.config import McpServerConfig
+from runtime.dispatch import McpRequest
+from runtime.scheduler import SchedulerCore, ToolJob
+from tools.context import ToolContext
+from tools.spec import Execution, Tool, ToolSpec
+
+
+class RayDispatcher:
+    def __init__(self, scheduler_name: str) -> None:
+        self.scheduler_name = scheduler_name
+        self._scheduler: ActorHandle | None = None
+        self.local = SchedulerCore()
+        """Inline tools (session services, the workspace) run here, in the agent's process."""
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    @property
+    def scheduler(self) -> ActorHandle:
+        if self._scheduler is None:
+            self._scheduler = ray.get_actor(self.scheduler_name, namespace=NAMESPACE)
+        return self._scheduler
+
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
+        if job.execution is Execution.INLINE:
+            return await self.local.run(job, lambda: tool.call_validated(job.kwargs, ctx))
+        job = job.model_copy(update={"node_id": self.node_id})
+        ref = self.scheduler.run.remote(job, mcp if job.execution is Execution.MCP else tool.fn)
+        try:
+            return await remote_call(ref)
+        except asyncio.CancelledError:
+            ray.cancel(ref)  # the turn was cancelled: so is the call, wherever it runs
+            raise
+
+    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
+        return await remote_call(self.scheduler.mcp_specs.remote(server, config, self.node_id))
+
+    async def close(self) -> None:
+        """The scheduler belongs to the runtime, not to this host: nothing to release here."""
+
+
+__all__ = ["RayDispatcher"]
