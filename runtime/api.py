@@ -127,7 +127,10 @@ class Troupe:
             await session.close()
 
     async def shutdown(self) -> None:
-        await self.backend.shutdown()
+        """Close open sessions and release the runtime's actors (once; later calls do nothing)."""
+        if not getattr(self, "_shut_down", False):
+            self._shut_down = True
+            await self.backend.shutdown()
 
 
 __all__ = ["Troupe", "as_team", "validate_team"]

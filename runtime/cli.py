@@ -29,6 +29,7 @@ def _lake(value: str | None) -> str:
 async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[str, Any]:
     """Run one session of ``team`` on ``text``; stream progress unless ``--json``; return the outcome."""
     from runtime.api import Troupe, validate_team
+    from runtime.approval_prompt import ApprovalPrompt, default_mode
     from runtime.progress import ProgressPrinter
     from tools.builtins import default_registry
 
@@ -42,10 +43,12 @@ async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[s
     try:
         session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json)
         await session.send(text)
-        if not args.json:
-            show = ProgressPrinter()
-            async for event in session.events():
+        show = None if args.json else ProgressPrinter()
+        approvals = ApprovalPrompt(session, default_mode(getattr(args, "approve", None)))
+        async for event in session.events():
+            if show is not None:
                 show(event)
+            await approvals(event)
         result = await session.result(timeout=args.timeout)
     except (KeyboardInterrupt, asyncio.CancelledError):
         if session is not None:
@@ -132,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
         p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
         p.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+        p.add_argument("--approve", choices=["ask", "yes", "no"], default=None,
+                       help="tool calls that need approval: ask on the terminal (default when interactive), "
+                            "approve all, or deny all (default when not interactive)")
 
     run = sub.add_parser("run", help="run a team session and print its reply")
     run.add_argument("team", help="team YAML file, or a folder with team.yaml")

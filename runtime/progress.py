@@ -90,6 +90,12 @@ class ProgressPrinter:
             return f"spawned by {data.get('parent')}"
         if t in ("agent.error", "llm.error", "guardrail.denied", "budget.exceeded"):
             return f"{t}: {_short(data.get('error') or data.get('reason') or data.get('budget') or '')}"
+        if t == "approval.decided":
+            return f"approval {event.tool} {event.status} by {data.get('by')}: {_short(data.get('reason') or '')}"
+        if t == "tool.progress":
+            done = data.get("progress")
+            total = data.get("total")
+            return f"tool {event.tool} progress {done}{'/' + str(total) if total else ''} {_short(data.get('message') or '')}"
         if t == "session.finished":
             return f"session finished: {event.status}"
         return None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tools.builtins import blackboard, calculator, clock, messaging, tasks
+from tools.builtins import blackboard, calculator, clock, messaging, shell, tasks, workspace
 from tools.registry import ToolRegistry
 
 BUILTIN_TOOLS = [
     t.with_spec(source="builtin")
-    for t in (*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS)
+    for t in (*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS,
+              *workspace.TOOLS, *shell.TOOLS)
 ]
 
 

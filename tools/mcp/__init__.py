@@ -1,0 +1,28 @@
+"""MCP client layer: connections to MCP servers, their tools as Troupe tools, and sampling.
+
+Plain Python (no Ray): the runtime runs one :class:`McpManager` per node and routes calls to it.
+"""
+
+from tools.mcp.connection import McpConnectionError
+from tools.mcp.content import MAX_TEXT_CHARS
+from tools.mcp.manager import McpManager, default_manager
+from tools.mcp.models import SEPARATOR, CallerInfo, McpCallResult, model_tool_name, split_tool_name
+from tools.mcp.sampling import Sampler, llm_sampler
+from tools.mcp.tools import PSEUDO_TOOLS, McpTool, mcp_tools
+
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "PSEUDO_TOOLS",
+    "SEPARATOR",
+    "CallerInfo",
+    "McpCallResult",
+    "McpConnectionError",
+    "McpManager",
+    "McpTool",
+    "Sampler",
+    "default_manager",
+    "llm_sampler",
+    "mcp_tools",
+    "model_tool_name",
+    "split_tool_name",
+]

@@ -1,0 +1,517 @@
+"""One live connection to one MCP server, owned by one long-lived asyncio task.
+
+The SDK's transports (``stdio_client``, ``streamable_http_client``) and its ``Client`` are anyio
+context managers whose cancel scopes must be entered and exited by the same task, so a connection
+is a task that enters them, signals ready, and waits until it is asked to stop (or its stdio child
+exits). Calls are made from the callers' own tasks through the shared ``Client``; only the opening
+and closing happen in the owner task.
+
+A connection is never revived: once dead (process exited, HTTP stream broken, closed) it stays
+dead, and the manager opens a new one on next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx2
+from mcp import Client, StdioServerParameters
+from mcp import types as mt
+from mcp.client.session import ClientRequestContext
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+
+from runtime.config import McpServerConfig
+from runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
+from tools.mcp.models import CallerInfo
+from tools.mcp.sampling import Sampler, answer
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CLIENT_INFO = mt.Implementation(name="troupe", version="0.1.0")
+EXTRA_INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+"""Inherited by stdio servers on top of the SDK's minimal set (HOME, LOGNAME, PATH, SHELL, TERM, USER):
+locale and temp dir, never the caller's secrets."""
+STDERR_TAIL_BYTES = 4_000
+CLOSE_TIMEOUT_S = 10.0
+"""The SDK's stdio shutdown is bounded (stdin close, 2 s, SIGTERM, 2 s, SIGKILL); this is a backstop."""
+_EXIT_POLL_S = 0.2
+
+
+class McpConnectionError(ToolExecutionError):
+    """The MCP server could not be started or reached (model-visible: the call did not happen)."""
+
+
+# --- configuration -----------------------------------------------------------------------------
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_vars(value: str, *, where: str, server: str) -> str:
+    """``${VAR}`` (or ``${VAR:-default}``) from this process's environment; a missing variable
+    without a default is a config error, not an empty string (an empty token fails later, obscurely)."""
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} (used in {where} of MCP server {server!r}) is not set; "
+            f"export it or write ${{{name}:-default}}",
+            server=server, variable=name,
+        )
+
+    return _VAR.sub(sub, value)
+
+
+def config_hash(cfg: McpServerConfig) -> str:
+    """Stable hash of a server config: a changed config is a different connection."""
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+
+
+def connection_key(server: str, cfg: McpServerConfig) -> str:
+    return f"{server}@{config_hash(cfg)}"
+
+
+def stdio_parameters(server: str, cfg: McpServerConfig) -> StdioServerParameters:
+    assert cfg.command
+    env = {k: os.environ[k] for k in EXTRA_INHERITED_ENV if k in os.environ}
+    env.update({k: expand_vars(v, where=f"env.{k}", server=server) for k, v in cfg.env.items()})
+    cwd = os.path.expanduser(cfg.cwd) if cfg.cwd else None
+    return StdioServerParameters(command=cfg.command, args=list(cfg.args), env=env, cwd=cwd)
+
+
+def http_headers(server: str, cfg: McpServerConfig) -> dict[str, str]:
+    return {k: expand_vars(v, where=f"headers.{k}", server=server) for k, v in cfg.headers.items()}
+
+
+# --- the stdio child's pid ---------------------------------------------------------------------
+_SPAWN_SINK: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("troupe_mcp_spawn", default=None)
+
+
+def _install_spawn_hook() -> bool:
+    """Let a connection see the process ``stdio_client`` spawns (for its pid and exit code).
+
+    The SDK keeps the process private; this wraps its module-level spawn helper and reports the
+    process to the sink set in the spawning task's context (so only our connections see it).
+    Without the helper (a future SDK), connections still work: pid is ``None`` and a dead server
+    is noticed at the next call instead of right away.
+    """
+    import mcp.client.stdio as sdk_stdio
+
+    original = getattr(sdk_stdio, "_create_platform_compatible_process", None)
+    if original is None:
+        return False
+    if getattr(original, "_troupe_hook", False):
+        return True
+
+    async def spawn(*args: Any, **kwargs: Any) -> Any:
+        process = await original(*args, **kwargs)
+        sink = _SPAWN_SINK.get()
+        if sink is not None:
+            sink(process)
+        return process
+
+    spawn._troupe_hook = True  # type: ignore[attr-defined]
+    sdk_stdio._create_platform_compatible_process = spawn  # type: ignore[attr-defined]
+    return True
+
+
+SPAWN_HOOK = _install_spawn_hook()
+
+
+class StderrTail:
+    """The stdio child's stderr, read without a thread: the last few KB are kept for error messages
+    (a server that dies usually says why there), and each line goes to the debug log."""
+
+    def __init__(self, server: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._log = logging.getLogger(f"{__name__}.stderr.{server}")
+        self._loop = loop
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        self._r: int | None = r
+        self.writer = os.fdopen(w, "w")
+        """Handed to the child as its stderr; closed here once the child has it."""
+        self._buf = bytearray()
+        self._partial = b""
+        loop.add_reader(r, self._drain)
+
+    def child_started(self) -> None:
+        if not self.writer.closed:
+            self.writer.close()
+
+    def _drain(self) -> None:
+        while self._r is not None:
+            try:
+                data = os.read(self._r, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.close()
+                return
+            self._buf += data
+            del self._buf[:-STDERR_TAIL_BYTES]
+            lines = (self._partial + data).split(b"\n")
+            self._partial = lines.pop()[-STDERR_TAIL_BYTES:]
+            for line in lines:
+                self._log.debug("%s", line.decode(errors="replace"))
+
+    def tail(self, max_chars: int = 1_000) -> str:
+        self._drain()
+        return self._buf.decode(errors="replace").strip()[-max_chars:]
+
+    def close(self) -> None:
+        self.child_started()
+        if self._r is not None:
+            r, self._r = self._r, None
+            if not self._loop.is_closed():
+                self._loop.remove_reader(r)
+            os.close(r)
+
+
+# --- calls in flight -----------------------------------------------------------------------------
+@dataclass(eq=False)
+class CallState:
+    """One call in flight on a connection: where its progress and sampling summaries go."""
+
+    caller: CallerInfo | None = None
+    on_progress: Callable[[dict[str, Any]], None] | None = None
+    progress: list[dict[str, Any]] = field(default_factory=list)
+    sampling: list[dict[str, Any]] = field(default_factory=list)
+    connection: McpConnection | None = None
+
+    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
+        event = {"progress": progress, "total": total, "message": message}
+        self.progress.append(event)
+        if self.on_progress is not None:
+            try:
+                self.on_progress(event)
+            except Exception:  # noqa: BLE001 - an observer must not break the call
+                logger.exception("on_progress callback failed")
+
+
+_CURRENT_CALL: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("troupe_mcp_call", default=None)
+
+
+# --- the connection ------------------------------------------------------------------------------
+class McpConnection:
+    """A started (or starting, or dead) connection to one server under one config."""
+
+    def __init__(self, server: str, cfg: McpServerConfig, *, sampler: Sampler | None = None, generation: int = 0) -> None:
+        self.server = server
+        self.cfg = cfg
+        self.key = connection_key(server, cfg)
+        self.generation = generation
+        """0 for the first connection under this key, then +1 per reconnect."""
+        self._sampler = sampler
+        self.client: Client | None = None
+        self.process: Any = None
+        self.started_at: float | None = None
+        self.ready_at: float | None = None
+        self.dead_reason: str | None = None
+        self.tool_names: set[str] | None = None
+        """The server's own tool names, once listed (pseudo tools yield to a real tool of the same name)."""
+        self.protocol_version: str | None = None
+        self.server_info: mt.Implementation | None = None
+        self.capabilities = mt.ServerCapabilities()
+        self.calls = 0
+        self._calls: dict[int, CallState] = {}
+        self._stop = asyncio.Event()
+        self._ready: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stderr: StderrTail | None = None
+
+    # ---- state ----
+    @property
+    def pid(self) -> int | None:
+        return getattr(self.process, "pid", None)
+
+    @property
+    def returncode(self) -> int | None:
+        return getattr(self.process, "returncode", None)
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self._ready is not None and self._ready.done() and not self._ready.cancelled()
+            and self._ready.exception() is None
+            and self.dead_reason is None
+            and self._task is not None and not self._task.done()
+            and self.returncode is None
+        )
+
+    def stderr_tail(self) -> str:
+        return self._stderr.tail() if self._stderr is not None else ""
+
+    def mark_dead(self, reason: str) -> None:
+        """Record why the connection ended and let the owner task wind it down."""
+        if self.dead_reason is None:
+            self.dead_reason = reason
+            logger.info("MCP server %r connection ended: %s", self.server, reason)
+        self._stop.set()
+
+    def describe(self) -> dict[str, Any]:
+        info = self.server_info
+        return {
+            "server": self.server,
+            "config_hash": self.key.rsplit("@", 1)[1],
+            "transport": self.cfg.transport,
+            "connected": self.alive,
+            "pid": self.pid,
+            "reconnects": self.generation,
+            "protocol_version": self.protocol_version,
+            "server_info": {"name": info.name, "version": info.version} if info is not None else None,
+            "calls": self.calls,
+            "in_flight": len(self._calls),
+            "dead_reason": self.dead_reason,
+            "started_at": self.started_at,
+            "connect_ms": round((self.ready_at - self.started_at) * 1000, 1) if self.ready_at and self.started_at else None,
+        }
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        """Open the connection (in its own task) and wait until the handshake is done."""
+        loop = asyncio.get_running_loop()
+        self.started_at = time.time()
+        self._ready = loop.create_future()
+        # A fresh context: the owner must not inherit the caller's call state.
+        self._task = loop.create_task(self._own(), name=f"mcp:{self.key}", context=contextvars.Context())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), self.cfg.connect_timeout_s)
+        except TimeoutError:
+            self.mark_dead(f"no answer within connect_timeout_s={self.cfg.connect_timeout_s}s")
+            await self._abort()
+            raise self._connect_error(f"did not finish connecting within {self.cfg.connect_timeout_s}s") from None
+        except (ConfigError, McpConnectionError):
+            raise
+        except Exception as e:
+            raise self._connect_error(_describe_exc(e)) from e
+
+    def _connect_error(self, why: str) -> McpConnectionError:
+        target = f"command {self.cfg.command!r}" if self.cfg.transport == "stdio" else f"url {self.cfg.url!r}"
+        tail = self.stderr_tail()
+        return McpConnectionError(
+            f"MCP server {self.server!r} could not be started ({target}): {why}"
+            + (f"; its stderr ends with: {tail[-300:]}" if tail else ""),
+            server=self.server, stderr=tail,
+        )
+
+    async def _own(self) -> None:
+        assert self._ready is not None
+        try:
+            async with AsyncExitStack() as stack:
+                transport = await self._open_transport(stack)
+                client = Client(transport, sampling_callback=self._on_sampling, cache=None, client_info=CLIENT_INFO)
+                self.client = await stack.enter_async_context(client)
+                if self._stderr is not None:
+                    self._stderr.child_started()
+                self.protocol_version = client.protocol_version
+                self.server_info = client.server_info
+                self.capabilities = client.server_capabilities
+                self.ready_at = time.time()
+                self._ready.set_result(None)
+                await self._watch()
+        except Exception as e:  # noqa: BLE001 - ends the connection; the reason is kept for callers
+            reason = _describe_exc(e)
+            if not self._ready.done():
+                self._ready.set_exception(e)
+            self.mark_dead(reason)
+        finally:
+            if self.dead_reason is None:
+                self.dead_reason = "closed"
+            if not self._ready.done():
+                self._ready.set_exception(McpConnectionError(f"MCP server {self.server!r}: connection closed while starting"))
+            if self._stderr is not None:
+                self._stderr.close()
+
+    async def _open_transport(self, stack: AsyncExitStack) -> Any:
+        if self.cfg.transport == "stdio":
+            params = stdio_parameters(self.server, self.cfg)
+            self._stderr = StderrTail(self.server, asyncio.get_running_loop())
+            _SPAWN_SINK.set(self._on_spawn)
+            return stdio_client(params, errlog=self._stderr.writer)
+        assert self.cfg.url
+        read_timeout = max(300.0, self.cfg.timeout_s + 30.0)
+        http = create_mcp_http_client(
+            headers=http_headers(self.server, self.cfg) or None,
+            timeout=httpx2.Timeout(self.cfg.connect_timeout_s, read=read_timeout),
+        )
+        await stack.enter_async_context(http)
+        return streamable_http_client(self.cfg.url, http_client=http)
+
+    def _on_spawn(self, process: Any) -> None:
+        self.process = process
+        if self._stderr is not None:
+            self._stderr.child_started()
+
+    async def _watch(self) -> None:
+        """Wait for close(); a stdio child that exits ends the connection at once (and is reaped),
+        so the next use does not find a half-dead one."""
+        while not self._stop.is_set():
+            if self.returncode is not None:
+                self.mark_dead(f"server process exited with code {self.returncode}")
+                return
+            if self.process is None:
+                await self._stop.wait()
+                return
+            try:
+                await asyncio.wait_for(self._stop.wait(), _EXIT_POLL_S)
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        """End the connection: stdio children get the SDK's stdin-close / SIGTERM / SIGKILL sequence."""
+        self.mark_dead(self.dead_reason or "closed")
+        task = self._task
+        if task is None or task.done():
+            return
+        if task.get_loop() is not asyncio.get_running_loop():
+            return  # its loop is gone or elsewhere: nothing here can await it
+        done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+
+    async def _abort(self) -> None:
+        """Cancel a connection stuck starting (the SDK's stdio shutdown still runs, shielded)."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
+
+    # ---- calls ----
+    @contextmanager
+    def track(self, state: CallState) -> Iterator[CallState]:
+        """Mark ``state`` as in flight (for progress and sampling attribution) while a call runs."""
+        state.connection = self
+        self._calls[id(state)] = state
+        token = _CURRENT_CALL.set(state)
+        self.calls += 1
+        try:
+            yield state
+        finally:
+            _CURRENT_CALL.reset(token)
+            self._calls.pop(id(state), None)
+
+    def current_call(self) -> CallState | None:
+        """The call a server request belongs to.
+
+        When the request reaches us in the caller's task (modern protocol over any transport;
+        legacy over HTTP) the context says exactly which call it is. Otherwise (legacy stdio: the
+        request arrives on the connection's reader task) it is the most recently started call
+        still in flight on this connection - exact whenever calls to a sampling server do not
+        overlap.
+        """
+        state = _CURRENT_CALL.get()
+        if state is not None and state.connection is self:
+            return state
+        return next(reversed(self._calls.values()), None)
+
+    async def _on_sampling(self, context: ClientRequestContext, params: mt.CreateMessageRequestParams
+                           ) -> mt.CreateMessageResult | mt.ErrorData:
+        state = self.current_call()
+        result, summary = await answer(self._sampler, self.server, self.cfg, params, state.caller if state else None)
+        if state is not None:
+            state.sampling.append(summary)
+        return result
+
+    async def request(self, what: str, op: Callable[[Client], Awaitable[T]], timeout_s: float) -> T:
+        """Run ``op`` on the live client under ``timeout_s``; every failure becomes a model-visible
+        error that says what happened and what happens next."""
+        client = self.client
+        if client is None or not self.alive:
+            raise self._disconnected(what)
+        try:
+            async with asyncio.timeout(timeout_s) as deadline:
+                return await op(client)
+        except TimeoutError:
+            if deadline.expired():
+                raise ToolTimeoutError(
+                    f"MCP server {self.server!r} did not finish {what} within {timeout_s}s; the call was cancelled",
+                    server=self.server, timeout_s=timeout_s,
+                ) from None
+            raise self._failed(what, "timed out in the transport") from None
+        except MCPError as e:
+            if e.code == mt.CONNECTION_CLOSED or not self.alive:
+                await self._settle_exit()
+                self.mark_dead(self._exit_reason(e.message))
+                raise self._disconnected(what) from None
+            if e.code == mt.REQUEST_TIMEOUT:
+                raise ToolTimeoutError(f"MCP server {self.server!r} timed out during {what}: {e.message}",
+                                       server=self.server) from None
+            raise self._failed(what, e.message, code=e.code) from None
+        except ValidationError as e:
+            raise self._failed(what, f"the server sent a malformed result ({e.error_count()} validation errors)") from None
+        except (ToolExecutionError, ToolTimeoutError, ConfigError):
+            raise
+        except Exception as e:  # noqa: BLE001 - transport errors: anyio, httpx2, OS
+            await self._settle_exit()
+            if not self.alive:
+                self.mark_dead(self._exit_reason(_describe_exc(e)))
+                raise self._disconnected(what) from None
+            raise self._failed(what, _describe_exc(e)) from e
+
+    async def _settle_exit(self, within_s: float = 0.5) -> None:
+        """A closed pipe is usually seen before the exit status: give the status a moment."""
+        if self.process is None:
+            return
+        deadline = time.monotonic() + within_s
+        while self.returncode is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    def _exit_reason(self, fallback: str) -> str:
+        if self.returncode is not None:
+            return f"server process exited with code {self.returncode}"
+        return self.dead_reason or fallback
+
+    def _disconnected(self, what: str) -> ToolExecutionError:
+        reason = self._exit_reason("connection closed")
+        return ToolExecutionError(
+            f"MCP server {self.server!r} disconnected during {what} ({reason}); "
+            "it will be restarted on next use, so the call can be retried",
+            server=self.server, reason=reason, stderr=self.stderr_tail(),
+        )
+
+    def _failed(self, what: str, detail: str, **fields: Any) -> ToolExecutionError:
+        return ToolExecutionError(f"MCP server {self.server!r} failed {what}: {detail}", server=self.server, **fields)
+
+
+def _describe_exc(e: BaseException) -> str:
+    """One line for an exception, looking inside the exception groups anyio raises."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    if isinstance(e, BaseExceptionGroup):
+        return "; ".join(_describe_exc(x) for x in e.exceptions[:3])
+    text = str(e) or type(e).__name__
+    return f"{type(e).__name__}: {text}" if text != type(e).__name__ else text
+
+
+__all__ = [
+    "CLIENT_INFO",
+    "CallState",
+    "McpConnection",
+    "McpConnectionError",
+    "config_hash",
+    "connection_key",
+    "expand_vars",
+    "http_headers",
+    "stdio_parameters",
+]

@@ -1,0 +1,220 @@
+"""The MCP manager: one connection per server (per config) per process, opened on first use.
+
+A node's agents share one manager, so a stdio server is one child process however many agents
+call it. Connections are keyed by server name and config hash (two teams may run "filesystem"
+with different roots), started on first use with concurrent first uses sharing one start, and
+replaced transparently once known dead. Every failure a model can do something about comes back
+as a :class:`~runtime.errors.ModelVisibleError`.
+
+A manager belongs to the event loop it first runs on (its connections are tasks there);
+:func:`default_manager` keeps one per loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from mcp import Client
+from mcp import types as mt
+
+from runtime.config import McpServerConfig
+from runtime.errors import ToolArgumentError
+from tools.mcp.connection import CallState, McpConnection, connection_key
+from tools.mcp.content import (
+    render_call_result,
+    render_prompt,
+    render_prompt_list,
+    render_resource_list,
+    render_resource_read,
+)
+from tools.mcp.models import CallerInfo, McpCallResult
+from tools.mcp.sampling import Sampler, no_sampler_message
+from tools.mcp.tools import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
+from tools.spec import ToolSpec
+
+T = TypeVar("T")
+_MAX_PAGES = 100
+"""Pages followed when listing; a server whose cursor never ends cannot hang us."""
+
+
+async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(_MAX_PAGES):
+        page = await fetch(cursor)
+        items.extend(getattr(page, attr))
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return items
+
+
+class McpManager:
+    """Connections to MCP servers for one process (one node)."""
+
+    def __init__(self, *, sampler: Sampler | None = None) -> None:
+        self.sampler = sampler
+        """Answers the servers' sampling requests (for servers whose config enables sampling)."""
+        self._conns: dict[str, McpConnection] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- connections ----
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            raise RuntimeError("this McpManager runs on another event loop; use one manager per loop "
+                               "(default_manager() keeps one per loop)")
+        # First use, or the old loop is gone (and its connection tasks with it).
+        self._loop, self._conns, self._starting = loop, {}, {}
+
+    async def connection(self, server: str, cfg: McpServerConfig) -> McpConnection:
+        """The live connection for ``server`` under ``cfg``: started on first use, restarted
+        (counted as a reconnect) when the previous one is known dead."""
+        self._bind_loop()
+        key = connection_key(server, cfg)
+        conn = self._conns.get(key)
+        if conn is not None and conn.alive:
+            return conn
+        lock = self._starting.setdefault(key, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(key)
+            if conn is not None and conn.alive:
+                return conn
+            generation = 0
+            if conn is not None:
+                generation = conn.generation + 1
+                await conn.close()
+            conn = McpConnection(server, cfg, sampler=self._sample, generation=generation)
+            self._conns[key] = conn
+            await conn.start()
+            return conn
+
+    async def _sample(self, server: str, cfg: McpServerConfig, params: mt.CreateMessageRequestParams,
+                      caller: CallerInfo | None) -> mt.CreateMessageResult:
+        """Late-bound, so a sampler set after connections opened is still used."""
+        if self.sampler is None:
+            raise LookupError(no_sampler_message(server))
+        return await self.sampler(server, cfg, params, caller)
+
+    async def _request(self, server: str, cfg: McpServerConfig, what: str, op: Callable[[Client], Awaitable[T]]) -> T:
+        conn = await self.connection(server, cfg)
+        return await conn.request(what, op, cfg.timeout_s)
+
+    # ---- tools ----
+    async def list_tools(self, server: str, cfg: McpServerConfig) -> list[ToolSpec]:
+        """Specs for the server's tools, plus its resource / prompt tools."""
+        conn = await self.connection(server, cfg)
+        tools: list[mt.Tool] = await conn.request(
+            "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), cfg.timeout_s)
+        conn.tool_names = {t.name for t in tools}
+        caps = conn.capabilities
+        known: list[mt.Resource] = []
+        if caps.resources is not None:
+            try:
+                known = await self.list_resources(server, cfg)
+            except Exception:  # noqa: BLE001 - the list only enriches a description
+                known = []
+        return build_specs(server, cfg, tools, resources=caps.resources is not None,
+                           prompts=caps.prompts is not None, known_resources=known)
+
+    async def call(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any], *,
+                   caller: CallerInfo | None = None,
+                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> McpCallResult:
+        """Call ``tool`` (the server's own name, or a resource / prompt pseudo tool) with a timeout
+        of ``cfg.timeout_s``. Progress notifications are collected and forwarded to ``on_progress``;
+        sampling requests made during the call are answered for ``caller``."""
+        conn = await self.connection(server, cfg)
+        if tool in PSEUDO_TOOLS and not await self._is_real_tool(conn, tool):
+            return await self._pseudo(server, cfg, tool, arguments or {})
+        state = CallState(caller=caller, on_progress=on_progress)
+        with conn.track(state):
+            result = await conn.request(
+                f"tool {tool!r}",
+                lambda c: c.call_tool(tool, arguments or {}, progress_callback=state.report_progress),
+                cfg.timeout_s,
+            )
+        rendered = render_call_result(result)
+        return rendered.model_copy(update={"progress": list(state.progress), "sampling": list(state.sampling)})
+
+    async def _is_real_tool(self, conn: McpConnection, name: str) -> bool:
+        if conn.tool_names is None:
+            tools = await conn.request(
+                "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), conn.cfg.timeout_s)
+            conn.tool_names = {t.name for t in tools}
+        return name in conn.tool_names
+
+    async def _pseudo(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any]) -> McpCallResult:
+        if tool == LIST_RESOURCES:
+            return render_resource_list(await self.list_resources(server, cfg))
+        if tool == READ_RESOURCE:
+            uri = arguments.get("uri")
+            if not isinstance(uri, str) or not uri:
+                raise ToolArgumentError(f"{tool} needs a 'uri' string argument", tool=tool)
+            return render_resource_read(await self.read_resource(server, cfg, uri))
+        if tool == LIST_PROMPTS:
+            return render_prompt_list(await self.list_prompts(server, cfg))
+        assert tool == GET_PROMPT
+        name = arguments.get("name")
+        if not isinstance(name, str) or not name:
+            raise ToolArgumentError(f"{tool} needs a 'name' string argument", tool=tool)
+        prompt_args = arguments.get("arguments") or {}
+        if not isinstance(prompt_args, dict):
+            raise ToolArgumentError(f"{tool}: 'arguments' must be an object of strings", tool=tool)
+        return render_prompt(await self.get_prompt(server, cfg, name, {k: str(v) for k, v in prompt_args.items()}))
+
+    # ---- resources and prompts ----
+    async def list_resources(self, server: str, cfg: McpServerConfig) -> list[mt.Resource]:
+        return await self._request(server, cfg, "listing its resources",
+                                   lambda c: _all_pages(lambda cur: c.list_resources(cursor=cur), "resources"))
+
+    async def read_resource(self, server: str, cfg: McpServerConfig, uri: str) -> mt.ReadResourceResult:
+        return await self._request(server, cfg, f"reading resource {uri!r}", lambda c: c.read_resource(uri))
+
+    async def list_prompts(self, server: str, cfg: McpServerConfig) -> list[mt.Prompt]:
+        return await self._request(server, cfg, "listing its prompts",
+                                   lambda c: _all_pages(lambda cur: c.list_prompts(cursor=cur), "prompts"))
+
+    async def get_prompt(self, server: str, cfg: McpServerConfig, name: str,
+                         arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
+        return await self._request(server, cfg, f"getting prompt {name!r}", lambda c: c.get_prompt(name, arguments or {}))
+
+    # ---- lifecycle ----
+    async def close(self) -> None:
+        """Close every connection (stdio children are stopped and reaped); the manager can be used
+        again afterwards and starts afresh."""
+        conns, self._conns, self._starting = list(self._conns.values()), {}, {}
+        if conns and self._loop is asyncio.get_running_loop():
+            await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+
+    def describe(self) -> dict[str, Any]:
+        """``{"servers": {name: {...}}}``: connected, pid of the stdio child, reconnects, calls.
+        A server used under several configs appears as ``name@<config hash>`` for all but the latest."""
+        servers: dict[str, Any] = {}
+        for conn in sorted(self._conns.values(), key=lambda c: c.started_at or 0.0):
+            if conn.server in servers:
+                older = servers.pop(conn.server)
+                servers[f"{conn.server}@{older['config_hash']}"] = older
+            servers[conn.server] = conn.describe()
+        return {"servers": servers}
+
+
+_DEFAULTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, McpManager] = weakref.WeakKeyDictionary()
+
+
+def default_manager() -> McpManager:
+    """This event loop's shared manager (what :class:`~tools.mcp.tools.McpTool` calls go through).
+    It has no sampler unless one is set on it: ``default_manager().sampler = llm_sampler(...)``."""
+    loop = asyncio.get_running_loop()
+    manager = _DEFAULTS.get(loop)
+    if manager is None:
+        manager = _DEFAULTS[loop] = McpManager()
+    return manager
+
+
+__all__ = ["McpManager", "default_manager"]
