@@ -17,6 +17,11 @@ REDACTED = "[redacted]"
 _extra_values: set[str] = set()
 
 
+def is_secret_name(name: str) -> bool:
+    """A key or variable name that holds a secret (``OPENAI_API_KEY``, ``Authorization``, ``DB_PASSWORD``)."""
+    return bool(_SECRET_KEYS.search(name)) or name.upper().endswith(("_KEY", "_TOKEN"))
+
+
 def register_secret(value: str | None) -> None:
     """Remember a secret value (for example an API key read from the environment) to scrub."""
     if value and len(value) >= 6:

@@ -170,3 +170,12 @@ def test_shell_spec():
     assert spec.timeout_s >= WorkspaceConfig().shell_timeout_s  # the tool's own timeout fires first
     assert shell.spec.parameters["required"] == ["command"]
     assert set(shell.spec.parameters["properties"]) == {"command", "timeout_s"}
+
+
+async def test_shell_does_not_see_secrets(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-should-not-leak")
+    monkeypatch.setenv("TROUPE_VISIBLE", "yes")
+    from tools.builtins.shell import shell_env
+
+    env = shell_env()
+    assert "OPENAI_API_KEY" not in env and env["TROUPE_VISIBLE"] == "yes"

@@ -110,6 +110,14 @@ def _exit_text(code: int) -> str:
     return f"[exit code {code}]"
 
 
+def shell_env() -> dict[str, str]:
+    """The agent process's environment without its secrets: a model-written command must not be
+    able to print an API key into the conversation (and from there into the lake)."""
+    from runtime.redact import is_secret_name
+
+    return {k: v for k, v in os.environ.items() if not is_secret_name(k)}
+
+
 @tool(level="L3", scopes=("shell:exec",), timeout_s=3600, source="builtin")
 async def shell(ctx: ToolContext, command: str, timeout_s: float | None = None) -> str:
     """Run a bash command in the workspace folder; returns its output (stdout and stderr) and exit code.
@@ -141,6 +149,7 @@ async def shell(ctx: ToolContext, command: str, timeout_s: float | None = None) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own session and process group: pgid == pid
+        env=shell_env(),
     )
     pgid = proc.pid
     output = _Output(cfg.shell_output_chars)
