@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -36,6 +38,7 @@ from pydantic import ValidationError
 
 from runtime.config import McpServerConfig
 from runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
+from runtime.redact import redact_text
 from tools.mcp.models import CallerInfo
 from tools.mcp.sampling import Sampler, answer
 
@@ -193,7 +196,8 @@ class CallState:
     """One call in flight on a connection: where its progress and sampling summaries go."""
 
     caller: CallerInfo | None = None
-    on_progress: Callable[[dict[str, Any]], None] | None = None
+    on_progress: Callable[[dict[str, Any]], Any] | None = None
+    """Called with each progress event; may be a coroutine function."""
     progress: list[dict[str, Any]] = field(default_factory=list)
     sampling: list[dict[str, Any]] = field(default_factory=list)
     connection: McpConnection | None = None
@@ -203,7 +207,9 @@ class CallState:
         self.progress.append(event)
         if self.on_progress is not None:
             try:
-                self.on_progress(event)
+                outcome = self.on_progress(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
             except Exception:  # noqa: BLE001 - an observer must not break the call
                 logger.exception("on_progress callback failed")
 
@@ -306,10 +312,10 @@ class McpConnection:
             raise self._connect_error(_describe_exc(e)) from e
 
     def _connect_error(self, why: str) -> McpConnectionError:
-        target = f"command {self.cfg.command!r}" if self.cfg.transport == "stdio" else f"url {self.cfg.url!r}"
-        tail = self.stderr_tail()
+        target = f"command {self.cfg.command!r}" if self.cfg.transport == "stdio" else f"url {_safe_url(self.cfg.url)!r}"
+        tail = redact_text(self.stderr_tail())
         return McpConnectionError(
-            f"MCP server {self.server!r} could not be started ({target}): {why}"
+            f"MCP server {self.server!r} could not be started ({target}): {redact_text(why)}"
             + (f"; its stderr ends with: {tail[-300:]}" if tail else ""),
             server=self.server, stderr=tail,
         )
@@ -333,12 +339,14 @@ class McpConnection:
             reason = _describe_exc(e)
             if not self._ready.done():
                 self._ready.set_exception(e)
+                self._ready.exception()  # retrieved by start(), or by nobody if it gave up: no GC warning
             self.mark_dead(reason)
         finally:
             if self.dead_reason is None:
                 self.dead_reason = "closed"
             if not self._ready.done():
                 self._ready.set_exception(McpConnectionError(f"MCP server {self.server!r}: connection closed while starting"))
+                self._ready.exception()
             if self._stderr is not None:
                 self._stderr.close()
 
@@ -385,6 +393,9 @@ class McpConnection:
             return
         if task.get_loop() is not asyncio.get_running_loop():
             return  # its loop is gone or elsewhere: nothing here can await it
+        if self.ready_at is None:
+            await self._abort()  # still handshaking: it would not look at the stop flag until done
+            return
         done, _ = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
         if not done:
             task.cancel()
@@ -487,11 +498,19 @@ class McpConnection:
         return ToolExecutionError(
             f"MCP server {self.server!r} disconnected during {what} ({reason}); "
             "it will be restarted on next use, so the call can be retried",
-            server=self.server, reason=reason, stderr=self.stderr_tail(),
+            server=self.server, reason=reason, stderr=redact_text(self.stderr_tail()),
         )
 
     def _failed(self, what: str, detail: str, **fields: Any) -> ToolExecutionError:
         return ToolExecutionError(f"MCP server {self.server!r} failed {what}: {detail}", server=self.server, **fields)
+
+
+def _safe_url(url: str | None) -> str:
+    """The URL without credentials or query string (they may carry tokens; the message is model-visible)."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _describe_exc(e: BaseException) -> str:

@@ -110,22 +110,24 @@ class McpManager:
     async def list_tools(self, server: str, cfg: McpServerConfig) -> list[ToolSpec]:
         """Specs for the server's tools, plus its resource / prompt tools."""
         conn = await self.connection(server, cfg)
-        tools: list[mt.Tool] = await conn.request(
-            "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), cfg.timeout_s)
-        conn.tool_names = {t.name for t in tools}
         caps = conn.capabilities
+        tools: list[mt.Tool] = []
+        if caps.tools is not None:
+            tools = await conn.request(
+                "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), cfg.timeout_s)
+        conn.tool_names = {t.name for t in tools}
         known: list[mt.Resource] = []
         if caps.resources is not None:
-            try:
-                known = await self.list_resources(server, cfg)
-            except Exception:  # noqa: BLE001 - the list only enriches a description
+            try:  # the first page only: it just enriches read_resource's description
+                known = (await conn.request("listing its resources", lambda c: c.list_resources(), cfg.timeout_s)).resources
+            except Exception:  # noqa: BLE001
                 known = []
         return build_specs(server, cfg, tools, resources=caps.resources is not None,
                            prompts=caps.prompts is not None, known_resources=known)
 
     async def call(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any], *,
                    caller: CallerInfo | None = None,
-                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> McpCallResult:
+                   on_progress: Callable[[dict[str, Any]], Any] | None = None) -> McpCallResult:
         """Call ``tool`` (the server's own name, or a resource / prompt pseudo tool) with a timeout
         of ``cfg.timeout_s``. Progress notifications are collected and forwarded to ``on_progress``;
         sampling requests made during the call are answered for ``caller``."""

@@ -16,7 +16,7 @@ from mcp import types as mt
 from pydantic import BaseModel, ConfigDict, create_model
 
 from runtime.config import McpServerConfig
-from runtime.errors import ToolArgumentError, ToolExecutionError
+from runtime.errors import ConfigError, ToolArgumentError, ToolExecutionError
 from tools.mcp.models import SEPARATOR, McpCallResult, model_tool_name
 from tools.spec import Execution, Tool, ToolSpec
 
@@ -126,7 +126,8 @@ def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, 
     """Specs for a server's tools, plus the resource / prompt tools when it has those capabilities
     (a real tool of the same name takes precedence)."""
     if SEPARATOR in server:
-        raise ValueError(f"MCP server name {server!r} must not contain {SEPARATOR!r} (it separates server and tool)")
+        raise ConfigError(f"MCP server name {server!r} must not contain {SEPARATOR!r} (it separates server and tool "
+                          "in the names the model sees); rename it under mcpServers", server=server)
     specs = [tool_spec(server, cfg, t) for t in tools]
     real = {t.name for t in tools}
     extra = (resource_specs(server, cfg, known_resources) if resources else []) + (prompt_specs(server, cfg) if prompts else [])
