@@ -72,8 +72,18 @@ def manager_sampler(models_of: Any) -> Any:
 
     async def sample(server: str, cfg: McpServerConfig, params: Any, caller: Any) -> Any:
         models = models_of(caller)
-        inner = llm_sampler(lambda profile: build_client(profile, models, agent=getattr(caller, "agent", "") or "mcp"))
-        return await inner(server, cfg, params, caller)
+        clients: list[Any] = []
+
+        def build(profile: str) -> Any:
+            client = build_client(profile, models, agent=getattr(caller, "agent", "") or "mcp")
+            clients.append(client)
+            return client
+
+        try:
+            return await llm_sampler(build)(server, cfg, params, caller)
+        finally:
+            for client in clients:
+                await client.aclose()
 
     return sample
 

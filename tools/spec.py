@@ -64,6 +64,8 @@ class ToolSpec(BaseModel):
     """Calls of this tool running at once across the runtime (``None``: only the global cap)."""
     source: str = "python"
     """``builtin``, ``python`` or ``mcp:<server>``."""
+    origin_name: str = ""
+    """The tool's own name at its source (an MCP server's), when the model-visible name differs."""
 
     def schema_for_model(self) -> ToolSchema:
         return ToolSchema(name=self.name, description=self.description, parameters=self.parameters)
@@ -105,10 +107,16 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
             target = defs[schema["$ref"].split("/")[-1]]
             merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
             return _inline(merged, defs)
-        return {k: _inline(v, defs) for k, v in schema.items() if k not in ("title", "$defs")}
+        return {k: (_inline_properties(v, defs) if k == "properties" and isinstance(v, dict) else _inline(v, defs))
+                for k, v in schema.items() if k not in ("title", "$defs")}
     if isinstance(schema, list):
         return [_inline(v, defs) for v in schema]
     return schema
+
+
+def _inline_properties(props: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Property names are data, not keywords: a parameter may well be called ``title``."""
+    return {name: _inline(sub, defs) for name, sub in props.items()}
 
 
 def _format_validation(name: str, err: ValidationError) -> str:

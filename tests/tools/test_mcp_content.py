@@ -148,3 +148,12 @@ async def test_answer_refuses_or_reports_failures() -> None:
     no_profile, summary = await answer(llm_sampler(lambda p: _Model()), "srv", CFG, PARAMS, None)
     assert isinstance(no_profile, mt.ErrorData) and "no model profile" in no_profile.message
     assert "no model profile" in summary["error"]
+
+
+def test_model_names_are_valid_function_names():
+    from tools.mcp import model_tool_name
+
+    assert model_tool_name("fs", "read_file") == "fs__read_file"
+    assert model_tool_name("git", "log.show") == "git__log_show"
+    long = model_tool_name("server", "x" * 80)
+    assert len(long) == 64 and long != model_tool_name("server", "x" * 81)

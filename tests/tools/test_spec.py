@@ -89,6 +89,7 @@ def test_spec_options():
         "execution": Execution.INLINE,
         "max_concurrency": 4,
         "source": "python",
+        "origin_name": "",
     }
 
 
@@ -113,6 +114,7 @@ def test_spec_defaults():
         "execution": Execution.IO,
         "max_concurrency": None,
         "source": "python",
+        "origin_name": "",
     }
     assert ping.wants_ctx is False
 
@@ -466,3 +468,13 @@ def test_class_without_call_is_refused():
 
     with pytest.raises(TypeError, match="__call__"):
         tool(Nope)
+
+
+def test_a_parameter_called_title_keeps_its_schema():
+    @tool
+    def note(title: str, body: str = "") -> str:
+        """Write a note."""
+        return title
+
+    assert set(note.spec.parameters["properties"]) == {"title", "body"}
+    assert note.spec.parameters["required"] == ["title"]

@@ -15,9 +15,20 @@ SEPARATOR = "__"
 made only of characters every provider accepts in a function name (when the server's are)."""
 
 
+MAX_NAME = 64
+"""OpenAI-compatible endpoints accept function names of ``[a-zA-Z0-9_-]{1,64}``."""
+
+
 def model_tool_name(server: str, tool: str) -> str:
-    """The model-visible name of ``server``'s tool ``tool``."""
-    return f"{server}{SEPARATOR}{tool}"
+    """The model-visible name of ``server``'s tool ``tool``: other characters become ``_``, and a
+    name too long is cut and given a hash of the original, so it stays unique."""
+    import hashlib
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", f"{server}{SEPARATOR}{tool}")
+    if len(name) > MAX_NAME:
+        name = f"{name[:MAX_NAME - 9]}_{hashlib.sha1(tool.encode()).hexdigest()[:8]}"
+    return name
 
 
 def split_tool_name(name: str) -> tuple[str, str]:

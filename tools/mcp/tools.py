@@ -77,6 +77,7 @@ def _spec(server: str, cfg: McpServerConfig, tool: str, description: str, parame
         needs_approval=needs_approval(cfg, tool),
         execution=Execution.MCP,
         source=f"mcp:{server}",
+        origin_name=tool,
     )
 
 
@@ -201,7 +202,7 @@ def mcp_tools(server: str, cfg: McpServerConfig, specs: list[ToolSpec]) -> list[
     for spec in specs:
         if not spec.name.startswith(prefix) or len(spec.name) == len(prefix):
             raise ValueError(f"tool spec {spec.name!r} does not belong to MCP server {server!r}")
-        out.append(McpTool(spec, server, cfg, spec.name[len(prefix):]))
+        out.append(McpTool(spec, server, cfg, spec.origin_name or spec.name[len(prefix):]))
     return out
 
 
