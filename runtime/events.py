@@ -28,6 +28,7 @@ EventType = Literal[
     "tool.call",
     "tool.result",
     "tool.error",
+    "tool.progress",
     "task.created",
     "task.status",
     "blackboard.put",

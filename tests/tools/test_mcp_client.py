@@ -14,7 +14,8 @@ import pytest
 from runtime.config import McpServerConfig, PermissionLevel
 from runtime.errors import ConfigError, ModelVisibleError, ToolExecutionError, ToolTimeoutError
 from tests.support.mcp_test_server import NOTES_TEXT, PNG_1X1, SAMPLING_MAX_TOKENS
-from tests.tools.conftest import EchoModel, HttpTestServer, stdio_config
+from tests.support.mcp_servers import HttpTestServer, stdio_config
+from tests.tools.conftest import EchoModel
 from tools.mcp import CallerInfo, McpConnectionError, McpManager
 from tools.spec import Execution
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from runtime.errors import ToolArgumentError, ToolExecutionError
-from tests.tools.conftest import stdio_config
+from tests.support.mcp_servers import stdio_config
 from tools.mcp import McpCallResult, McpManager, McpTool, default_manager, mcp_tools
 from tools.mcp.tools import McpInvoker
 
