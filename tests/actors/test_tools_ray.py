@@ -120,3 +120,35 @@ async def test_scheduler_is_named_per_runtime_and_released(troupe_ray: Troupe, t
     await troupe_ray.shutdown()
     names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
     assert mine not in names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_cli_prompts_for_approval_on_stdin(lake: Path, tmp_path: Path, answer: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    target = tmp_path / "approved.txt"
+    team_file = tmp_path / "team.yaml"
+    team_file.write_text(yaml.safe_dump({
+        "name": "ask", "entry": "lead", "default_model": "m", "placement": "packed",
+        "models": {"m": {"provider": "scripted", "scripts": {"lead": [
+            {"tool_calls": [{"name": "approved_write", "arguments": {"path": str(target)}}]}, {"text": "finished"}]}}},
+        "agents": [{"id": "lead", "tools": [f"{FIX}:approved_write"]}],
+    }))
+    proc = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", str(team_file), "--input", "go", "--approve", "ask",
+         "--address", ray.get_runtime_context().gcs_address],
+        cwd=REPO, env={**os.environ, "TROUPE_LAKE": str(lake)}, input=f"{answer}\n", capture_output=True, text=True,
+        timeout=150,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wants to call approved_write" in proc.stderr and "allow? [y/N]" in proc.stderr
+    assert target.exists() is (answer == "y")
+    decided = "approved" if answer == "y" else "denied"
+    assert f"approval approved_write {decided} by client" in proc.stderr

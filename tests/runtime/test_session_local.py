@@ -361,3 +361,25 @@ async def test_no_secret_reaches_the_lake(troupe: Troupe, lake: Path, monkeypatc
     assert secret not in dump and "[redacted]" in dump
     llm = rows(lake, "select model, tokens_in > 0 ti, tokens_out > 0 tout from events where type='llm.response' order by ts")
     assert llm == [{"model": "test-model", "ti": True, "tout": True}] * 2
+
+
+async def test_each_session_works_in_its_own_workspace(troupe: Troupe, lake: Path, tmp_path: Path) -> None:
+    cfg = team(
+        [{"id": "lead", "tools": ["write_file", "shell", "read_file"],
+          "permissions": {"level": "L3", "scopes": ["file:*", "shell:exec"]}}],
+        scripts={"lead": [{"tool_calls": [call("write_file", path="notes/a.txt", content="hello")]},
+                          {"tool_calls": [call("shell", command="cat notes/a.txt; pwd"),
+                                          call("read_file", path="../../escape.txt")]},
+                          {"text": "done"}]},
+        workspace={"root": str(tmp_path / "ws")},
+    )
+    first = await troupe.run(cfg, "go", timeout=30)
+    second = await troupe.run(cfg, "go", timeout=30)
+    for result in (first, second):
+        folder = tmp_path / "ws" / result.session_id
+        assert (folder / "notes" / "a.txt").read_text() == "hello"
+        outs = rows(lake, f"select type, payload from events where session_id='{result.session_id}' "
+                          "and type in ('tool.result','tool.error') order by json_extract_string(payload, '$.id')")
+        shell_out = [json.loads(o["payload"])["result"] for o in outs if "[exit code 0]" in o["payload"]]
+        assert shell_out and "hello" in shell_out[0] and str(folder) in shell_out[0]
+        assert any(o["type"] == "tool.error" and "leaves the workspace" in o["payload"] for o in outs)
