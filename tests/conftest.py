@@ -24,6 +24,18 @@ def lake(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+async def troupe(lake: Path) -> AsyncIterator[object]:
+    """A Troupe runtime in this process (no Ray), writing to this test's own lake."""
+    from runtime.api import Troupe
+
+    t = Troupe.local(lake=lake)
+    try:
+        yield t
+    finally:
+        await t.shutdown()
+
+
+@pytest.fixture
 async def troupe_ray(ray_session: None, lake: Path) -> AsyncIterator[object]:
     """A Troupe runtime on the session-wide Ray, writing to this test's own lake."""
     from runtime.api import Troupe

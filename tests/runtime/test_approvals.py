@@ -14,23 +14,12 @@ from runtime.api import Troupe
 from runtime.approval_prompt import ApprovalPrompt, ApproveMode
 from runtime.approvals import Approvals
 from runtime.errors import ConfigError
-from runtime.lake import query
 from runtime.supervisor import SessionStatus
 from tests.runtime.teams import call, team
+from tests.support.lakes import rows
 
 APPROVED = "tests.support.tool_fixtures:approved_write"
 MARKER = "tests.support.tool_fixtures:write_marker"
-
-
-@pytest.fixture
-async def troupe(lake: Path):
-    t = Troupe.local(lake=lake)
-    yield t
-    await t.shutdown()
-
-
-def rows(lake: Path, sql: str) -> list[dict[str, Any]]:
-    return query(lake, sql).to_pylist()
 
 
 def one_call_team(tool: str, name: str, path: Path, **extra: Any):

@@ -11,22 +11,11 @@ import pytest
 
 from runtime.api import Troupe
 from runtime.errors import UnknownAgentError, UnknownToolError
-from runtime.lake import query
 from runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from runtime.supervisor import SessionStatus
 from tests.conftest import EXAMPLE_TEAM
 from tests.runtime.teams import call, team
-
-
-@pytest.fixture
-async def troupe(lake: Path):
-    t = Troupe.local(lake=lake)
-    yield t
-    await t.shutdown()
-
-
-def rows(lake: Path, sql: str) -> list[dict[str, Any]]:
-    return query(lake, sql).to_pylist()
+from tests.support.lakes import rows
 
 
 async def test_example_team_end_to_end(troupe: Troupe, lake: Path) -> None:

@@ -17,13 +17,6 @@ from tests.runtime.teams import call
 from tests.support.mcp_servers import HttpTestServer, stdio_config
 
 
-@pytest.fixture
-async def troupe(lake: Path):
-    t = Troupe.local(lake=lake)
-    yield t
-    await t.shutdown()
-
-
 def mcp_team(servers: dict[str, Any], agents: list[dict[str, Any]], scripts: dict[str, list[dict[str, Any]]],
              **extra: Any) -> dict[str, Any]:
     return {
