@@ -85,7 +85,7 @@ class ToolRun:
     charge: Callable[..., Awaitable[None]] | None = None
 
 
-async def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
+def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
     if tool is None:
         raise UnknownToolCallError(
             f"there is no tool {call.name!r}; your tools are: {', '.join(sorted(run.tools)) or 'none'}", tool=call.name
@@ -106,7 +106,7 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
          payload={"id": call.id, "arguments": call.arguments[:_PREVIEW]})
     extra: dict[str, Any] = {}
     try:
-        tool = await _check(run, call, run.tools.get(call.name))
+        tool = _check(run, call, run.tools.get(call.name))
         kwargs = tool.validate(call.parsed_arguments())
         ctx = run.make_ctx(call)
         ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
