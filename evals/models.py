@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runtime.config import DeclaredTool
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -60,16 +62,6 @@ class JudgeSpec(_Strict):
     profile: str
     rubric: str
     pass_score: float = Field(default=0.5, ge=0, le=1)
-
-
-class DeclaredTool(_Strict):
-    """A tool known only by its schema (a case's functions, as in BFCL): calls are recorded and
-    answered with ``result``; nothing runs."""
-
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-    result: str = "ok"
 
 
 class Expect(_Strict):

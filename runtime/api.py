@@ -28,9 +28,10 @@ def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
 
     MCP tools (``<server>__<tool>``) are checked when the server is first reached.
     """
+    declared = {d.name for d in team.declared_tools}
     for agent in team.agents:
         for name in agent.tools:
-            if any(name.startswith(f"{server}__") for server in team.mcp_servers):
+            if name in declared or any(name.startswith(f"{server}__") for server in team.mcp_servers):
                 continue
             try:
                 registry.resolve([name])

@@ -128,6 +128,16 @@ class McpServerConfig(_Strict):
         return "stdio" if self.command else "http"
 
 
+class DeclaredTool(_Strict):
+    """A tool known only by its schema: calls are validated, recorded as events and answered with
+    ``result``; nothing runs. For eval cases (BFCL's functions) and for stubbing tools out."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    result: str = "ok"
+
+
 class WorkspaceConfig(_Strict):
     """Each session gets a folder of its own, ``<root>/<session id>``, for the file and shell tools."""
 
@@ -195,6 +205,8 @@ class TeamConfig(_Strict):
     mcp_config: str | None = None
     """A separate ``mcpServers`` JSON file (relative to the team file); merged with ``mcpServers``."""
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    declared_tools: list[DeclaredTool] = Field(default_factory=list)
+    """Schema-only tools agents may list by name (see :class:`DeclaredTool`)."""
     approval_timeout_s: float = Field(default=300.0, gt=0)
     """How long a tool call that needs approval waits for a decision; no answer means denied."""
 
@@ -331,6 +343,7 @@ def load_mcp_servers(path: str | Path) -> dict[str, McpServerConfig]:
 __all__ = [
     "AgentSpec",
     "Budgets",
+    "DeclaredTool",
     "McpServerConfig",
     "ModelProfile",
     "PermissionLevel",

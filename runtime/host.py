@@ -186,11 +186,12 @@ class HostCore:
         """The host's tools, plus the tools of every MCP server these agents (or their children) name."""
         wanted = {server for server in team.mcp_servers
                   for a in agents for entry in a.tools if entry.startswith(f"{server}__")}
-        if not wanted:
+        if not wanted and not team.declared_tools:
             return self.registry
+        from tools.declared import declared_tools
         from tools.mcp import mcp_tools
 
-        tools: list[Tool] = []
+        tools: list[Tool] = declared_tools(team.declared_tools)
         for server in sorted(wanted):
             cfg = team.mcp_servers[server]
             key = f"{server}:{cfg.model_dump_json()}"

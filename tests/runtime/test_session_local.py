@@ -372,3 +372,18 @@ async def test_each_session_works_in_its_own_workspace(troupe: Troupe, lake: Pat
         shell_out = [json.loads(o["payload"])["result"] for o in outs if "[exit code 0]" in o["payload"]]
         assert shell_out and "hello" in shell_out[0] and str(folder) in shell_out[0]
         assert any(o["type"] == "tool.error" and "leaves the workspace" in o["payload"] for o in outs)
+
+
+async def test_declared_tools_are_validated_recorded_and_answered(troupe: Troupe, lake: Path) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    cfg = team(
+        [{"id": "lead", "tools": ["factorial"]}],
+        scripts={"lead": [{"tool_calls": [call("factorial", n=5), call("factorial", n="five")]}, {"text": "done"}]},
+        declared_tools=[{"name": "factorial", "description": "n!", "parameters": schema, "result": "noted"}],
+    )
+    result = await troupe.run(cfg, "go", timeout=30)
+    assert result.status is SessionStatus.COMPLETED
+    outs = rows(lake, "select type, json_extract_string(payload, '$.result') r from events "
+                      "where type in ('tool.result','tool.error') order by json_extract_string(payload, '$.id')")
+    assert outs[0] == {"type": "tool.result", "r": "noted"}
+    assert outs[1]["type"] == "tool.error" and "n: 'five' is not of type 'integer'" in outs[1]["r"]

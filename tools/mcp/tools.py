@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from jsonschema import SchemaError, validators
 from mcp import types as mt
-from pydantic import BaseModel, ConfigDict, create_model
 
 from runtime.config import McpServerConfig
-from runtime.errors import ConfigError, ToolArgumentError, ToolExecutionError
+from runtime.errors import ConfigError, ToolExecutionError
 from tools.mcp.models import SEPARATOR, McpCallResult, model_tool_name
+from tools.schema_tool import SchemaTool
 from tools.spec import Execution, Tool, ToolSpec
 
 LIST_RESOURCES = "list_resources"
@@ -137,7 +136,6 @@ def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, 
 
 
 # --- callable tools ------------------------------------------------------------------------------
-_ANY_ARGUMENTS: type[BaseModel] = create_model("mcp_arguments", __config__=ConfigDict(extra="allow"))
 
 
 class McpInvoker:
@@ -158,35 +156,14 @@ class McpInvoker:
         return result
 
 
-class McpTool(Tool):
+class McpTool(SchemaTool):
     """A tool served by an MCP server; arguments are checked against the server's JSON schema."""
 
     def __init__(self, spec: ToolSpec, server: str, cfg: McpServerConfig, remote_name: str) -> None:
-        super().__init__(McpInvoker(server, cfg, remote_name), spec, _ANY_ARGUMENTS, False)
+        super().__init__(McpInvoker(server, cfg, remote_name), spec)
         self.server = server
         self.cfg = cfg
         self.remote_name = remote_name
-        self._validator: Any = None
-
-    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        arguments = dict(arguments or {})
-        if self._validator is None:
-            schema = self.spec.parameters or {"type": "object"}
-            cls = validators.validator_for(schema, default=validators.Draft202012Validator)
-            try:
-                cls.check_schema(schema)
-                self._validator = cls(schema)
-            except SchemaError:
-                self._validator = False  # the server's schema is broken: let the server judge
-        if self._validator:
-            errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-            if errors:
-                parts = [f"{'.'.join(str(p) for p in e.absolute_path) or '(arguments)'}: {e.message}" for e in errors[:5]]
-                raise ToolArgumentError(
-                    f"invalid arguments for tool {self.name!r}: " + "; ".join(parts) + ". Fix the arguments and call again.",
-                    tool=self.name,
-                )
-        return arguments
 
     def with_spec(self, **changes: Any) -> McpTool:
         return McpTool(self.spec.model_copy(update=changes), self.server, self.cfg, self.remote_name)
