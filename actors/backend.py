@@ -168,7 +168,7 @@ class RayBackend:
                 yield Event.model_validate(row)
 
     # --- teardown ---------------------------------------------------------------------------
-    async def close_session(self, session_id: SessionId) -> None:
+    async def close_session(self, session_id: SessionId, *, compact: bool = True) -> None:
         placed = self._sessions.pop(session_id, None)
         if placed is None:
             return
@@ -176,8 +176,15 @@ class RayBackend:
         if placed.host is None:
             for handle in placed.hosts.values():
                 ray.kill(handle, no_restart=True)
-        await self.log.finish_run.remote(str(placed.spec.run_id))
+        if compact:
+            await self.log.finish_run.remote(str(placed.spec.run_id))
         await self.log.unsubscribe.remote(str(session_id))
+
+    async def flush(self) -> None:
+        await self.log.flush.remote()
+
+    async def finish_run(self, run_id: str) -> None:
+        await self.log.finish_run.remote(run_id)
 
     async def shutdown(self, *, keep_actors: bool = False) -> None:
         """Close open sessions, write every event to the lake, and release this runtime's actors.

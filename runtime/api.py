@@ -97,11 +97,14 @@ class Troupe:
     async def open(
         self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
         stream_tokens: bool = False, run_id: str | None = None, session_id: str | None = None,
+        subscribe: bool = True,
     ) -> Session:
-        """Start a session for ``team``; its events can be streamed with ``session.events()``."""
+        """Start a session for ``team``; its events can be streamed with ``session.events()``
+        (unless ``subscribe`` is false: sweeps read the lake afterwards instead)."""
         [spec] = self._specs(team, 1, placement=placement, model=model, stream_tokens=stream_tokens,
                              run_id=run_id, session_id=session_id)
-        await self.backend.subscribe(spec.session_id)
+        if subscribe:
+            await self.backend.subscribe(spec.session_id)
         await self.backend.start_session(spec)
         return Session(self.backend, spec)
 

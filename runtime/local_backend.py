@@ -53,14 +53,22 @@ class LocalBackend:
             for row in rows:
                 yield Event.model_validate(row)
 
-    async def close_session(self, session_id: SessionId) -> None:
+    async def close_session(self, session_id: SessionId, *, compact: bool = True) -> None:
         spec = self.host.sessions.get(session_id)
         await self.host.drain()
         await self.host.close_session(session_id)
         await self.buffer.flush()
-        if spec is not None:
+        if spec is not None and compact:
             await self.log.finish_run(str(spec.spec.run_id))
         self.log.unsubscribe(str(session_id))
+
+    async def flush(self) -> None:
+        await self.buffer.flush()
+        await self.log.flush()
+
+    async def finish_run(self, run_id: str) -> None:
+        await self.flush()
+        await self.log.finish_run(run_id)
 
     async def shutdown(self) -> None:
         from runtime.llm.local.provider import stop_local_servers

@@ -38,8 +38,17 @@ class Backend(Protocol):
 
     async def subscribe(self, session_id: SessionId) -> None: ...
 
-    async def close_session(self, session_id: SessionId) -> None:
-        """Stop the session's actors and make sure every event it emitted is in the lake."""
+    async def close_session(self, session_id: SessionId, *, compact: bool = True) -> None:
+        """Stop the session's actors and hand every event it emitted to the log; ``compact``
+        also merges its run's files (a sweep's many sessions share a run: it compacts once, at the end)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write every event handed to the log so far into the lake."""
+        ...
+
+    async def finish_run(self, run_id: str) -> None:
+        """Flush, then compact a run's files (a sweep calls this once, at its end)."""
         ...
 
     async def shutdown(self) -> None: ...
@@ -125,10 +134,10 @@ class Session:
             await self.cancel(f"no result within {timeout}s")
             return await self.result(timeout=30)
 
-    async def close(self) -> None:
+    async def close(self, *, compact: bool = True) -> None:
         if not self._closed:
             self._closed = True
-            await self.backend.close_session(self.id)
+            await self.backend.close_session(self.id, compact=compact)
 
     async def __aenter__(self) -> Session:
         return self
