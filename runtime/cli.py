@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
     sql.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sql.set_defaults(func=_cmd_events_sql)
+
+    from evals.cli import add_parser as add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

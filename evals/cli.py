@@ -1,0 +1,199 @@
+"""``troupe eval run | report | compare | list | baseline``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import ConfigError
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
+    """``["model=a,b", "budgets.max_tokens=500,1000"]`` -> ``{"model": ["a", "b"], ...}`` (numbers,
+    booleans and JSON values are parsed; anything else stays a string)."""
+    grid: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise ConfigError(f"--grid {item!r}: write key=value1,value2 (e.g. --grid model=local,scripted)")
+        grid[key.strip()] = [_value(v.strip()) for v in values.split(",")]
+    return grid
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _lake(value: str | None) -> str:
+    from runtime.lake import default_lake
+
+    return str(Path(value or default_lake()).expanduser().resolve())
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from evals.report import terminal_summary
+    from evals.suite import load_suite
+    from evals.sweep import Progress, Sweep
+    from runtime.api import Troupe
+
+    suite = load_suite(args.suite)
+    quiet = args.json
+
+    def show(p: Progress) -> None:
+        if not quiet:
+            sys.stderr.write("\r" + p.line().ljust(100))
+            sys.stderr.flush()
+
+    troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement="packed",
+                                  logging_level=logging.WARNING)
+    try:
+        sweep = Sweep(troupe, suite, grid=parse_grid(args.grid), model=args.model, samples=args.samples,
+                      concurrency=args.concurrency, run_id=args.run_id, on_progress=show)
+        progress = await sweep.run()
+    finally:
+        await troupe.shutdown()
+    if not quiet:
+        sys.stderr.write("\n")
+    ok, failures = _gates(troupe.lake, sweep.run_id)
+    if args.json:
+        print(json.dumps({"run_id": sweep.run_id, "lake": troupe.lake, "total": progress.total,
+                          "recorded_before": progress.skipped, "ran": progress.done, "failed": progress.failed,
+                          "passed": progress.passed, "gates_ok": ok, "gate_failures": failures}))
+    else:
+        print(terminal_summary(troupe.lake, sweep.run_id))
+        for line in failures:
+            print(f"GATE FAILED: {line}")
+        print(f"\nrun {sweep.run_id}  lake {troupe.lake}  report: troupe eval report {sweep.run_id}", file=sys.stderr)
+    return EXIT_OK if ok else EXIT_GATE_FAILED
+
+
+def _gates(lake: str, run_id: str) -> tuple[bool, list[str]]:
+    """The suite's own gates on one run: minimum pass rate per cell, required cases."""
+    from evals.analysis import check_gates
+    from evals.results import read_manifest
+
+    manifest = read_manifest(lake, run_id)
+    result = check_gates(lake, run_id, manifest.gates)
+    return result.ok, result.failures
+
+
+def _report(args: argparse.Namespace) -> int:
+    from evals.report import terminal_summary, write_html
+
+    lake = _lake(args.lake)
+    out = write_html(lake, args.run_id, Path(args.out or f"report-{args.run_id}.html"))
+    print(terminal_summary(lake, args.run_id))
+    print(f"\nreport: {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from evals.analysis import compare
+    from evals.models import Gates
+    from evals.report import compare_text
+    from evals.results import get_baseline, read_manifest
+
+    lake = _lake(args.lake)
+    runs = list(args.runs)
+    if args.baseline:
+        runs.insert(0, get_baseline(lake, args.baseline))
+    if len(runs) != 2:
+        raise ConfigError("compare needs two runs: RUN_A RUN_B, or --baseline NAME RUN_B")
+    run_a, run_b = runs
+    gates = read_manifest(lake, run_b).gates.model_copy()
+    if args.min_pass_rate is not None or args.max_drop is not None:
+        gates = Gates(min_pass_rate=args.min_pass_rate if args.min_pass_rate is not None else gates.min_pass_rate,
+                      max_drop=args.max_drop if args.max_drop is not None else gates.max_drop,
+                      required_cases=gates.required_cases)
+    result = compare(lake, run_a, run_b, gates)
+    if args.json:
+        print(result.model_dump_json())
+    else:
+        print(compare_text(result))
+    return EXIT_OK if result.ok else EXIT_GATE_FAILED
+
+
+def _list(args: argparse.Namespace) -> int:
+    from evals.results import list_runs
+
+    runs = list_runs(_lake(args.lake))
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in runs]))
+        return EXIT_OK
+    if not runs:
+        print("no eval runs in this lake yet: troupe eval run SUITE")
+        return EXIT_OK
+    for r in runs:
+        totals = " ".join(f"{k}={v}" for k, v in (r.totals or {}).items())
+        print(f"{r.run_id}  {r.suite:24}  {r.status:11}  {r.updated_at:%Y-%m-%d %H:%M}  {totals}")
+    return EXIT_OK
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from evals.results import set_baseline
+
+    set_baseline(_lake(args.lake), args.name, args.run_id)
+    print(f"baseline {args.name!r} -> {args.run_id}")
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    ev = sub.add_parser("eval", help="run eval suites as sweeps and analyse them")
+    ev_sub = ev.add_subparsers(dest="eval_command", required=True)
+
+    def lake_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
+
+    run = ev_sub.add_parser("run", help="run a suite: grid x cases x samples, as sessions across the cluster")
+    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                     help="a grid axis: model, prompt, seed, or any team field path (repeatable)")
+    run.add_argument("--model", help="model profile for every cell without a model axis ('oracle' answers from "
+                                     "each case's expectation; 'local' is the embedded model)")
+    run.add_argument("--concurrency", type=int, default=32, help="sessions at once (default 32)")
+    run.add_argument("--samples", type=int, default=None, help="samples per case and cell (default: the suite's)")
+    run.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
+    run.add_argument("--run-id", help="record under this run id (default: derived from suite, grid and samples, "
+                                      "so re-running the same sweep resumes it)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of progress and a table")
+    lake_option(run)
+    run.set_defaults(func=lambda a: asyncio.run(_run(a)))
+
+    report = ev_sub.add_parser("report", help="write an HTML report of a run and print its summary")
+    report.add_argument("run_id")
+    report.add_argument("--out", help="HTML file (default report-RUN_ID.html)")
+    lake_option(report)
+    report.set_defaults(func=_report)
+
+    cmp = ev_sub.add_parser("compare", help="score deltas between two runs; exits 1 when a gate fails")
+    cmp.add_argument("runs", nargs="*", metavar="RUN", help="RUN_A RUN_B (or just RUN_B with --baseline)")
+    cmp.add_argument("--baseline", help="a named baseline as RUN_A")
+    cmp.add_argument("--min-pass-rate", type=float, help="every cell of RUN_B must pass at least this often")
+    cmp.add_argument("--max-drop", type=float, help="no cell's pass rate may drop more than this")
+    cmp.add_argument("--json", action="store_true")
+    lake_option(cmp)
+    cmp.set_defaults(func=_compare)
+
+    ls = ev_sub.add_parser("list", help="past eval runs, newest first")
+    ls.add_argument("--json", action="store_true")
+    lake_option(ls)
+    ls.set_defaults(func=_list)
+
+    base = ev_sub.add_parser("baseline", help="name a run as a baseline (for compare --baseline)")
+    base.add_argument("name")
+    base.add_argument("run_id")
+    lake_option(base)
+    base.set_defaults(func=_baseline)
+
+
+__all__ = ["add_parser", "parse_grid"]

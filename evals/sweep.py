@@ -1,0 +1,327 @@
+"""Sweeps: a suite's cases x a grid of settings x samples, run as sessions across the cluster.
+
+``expand`` turns a suite and a grid into samples, each with a stable id; ``Sweep.run`` runs the
+ones not yet recorded (so an interrupted sweep resumes where it stopped), with at most
+``concurrency`` sessions at once on packed placement, grades each against its case, and appends
+one row per sample to the results table beside the lake. Every sample's events land in the lake
+under the sweep's run id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from evals.models import Case, GradeInput, SampleResult
+from evals.suite import LoadedSuite, apply_overrides, load_suite
+from runtime.config import ModelProfile, ScriptStep, ScriptToolCall, TeamConfig, parse_team
+from runtime.errors import ConfigError
+
+ORACLE = "oracle"
+"""A model name for sweeps: a scripted model that answers each case from its own expectation (to
+check a suite and its graders, not a model)."""
+GRADE_BATCH = 200
+GRADE_EVERY_S = 2.0
+
+
+class SampleSpec(BaseModel):
+    sample_id: str
+    cell: dict[str, Any]
+    cell_key: str
+    case: Case
+    sample: int
+
+
+def cell_key(cell: dict[str, Any]) -> str:
+    return json.dumps(cell, sort_keys=True, default=str)
+
+
+def expand(suite: LoadedSuite, grid: dict[str, list[Any]], samples: int) -> list[SampleSpec]:
+    """Every (cell, case, sample index): the grid's product in a stable order."""
+    keys = sorted(grid)
+    out = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        cell = dict(zip(keys, values, strict=True))
+        key = cell_key(cell)
+        for case in suite.cases:
+            for k in range(samples):
+                digest = hashlib.sha1(f"{suite.suite.name}\x1f{key}\x1f{case.id}\x1f{k}".encode()).hexdigest()[:16]
+                out.append(SampleSpec(sample_id=digest, cell=cell, cell_key=key, case=case, sample=k))
+    return out
+
+
+def sweep_run_id(suite: LoadedSuite, grid: dict[str, list[Any]], samples: int) -> str:
+    """The same suite, grid and samples give the same run id: re-running a sweep resumes it."""
+    basis = json.dumps({"suite": suite.suite.name, "grid": grid, "samples": samples,
+                        "cases": [c.id for c in suite.cases]}, sort_keys=True, default=str)
+    return f"r-eval-{hashlib.sha1(basis.encode()).hexdigest()[:12]}"
+
+
+def input_text(case: Case) -> str:
+    if isinstance(case.input, str):
+        return case.input
+    turns = case.input
+    if len(turns) == 1:
+        return turns[0].content
+    return "\n\n".join(f"{t.role}: {t.content}" for t in turns)
+
+
+def oracle_profile(case: Case, entry: str) -> ModelProfile:
+    """A scripted model that makes the case's expected tool calls (the first acceptable value of each
+    argument, leaving out the optional ones), then answers with its expected text."""
+    expect = case.expect
+    steps: list[ScriptStep] = []
+    if expect.tool_calls:
+        calls = [ScriptToolCall(name=c.name, arguments={k: v[0] for k, v in c.arguments.items() if v and v[0] != ""})
+                 for c in expect.tool_calls]
+        steps.append(ScriptStep(tool_calls=calls))
+    text = expect.exact or (" ".join(expect.contains) if expect.contains else None)
+    if text is None and expect.json_value is not None:
+        text = json.dumps(expect.json_value)
+    steps.append(ScriptStep(text=text or "done"))
+    return ModelProfile(provider="scripted", scripts={entry: steps, "*": [ScriptStep(text="done")]})
+
+
+def team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) -> TeamConfig:
+    """The case's team with the cell's settings applied: ``model`` picks a profile (``oracle``,
+    ``local``, or one of the team's), ``prompt`` is added to the entry agent's instructions,
+    ``seed`` goes to every OpenAI-compatible profile, and any other key is a team field path."""
+    team = suite.team_for(spec.case)
+    data = team.model_dump(by_alias=True, exclude_none=True)
+    entry = next(i for i, a in enumerate(data["agents"]) if a["id"] == team.entry)
+    for key, value in spec.cell.items():
+        if key == "model":
+            continue
+        if key == "prompt":
+            agent = data["agents"][entry]
+            agent["instructions"] = f"{agent.get('instructions', '')}\n\n{value}".strip()
+        elif key == "seed":
+            for profile in data["models"].values():
+                if profile.get("provider", "openai") in ("openai", "local"):
+                    profile.setdefault("extra_body", {})["seed"] = value
+        else:
+            data = apply_overrides(data, {key: value})
+    if spec.case.tools:
+        data["declared_tools"] = [*data.get("declared_tools", []), *(t.model_dump() for t in spec.case.tools)]
+        agent = data["agents"][entry]
+        agent["tools"] = [*agent.get("tools", []), *(t.name for t in spec.case.tools)]
+    out = parse_team(data, source=f"{suite.suite.name} case {spec.case.id}")
+    chosen = spec.cell.get("model", model)
+    if chosen == ORACLE:
+        models = {**out.models, ORACLE: oracle_profile(spec.case, str(out.entry))}
+        agents = [a.model_copy(update={"model": ORACLE}) for a in out.agents]
+        return out.model_copy(update={"models": models, "agents": agents, "default_model": ORACLE})
+    if chosen:
+        return out.with_model(str(chosen))
+    return out
+
+
+@dataclass
+class Progress:
+    total: int
+    skipped: int = 0
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    passed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        left = self.total - self.skipped - self.done
+        eta = f"{left / self.rate:.0f}s" if self.rate > 0 else "?"
+        skipped = f" ({self.skipped} already recorded)" if self.skipped else ""
+        return (f"[eval] {self.done + self.skipped}/{self.total}{skipped} · {self.running} running · "
+                f"{self.failed} failed · {self.passed} passed · {self.rate:.1f}/s · ETA {eta}")
+
+
+@dataclass
+class _Finished:
+    spec: SampleSpec
+    status: str
+    reply: str | None = None
+    error: str | None = None
+    session_id: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    latency_s: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Sweep:
+    def __init__(self, troupe: Any, suite: LoadedSuite, *, grid: dict[str, list[Any]] | None = None,
+                 model: str | None = None, samples: int | None = None, concurrency: int = 32,
+                 run_id: str | None = None, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.troupe = troupe
+        self.suite = suite
+        self.grid = {**suite.suite.grid, **(grid or {})}
+        self.model = model
+        self.samples = samples or suite.suite.samples
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples)
+        self.on_progress = on_progress or (lambda p: None)
+        self.lake = str(troupe.lake)
+        self._teams: dict[tuple[str, str], TeamConfig] = {}
+        self._pending: list[_Finished] = []
+        self._flush_lock = asyncio.Lock()
+
+    # --- one sample -------------------------------------------------------------------------
+    def _team(self, spec: SampleSpec) -> TeamConfig:
+        key = (spec.cell_key, spec.case.id)
+        if key not in self._teams:
+            self._teams[key] = team_for_sample(self.suite, spec, self.model)
+        return self._teams[key]
+
+    async def _one(self, spec: SampleSpec, progress: Progress) -> None:
+        progress.running += 1
+        started_at = datetime.now(UTC)
+        t0 = time.monotonic()
+        session = None
+        try:
+            session = await self.troupe.open(self._team(spec), placement="packed", run_id=self.run_id, subscribe=False)
+            result = await session.run(input_text(spec.case), timeout=self.suite.suite.timeout_s)
+            done = _Finished(spec, str(result.status), result.reply, result.error, str(result.session_id),
+                             result.usage.model_dump(), result.duration_s, result.started_at, result.finished_at)
+        except Exception as e:  # a sample that crashes is recorded, and the sweep goes on
+            done = _Finished(spec, "error", error=f"{type(e).__name__}: {e}",
+                             session_id=str(session.id) if session is not None else None,
+                             latency_s=time.monotonic() - t0, started_at=started_at, finished_at=datetime.now(UTC))
+        finally:
+            if session is not None:
+                try:
+                    await session.close(compact=False)
+                except Exception:  # closing a broken session must not lose the sample's row
+                    pass
+            progress.running -= 1
+        self._pending.append(done)
+
+    # --- grading and recording ----------------------------------------------------------------
+    async def _record(self, progress: Progress, *, force: bool = False) -> None:
+        """Grade what finished and append it to the results table (a batch at a time)."""
+        from evals.graders import grade
+        from evals.results import append_results
+
+        async with self._flush_lock:
+            if not self._pending or (not force and len(self._pending) < GRADE_BATCH):
+                return
+            batch, self._pending = self._pending, []
+            await self.troupe.backend.flush()
+            calls = self._tool_calls([b.session_id for b in batch if b.session_id])
+            rows = []
+            for item in batch:
+                rows.append(await self._row(item, calls.get(item.session_id or "", []), grade))
+            append_results(self.lake, self.run_id, rows)
+            progress.done += len(rows)
+            progress.failed += sum(1 for r in rows if r.status != "completed")
+            progress.passed += sum(1 for r in rows if r.passed)
+            self.on_progress(progress)
+
+    def _tool_calls(self, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        from runtime.lake import query
+
+        if not session_ids:
+            return {}
+        ids = ", ".join(f"'{s}'" for s in session_ids)
+        rows = query(self.lake, f"""
+            select session_id, tool, json_extract_string(payload, '$.arguments') args
+            from events where run_id = '{self.run_id}' and type = 'tool.call' and session_id in ({ids})
+            order by ts, seq""").to_pylist()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            try:
+                args = json.loads(r["args"] or "{}")
+            except json.JSONDecodeError:
+                args = {"_unparsed": r["args"]}
+            out.setdefault(r["session_id"], []).append({"name": r["tool"], "arguments": args})
+        return out
+
+    async def _row(self, item: _Finished, calls: list[dict[str, Any]], grade: Any) -> SampleResult:
+        spec, s = item.spec, self.suite.suite
+        inp = GradeInput(case=spec.case, reply=item.reply, status=item.status, session_id=item.session_id or "",
+                         run_id=self.run_id, lake=self.lake, tool_calls=calls)
+        try:
+            score, passed, grades = await grade(inp, weights=s.weights, pass_threshold=s.pass_threshold,
+                                                models=self._team(spec).models)
+            grades_json = json.dumps([g.model_dump() for g in grades])
+        except Exception as e:  # a grader's bug is recorded against the sample, not the sweep
+            score, passed, grades_json = 0.0, False, json.dumps([{"grader": "error", "score": 0, "passed": False,
+                                                                  "explanation": f"{type(e).__name__}: {e}"}])
+        usage = item.usage
+        return SampleResult(
+            run_id=self.run_id, suite=s.name, sample_id=spec.sample_id, cell=spec.cell_key, case_id=spec.case.id,
+            sample=spec.sample, tags=spec.case.tags, required=spec.case.required, weight=spec.case.weight,
+            status=item.status, error=item.error, reply=item.reply, score=score, passed=passed, grades=grades_json,
+            tokens=usage.get("tokens", 0), llm_calls=usage.get("llm_calls", 0), tool_calls=usage.get("tool_calls", 0),
+            latency_s=item.latency_s, session_id=item.session_id, started_at=item.started_at,
+            finished_at=item.finished_at,
+        )
+
+    # --- the whole sweep ----------------------------------------------------------------------
+    async def run(self) -> Progress:
+        from evals.results import compact_results, done_sample_ids, manifest_for, write_manifest
+
+        specs = expand(self.suite, self.grid, self.samples)
+        done = done_sample_ids(self.lake, self.run_id)
+        todo = [s for s in specs if s.sample_id not in done]
+        progress = Progress(total=len(specs), skipped=len(specs) - len(todo))
+        write_manifest(self.lake, manifest_for(self, status="running"))
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def bounded(spec: SampleSpec) -> None:
+            async with gate:
+                await self._one(spec, progress)
+            await self._record(progress)
+
+        async def ticker() -> None:
+            while True:
+                await asyncio.sleep(GRADE_EVERY_S)
+                await self._record(progress, force=True)
+                self.on_progress(progress)
+
+        tick = asyncio.create_task(ticker())
+        status = "finished"
+        try:
+            await asyncio.gather(*(bounded(s) for s in todo))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            status = "interrupted"
+            raise
+        finally:
+            tick.cancel()
+            await asyncio.gather(tick, return_exceptions=True)
+            await asyncio.shield(self._finish(progress, status, compact_results, manifest_for, write_manifest))
+        return progress
+
+    async def _finish(self, progress: Progress, status: str, compact_results: Any, manifest_for: Any,
+                      write_manifest: Any) -> None:
+        await self._record(progress, force=True)
+        await self.troupe.backend.finish_run(self.run_id)
+        compact_results(self.lake, self.run_id)
+        write_manifest(self.lake, manifest_for(self, status=status, progress=progress))
+        self.on_progress(progress)
+
+
+async def run_suite(suite_path: str | Path, *, troupe: Any, **options: Any) -> tuple[str, Progress]:
+    """Load ``suite_path`` and run its sweep on ``troupe``; returns the run id and the counts."""
+    sweep = Sweep(troupe, load_suite(suite_path), **options)
+    progress = await sweep.run()
+    return sweep.run_id, progress
+
+
+__all__ = ["ORACLE", "Progress", "SampleSpec", "Sweep", "cell_key", "expand", "input_text", "oracle_profile",
+           "run_suite", "sweep_run_id", "team_for_sample"]
