@@ -47,6 +47,10 @@ async def _run(args: argparse.Namespace) -> int:
     from runtime.api import Troupe
 
     suite = load_suite(args.suite)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+        suite.cases = suite.cases[:args.limit]
     quiet = args.json
 
     def show(p: Progress) -> None:
@@ -70,9 +74,7 @@ async def _run(args: argparse.Namespace) -> int:
                           "recorded_before": progress.skipped, "ran": progress.done, "failed": progress.failed,
                           "passed": progress.passed, "gates_ok": ok, "gate_failures": failures}))
     else:
-        print(terminal_summary(troupe.lake, sweep.run_id))
-        for line in failures:
-            print(f"GATE FAILED: {line}")
+        print(terminal_summary(troupe.lake, sweep.run_id))  # ends with the gates' verdict
         print(f"\nrun {sweep.run_id}  lake {troupe.lake}  report: troupe eval report {sweep.run_id}", file=sys.stderr)
     return EXIT_OK if ok else EXIT_GATE_FAILED
 
@@ -162,6 +164,7 @@ def add_parser(sub: Any) -> None:
                                      "each case's expectation; 'local' is the embedded model)")
     run.add_argument("--concurrency", type=int, default=32, help="sessions at once (default 32)")
     run.add_argument("--samples", type=int, default=None, help="samples per case and cell (default: the suite's)")
+    run.add_argument("--limit", type=int, default=None, help="only the suite's first N cases (a quick slice)")
     run.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
     run.add_argument("--run-id", help="record under this run id (default: derived from suite, grid and samples, "
                                       "so re-running the same sweep resumes it)")

@@ -82,8 +82,9 @@ def oracle_profile(case: Case, entry: str) -> ModelProfile:
     expect = case.expect
     steps: list[ScriptStep] = []
     if expect.tool_calls:
-        calls = [ScriptToolCall(name=c.name, arguments={k: v[0] for k, v in c.arguments.items() if v and v[0] != ""})
-                 for c in expect.tool_calls]
+        from evals.graders import oracle_arguments
+
+        calls = [ScriptToolCall(name=c.name, arguments=oracle_arguments(c)) for c in expect.tool_calls]
         steps.append(ScriptStep(tool_calls=calls))
     text = expect.exact or (" ".join(expect.contains) if expect.contains else None)
     if text is None and expect.json_value is not None:
@@ -215,7 +216,7 @@ class Sweep:
     async def _record(self, progress: Progress, *, force: bool = False) -> None:
         """Grade what finished and append it to the results table (a batch at a time)."""
         from evals.graders import grade
-        from evals.results import append_results
+        from evals.results import write_results
 
         async with self._flush_lock:
             if not self._pending or (not force and len(self._pending) < GRADE_BATCH):
@@ -226,7 +227,7 @@ class Sweep:
             rows = []
             for item in batch:
                 rows.append(await self._row(item, calls.get(item.session_id or "", []), grade))
-            append_results(self.lake, self.run_id, rows)
+            write_results(self.lake, rows)
             progress.done += len(rows)
             progress.failed += sum(1 for r in rows if r.status != "completed")
             progress.passed += sum(1 for r in rows if r.passed)
@@ -274,13 +275,13 @@ class Sweep:
 
     # --- the whole sweep ----------------------------------------------------------------------
     async def run(self) -> Progress:
-        from evals.results import compact_results, done_sample_ids, manifest_for, write_manifest
+        from evals.results import done_sample_ids, write_manifest
 
         specs = expand(self.suite, self.grid, self.samples)
         done = done_sample_ids(self.lake, self.run_id)
         todo = [s for s in specs if s.sample_id not in done]
         progress = Progress(total=len(specs), skipped=len(specs) - len(todo))
-        write_manifest(self.lake, manifest_for(self, status="running"))
+        write_manifest(self.lake, self.manifest("running", progress))
         gate = asyncio.Semaphore(self.concurrency)
 
         async def bounded(spec: SampleSpec) -> None:
@@ -304,16 +305,33 @@ class Sweep:
         finally:
             tick.cancel()
             await asyncio.gather(tick, return_exceptions=True)
-            await asyncio.shield(self._finish(progress, status, compact_results, manifest_for, write_manifest))
+            await asyncio.shield(self._finish(progress, status))
         return progress
 
-    async def _finish(self, progress: Progress, status: str, compact_results: Any, manifest_for: Any,
-                      write_manifest: Any) -> None:
+    async def _finish(self, progress: Progress, status: str) -> None:
+        from evals.results import compact, write_manifest
+
         await self._record(progress, force=True)
         await self.troupe.backend.finish_run(self.run_id)
-        compact_results(self.lake, self.run_id)
-        write_manifest(self.lake, manifest_for(self, status=status, progress=progress))
+        compact(self.lake, self.run_id)
+        write_manifest(self.lake, self.manifest(status, progress))
         self.on_progress(progress)
+
+    def manifest(self, status: str, progress: Progress) -> Any:
+        from evals.results import RunManifest, find_manifest
+
+        previous = find_manifest(self.lake, self.run_id)
+        m = RunManifest.for_suite(
+            self.suite.suite, run_id=self.run_id, cases=self.suite.cases, suite_path=str(self.suite.path),
+            grid=self.grid, models=[str(v) for v in self.grid.get("model", [self.model or "(team default)"])],
+            samples=self.samples, concurrency=self.concurrency,
+        )
+        totals = {"planned": progress.total, "done": progress.done + progress.skipped, "passed": progress.passed,
+                  "failed": progress.failed}
+        update: dict[str, Any] = {"status": status, "totals": totals}
+        if previous is not None:
+            update["created_at"] = previous.created_at
+        return m.model_copy(update=update)
 
 
 async def run_suite(suite_path: str | Path, *, troupe: Any, **options: Any) -> tuple[str, Progress]:

@@ -1,0 +1,125 @@
+"""An eval sweep at scale: N samples of a 3-agent team whose deterministic model waits 50 ms per call.
+
+The team: ``lead`` hands one task each to ``a`` and ``b`` (``assign_tasks``), they answer, and the
+lead answers the user: 4 LLM calls per sample, 3 of them on the critical path (lead, a worker,
+lead), so a sample takes at least 150 ms. The latency-bound ideal for N samples at concurrency C is
+ceil(N / C) x 150 ms. Reports samples per second, the runtime's CPU time per sample (this process
+plus every Ray worker of the run, from /proc), and the wall time as a ratio to that ideal.
+
+    python -m benchmarks.sweep [--samples 1000] [--concurrency 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+
+CALL_S = 0.05
+CRITICAL_PATH_CALLS = 3
+
+
+async def reply(request: LLMRequest, agent: str) -> LLMResponse | str:
+    """The deterministic model: 50 ms per call."""
+    await asyncio.sleep(CALL_S)
+    if agent != "lead":
+        return f"{agent} done"
+    if request.messages[-1].role == "tool":
+        return "both done"
+    return LLMResponse(tool_calls=[ToolCall(id="c1", name="assign_tasks", arguments=json.dumps(
+        {"tasks": [{"assignee": "a", "goal": "part a"}, {"assignee": "b", "goal": "part b"}]}))])
+
+
+def write_suite(folder: Path, n: int) -> Path:
+    (folder / "team.yaml").write_text(yaml.safe_dump({
+        "name": "bench", "entry": "lead", "default_model": "m",
+        "models": {"m": {"provider": "function", "function": "benchmarks.sweep:reply"}},
+        "agents": [{"id": "lead", "tools": ["assign_tasks"]}, {"id": "a"}, {"id": "b"}],
+    }))
+    with open(folder / "cases.jsonl", "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"c{i}", "input": f"job {i}", "expect": {"contains": "done"}}) + "\n")
+    (folder / "suite.yaml").write_text(yaml.safe_dump({"name": "bench", "team": "team.yaml", "cases": "cases.jsonl"}))
+    return folder / "suite.yaml"
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return total
+
+
+def _ray_pids() -> list[int]:
+    """This process and every Ray process of this machine's session (workers, raylet, GCS)."""
+    out = [os.getpid()]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ray::" in cmd or b"raylet" in cmd or b"gcs_server" in cmd or b"default_worker" in cmd:
+                out.append(int(entry.name))
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from evals.suite import load_suite
+    from evals.sweep import Sweep
+    from runtime.api import Troupe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = load_suite(write_suite(Path(tmp), args.samples))
+        troupe = await Troupe.connect(lake=Path(tmp) / "lake", address="local", log_to_driver=False)
+        try:
+            warm_dir = Path(tmp) / "warm"
+            warm_dir.mkdir()
+            await Sweep(troupe, load_suite(write_suite(warm_dir, 20)), concurrency=20).run()  # start the pool
+            pids = _ray_pids()
+            cpu0, t0 = _cpu_seconds(pids), time.monotonic()
+            progress = await Sweep(troupe, suite, concurrency=args.concurrency).run()
+            wall = time.monotonic() - t0
+            cpu = _cpu_seconds(_ray_pids()) - cpu0
+        finally:
+            await troupe.shutdown()
+            if ray.is_initialized():
+                ray.shutdown()
+    ideal = math.ceil(args.samples / args.concurrency) * CRITICAL_PATH_CALLS * CALL_S
+    figures: dict[str, Any] = {
+        "samples": args.samples, "concurrency": args.concurrency, "ok": progress.passed, "failed": progress.failed,
+        "wall_s": round(wall, 2), "samples_per_s": round(args.samples / wall, 1),
+        "cpu_ms_per_sample": round(cpu / args.samples * 1e3, 2), "ideal_s": round(ideal, 2),
+        "ratio_to_ideal": round(wall / ideal, 2),
+    }
+    print(f"{args.samples} samples at concurrency {args.concurrency}: {wall:.1f}s = {figures['samples_per_s']} "
+          f"samples/s (target >= 50); {figures['cpu_ms_per_sample']} ms CPU per sample; "
+          f"{figures['ratio_to_ideal']}x the latency-bound ideal {ideal:.2f}s (target <= 3x); "
+          f"{progress.passed} passed, {progress.failed} failed")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

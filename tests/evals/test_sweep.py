@@ -1,0 +1,113 @@
+"""Sweeps end to end: grid x cases x samples, failures and a crash recorded, interrupt and resume,
+the results table, the report, and the compare gate's exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from evals.results import done_sample_ids, read_manifest, results_table
+from evals.suite import load_suite
+from evals.sweep import Sweep, expand, sweep_run_id
+from runtime.api import Troupe
+
+CASES = [
+    {"id": "ok-1", "input": "alpha", "expect": {"contains": "answer to alpha"}, "tags": ["easy"]},
+    {"id": "ok-2", "input": "beta", "expect": {"regex": "answer to b.ta"}},
+    {"id": "ok-3", "input": "gamma", "expect": {"exact": "answer to gamma"}, "required": True},
+    {"id": "wrong", "input": "delta", "expect": {"contains": "something else"}},
+    {"id": "crash", "input": "crash please", "expect": {"contains": "answer"}},
+    {"id": "bad-override", "input": "eps", "overrides": {"agents.9.instructions": "x"}, "expect": {"contains": "x"}},
+]
+
+
+def write_suite(folder: Path, cases: list[dict[str, Any]] = CASES, **suite: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "team.yaml").write_text(yaml.safe_dump({
+        "name": "t", "entry": "solo", "default_model": "fn",
+        "models": {"fn": {"provider": "function", "function": "tests.evals.sweep_model:reply"}},
+        "agents": [{"id": "solo", "instructions": "Answer."}],
+    }))
+    (folder / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    (folder / "suite.yaml").write_text(yaml.safe_dump({"name": "small", "team": "team.yaml", "cases": "cases.jsonl",
+                                                       "timeout_s": 20, **suite}))
+    return folder / "suite.yaml"
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    return write_suite(tmp_path / "suite")
+
+
+def test_expand_is_a_stable_product(suite_file: Path) -> None:
+    suite = load_suite(suite_file)
+    specs = expand(suite, {"prompt": ["", "Shout."], "seed": [1]}, samples=2)
+    assert len(specs) == 2 * len(CASES) * 2
+    assert len({s.sample_id for s in specs}) == len(specs)
+    assert [s.sample_id for s in expand(suite, {"seed": [1], "prompt": ["", "Shout."]}, 2)] == [s.sample_id for s in specs]
+    assert sweep_run_id(suite, {"prompt": ["a"]}, 1) != sweep_run_id(suite, {"prompt": ["b"]}, 1)
+
+
+async def test_sweep_records_every_sample_and_grades_it(troupe: Troupe, lake: Path, suite_file: Path) -> None:
+    sweep = Sweep(troupe, load_suite(suite_file), grid={"prompt": ["", "Shout."]}, concurrency=4)
+    progress = await sweep.run()
+    assert progress.done == 12 and progress.skipped == 0
+    rows = {(json.loads(r["cell"])["prompt"], r["case_id"]): r for r in results_table(lake, sweep.run_id).to_pylist()}
+    assert len(rows) == 12
+    plain, loud = rows[("", "ok-1")], rows[("Shout.", "ok-1")]
+    assert plain["passed"] and plain["score"] == 1.0 and plain["reply"] == "answer to alpha"
+    assert loud["reply"] == "LOUD answer to alpha" and loud["passed"]  # contains still holds
+    assert not rows[("Shout.", "ok-3")]["passed"]  # exact fails once shouted
+    assert not rows[("", "wrong")]["passed"] and rows[("", "wrong")]["status"] == "completed"
+    crash = rows[("", "crash")]
+    assert crash["status"] == "failed" and "crashed on purpose" in crash["error"] and not crash["passed"]
+    bad = rows[("", "bad-override")]
+    assert bad["status"] == "error" and "agents.9" in bad["error"]
+    assert all(r["session_id"] for k, r in rows.items() if k[1] != "bad-override")
+    # Every sample's events are in the lake under the sweep's run id.
+    from runtime.lake import query
+
+    sessions = query(lake, f"select count(distinct session_id) n from events where run_id = '{sweep.run_id}'").to_pylist()
+    assert sessions == [{"n": 10}]
+    manifest = read_manifest(lake, sweep.run_id)
+    assert manifest.status == "finished" and manifest.totals["planned"] == 12
+
+
+async def test_interrupted_sweep_resumes_without_rerunning(troupe: Troupe, lake: Path, tmp_path: Path) -> None:
+    cases = [{"id": f"c{i}", "input": f"slow {i}", "expect": {"contains": "answer"}} for i in range(12)]
+    suite = load_suite(write_suite(tmp_path / "slow", cases))
+    first = Sweep(troupe, suite, concurrency=2)
+    task = asyncio.create_task(first.run())
+    await asyncio.sleep(1.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    recorded = done_sample_ids(lake, first.run_id)
+    assert 0 < len(recorded) < 12
+    assert read_manifest(lake, first.run_id).status == "interrupted"
+
+    again = Sweep(troupe, suite, concurrency=6)
+    assert again.run_id == first.run_id  # the same sweep
+    progress = await again.run()
+    assert progress.skipped == len(recorded) and progress.done == 12 - len(recorded)
+    rows = results_table(lake, first.run_id).to_pylist()
+    assert sorted(r["case_id"] for r in rows) == sorted(c["id"] for c in cases)  # each once
+    assert all(r["passed"] for r in rows)
+    assert read_manifest(lake, first.run_id).status == "finished"
+
+
+async def test_oracle_model_answers_from_the_expectation(troupe: Troupe, lake: Path, tmp_path: Path) -> None:
+    cases = [{"id": "calc", "input": "what is 2+3?",
+              "tools": [{"name": "add", "parameters": {"type": "object", "properties": {
+                  "a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}],
+              "expect": {"tool_calls": [{"name": "add", "arguments": {"a": [2], "b": [3, "3"]}}]}}]
+    sweep = Sweep(troupe, load_suite(write_suite(tmp_path / "o", cases)), model="oracle")
+    await sweep.run()
+    [row] = results_table(lake, sweep.run_id).to_pylist()
+    assert row["passed"] and row["score"] == 1.0, row["grades"]
+    assert row["tool_calls"] == 1
