@@ -65,6 +65,20 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _cpu_by_process(pids: list[int]) -> dict[str, float]:
+    """CPU seconds so far per kind of process (driver, each Ray actor class, raylet, GCS)."""
+    out: dict[str, float] = {}
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        kind = "driver" if pid == os.getpid() else next(
+            (w.split(".")[0] for w in cmd.split() if w.startswith("ray::")), cmd.split()[0].rsplit("/", 1)[-1])
+        out[kind] = out.get(kind, 0.0) + _cpu_seconds([pid])
+    return out
+
+
 def _ray_pids() -> list[int]:
     """This process and every Ray process of this machine's session (workers, raylet, GCS)."""
     out = [os.getpid()]
@@ -99,10 +113,18 @@ async def main() -> None:
             warm_dir.mkdir()
             await Sweep(troupe, load_suite(write_suite(warm_dir, 20)), concurrency=20).run()  # start the pool
             pids = _ray_pids()
-            cpu0, t0 = _cpu_seconds(pids), time.monotonic()
-            progress = await Sweep(troupe, suite, concurrency=args.concurrency).run()
+            cpu0, by0, t0 = _cpu_seconds(pids), _cpu_by_process(pids), time.monotonic()
+            sweep = Sweep(troupe, suite, concurrency=args.concurrency)
+            progress = await sweep.run()
             wall = time.monotonic() - t0
-            cpu = _cpu_seconds(_ray_pids()) - cpu0
+            from evals.results import results_table
+
+            failing = [r for r in results_table(troupe.lake, sweep.run_id).to_pylist() if not r["passed"]]
+            for r in failing[:3]:
+                print(f"not passed: {r['case_id']} {r['status']} reply={r['reply']!r} error={r['error']} {r['grades']}")
+            pids = _ray_pids()
+            cpu = _cpu_seconds(pids) - cpu0
+            by = {k: round((v - by0.get(k, 0.0)) / args.samples * 1e3, 2) for k, v in _cpu_by_process(pids).items()}
         finally:
             await troupe.shutdown()
             if ray.is_initialized():
@@ -113,6 +135,7 @@ async def main() -> None:
         "wall_s": round(wall, 2), "samples_per_s": round(args.samples / wall, 1),
         "cpu_ms_per_sample": round(cpu / args.samples * 1e3, 2), "ideal_s": round(ideal, 2),
         "ratio_to_ideal": round(wall / ideal, 2),
+        "cpu_ms_per_sample_by_process": {k: v for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v >= 0.05},
     }
     print(f"{args.samples} samples at concurrency {args.concurrency}: {wall:.1f}s = {figures['samples_per_s']} "
           f"samples/s (target >= 50); {figures['cpu_ms_per_sample']} ms CPU per sample; "
