@@ -93,6 +93,7 @@ class RayBackend:
         self._pool: list[ActorHandle] = []
         self._next = itertools.count()
         self._sessions: dict[SessionId, _Placed] = {}
+        self._subscribed: set[SessionId] = set()
 
     @classmethod
     async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
@@ -158,6 +159,7 @@ class RayBackend:
         return await remote_call(handle.call.remote(session_id, target, method, kwargs))
 
     async def subscribe(self, session_id: SessionId) -> None:
+        self._subscribed.add(session_id)
         await self.log.subscribe.remote(str(session_id))
 
     async def tail(self, session_id: SessionId) -> AsyncIterator[Event]:
@@ -178,7 +180,9 @@ class RayBackend:
                 ray.kill(handle, no_restart=True)
         if compact:
             await self.log.finish_run.remote(str(placed.spec.run_id))
-        await self.log.unsubscribe.remote(str(session_id))
+        if session_id in self._subscribed:
+            self._subscribed.discard(session_id)
+            await self.log.unsubscribe.remote(str(session_id))
 
     async def flush(self) -> None:
         await self.log.flush.remote()

@@ -56,7 +56,7 @@ class HostActor:
 
     async def close_session(self, session_id: SessionId) -> None:
         """Stop the session's logical actors here and hand every event they emitted to the log."""
-        await self.core.drain()
+        await self.core.drain(session_id)
         await self.core.close_session(session_id)
         self._transport.forget(session_id)
         await self._buffer.flush()

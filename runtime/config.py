@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -138,6 +139,11 @@ class DeclaredTool(_Strict):
     result: str = "ok"
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_root(root: str) -> Path:
+    return Path(root).expanduser().resolve()
+
+
 class WorkspaceConfig(_Strict):
     """Each session gets a folder of its own, ``<root>/<session id>``, for the file and shell tools."""
 
@@ -150,8 +156,7 @@ class WorkspaceConfig(_Strict):
         """This session's folder (not created here: the tools create it on first use)."""
         import os
 
-        root = self.root or os.environ.get("TROUPE_WORKSPACES") or "~/.troupe/workspaces"
-        return Path(root).expanduser().resolve() / str(session_id)
+        return _resolved_root(self.root or os.environ.get("TROUPE_WORKSPACES") or "~/.troupe/workspaces") / str(session_id)
 
 
 class AgentSpec(_Strict):

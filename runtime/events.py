@@ -6,12 +6,12 @@ Changing a column means bumping :data:`EVENT_SCHEMA_VERSION`.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime.ids import unique_hex
 from runtime.redact import redact
 
 EVENT_SCHEMA_VERSION: Final = 1
@@ -54,7 +54,7 @@ class Event(BaseModel):
 
     schema_version: int = EVENT_SCHEMA_VERSION
     """Version of this schema the row was written with."""
-    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    event_id: str = Field(default_factory=unique_hex)
     """Unique id of the event."""
     ts: datetime = Field(default_factory=lambda: datetime.now(UTC))
     """When it happened (UTC, microseconds)."""

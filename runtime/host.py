@@ -130,7 +130,8 @@ class HostCore:
         self._mcp_tools: dict[str, list[Tool]] = {}
         self.llm_factory = llm_factory
         self.sessions: dict[SessionId, _Held] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: dict[asyncio.Task[Any], SessionId | None] = {}
+        """Background deliveries, by the session they belong to (closing one waits for its own only)."""
         self.closed: OrderedDict[SessionId, None] = OrderedDict()
         """Sessions this host held and closed: late messages for them are dropped, never forwarded."""
 
@@ -177,7 +178,8 @@ class HostCore:
 
         async def on_finish(result: SessionResult) -> None:
             for member in spec.members():
-                self._spawn_bg(self.deliver(spec.session_id, member, control_message(spec.session_id, member, ControlOp.TERMINATE)))
+                self._spawn_bg(self.deliver(spec.session_id, member, control_message(spec.session_id, member, ControlOp.TERMINATE)),
+                               spec.session_id)
 
         return Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
                           budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
@@ -221,7 +223,8 @@ class HostCore:
         )
         if agent.subscriptions:
             for prefix in agent.subscriptions:
-                self._spawn_bg(self.call(spec.session_id, BLACKBOARD, "subscribe", {"agent": str(agent.id), "prefix": prefix}))
+                self._spawn_bg(self.call(spec.session_id, BLACKBOARD, "subscribe", {"agent": str(agent.id), "prefix": prefix}),
+                               spec.session_id)
         return core
 
     async def spawn_child(self, session_id: SessionId, child: AgentSpec, *, parent: AgentId) -> AgentId:
@@ -335,7 +338,7 @@ class HostCore:
         def notify(recipient: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
             env = Envelope(session_id=spec.session_id, sender=sender, recipient=AgentId(recipient), kind=kind,
                            content=content, data=data, trace=Trace(run_id=spec.run_id, task_id=data.get("task_id")))
-            self._spawn_bg(self._deliver_quietly(env))
+            self._spawn_bg(self._deliver_quietly(env), spec.session_id)
 
         return notify
 
@@ -345,15 +348,15 @@ class HostCore:
         except UnknownAgentError:
             pass  # the recipient is gone (a finished child); the notice has nobody to inform
 
-    def _spawn_bg(self, coro: Any) -> None:
+    def _spawn_bg(self, coro: Any, session_id: SessionId | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background[task] = session_id
+        task.add_done_callback(lambda t: self._background.pop(t, None))
 
-    async def drain(self) -> None:
-        """Wait for queued background deliveries (tests, shutdown)."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+    async def drain(self, session_id: SessionId | None = None) -> None:
+        """Wait for queued background deliveries: a session's own, or (no id) every one."""
+        while pending := [t for t, sid in self._background.items() if session_id is None or sid == session_id]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def probe_send(self, session_id: SessionId, sender: AgentId, recipient: AgentId, n: int,
                          *, window: int = 100) -> float:

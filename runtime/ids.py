@@ -7,6 +7,8 @@ id (lossless), so ids double as Ray actor names, dict keys and DuckDB column val
 from __future__ import annotations
 
 import re
+import itertools
+import os
 import uuid
 from typing import Any, ClassVar, Self
 
@@ -81,7 +83,23 @@ class MessageId(_Id):
 
     @classmethod
     def new(cls) -> Self:
-        return cls(f"m-{uuid.uuid4().hex}")
+        return cls(f"m-{unique_hex()}")
+
+
+_unique_state: tuple[int, str, Any] = (0, "", None)
+
+
+def unique_hex() -> str:
+    """A 32-hex-digit id unique across processes and time: 16 random hex digits drawn once per
+    process, then a counter. About 20x cheaper than ``uuid4`` (one ``urandom`` per process, not per
+    id), which matters at tens of thousands of events and messages a second."""
+    global _unique_state
+    pid, prefix, counter = _unique_state
+    if pid != os.getpid():  # first use, or a forked child: draw a new prefix
+        prefix = os.urandom(8).hex()
+        counter = itertools.count()
+        _unique_state = (os.getpid(), prefix, counter)
+    return f"{prefix}{next(counter):016x}"
 
 
 class Address(str):

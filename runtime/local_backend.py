@@ -55,7 +55,7 @@ class LocalBackend:
 
     async def close_session(self, session_id: SessionId, *, compact: bool = True) -> None:
         spec = self.host.sessions.get(session_id)
-        await self.host.drain()
+        await self.host.drain(session_id)
         await self.host.close_session(session_id)
         await self.buffer.flush()
         if spec is not None and compact:

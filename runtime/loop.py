@@ -6,7 +6,6 @@ Reads like the pseudocode in DESIGN.md; every step is an event.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -15,6 +14,7 @@ from runtime.config import AgentSpec, ModelProfile
 from runtime.context import Context
 from runtime.errors import ProviderError, RunError
 from runtime.events import Emitter
+from runtime.ids import unique_hex
 from runtime.llm.types import LLMClient, LLMResponse, ToolCall, ToolSchema
 from runtime.dispatch import Dispatcher
 from runtime.toolexec import ToolRun, execute_calls
@@ -88,7 +88,7 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
     except Exception as e:  # an SDK bug or transport surprise is a provider failure, reported as ours
         turn.emit("llm.error", model=turn.llm.model_name, status="error", payload={"error": str(e), "type": type(e).__name__})
         raise ProviderError(f"model call failed: {type(e).__name__}: {e}", model=turn.llm.model_name) from e
-    event_id = uuid.uuid4().hex
+    event_id = unique_hex()
     turn.emit(
         "llm.response",
         event_id=event_id,
