@@ -184,7 +184,18 @@ class RayBackend:
             self._subscribed.discard(session_id)
             await self.log.unsubscribe.remote(str(session_id))
 
+    async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> Any:
+        """Run a packed session start to finish on a pool host, in one call (cancelling it cancels the session)."""
+        ref = self._pool_host().run_session.remote(spec, text, timeout)
+        try:
+            return await remote_call(ref)
+        except asyncio.CancelledError:
+            ray.cancel(ref)
+            raise
+
     async def flush(self) -> None:
+        """Every event so far into the lake: the pool hosts' buffers to the log, the log to Parquet."""
+        await asyncio.gather(*(host.flush.remote() for host in self._pool))
         await self.log.flush.remote()
 
     async def finish_run(self, run_id: str) -> None:

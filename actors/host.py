@@ -15,6 +15,7 @@ from runtime.event_buffer import EventBuffer
 from runtime.host import HostCore, SessionSpec
 from runtime.ids import AgentId, SessionId
 from runtime.messages import Envelope
+from runtime.supervisor import SessionResult
 
 
 class HostActor:
@@ -53,6 +54,14 @@ class HostActor:
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
         self._ensure_started()
         return await self.core.call(session_id, target, method, kwargs)
+
+    async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> SessionResult:
+        """A whole session in one call (sweeps); its events reach the log with the next flush."""
+        self._ensure_started()
+        try:
+            return await self.core.run_session(spec, text, timeout)
+        finally:
+            self._transport.forget(spec.session_id)
 
     async def close_session(self, session_id: SessionId) -> None:
         """Stop the session's logical actors here and hand every event they emitted to the log."""

@@ -178,13 +178,19 @@ class Sweep:
         self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples)
         self.on_progress = on_progress or (lambda p: None)
         self.lake = str(troupe.lake)
-        self._teams: dict[tuple[str, str], TeamConfig] = {}
+        self._teams: dict[tuple[str, ...], TeamConfig] = {}
         self._pending: list[_Finished] = []
         self._flush_lock = asyncio.Lock()
 
     # --- one sample -------------------------------------------------------------------------
     def _team(self, spec: SampleSpec) -> TeamConfig:
-        key = (spec.cell_key, spec.case.id)
+        """Built once per distinct (cell, team file, overrides, tools, expectation if oracle): cases
+        that share a team share one object, which the runtime validates once."""
+        case = spec.case
+        oracle = spec.cell.get("model", self.model) == ORACLE
+        key = (spec.cell_key, case.team or "", json.dumps(case.overrides, sort_keys=True, default=str),
+               json.dumps([t.model_dump() for t in case.tools], sort_keys=True),
+               case.expect.model_dump_json() if oracle else "")
         if key not in self._teams:
             self._teams[key] = team_for_sample(self.suite, spec, self.model)
         return self._teams[key]
@@ -193,22 +199,15 @@ class Sweep:
         progress.running += 1
         started_at = datetime.now(UTC)
         t0 = time.monotonic()
-        session = None
         try:
-            session = await self.troupe.open(self._team(spec), placement="packed", run_id=self.run_id, subscribe=False)
-            result = await session.run(input_text(spec.case), timeout=self.suite.suite.timeout_s)
+            result = await self.troupe.run_packed(self._team(spec), input_text(spec.case), run_id=self.run_id,
+                                                  timeout=self.suite.suite.timeout_s)
             done = _Finished(spec, str(result.status), result.reply, result.error, str(result.session_id),
                              result.usage.model_dump(), result.duration_s, result.started_at, result.finished_at)
         except Exception as e:  # a sample that crashes is recorded, and the sweep goes on
-            done = _Finished(spec, "error", error=f"{type(e).__name__}: {e}",
-                             session_id=str(session.id) if session is not None else None,
-                             latency_s=time.monotonic() - t0, started_at=started_at, finished_at=datetime.now(UTC))
+            done = _Finished(spec, "error", error=f"{type(e).__name__}: {e}", latency_s=time.monotonic() - t0,
+                             started_at=started_at, finished_at=datetime.now(UTC))
         finally:
-            if session is not None:
-                try:
-                    await session.close(compact=False)
-                except Exception:  # closing a broken session must not lose the sample's row
-                    pass
             progress.running -= 1
         self._pending.append(done)
 
@@ -223,7 +222,10 @@ class Sweep:
                 return
             batch, self._pending = self._pending, []
             await self.troupe.backend.flush()
-            calls = self._tool_calls([b.session_id for b in batch if b.session_id])
+            # Only graders that look at tool calls need the lake read back (tool_calls, python).
+            wants = [b.session_id for b in batch
+                     if b.session_id and (b.spec.case.expect.tool_calls is not None or b.spec.case.expect.python)]
+            calls = self._tool_calls(wants)
             rows = []
             for item in batch:
                 rows.append(await self._row(item, calls.get(item.session_id or "", []), grade))

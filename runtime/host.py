@@ -241,6 +241,27 @@ class HostCore:
         core.emit("agent.spawned", payload={"parent": parent, "tools": child.tools, "model": profile})
         return child.id
 
+    async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> SessionResult:
+        """Run a whole session here, start to finish, in one call: start it, send ``text`` to the
+        entry agent, wait for the result (cancelling at ``timeout``), close it. What sweeps use:
+        no client handle, no live events, one round trip per sample."""
+        from runtime.agent import user_message
+
+        sid = spec.session_id
+        await self.start_session(spec, spec.all_names())
+        try:
+            await self.call(sid, SUPERVISOR, "start", {"input": text, "team": spec.team.name,
+                                                       "placement": str(spec.placement)})
+            await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, text))
+            try:
+                return await self.call(sid, SUPERVISOR, "wait", {"timeout": timeout})  # type: ignore[no-any-return]
+            except TimeoutError:
+                await self.call(sid, SUPERVISOR, "cancel", {"reason": f"no result within {timeout}s"})
+                return await self.call(sid, SUPERVISOR, "wait", {"timeout": 30})  # type: ignore[no-any-return]
+        finally:
+            await self.drain(sid)
+            await self.close_session(sid)
+
     async def close_session(self, session_id: SessionId) -> None:
         """Stop this host's logical actors of a session and release their resources."""
         held = self.sessions.pop(session_id, None)

@@ -62,6 +62,9 @@ class LocalBackend:
             await self.log.finish_run(str(spec.spec.run_id))
         self.log.unsubscribe(str(session_id))
 
+    async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> Any:
+        return await self.host.run_session(spec, text, timeout)
+
     async def flush(self) -> None:
         await self.buffer.flush()
         await self.log.flush()

@@ -43,6 +43,10 @@ class Backend(Protocol):
         also merges its run's files (a sweep's many sessions share a run: it compacts once, at the end)."""
         ...
 
+    async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> SessionResult:
+        """Run a packed session start to finish in one call (no handle, no live events)."""
+        ...
+
     async def flush(self) -> None:
         """Write every event handed to the log so far into the lake."""
         ...
