@@ -97,6 +97,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--pool-size", type=int, default=None, help="host actors (default: one per CPU)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -107,7 +108,8 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         suite = load_suite(write_suite(Path(tmp), args.samples))
-        troupe = await Troupe.connect(lake=Path(tmp) / "lake", address="local", log_to_driver=False)
+        troupe = await Troupe.connect(lake=Path(tmp) / "lake", address="local", log_to_driver=False,
+                                      pool_size=args.pool_size)
         try:
             warm_dir = Path(tmp) / "warm"
             warm_dir.mkdir()
@@ -135,6 +137,7 @@ async def main() -> None:
         "wall_s": round(wall, 2), "samples_per_s": round(args.samples / wall, 1),
         "cpu_ms_per_sample": round(cpu / args.samples * 1e3, 2), "ideal_s": round(ideal, 2),
         "ratio_to_ideal": round(wall / ideal, 2),
+        "final_grading_s": round(progress.finish_s[0], 3), "final_compaction_s": round(progress.finish_s[1], 3),
         "cpu_ms_per_sample_by_process": {k: v for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v >= 0.05},
     }
     print(f"{args.samples} samples at concurrency {args.concurrency}: {wall:.1f}s = {figures['samples_per_s']} "

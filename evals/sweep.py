@@ -136,6 +136,8 @@ class Progress:
     failed: int = 0
     passed: int = 0
     started: float = field(default_factory=time.monotonic)
+    finish_s: tuple[float, float] = (0.0, 0.0)
+    """Seconds the end of the sweep took: grading the last batch, then compacting events and results."""
 
     @property
     def rate(self) -> float:
@@ -313,9 +315,12 @@ class Sweep:
     async def _finish(self, progress: Progress, status: str) -> None:
         from evals.results import compact, write_manifest
 
+        t0 = time.monotonic()
         await self._record(progress, force=True)
+        t1 = time.monotonic()
         await self.troupe.backend.finish_run(self.run_id)
         compact(self.lake, self.run_id)
+        progress.finish_s = (t1 - t0, time.monotonic() - t1)
         write_manifest(self.lake, self.manifest(status, progress))
         self.on_progress(progress)
 

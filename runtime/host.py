@@ -87,6 +87,8 @@ class _Held:
     llms: list[LLMClient] = field(default_factory=list)
     registry: ToolRegistry | None = None
     """The host's tools plus this session's MCP tools."""
+    closing_here: bool = False
+    """Run by :meth:`HostCore.run_session`, which closes it itself: no TERMINATE round on finish."""
 
 
 class _Services:
@@ -177,6 +179,9 @@ class HostCore:
             return TaskRegistry(session_id=spec.session_id, emit=emit, notify=self._notifier(spec, name))
 
         async def on_finish(result: SessionResult) -> None:
+            held = self.sessions.get(spec.session_id)
+            if held is not None and held.closing_here:
+                return
             for member in spec.members():
                 self._spawn_bg(self.deliver(spec.session_id, member, control_message(spec.session_id, member, ControlOp.TERMINATE)),
                                spec.session_id)
@@ -248,6 +253,7 @@ class HostCore:
         from runtime.agent import user_message
 
         sid = spec.session_id
+        self.sessions[sid] = _Held(spec, closing_here=True)
         await self.start_session(spec, spec.all_names())
         try:
             await self.call(sid, SUPERVISOR, "start", {"input": text, "team": spec.team.name,
