@@ -138,8 +138,11 @@ def test_convert_case_maps_names_and_answers() -> None:
                                                               {"role": "user", "content": "5!"}]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bfcl_eval") is None, reason="bfcl-eval (the data source) is not installed")
-def test_converter_writes_loadable_suites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_converter_writes_loadable_suites(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, bfcl_eval_path: Path) -> None:
+    if importlib.util.find_spec("bfcl_eval") is None:
+        monkeypatch.syspath_prepend(str(bfcl_eval_path))  # the wheel, installed by the test setup on its own
+        importlib.invalidate_caches()
     assert main(["--out", str(tmp_path), "--limit", "3", "--categories", "simple,live_parallel"]) == 0
     assert "bfcl_simple: 3 cases" in capsys.readouterr().out
     for category in ("simple", "live_parallel"):

@@ -155,3 +155,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+BFCL_EVAL = "bfcl-eval==2026.3.23"
+"""The BFCL data the suites in evals/suites were converted from (for the converter's own test)."""
+
+
+def install_bfcl_eval() -> Path:
+    """``bfcl-eval`` without its dependencies, into a folder of its own (put it on ``sys.path``)."""
+    target = cache_root() / _slug(BFCL_EVAL)
+    done = target / ".installed"
+    with install_lock():
+        if not done.exists():
+            _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), BFCL_EVAL])
+            done.write_text(BFCL_EVAL + "\n")
+    return target
+
+
+@pytest.fixture(scope="session")
+def bfcl_eval_path() -> Path:
+    try:
+        return install_bfcl_eval()
+    except InstallError as e:
+        _unavailable(BFCL_EVAL, e)
+        raise
