@@ -219,20 +219,17 @@ class GateResult(BaseModel):
         return not self.failures
 
 
-class CellDelta(BaseModel):
-    """One cell in both runs (or the pooled :data:`OVERALL` row); deltas are ``b - a``."""
+class _Delta(BaseModel):
+    """Pass rate and mean score on both sides; deltas are ``b - a`` (``None`` where a side has none)."""
 
     model_config = ConfigDict(frozen=True)
 
-    cell: str
     samples_a: int
     samples_b: int
     pass_rate_a: float | None
     pass_rate_b: float | None
     mean_score_a: float | None
     mean_score_b: float | None
-    pass_ci_b: tuple[float, float] | None = None
-    """Run ``b``'s 95% Wilson interval of the pass rate."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -249,34 +246,20 @@ class CellDelta(BaseModel):
         return self.mean_score_b - self.mean_score_a
 
 
-class CaseDelta(BaseModel):
-    """One case of a cell present in both runs; a side without the case has 0 samples and ``None`` rates."""
+class CellDelta(_Delta):
+    """One cell in both runs (or the pooled :data:`OVERALL` row)."""
 
-    model_config = ConfigDict(frozen=True)
+    cell: str
+    pass_ci_b: tuple[float, float] | None = None
+    """Run ``b``'s 95% Wilson interval of the pass rate."""
+
+
+class CaseDelta(_Delta):
+    """One case of a cell present in both runs; a side without the case has 0 samples and ``None`` rates."""
 
     cell: str
     case_id: str
     required: bool
-    samples_a: int
-    samples_b: int
-    pass_rate_a: float | None
-    pass_rate_b: float | None
-    mean_score_a: float | None
-    mean_score_b: float | None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def delta_pass_rate(self) -> float | None:
-        if self.pass_rate_a is None or self.pass_rate_b is None:
-            return None
-        return self.pass_rate_b - self.pass_rate_a
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def delta_score(self) -> float | None:
-        if self.mean_score_a is None or self.mean_score_b is None:
-            return None
-        return self.mean_score_b - self.mean_score_a
 
 
 class CompareResult(BaseModel):
