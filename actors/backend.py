@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
+from ray.exceptions import RayTaskError
 
 from actors.eventlog import get_or_create_event_log
 from actors.host import HostActor
@@ -29,9 +31,9 @@ from actors.naming import (
     scheduler_name,
 )
 from actors.scheduler import SchedulerActor, scheduler_options
-from actors.transport import deliver_ref, remote_call
+from actors.transport import deliver_ref, remote_call, unwrap
 from runtime.config import Placement
-from runtime.errors import UnknownAgentError
+from runtime.errors import ConfigError, UnknownAgentError
 from runtime.events import Event
 from runtime.host import SessionSpec, root_of
 from runtime.scheduler import DEFAULT_MAX_CONCURRENCY
@@ -44,11 +46,19 @@ TAIL_POLL_S = 1.0
 def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
     """Connect to Ray (or start a local instance); returns True when this call started it.
 
+    ``address`` None joins the cluster named by ``RAY_ADDRESS`` (which Ray sets for the driver of a
+    ``ray job submit`` job), else a running local one, else starts one; ``"local"`` always starts one.
     Joining a cluster that uses token auth (Ray 2.60's default) needs ``RAY_AUTH_MODE=token`` in
     the environment *before* ``ray`` is imported; the CLI sets it for you (see ``runtime.cli``).
     """
     if ray.is_initialized():
         return False
+    target = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
+    if target and target.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"Ray address {target!r} is a dashboard (job submission) address: submit with "
+            f"`ray job submit --address {target} --working-dir . -- troupe ...`, or give a driver the "
+            "cluster's GCS address (HOST:6379)")
     init_options.setdefault("log_to_driver", False)
     init_options.setdefault("namespace", NAMESPACE)
     if address is None or address == "local":
@@ -79,6 +89,17 @@ class _Placed:
         return [self.host] if self.host is not None else list(self.hosts.values())
 
 
+@dataclass(eq=False)
+class _PackedRun:
+    """One :meth:`RayBackend.run_session` waiting for its host."""
+
+    spec: SessionSpec
+    text: str
+    timeout: float | None
+    future: asyncio.Future[Any]
+    sent: bool = False
+
+
 class RayBackend:
     def __init__(self, *, lake: str, log: ActorHandle, log_name: str, job: str, pool_size: int,
                  started_ray: bool, scheduler: ActorHandle, scheduler_name: str) -> None:
@@ -94,6 +115,10 @@ class RayBackend:
         self._next = itertools.count()
         self._sessions: dict[SessionId, _Placed] = {}
         self._subscribed: set[SessionId] = set()
+        self._queued_runs: dict[int, tuple[ActorHandle, list[_PackedRun]]] = {}
+        """Packed runs asked for in this turn of the event loop, by host (sent together)."""
+        self._send_scheduled = False
+        self._consumers: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
@@ -185,13 +210,55 @@ class RayBackend:
             await self.log.unsubscribe.remote(str(session_id))
 
     async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> Any:
-        """Run a packed session start to finish on a pool host, in one call (cancelling it cancels the session)."""
-        ref = self._pool_host().run_session.remote(spec, text, timeout)
+        """Run a packed session start to finish on a pool host (cancelling it cancels the session).
+
+        Sessions asked for in the same turn of the event loop go to their host in one call
+        (:meth:`HostActor.run_sessions`), and each result comes back as soon as its session ends.
+        """
+        host = self._pool_host()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        item = _PackedRun(spec, text, timeout, future)
+        queue = self._queued_runs.setdefault(id(host), (host, []))[1]
+        queue.append(item)
+        if not self._send_scheduled:
+            self._send_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_queued_runs)
         try:
-            return await remote_call(ref)
+            return await future
         except asyncio.CancelledError:
-            ray.cancel(ref)
+            if item.sent:
+                host.cancel_packed.remote(spec.session_id)
+            elif item in queue:
+                queue.remove(item)
             raise
+
+    def _send_queued_runs(self) -> None:
+        self._send_scheduled = False
+        queued, self._queued_runs = self._queued_runs, {}
+        for host, items in queued.values():
+            if items:
+                for item in items:
+                    item.sent = True
+                task = asyncio.get_running_loop().create_task(self._consume_runs(host, items))
+                self._consumers.add(task)
+                task.add_done_callback(self._consumers.discard)
+
+    @staticmethod
+    async def _consume_runs(host: ActorHandle, items: list[_PackedRun]) -> None:
+        futures = [item.future for item in items]
+        try:
+            stream = host.run_sessions.options(num_returns="streaming").remote(
+                [(item.spec, item.text, item.timeout) for item in items])
+            async for ref in stream:
+                for index, result, error in await ref:
+                    future = futures[index]
+                    if not future.done():
+                        future.set_exception(error) if error is not None else future.set_result(result)
+        except Exception as e:  # the host died: every session still waiting fails with why
+            error = unwrap(e) if isinstance(e, RayTaskError) else e
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
 
     async def flush(self) -> None:
         """Every event so far into the lake: the pool hosts' buffers to the log, the log to Parquet."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import pickle
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -11,11 +14,27 @@ from actors.dispatch import RayDispatcher
 from actors.ship import RayShip
 from actors.naming import NAMESPACE
 from actors.transport import RayTransport
+from runtime.errors import TroupeError
 from runtime.event_buffer import EventBuffer
 from runtime.host import HostCore, SessionSpec
 from runtime.ids import AgentId, SessionId
 from runtime.messages import Envelope
 from runtime.supervisor import SessionResult
+
+
+COALESCE_S = 0.001
+"""How long :meth:`HostActor.run_sessions` waits after a session ends for others to end with it."""
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it can cross to the caller, else a plain exception that says what it was."""
+    if isinstance(error, asyncio.CancelledError):
+        return TroupeError("the session was cancelled")
+    try:
+        pickle.dumps(error)
+        return error
+    except Exception:  # noqa: BLE001
+        return TroupeError(f"{type(error).__name__}: {error}")
 
 
 class HostActor:
@@ -25,6 +44,8 @@ class HostActor:
         self._transport = RayTransport(own_name=ray.get_runtime_context().get_actor_name())
         self.core = HostCore(sink=self._buffer, transport=self._transport, dispatcher=RayDispatcher(scheduler_name))
         self._started = False
+        self._packed: dict[SessionId, asyncio.Task[None]] = {}
+        """Sessions running under :meth:`run_sessions`, for :meth:`cancel_packed`."""
 
     def _ensure_started(self) -> None:
         # The buffer's flusher must start on the actor's own event loop, i.e. inside a method.
@@ -62,6 +83,44 @@ class HostActor:
             return await self.core.run_session(spec, text, timeout)
         finally:
             self._transport.forget(spec.session_id)
+
+    async def run_sessions(self, batch: list[tuple[SessionSpec, str, float | None]],
+                           ) -> AsyncIterator[list[tuple[int, SessionResult | None, BaseException | None]]]:
+        """Many whole sessions from one call (sweeps): a streaming generator that yields
+        ``(index, result, error)`` of the ones that finished since its last yield, so a result is
+        back as soon as its session ends while the per-call cost of Ray is paid once per batch."""
+        self._ensure_started()
+        finished: list[tuple[int, SessionResult | None, BaseException | None]] = []
+        wake = asyncio.Event()
+
+        async def one(index: int, spec: SessionSpec, text: str, timeout: float | None) -> None:
+            try:
+                finished.append((index, await self.core.run_session(spec, text, timeout), None))
+            except BaseException as e:  # noqa: BLE001  (a cancelled sample is reported, not raised)
+                finished.append((index, None, _portable(e)))
+            finally:
+                self._packed.pop(spec.session_id, None)
+                self._transport.forget(spec.session_id)
+                wake.set()
+
+        for i, (spec, text, timeout) in enumerate(batch):
+            self._packed[spec.session_id] = asyncio.get_running_loop().create_task(one(i, spec, text, timeout))
+        remaining = len(batch)
+        while remaining:
+            await wake.wait()
+            await asyncio.sleep(COALESCE_S)  # sessions ending together go back together
+            wake.clear()
+            out, finished[:] = finished[:], []
+            remaining -= len(out)
+            yield out
+
+    async def cancel_packed(self, session_id: SessionId) -> bool:
+        """Cancel one session started by :meth:`run_sessions` (its client stopped waiting)."""
+        task = self._packed.get(session_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
 
     async def close_session(self, session_id: SessionId) -> None:
         """Stop the session's logical actors here and hand every event they emitted to the log."""

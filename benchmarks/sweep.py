@@ -80,16 +80,21 @@ def _cpu_by_process(pids: list[int]) -> dict[str, float]:
 
 
 def _ray_pids() -> list[int]:
-    """This process and every Ray process of this machine's session (workers, raylet, GCS)."""
-    out = [os.getpid()]
+    """This process and every process it started, directly or not: the Ray instance it runs
+    (GCS, raylet, workers, agents), and nothing of any other Ray on the machine."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmd = (entry / "cmdline").read_bytes()
-            except OSError:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 continue
-            if b"ray::" in cmd or b"raylet" in cmd or b"gcs_server" in cmd or b"default_worker" in cmd:
-                out.append(int(entry.name))
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
     return out
 
 

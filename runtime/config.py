@@ -140,7 +140,9 @@ class DeclaredTool(_Strict):
 
 
 @functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _resolved_root(root: str) -> Path:
+    """``root`` made absolute (cached: every agent of every session asks, and resolving walks the disk)."""
     return Path(root).expanduser().resolve()
 
 

@@ -12,7 +12,7 @@ from typing import Any, Final, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.ids import unique_hex
-from runtime.redact import redact
+from runtime.redact import may_hold_secret, redact
 
 EVENT_SCHEMA_VERSION: Final = 1
 
@@ -98,7 +98,12 @@ class Event(BaseModel):
 
 def make_event(type: EventType, *, run_id: str, session_id: str, payload: Any = None, **fields: Any) -> Event:
     """Build an event, redacting secrets from its payload."""
-    text = "{}" if payload is None else json.dumps(redact(payload), default=str, ensure_ascii=False)
+    if payload is None:
+        text = "{}"
+    else:
+        text = json.dumps(payload, default=str, ensure_ascii=False)
+        if may_hold_secret(text):
+            text = json.dumps(redact(payload), default=str, ensure_ascii=False)
     return Event(type=type, run_id=run_id, session_id=session_id, payload=text, **fields)
 
 

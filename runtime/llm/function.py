@@ -7,6 +7,7 @@ which agent is asking) and answer accordingly - pydantic-ai's ``FunctionModel`` 
 from __future__ import annotations
 
 import importlib
+import sys
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -72,7 +73,7 @@ def load_function(spec: str) -> ModelFunction:
             f"function spec {spec!r} is not of the form 'package.module:callable'", spec=spec
         )
     try:
-        module = importlib.import_module(module_name)
+        module = sys.modules.get(module_name) or importlib.import_module(module_name)
     except ImportError as e:
         raise ConfigError(f"cannot import module {module_name!r} for function {spec!r}: {e}", spec=spec) from e
     obj: Any = module
