@@ -46,6 +46,8 @@ class HostActor:
         self._started = False
         self._packed: dict[SessionId, asyncio.Task[None]] = {}
         """Sessions running under :meth:`run_sessions`, for :meth:`cancel_packed`."""
+        self._cancelled_early: dict[SessionId, bool] = {}
+        """Sessions cancelled before their :meth:`run_sessions` call started here."""
 
     def _ensure_started(self) -> None:
         # The buffer's flusher must start on the actor's own event loop, i.e. inside a method.
@@ -95,6 +97,8 @@ class HostActor:
 
         async def one(index: int, spec: SessionSpec, text: str, timeout: float | None) -> None:
             try:
+                if self._cancelled_early.pop(spec.session_id, False):
+                    raise asyncio.CancelledError  # its client gave up before this call started
                 finished.append((index, await self.core.run_session(spec, text, timeout), None))
             except BaseException as e:  # noqa: BLE001  (a cancelled sample is reported, not raised)
                 finished.append((index, None, _portable(e)))
@@ -117,7 +121,10 @@ class HostActor:
     async def cancel_packed(self, session_id: SessionId) -> bool:
         """Cancel one session started by :meth:`run_sessions` (its client stopped waiting)."""
         task = self._packed.get(session_id)
-        if task is None:
+        if task is None:  # not started yet: calls to an async actor may start out of order
+            self._cancelled_early[session_id] = True
+            while len(self._cancelled_early) > 10_000:
+                self._cancelled_early.pop(next(iter(self._cancelled_early)))
             return False
         task.cancel()
         return True
