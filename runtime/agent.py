@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from runtime.config import AgentSpec, ModelProfile, WorkspaceConfig
@@ -68,7 +70,6 @@ class AgentCore:
         self.temperature = temperature
         self.dispatcher = dispatcher
         self.workspace_config = workspace or WorkspaceConfig()
-        self.workspace = self.workspace_config.path_for(session_id)
         self.approval_timeout_s = approval_timeout_s
         self.models = models or {}
         self.profile = profile
@@ -85,6 +86,11 @@ class AgentCore:
         self._resumed.set()
         self._turn_task: asyncio.Task[None] | None = None
         self._runner: asyncio.Task[None] | None = None
+
+    @functools.cached_property
+    def workspace(self) -> Path:
+        """This session's folder for the file and shell tools (worked out on first use)."""
+        return self.workspace_config.path_for(self.session_id)
 
     # --- events -----------------------------------------------------------------------------
     def emit(self, type: Any, /, *, payload: Any = None, **fields: Any) -> None:

@@ -11,6 +11,7 @@ ancestor, and its id says so: ``worker.checker`` lives with ``worker``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import time
@@ -282,7 +283,9 @@ class HostCore:
         for task in held.runners:
             task.cancel()
         await asyncio.gather(*held.runners, return_exceptions=True)
-        await asyncio.gather(*(llm.aclose() for llm in held.llms), return_exceptions=True)
+        for llm in held.llms:  # one at a time: most close at once, and a task each would cost more
+            with contextlib.suppress(Exception):
+                await llm.aclose()
 
     async def close(self) -> None:
         for sid in list(self.sessions):

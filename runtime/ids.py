@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import itertools
 import os
-import uuid
+import random
 from typing import Any, ClassVar, Self
 
 from pydantic import GetCoreSchemaHandler
@@ -37,7 +37,7 @@ class _Id(str):
     @classmethod
     def new(cls) -> Self:
         """A fresh random id with this kind's prefix."""
-        return cls(f"{cls.prefix}{uuid.uuid4().hex[:16]}")
+        return cls(f"{cls.prefix}{_random.getrandbits(64):016x}")
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
@@ -86,6 +86,8 @@ class MessageId(_Id):
         return cls(f"m-{unique_hex()}")
 
 
+_random = random.Random(os.urandom(16))
+"""For ids: unique, not secret (seeded from the OS once per process; reseeded in a forked child)."""
 _unique_prefix = os.urandom(8).hex()
 _unique_counter = itertools.count()
 
@@ -93,6 +95,7 @@ _unique_counter = itertools.count()
 def _reseed_unique() -> None:
     global _unique_prefix, _unique_counter
     _unique_prefix, _unique_counter = os.urandom(8).hex(), itertools.count()
+    _random.seed(os.urandom(16))
 
 
 os.register_at_fork(after_in_child=_reseed_unique)
