@@ -98,7 +98,7 @@ def team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) -> 
     ``local``, or one of the team's), ``prompt`` is added to the entry agent's instructions,
     ``seed`` goes to every OpenAI-compatible profile, and any other key is a team field path."""
     team = suite.team_for(spec.case)
-    data = team.model_dump(by_alias=True, exclude_none=True)
+    data = team.model_dump(by_alias=True, exclude_unset=True)
     entry = next(i for i, a in enumerate(data["agents"]) if a["id"] == team.entry)
     for key, value in spec.cell.items():
         if key == "model":

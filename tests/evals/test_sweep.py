@@ -87,3 +87,22 @@ async def test_oracle_model_answers_from_the_expectation(troupe: Troupe, lake: P
     [row] = results_table(lake, sweep.run_id).to_pylist()
     assert row["passed"] and row["score"] == 1.0, row["grades"]
     assert row["tool_calls"] == 1
+
+
+def test_a_sample_team_keeps_what_its_file_left_unset(tmp_path: Path) -> None:
+    """A profile's unset fields stay unset (the local provider picks small-model defaults for
+    exactly those), while the cell's own settings are applied."""
+    import yaml
+
+    from evals.sweep import team_for_sample
+
+    folder = tmp_path / "suite"
+    write_suite(folder)
+    team = yaml.safe_load((folder / "team.yaml").read_text())
+    team["models"]["small"] = {"provider": "local", "max_tokens": 64}
+    (folder / "team.yaml").write_text(yaml.safe_dump(team))
+    suite = load_suite(folder / "suite.yaml")
+    [spec] = [s for s in expand(suite, {"prompt": ["Shout."]}, 1) if s.case.id == CASES[0]["id"]]
+    out = team_for_sample(suite, spec, None)
+    assert out.models["small"].model_fields_set == {"provider", "max_tokens"}
+    assert out.agent(out.entry).instructions.endswith("Shout.")
