@@ -17,6 +17,7 @@ from ray.actor import ActorHandle
 
 from actors.ship import RayShip
 from runtime.eventlog import EventLogCore
+from runtime.storage import open_storage
 
 _log = logging.getLogger(__name__)
 
@@ -97,8 +98,18 @@ def get_or_create_event_log(
     ``flush_rows``, ``flush_interval_s``, ``tail_max``, ``tail_idle_s``).
 
     An actor that already exists under ``name`` is returned as is, whatever lake it writes to.
+
+    ``lake`` is a local directory (made absolute here) or a ``pyarrow.fs`` URI, checked here (on
+    object stores: that the bucket exists) so a bad one raises
+    :class:`~runtime.storage.LakeLocationError` in the caller. The actor opens it again in its own
+    process, so credentials must reach that process too: in the URI (``s3://KEY:SECRET@bucket/...``)
+    or in the environment of Ray's workers (``AWS_ACCESS_KEY_ID``... exported where ``ray start`` /
+    ``ray.init`` runs, ``runtime_env``'s ``env_vars``, or the node's instance role); if they do not,
+    the actor's creation fails.
     """
-    lake = str(Path(lake).expanduser().resolve())
+    storage = open_storage(lake)
+    storage.check()
+    lake = storage.location
     return (
         ray.remote(EventLogActor)
         .options(

@@ -6,10 +6,11 @@ Layout under the lake root::
     evals/runs/<run_id>.json                             the run's RunManifest
     evals/baselines.json                                 {"<name>": "<run_id>", ...}
 
-Run ids are percent-encoded in paths (DuckDB decodes hive values), so any string is safe. Result files
-appear atomically (written under a dot-prefixed ``.tmp`` name, then renamed); every
-:func:`write_results` adds files and never rewrites one; :func:`compact` merges a run's parts into
-one file when the sweep ends (fewer files scan faster).
+The lake is a local directory or any ``pyarrow.fs`` URI (:mod:`runtime.storage`); functions that
+name a file return a ``Path`` on local disk and a URI elsewhere. Run ids are percent-encoded in paths
+(DuckDB decodes hive values), so any string is safe. Result files and manifests appear atomically
+(see :mod:`runtime.storage`); every :func:`write_results` adds files and never rewrites one;
+:func:`compact` merges a run's parts into one file when the sweep ends (fewer files scan faster).
 
 A sample id is stable for (cell, case, sample index), so a resumed sweep skips the ids of
 :func:`done_sample_ids`. Should a sample be written twice (a retried error), readers keep one row per
@@ -19,10 +20,8 @@ A sample id is stable for (cell, case, sample index), so a resumed sweep skips t
 from __future__ import annotations
 
 import json
-import os
 import types
 import typing
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,12 +31,13 @@ from urllib.parse import quote, unquote
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runtime.errors import ConfigError
 from runtime.lake import CompactionResult
 from runtime.lake import connect as connect_events
+from runtime.storage import LakeLocationError, Ref, Storage, open_storage, redact
 from evals.models import Case, Gates, SampleResult, Suite
 
 EVALS_DIR: Final = "evals"
@@ -48,6 +48,8 @@ RESULTS_SCHEMA_VERSION: Final = 1
 COMPRESSION: Final = "zstd"
 
 RunStatus = Literal["running", "finished", "interrupted"]
+Lake = str | Path | Storage
+"""A lake: a local directory, a ``pyarrow.fs`` URI, or an opened :class:`~runtime.storage.Storage`."""
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -119,41 +121,34 @@ def _check_run_id(run_id: str) -> str:
     return run_id
 
 
-def results_dir(lake: str | Path, run_id: str) -> Path:
+def _results_rel(run_id: str) -> str:
+    return f"{RESULTS_DIR}/run_id={quote(_check_run_id(run_id), safe='')}"
+
+
+def _manifest_rel(run_id: str) -> str:
+    return f"{RUNS_DIR}/{quote(_check_run_id(run_id), safe='')}.json"
+
+
+def results_dir(lake: Lake, run_id: str) -> Ref:
     """The directory holding one run's result files."""
-    return Path(lake) / RESULTS_DIR / f"run_id={quote(_check_run_id(run_id), safe='')}"
+    return open_storage(lake).ref(_results_rel(run_id))
 
 
-def manifest_path(lake: str | Path, run_id: str) -> Path:
-    return Path(lake) / RUNS_DIR / f"{quote(_check_run_id(run_id), safe='')}.json"
+def manifest_path(lake: Lake, run_id: str) -> Ref:
+    return open_storage(lake).ref(_manifest_rel(run_id))
 
 
-def _parts(lake: str | Path, run_id: str) -> list[Path]:
-    return sorted(results_dir(lake, run_id).glob("*.parquet"))
+def _parts(st: Storage, run_id: str) -> list[str]:
+    return st.files(_results_rel(run_id), suffix=".parquet")
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _shown(st: Storage, rel: str) -> str:
+    """A file's name for messages (its URI's secret masked)."""
+    return redact(str(st.ref(rel)))
 
 
-def _atomic_parquet(table: pa.Table, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    tmp = directory / f".{name}.tmp"
-    try:
-        pq.write_table(table, tmp, compression=COMPRESSION)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return directory / name
+def _write_parquet(st: Storage, table: pa.Table, run_id: str) -> Ref:
+    return st.ref(st.write_parquet(_results_rel(run_id), table, compression=COMPRESSION))
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -190,7 +185,7 @@ def _conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=RESULTS_SCHEMA)
 
 
-def write_results(lake: str | Path, rows: Iterable[SampleResult | Mapping[str, Any]]) -> list[Path]:
+def write_results(lake: Lake, rows: Iterable[SampleResult | Mapping[str, Any]]) -> list[Ref]:
     """Append rows: one new Parquet file per run id among them (usually one); returns the new files.
 
     Nothing is written for no rows. Safe to call concurrently (every call writes its own files).
@@ -198,41 +193,48 @@ def write_results(lake: str | Path, rows: Iterable[SampleResult | Mapping[str, A
     table = to_table(rows)
     if table.num_rows == 0:
         return []
+    st = open_storage(lake)
     run_ids = sorted(set(table["run_id"].to_pylist()))
     written = []
     for run_id in run_ids:
         part = table if len(run_ids) == 1 else table.filter(pc.equal(table["run_id"], run_id))
-        written.append(_atomic_parquet(part, results_dir(lake, run_id)))
+        written.append(_write_parquet(st, part, run_id))
     return written
 
 
-def compact(lake: str | Path, run_id: str) -> CompactionResult:
+def _read_parts(st: Storage, parts: list[str]) -> pa.Table:
+    return pa.concat_tables([_conform(st.read_table(p)) for p in parts])
+
+
+def compact(lake: Lake, run_id: str) -> CompactionResult:
     """Merge a run's result files into one, sorted by cell, case and sample (every row kept).
 
-    The new file is renamed into place before the old ones are removed, so no row is ever missing;
-    files written concurrently (not yet listed) are left alone.
+    The new file is in place (renamed, or uploaded to an object store) before the old ones are
+    removed, so no row is ever missing; files written concurrently (not yet listed) are left alone.
     """
-    parts = _parts(lake, run_id)
+    st = open_storage(lake)
+    parts = _parts(st, run_id)
     if len(parts) <= 1:
         return CompactionResult(files_before=len(parts), files_after=len(parts), rows=0)
-    merged = pa.concat_tables([_conform(pq.read_table(p)) for p in parts])
+    merged = _read_parts(st, parts)
     merged = merged.sort_by([("cell", "ascending"), ("case_id", "ascending"), ("sample", "ascending")])
-    _atomic_parquet(merged, results_dir(lake, run_id))
+    _write_parquet(st, merged, run_id)
     for p in parts:
-        p.unlink(missing_ok=True)
+        st.delete(p)
     return CompactionResult(files_before=len(parts), files_after=1, rows=merged.num_rows)
 
 
-def done_sample_ids(lake: str | Path, run_id: str, *, retry_errors: bool = False) -> set[str]:
+def done_sample_ids(lake: Lake, run_id: str, *, retry_errors: bool = False) -> set[str]:
     """The sample ids a run already has rows for (empty for a run with none yet): a resumed sweep skips them.
 
     With ``retry_errors`` a sample whose only rows are ``error`` rows (it never ran) is not done, so
     a resume runs it again; its new row then supersedes the error row in every reader.
     """
-    parts = _parts(lake, run_id)
+    st = open_storage(lake)
+    parts = _parts(st, run_id)
     if not parts:
         return set()
-    table = pa.concat_tables([pq.read_table(p, columns=["sample_id", "status"]) for p in parts])
+    table = pa.concat_tables([st.read_table(p, columns=["sample_id", "status"]) for p in parts])
     ids = table["sample_id"].to_pylist()
     if not retry_errors:
         return set(ids)
@@ -243,13 +245,43 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _dedup_select(glob: str) -> str:
+def _read_parquet(glob: str) -> str:
     return (
-        f"SELECT * FROM read_parquet({_sql_str(glob)}, hive_partitioning=true, union_by_name=true, "
-        "hive_types={'run_id': 'VARCHAR'}) "
+        f"read_parquet({_sql_str(glob)}, hive_partitioning=true, union_by_name=true, "
+        "hive_types={'run_id': 'VARCHAR'})"
+    )
+
+
+def _dedup_select(source: str) -> str:
+    """One row per ``(run_id, sample_id)`` of ``source`` (a table expression)."""
+    return (
+        f"SELECT * FROM {source} "
         "QUALIFY row_number() OVER (PARTITION BY run_id, sample_id "
         "ORDER BY (status <> 'error') DESC, finished_at DESC NULLS LAST) = 1"
     )
+
+
+_RESULTS_DATA: Final = "_troupe_results_data"
+"""The name a non-local lake's results dataset is registered under on a DuckDB connection."""
+_RUN_PARTITIONING: Final = ds.partitioning(pa.schema([("run_id", pa.string())]), flavor="hive")
+
+
+def _results_source(con: duckdb.DuckDBPyConnection, st: Storage) -> str | None:
+    """What the ``results`` views select from: a ``read_parquet`` glob on local disk, else a
+    registered dataset of the files listed now; ``None`` while there are no result files."""
+    if st.local:
+        root = Path(st.path(RESULTS_DIR))
+        if root.is_dir() and any(root.glob("run_id=*/*.parquet")):
+            return _read_parquet(str(root / "*" / "*.parquet"))
+        return None
+    try:
+        files = st.file_infos(RESULTS_DIR, suffix=".parquet", recursive=True)
+    except OSError as e:
+        raise LakeLocationError(f"cannot list the eval results at {st}: {e}", location=str(st)) from None
+    if not files:
+        return None
+    con.register(_RESULTS_DATA, st.dataset(files, RESULTS_DIR, schema=RESULTS_SCHEMA, partitioning=_RUN_PARTITIONING))
+    return _RESULTS_DATA
 
 
 def _empty_select() -> str:
@@ -257,58 +289,62 @@ def _empty_select() -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def refresh(con: duckdb.DuckDBPyConnection, lake: str | Path) -> None:
-    """(Re)create the ``results`` and ``results_raw`` views (and ``events``): needed only when a
-    connection opened before the first result file was written should start seeing results."""
+def refresh(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """(Re)create the ``results`` and ``results_raw`` views (and ``events``): on local disk needed
+    only when a connection opened before the first result file was written should start seeing
+    results; off this machine the views hold the files listed here (call again to see newer ones)."""
     from runtime.lake import refresh as refresh_events
 
-    refresh_events(con, lake)
-    root = Path(lake) / RESULTS_DIR
-    if root.is_dir() and any(root.glob("run_id=*/*.parquet")):
-        glob = str(root / "*" / "*.parquet")
-        raw = (
-            f"SELECT * FROM read_parquet({_sql_str(glob)}, hive_partitioning=true, union_by_name=true, "
-            "hive_types={'run_id': 'VARCHAR'})"
-        )
-        dedup = _dedup_select(glob)
+    st = open_storage(lake)
+    refresh_events(con, st)
+    source = _results_source(con, st)
+    if source is not None:
+        raw = f"SELECT * FROM {source}"
+        dedup = _dedup_select(source)
     else:
         raw = dedup = _empty_select()
     con.sql(f"CREATE OR REPLACE VIEW results_raw AS {raw}")
     con.sql(f"CREATE OR REPLACE VIEW results AS {dedup}")
 
 
-def connect(lake: str | Path) -> duckdb.DuckDBPyConnection:
+def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views ``events`` (the event lake), ``results`` (every
     run's result rows, one per sample; ``run_id`` is a column) and ``results_raw`` (every row written).
 
     ``con.sql("select r.case_id, e.type from results r join events e using (session_id)")``.
     """
-    con = connect_events(lake)
+    st = open_storage(lake)
+    con = connect_events(st)
     try:
-        refresh(con, lake)
+        refresh(con, st)
     except BaseException:
         con.close()
         raise
     return con
 
 
-def results_table(lake: str | Path, run_id: str) -> pa.Table:
+def results_table(lake: Lake, run_id: str) -> pa.Table:
     """A run's rows (one per sample) sorted by cell, case and sample, in :data:`RESULTS_SCHEMA`.
 
     Empty for a run that has a manifest but no rows yet; :class:`UnknownRunError` for neither.
     """
-    parts = _parts(lake, run_id)
+    st = open_storage(lake)
+    parts = _parts(st, run_id)
     if not parts:
-        if not manifest_path(lake, run_id).is_file():
-            raise _unknown_run(lake, run_id)
+        if not st.is_file(_manifest_rel(run_id)):
+            raise _unknown_run(st, run_id)
         return RESULTS_SCHEMA.empty_table()
     con = duckdb.connect()
     try:
         con.sql("SET TimeZone = 'UTC'")
-        glob = str(results_dir(lake, run_id) / "*.parquet")
+        if st.local:
+            source = _read_parquet(st.path(f"{_results_rel(run_id)}/*.parquet"))
+        else:  # one run's rows are few: read them here rather than list and scan a dataset
+            con.register(_RESULTS_DATA, _read_parts(st, parts))
+            source = _RESULTS_DATA
         # Rows written by this function's reader carry the path's run id, like the `results` view.
         table = con.sql(
-            f"SELECT * REPLACE ($1 AS run_id) FROM ({_dedup_select(glob)}) ORDER BY cell, case_id, sample, sample_id",
+            f"SELECT * REPLACE ($1 AS run_id) FROM ({_dedup_select(source)}) ORDER BY cell, case_id, sample, sample_id",
             params=[run_id],
         ).to_arrow_table()
     finally:
@@ -374,30 +410,35 @@ class RunManifest(BaseModel):
         )
 
 
-def write_manifest(lake: str | Path, manifest: RunManifest, *, touch: bool = True) -> RunManifest:
+def write_manifest(lake: Lake, manifest: RunManifest, *, touch: bool = True) -> RunManifest:
     """Write (atomically replace) a run's manifest; stamps ``updated_at`` unless ``touch=False``.
     Returns the manifest as written."""
     _check_run_id(manifest.run_id)
     if touch:
         manifest = manifest.model_copy(update={"updated_at": _now()})
-    _atomic_bytes(manifest_path(lake, manifest.run_id), manifest.model_dump_json(indent=2).encode())
+    open_storage(lake).write_bytes(_manifest_rel(manifest.run_id), manifest.model_dump_json(indent=2).encode())
     return manifest
 
 
-def _load_manifest(path: Path) -> RunManifest:
+def _load_manifest(st: Storage, rel: str, data: bytes | None = None) -> RunManifest:
     try:
-        return RunManifest.model_validate_json(path.read_bytes())
+        return RunManifest.model_validate_json(st.read_bytes(rel) if data is None else data)
     except (ValidationError, ValueError) as e:
-        raise EvalStoreError(f"run manifest {path} is malformed (fix or delete it): {e}") from None
+        raise EvalStoreError(f"run manifest {_shown(st, rel)} is malformed (fix or delete it): {e}") from None
 
 
-def find_manifest(lake: str | Path, run_id: str) -> RunManifest | None:
+def find_manifest(lake: Lake, run_id: str) -> RunManifest | None:
     """A run's manifest, or ``None`` when it has none."""
-    path = manifest_path(lake, run_id)
-    return _load_manifest(path) if path.is_file() else None
+    st = open_storage(lake)
+    rel = _manifest_rel(run_id)
+    try:
+        data = st.read_bytes(rel)
+    except FileNotFoundError:
+        return None
+    return _load_manifest(st, rel, data)
 
 
-def read_manifest(lake: str | Path, run_id: str) -> RunManifest:
+def read_manifest(lake: Lake, run_id: str) -> RunManifest:
     """A run's manifest; :class:`UnknownRunError` (listing the known runs) when it has none."""
     manifest = find_manifest(lake, run_id)
     if manifest is None:
@@ -405,22 +446,18 @@ def read_manifest(lake: str | Path, run_id: str) -> RunManifest:
     return manifest
 
 
-def list_runs(lake: str | Path) -> list[RunManifest]:
+def list_runs(lake: Lake) -> list[RunManifest]:
     """Every run with a manifest, newest first (by ``created_at``)."""
-    root = Path(lake) / RUNS_DIR
-    manifests = [_load_manifest(p) for p in root.glob("*.json")] if root.is_dir() else []
+    st = open_storage(lake)
+    manifests = [_load_manifest(st, rel) for rel in st.files(RUNS_DIR, suffix=".json")]
     return sorted(manifests, key=lambda m: (_utc(m.created_at), m.run_id), reverse=True)
 
 
-def known_run_ids(lake: str | Path) -> list[str]:
+def known_run_ids(lake: Lake) -> list[str]:
     """Ids of every run with a manifest or result rows, sorted."""
-    ids: set[str] = set()
-    runs = Path(lake) / RUNS_DIR
-    if runs.is_dir():
-        ids.update(unquote(p.stem) for p in runs.glob("*.json"))
-    results = Path(lake) / RESULTS_DIR
-    if results.is_dir():
-        ids.update(unquote(p.name.removeprefix("run_id=")) for p in results.glob("run_id=*") if p.is_dir())
+    st = open_storage(lake)
+    ids = {unquote(rel.rsplit("/", 1)[-1].removesuffix(".json")) for rel in st.files(RUNS_DIR, suffix=".json")}
+    ids.update(unquote(d.removeprefix("run_id=")) for d in st.dirs(RESULTS_DIR) if d.startswith("run_id="))
     return sorted(ids)
 
 
@@ -433,27 +470,36 @@ def _listing(names: Iterable[str], what: str, limit: int = 20) -> str:
     return f"known {what}: {shown}{more}"
 
 
-def _unknown_run(lake: str | Path, run_id: str) -> UnknownRunError:
+def _unknown_run(lake: Lake, run_id: str) -> UnknownRunError:
+    st = open_storage(lake)
     return UnknownRunError(
-        f"no eval run {run_id!r} in {Path(lake)}; {_listing(known_run_ids(lake), 'eval runs')}", run_id=run_id
+        f"no eval run {run_id!r} in {st}; {_listing(known_run_ids(st), 'eval runs')}", run_id=run_id
     )
 
 
-def require_run(lake: str | Path, run_id: str) -> str:
+def _has_run(st: Storage, run_id: str) -> bool:
+    return st.is_file(_manifest_rel(run_id)) or bool(_parts(st, run_id))
+
+
+def require_run(lake: Lake, run_id: str) -> str:
     """``run_id`` if the run has a manifest or results; else :class:`UnknownRunError` listing the known runs."""
-    if manifest_path(lake, run_id).is_file() or _parts(lake, run_id):
+    st = open_storage(lake)
+    if _has_run(st, run_id):
         return run_id
-    raise _unknown_run(lake, run_id)
+    raise _unknown_run(st, run_id)
 
 
 # --- baselines --------------------------------------------------------------------------------
-def list_baselines(lake: str | Path) -> dict[str, str]:
+def list_baselines(lake: Lake) -> dict[str, str]:
     """Every baseline name and its run id."""
-    path = Path(lake) / BASELINES_FILE
-    if not path.is_file():
-        return {}
+    st = open_storage(lake)
     try:
-        data = json.loads(path.read_text())
+        raw = st.read_bytes(BASELINES_FILE)
+    except FileNotFoundError:
+        return {}
+    path = _shown(st, BASELINES_FILE)
+    try:
+        data = json.loads(raw)
     except ValueError as e:
         raise EvalStoreError(f"{path} is not valid JSON (fix or delete it): {e}") from None
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
@@ -461,44 +507,46 @@ def list_baselines(lake: str | Path) -> dict[str, str]:
     return dict(data)
 
 
-def set_baseline(lake: str | Path, name: str, run_id: str) -> None:
+def set_baseline(lake: Lake, name: str, run_id: str) -> None:
     """Point baseline ``name`` at ``run_id`` (which must exist); replaces an earlier one of that name."""
     if not isinstance(name, str) or not name.strip():
         raise EvalStoreError(f"a baseline name must be a non-empty string, not {name!r}")
-    require_run(lake, run_id)
-    baselines = list_baselines(lake)
+    st = open_storage(lake)
+    require_run(st, run_id)
+    baselines = list_baselines(st)
     baselines[name] = run_id
     data = json.dumps(dict(sorted(baselines.items())), indent=2).encode()
-    _atomic_bytes(Path(lake) / BASELINES_FILE, data)
+    st.write_bytes(BASELINES_FILE, data)
 
 
-def get_baseline(lake: str | Path, name: str) -> str:
+def get_baseline(lake: Lake, name: str) -> str:
     """The run id of baseline ``name``; :class:`UnknownBaselineError` (listing the names) when absent."""
     baselines = list_baselines(lake)
     if name not in baselines:
         raise UnknownBaselineError(
-            f"no baseline {name!r} in {Path(lake)}; {_listing(sorted(baselines), 'baselines')} "
+            f"no baseline {name!r} in {open_storage(lake)}; {_listing(sorted(baselines), 'baselines')} "
             "(set one with set_baseline / `troupe eval baseline`)",
             name=name,
         )
     return baselines[name]
 
 
-def resolve_run(lake: str | Path, ref: str) -> str:
+def resolve_run(lake: Lake, ref: str) -> str:
     """A run id from what a user typed: a run id, ``latest`` (the newest manifest) or a baseline name."""
-    if manifest_path(lake, ref).is_file() or _parts(lake, ref):
+    st = open_storage(lake)
+    if _has_run(st, ref):
         return ref
     if ref == "latest":
-        runs = list_runs(lake)
+        runs = list_runs(st)
         if not runs:
-            raise UnknownRunError(f"no eval runs in {Path(lake)}, so there is no 'latest'")
+            raise UnknownRunError(f"no eval runs in {st}, so there is no 'latest'")
         return runs[0].run_id
-    baselines = list_baselines(lake)
+    baselines = list_baselines(st)
     if ref in baselines:
         return baselines[ref]
     raise UnknownRunError(
-        f"{ref!r} is neither an eval run nor a baseline in {Path(lake)}; "
-        f"{_listing(known_run_ids(lake), 'eval runs')}; {_listing(sorted(baselines), 'baselines')}",
+        f"{ref!r} is neither an eval run nor a baseline in {st}; "
+        f"{_listing(known_run_ids(st), 'eval runs')}; {_listing(sorted(baselines), 'baselines')}",
         run_id=ref,
     )
 

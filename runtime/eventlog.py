@@ -28,6 +28,7 @@ from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.errors import TroupeError
 from runtime.events import ARROW_SCHEMA, EPHEMERAL_TYPES, EVENT_COLUMNS
 from runtime.lake import CompactionResult, LakeWriter, compact_run
+from runtime.storage import Storage, open_storage, redact
 
 Columns = dict[str, list[Any]]
 _log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class EventLogCore:
 
     def __init__(
         self,
-        lake: str | Path,
+        lake: str | Path | Storage,
         *,
         flush_rows: int = DEFAULT_FLUSH_ROWS,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
@@ -113,13 +114,16 @@ class EventLogCore:
         tail_idle_s: float = DEFAULT_TAIL_IDLE_S,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.lake = Path(lake)
+        self._storage = open_storage(lake)
+        self._storage.check()  # a missing bucket fails here, not at the first flush
+        self.lake = self._storage.location
+        """The lake: an absolute local path or a ``pyarrow.fs`` URI (:mod:`runtime.storage`)."""
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self.tail_max = tail_max
         self.tail_idle_s = tail_idle_s
         self._clock = clock
-        self._writer = LakeWriter(self.lake)
+        self._writer = LakeWriter(self._storage)
         self._pending: list[Columns] = []
         self._pending_rows = 0
         self._oldest: float | None = None
@@ -255,7 +259,7 @@ class EventLogCore:
         """Flush, then compact the run's files (one file per date directory)."""
         await self.flush()
         async with self._compact_lock:  # two compactions of one run would delete each other's input
-            result = await asyncio.to_thread(compact_run, self.lake, run_id)
+            result = await asyncio.to_thread(compact_run, self._storage, run_id)
         self._stats.compactions += 1
         return result
 
@@ -326,7 +330,7 @@ class EventLogCore:
     def stats(self) -> dict[str, Any]:
         self._stats.rows_buffered = self._pending_rows
         self._stats.subscribed_sessions = len(self._tails)
-        return {**self._stats.__dict__, "lake": str(self.lake)}
+        return {**self._stats.__dict__, "lake": redact(self.lake)}
 
 
 __all__ = [

@@ -1,13 +1,18 @@
-"""The event lake on disk: hive-partitioned Parquet files and a DuckDB view over them.
+"""The event lake: hive-partitioned Parquet files and a DuckDB view over them.
 
 Layout: ``<root>/events/date=YYYY-MM-DD/run_id=<id>/part-<uuid>.parquet`` (zstd). ``run_id`` is
 kept inside the files as well as in the path, so a single file is self-describing; DuckDB's hive
 partitioning merges the two into one ``run_id`` column (the path value wins) and adds ``date``.
 Run ids are percent-encoded in the path (DuckDB decodes hive values), so any string is safe.
 
-Files appear atomically (written under a dot-prefixed ``.tmp`` name, then renamed), so a reader
-never sees half a file. Many small sessions would become many tiny files, which makes scans slow;
-:func:`compact_run` merges a run's files into one per date when the run ends.
+The root is a local directory or any ``pyarrow.fs`` URI (``s3://bucket/prefix?...``, ``gs://...``;
+see :mod:`runtime.storage`). DuckDB globs local files itself (each query re-reads the glob); for
+other locations it scans a ``pyarrow.dataset`` of the files listed when the view was (re)built, so
+a long-lived connection calls :func:`refresh` to see newer files. No DuckDB extension is needed.
+
+Files appear atomically (see :mod:`runtime.storage`), so a reader never sees half a file. Many
+small sessions would become many tiny files, which makes scans slow; :func:`compact_run` merges a
+run's files into one per date when the run ends.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import csv
 import io
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,10 +31,11 @@ from urllib.parse import quote
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
 from runtime.errors import TroupeError
 from runtime.events import ARROW_SCHEMA
+from runtime.storage import LakeLocationError, Ref, Storage, is_uri, open_storage
 
 EVENTS_DIR: Final = "events"
 COMPRESSION: Final = "zstd"
@@ -38,6 +43,12 @@ WRITE_ROW_GROUP: Final = 128 * 1024
 """Row group size for ordinary part files (a flush is at most a few tens of thousands of rows)."""
 COMPACT_ROW_GROUP: Final = 512 * 1024
 """Row group size of compacted files: large enough to scan fast, small enough for parallel scans."""
+
+_PARTITIONING: Final = ds.partitioning(pa.schema([("date", pa.date32()), ("run_id", pa.string())]), flavor="hive")
+_VIEW_SCHEMA: Final = ARROW_SCHEMA.append(pa.field("date", pa.date32()))
+"""The ``events`` view's columns: the file schema plus the ``date`` hive key (``run_id`` is in both)."""
+_EVENTS_DATA: Final = "_troupe_events_data"
+"""The name a non-local lake's dataset is registered under on a DuckDB connection."""
 
 _DUCK_TYPES: Final[dict[pa.DataType, str]] = {
     pa.int16(): "SMALLINT",
@@ -54,17 +65,20 @@ class LakeQueryError(TroupeError):
     """A query over the lake failed; the message is DuckDB's."""
 
 
-def default_lake() -> Path:
-    """The lake directory: ``$TROUPE_LAKE`` or ``./.troupe/lake``, made absolute.
+def default_lake() -> Path | str:
+    """The lake: ``$TROUPE_LAKE`` or ``./.troupe/lake``; a local directory made absolute (it is
+    handed to actors whose working directory may differ), a URI (``s3://...``) as given."""
+    value = os.environ.get("TROUPE_LAKE") or "./.troupe/lake"
+    return value if is_uri(value) else open_storage(value).ref()
 
-    Absolute because the path is handed to an actor whose working directory may differ.
-    """
-    return Path(os.environ.get("TROUPE_LAKE") or "./.troupe/lake").expanduser().resolve()
+
+def _partition_rel(day: str, run_id: str) -> str:
+    return f"{EVENTS_DIR}/date={day}/run_id={quote(run_id, safe='')}"
 
 
-def partition_dir(root: str | Path, day: str, run_id: str) -> Path:
-    """The directory holding one run's files for one UTC day."""
-    return Path(root) / EVENTS_DIR / f"date={day}" / f"run_id={quote(run_id, safe='')}"
+def partition_dir(root: str | Path | Storage, day: str, run_id: str) -> Ref:
+    """The directory holding one run's files for one UTC day (a ``Path``, or a URI off this machine)."""
+    return open_storage(root).ref(_partition_rel(day, run_id))
 
 
 def _to_table(data: pa.Table | Mapping[str, Sequence[Any]]) -> pa.Table:
@@ -73,17 +87,8 @@ def _to_table(data: pa.Table | Mapping[str, Sequence[Any]]) -> pa.Table:
     return pa.Table.from_pydict({name: data[name] for name in ARROW_SCHEMA.names}, schema=ARROW_SCHEMA)
 
 
-def _atomic_write(table: pa.Table, directory: Path, row_group_size: int) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"part-{uuid.uuid4().hex}.parquet"
-    tmp = directory / f".{name}.tmp"
-    try:
-        pq.write_table(table, tmp, compression=COMPRESSION, row_group_size=row_group_size)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return directory / name
+def _write_part(storage: Storage, table: pa.Table, rel_dir: str, row_group_size: int) -> str:
+    return storage.write_parquet(rel_dir, table, compression=COMPRESSION, row_group_size=row_group_size)
 
 
 def _split(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
@@ -106,10 +111,11 @@ def _split(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
 class LakeWriter:
     """Writes batches of events into the lake, one new file per (date, run) in the batch."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | Storage) -> None:
+        self.storage = open_storage(root)
+        self.root = self.storage.ref()
 
-    def write(self, data: pa.Table | Mapping[str, Sequence[Any]]) -> list[Path]:
+    def write(self, data: pa.Table | Mapping[str, Sequence[Any]]) -> list[Ref]:
         """Write a batch (an Arrow table or the column dict of ``events_to_columns``); returns the new files."""
         table = _to_table(data)
         if table.num_rows == 0:
@@ -117,7 +123,7 @@ class LakeWriter:
         if table["ts"].null_count or table["run_id"].null_count:
             raise ValueError("every event needs a ts and a run_id to be partitioned")
         return [
-            _atomic_write(part, partition_dir(self.root, day, run_id), WRITE_ROW_GROUP)
+            self.storage.ref(_write_part(self.storage, part, _partition_rel(day, run_id), WRITE_ROW_GROUP))
             for day, run_id, part in _split(table)
         ]
 
@@ -131,27 +137,31 @@ class CompactionResult:
     rows: int
 
 
-def compact_run(root: str | Path, run_id: str) -> CompactionResult:
+def compact_run(root: str | Path | Storage, run_id: str) -> CompactionResult:
     """Merge each date directory of a run into one file sorted by ``ts``.
 
-    The new file is renamed into place before the old ones are removed, so no row is ever
-    missing; a reader globbing in that instant may see a row twice or miss a deleted file
-    (a retry fixes it). Files written concurrently (not yet listed) are left alone.
+    The new file is in place (renamed, or uploaded to an object store) before the old ones are
+    removed, so no row is ever missing; a reader listing in that instant may see a row twice or
+    miss a deleted file (a retry fixes it). Files written concurrently (not yet listed) are left alone.
     """
+    storage = open_storage(root)
     before = after = rows = 0
     enc = quote(run_id, safe="")
-    for run_dir in sorted((Path(root) / EVENTS_DIR).glob(f"date=*/run_id={enc}")):
-        parts = sorted(run_dir.glob("*.parquet"))
+    for day in storage.dirs(EVENTS_DIR):
+        if not day.startswith("date="):
+            continue
+        run_dir = f"{EVENTS_DIR}/{day}/run_id={enc}"
+        parts = storage.files(run_dir, suffix=".parquet")
         before += len(parts)
         if len(parts) <= 1:
             after += len(parts)
             continue
-        tables = [pq.read_table(p) for p in parts]
+        tables = [storage.read_table(p) for p in parts]
         merged = pa.concat_tables(tables, promote_options="default")
         merged = merged.sort_by([("ts", "ascending"), ("seq", "ascending")])
-        _atomic_write(merged, run_dir, COMPACT_ROW_GROUP)
+        _write_part(storage, merged, run_dir, COMPACT_ROW_GROUP)
         for p in parts:
-            p.unlink(missing_ok=True)
+            storage.delete(p)
         after += 1
         rows += merged.num_rows
     return CompactionResult(files_before=before, files_after=after, rows=rows)
@@ -171,30 +181,47 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def refresh(con: duckdb.DuckDBPyConnection, root: str | Path) -> None:
-    """(Re)create the ``events`` view; needed only when a connection opened on an empty lake
-    should start seeing files (the glob itself is re-read by every query)."""
-    root = Path(root)
-    if _has_files(root):
+def _events_select(con: duckdb.DuckDBPyConnection, storage: Storage) -> str:
+    if storage.local:
+        root = Path(storage.base)
+        if not _has_files(root):
+            return _empty_select()
         glob = _sql_str(str(root / EVENTS_DIR / "**" / "*.parquet"))
-        body = (
+        return (
             f"SELECT * FROM read_parquet({glob}, hive_partitioning=true, union_by_name=true, "
             "hive_types={'date': 'DATE', 'run_id': 'VARCHAR'})"
         )
-    else:
-        body = _empty_select()
-    con.sql(f"CREATE OR REPLACE VIEW events AS {body}")
+    try:
+        files = storage.file_infos(EVENTS_DIR, suffix=".parquet", recursive=True)
+    except OSError as e:
+        raise LakeLocationError(f"cannot list the lake at {storage}: {e}", location=str(storage)) from None
+    if not files:
+        storage.check()  # an empty lake, or a bucket that is not there?
+        return _empty_select()
+    con.register(_EVENTS_DATA, storage.dataset(files, EVENTS_DIR, schema=_VIEW_SCHEMA, partitioning=_PARTITIONING))
+    return f"SELECT * FROM {_EVENTS_DATA}"
 
 
-def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
+def refresh(con: duckdb.DuckDBPyConnection, root: str | Path | Storage) -> None:
+    """(Re)create the ``events`` view. On local disk it is needed only when a connection opened on
+    an empty lake should start seeing files (the glob itself is re-read by every query); elsewhere
+    the view holds the files listed here, so call it again to see newer (or compacted) files."""
+    con.sql(f"CREATE OR REPLACE VIEW events AS {_events_select(con, open_storage(root))}")
+
+
+def connect(root: str | Path | Storage) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the ``events`` view (zero rows on an empty lake)."""
     con = duckdb.connect()
-    con.sql("SET TimeZone = 'UTC'")
-    refresh(con, root)
+    try:
+        con.sql("SET TimeZone = 'UTC'")
+        refresh(con, root)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def query(root: str | Path, sql: str) -> pa.Table:
+def query(root: str | Path | Storage, sql: str) -> pa.Table:
     """Run one SQL statement against the lake; raises :class:`LakeQueryError` with DuckDB's message."""
     con = connect(root)
     try:

@@ -20,8 +20,8 @@ from tools.registry import ToolRegistry
 
 class LocalBackend:
     def __init__(self, lake: str | Path, *, registry: ToolRegistry | None = None, **host_kwargs: Any) -> None:
-        self.lake = str(lake)
-        self.log = EventLogCore(self.lake)
+        self.log = EventLogCore(lake)
+        self.lake = self.log.lake  # an absolute local path, or the pyarrow.fs URI as given
         self.buffer = EventBuffer(self.log.append)
         self.host = HostCore(sink=self.buffer, registry=registry, **host_kwargs)
         self._started = False
