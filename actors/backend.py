@@ -12,7 +12,6 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -37,6 +36,7 @@ from runtime.errors import ConfigError, UnknownAgentError
 from runtime.events import Event
 from runtime.host import SessionSpec, root_of
 from runtime.scheduler import DEFAULT_MAX_CONCURRENCY
+from runtime.storage import normalize as normalize_lake
 from runtime.ids import AgentId, SessionId
 from runtime.messages import Envelope
 
@@ -124,7 +124,7 @@ class RayBackend:
     async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
                      tool_concurrency: int = DEFAULT_MAX_CONCURRENCY, **init_options: Any) -> RayBackend:
         started = ensure_ray(address, **init_options)
-        lake = str(Path(lake).expanduser().resolve())
+        lake = normalize_lake(lake)  # an absolute local path, or a pyarrow.fs URI as given
         job = ray.get_runtime_context().get_job_id()
         log_name = event_log_name(lake, job)
         log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)

@@ -7,12 +7,19 @@ import asyncio
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runtime.errors import ConfigError
 
+if TYPE_CHECKING:
+    from evals.sweep import Progress
+
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
+PROGRESS_EVERY_S = 5.0
+"""Without a terminal (a log, ``ray job logs``) the sweep's progress is one line this often."""
 
 
 def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
@@ -34,16 +41,40 @@ def _value(text: str) -> Any:
         return text
 
 
+def progress_printer(out: TextIO | None = None, *, every_s: float = PROGRESS_EVERY_S) -> Callable[[Progress], None]:
+    """A sweep's progress: redrawn in place on a terminal; else (a log, ``ray job logs``) one line
+    at most every ``every_s`` seconds while the counts move, and always the last one."""
+    stream = out or sys.stderr
+    if stream.isatty():
+        def redraw(p: Progress) -> None:
+            stream.write("\r" + p.line().ljust(100))
+            stream.flush()
+        return redraw
+    last: dict[str, Any] = {"counts": None, "at": 0.0}
+
+    def log_line(p: Progress) -> None:
+        counts, now = (p.done, p.failed, p.passed, p.running), time.monotonic()
+        finished = p.done + p.skipped >= p.total
+        if counts == last["counts"] or (not finished and now - last["at"] < every_s):
+            return
+        last.update(counts=counts, at=now)
+        stream.write(p.line() + "\n")
+        stream.flush()
+    return log_line
+
+
 def _lake(value: str | None) -> str:
     from runtime.lake import default_lake
 
-    return str(Path(value or default_lake()).expanduser().resolve())
+    from runtime.storage import normalize
+
+    return normalize(value or default_lake())
 
 
 async def _run(args: argparse.Namespace) -> int:
     from evals.report import terminal_summary
     from evals.suite import load_suite
-    from evals.sweep import Progress, Sweep
+    from evals.sweep import Sweep
     from runtime.api import Troupe
 
     suite = load_suite(args.suite)
@@ -52,21 +83,19 @@ async def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--limit must be at least 1, got {args.limit}")
         suite.cases = suite.cases[:args.limit]
     quiet = args.json
-
-    def show(p: Progress) -> None:
-        if not quiet:
-            sys.stderr.write("\r" + p.line().ljust(100))
-            sys.stderr.flush()
-
+    show = None if quiet else progress_printer()
     troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement="packed",
                                   logging_level=logging.WARNING)
     try:
         sweep = Sweep(troupe, suite, grid=parse_grid(args.grid), model=args.model, samples=args.samples,
                       concurrency=args.concurrency, run_id=args.run_id, on_progress=show)
+        if not quiet:
+            print(f"[eval] suite {suite.suite.name}: run {sweep.run_id}, lake {troupe.lake}, "
+                  f"concurrency {args.concurrency}", file=sys.stderr, flush=True)
         progress = await sweep.run()
     finally:
         await troupe.shutdown()
-    if not quiet:
+    if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     ok, failures = _gates(troupe.lake, sweep.run_id)
     if args.json:
@@ -154,7 +183,7 @@ def add_parser(sub: Any) -> None:
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
 
     def lake_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
+        p.add_argument("--lake", help="event lake: a directory or a pyarrow.fs URI (default $TROUPE_LAKE or ./.troupe/lake)")
 
     run = ev_sub.add_parser("run", help="run a suite: grid x cases x samples, as sessions across the cluster")
     run.add_argument("suite", help="suite YAML file")

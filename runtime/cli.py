@@ -21,9 +21,12 @@ EXIT_USAGE = 2
 
 
 def _lake(value: str | None) -> str:
+    """The lake to use: ``--lake``, ``$TROUPE_LAKE`` or ``./.troupe/lake``; an absolute local path
+    or a ``pyarrow.fs`` URI (``s3://...``), checked here so a bad one is a usage error."""
     from runtime.lake import default_lake
+    from runtime.storage import normalize
 
-    return str(value or default_lake())
+    return normalize(value or default_lake())
 
 
 async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[str, Any]:
@@ -83,7 +86,9 @@ def _print_outcome(out: dict[str, Any]) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from runtime.api import as_team
 
-    out = asyncio.run(_run_session(args, as_team(args.team), args.input))
+    if (args.input is None) == (args.text is None):
+        raise ConfigError('give the message once: troupe run TEAM "TEXT" (or --input TEXT)')
+    out = asyncio.run(_run_session(args, as_team(args.team), args.input if args.input is not None else args.text))
     if args.json:
         print(json.dumps({k: v for k, v in out.items() if k != "ok"}))
     else:
@@ -131,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=model_default, help=model_help)
         p.add_argument("--placement", choices=[p.value for p in Placement], default=None,
                        help="dedicated: one Ray actor per agent; packed: agents share pooled host actors")
-        p.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
-        p.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
+        p.add_argument("--lake", help="event lake: a directory or a pyarrow.fs URI such as s3://bucket/lake "
+                                      "(default $TROUPE_LAKE or ./.troupe/lake)")
+        p.add_argument("--address", help="Ray address HOST:PORT (default: $RAY_ADDRESS, as in a `ray job submit` "
+                                         "job, else a running cluster, else a new local one)")
         p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
         p.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
         p.add_argument("--approve", choices=["ask", "yes", "no"], default=None,
@@ -141,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a team session and print its reply")
     run.add_argument("team", help="team YAML file, or a folder with team.yaml")
-    run.add_argument("--input", "-i", required=True, help="the user's message to the team's entry agent")
+    run.add_argument("text", nargs="?", help="the user's message to the team's entry agent (or --input)")
+    run.add_argument("--input", "-i", help="the user's message to the team's entry agent")
     session_options(run, model_default=None,
                     model_help="model profile every agent uses (a profile of the team, 'local' or 'local:/path.gguf')")
     run.set_defaults(func=_cmd_run)
@@ -156,13 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     events_sub = events.add_subparsers(dest="events_command", required=True)
     sql = events_sub.add_parser("sql", help="run DuckDB SQL over the `events` view")
     sql.add_argument("query", help='e.g. "select type, count(*) from events group by type"')
-    sql.add_argument("--lake", help="event lake directory (default $TROUPE_LAKE or ./.troupe/lake)")
+    sql.add_argument("--lake", help="event lake: a directory or a pyarrow.fs URI such as s3://bucket/lake "
+                                    "(default $TROUPE_LAKE or ./.troupe/lake)")
     sql.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sql.set_defaults(func=_cmd_events_sql)
 
     from evals.cli import add_parser as add_eval_parser
+    from runtime.mcp_server.cli import add_parser as add_mcp_parser
 
     add_eval_parser(sub)
+    add_mcp_parser(sub)
     return parser
 
 
