@@ -11,11 +11,12 @@ from typing import Any
 import ray
 
 from actors.dispatch import RayDispatcher
+from actors.llm import RemoteLLMFactory
+from actors.metrics import host_event_buffer
 from actors.ship import RayShip
 from actors.naming import NAMESPACE
 from actors.transport import RayTransport
 from runtime.errors import TroupeError
-from runtime.event_buffer import EventBuffer
 from runtime.host import HostCore, SessionSpec
 from runtime.ids import AgentId, SessionId
 from runtime.messages import Envelope
@@ -40,9 +41,13 @@ def _portable(error: BaseException) -> BaseException:
 class HostActor:
     def __init__(self, event_log_name: str, scheduler_name: str) -> None:
         self._log = ray.get_actor(event_log_name, namespace=NAMESPACE)
-        self._buffer = EventBuffer(RayShip(self._log))
+        # Metered: the events also feed the troupe_* metrics (actors/metrics.py; TROUPE_METRICS=0: off).
+        self._buffer = host_event_buffer(RayShip(self._log), lambda: self.core.sessions)
         self._transport = RayTransport(own_name=ray.get_runtime_context().get_actor_name())
-        self.core = HostCore(sink=self._buffer, transport=self._transport, dispatcher=RayDispatcher(scheduler_name))
+        dispatcher = RayDispatcher(scheduler_name)
+        # Network-backed models are called as llm:<agent> tasks on the node's LLM worker (actors/llm.py).
+        self.core = HostCore(sink=self._buffer, transport=self._transport, dispatcher=dispatcher,
+                             llm_factory=RemoteLLMFactory(scheduler_name, dispatcher.node_id))
         self._started = False
         self._packed: dict[SessionId, asyncio.Task[None]] = {}
         """Sessions running under :meth:`run_sessions`, for :meth:`cancel_packed`."""

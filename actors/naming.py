@@ -1,4 +1,21 @@
-"""Every Ray actor name and option Troupe uses, in one place."""
+"""Every Ray actor name and option Troupe uses, in one place.
+
+Names are what a person sees in the Ray dashboard's actor list and in ``ray list actors``, so each
+says what the actor is: a dedicated logical actor is ``<session>/<agent>`` (``s-1a2b.../lead``);
+the runtime's own actors start with ``troupe-`` and their role, then the lake tag and job that
+scope them (two drivers, or two lakes, never share one)::
+
+    troupe-eventlog-<lake tag>-<job>            the event log (writes the lake)
+    troupe-scheduler-<lake tag>-<job>           the tool scheduler (cluster-wide caps)
+    troupe-pool-<lake tag>-<job>-<i>            a pool host (packed sessions, many at once)
+    troupe-tools-<lake tag>-<job>-<node>        a node's I/O tool worker
+    troupe-mcp-<lake tag>-<job>-<node>          a node's MCP connections
+    troupe-llm-<lake tag>-<job>-<node>          a node's LLM worker (``llm:<agent>`` tasks)
+    troupe-local-llm-<node>-<model hash>        a node's embedded model server (detached)
+
+Ray task names say what ran: ``tool:<name>`` for a tool call that runs outside its agent's host,
+``llm:<agent>`` for a call to a network-backed model.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +37,7 @@ def lake_tag(lake: str) -> str:
 def event_log_name(lake: str, job: str) -> str:
     """One event log per driver (job) and lake: actors die with the job that owns them, so two
     drivers writing one lake must not share one (their files never collide: names are unique)."""
-    return f"eventlog-{lake_tag(lake)}-{job}"
+    return f"troupe-eventlog-{lake_tag(lake)}-{job}"
 
 
 def dedicated_name(session_id: SessionId, agent: AgentId) -> str:
@@ -29,7 +46,8 @@ def dedicated_name(session_id: SessionId, agent: AgentId) -> str:
 
 
 def pool_host_name(lake: str, job: str, index: int) -> str:
-    return f"host-{lake_tag(lake)}-{job}-{index}"
+    """A pool host (it holds whole packed sessions, many at once): ``troupe-pool-<lake tag>-<job>-<i>``."""
+    return f"troupe-pool-{lake_tag(lake)}-{job}-{index}"
 
 
 def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:
@@ -46,12 +64,25 @@ def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:
 
 def scheduler_name(lake: str, job: str) -> str:
     """The runtime's tool scheduler (one per driver and lake, like the event log)."""
-    return f"scheduler-{lake_tag(lake)}-{job}"
+    return f"troupe-scheduler-{lake_tag(lake)}-{job}"
 
 
-def node_actor_name(prefix: str, kind: str, node_id: str) -> str:
-    """A scheduler's per-node helper: ``<prefix>-io-<node>`` (tool worker), ``<prefix>-mcp-<node>``."""
-    return f"{prefix}-{kind}-{node_id[:12]}"
+def node_scope(lake: str, job: str) -> str:
+    """What a runtime's per-node actors are scoped by: ``<lake tag>-<job>``."""
+    return f"{lake_tag(lake)}-{job}"
+
+
+TOOL_WORKER = "tools"
+MCP_NODE = "mcp"
+LLM_WORKER = "llm"
+
+
+def node_actor_name(scope: str, kind: str, node_id: str) -> str:
+    """A scheduler's per-node helper: ``troupe-<kind>-<scope>-<node id[:12]>``, ``kind`` one of
+    :data:`TOOL_WORKER`, :data:`MCP_NODE`, :data:`LLM_WORKER`; ``scope`` is :func:`node_scope`
+    (a legacy ``tools-<scope>`` prefix is accepted)."""
+    scope = scope.removeprefix("troupe-").removeprefix("tools-")
+    return f"troupe-{kind}-{scope}-{node_id[:12]}"
 
 
 def node_actor_options(name: str, node_id: str) -> dict[str, Any]:
@@ -69,11 +100,11 @@ def node_actor_options(name: str, node_id: str) -> dict[str, Any]:
     }
 
 
-LOCAL_MODEL_PREFIX = "local-llm-"
+LOCAL_MODEL_PREFIX = "troupe-local-llm-"
 
 
 def local_model_name(node_id: str, model_key: str) -> str:
-    """The per-node local model server actor: ``local-llm-<node id[:12]>-<model hash>``."""
+    """The per-node local model server actor: ``troupe-local-llm-<node id[:12]>-<model hash>``."""
     return f"{LOCAL_MODEL_PREFIX}{node_id[:12]}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}"
 
 
@@ -96,7 +127,9 @@ def local_model_options(name: str, node_id: str) -> dict[str, Any]:
 
 __all__ = [
     "HOST_MAX_CONCURRENCY",
+    "LLM_WORKER",
     "LOCAL_MODEL_PREFIX",
+    "MCP_NODE",
     "NAMESPACE",
     "dedicated_name",
     "event_log_name",
@@ -106,6 +139,8 @@ __all__ = [
     "local_model_options",
     "node_actor_name",
     "node_actor_options",
+    "node_scope",
     "pool_host_name",
     "scheduler_name",
+    "TOOL_WORKER",
 ]

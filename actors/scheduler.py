@@ -9,6 +9,10 @@ its global and per-tool caps hold across the whole cluster. For each call it pic
   cluster has them (refused at once when no node has them);
 * ``mcp``: the calling node's :class:`McpNodeActor`, which keeps one connection per server.
 
+Every call it starts is a Ray task (or actor task) named ``tool:<name>``, so the dashboard's task
+list says which tool ran. It also owns each node's :class:`~actors.llm.LLMWorkerActor` (hosts ask
+:meth:`SchedulerActor.llm_worker` for theirs), so every per-node actor is released with it.
+
 A cancelled call cancels what it started (``ray.cancel``), so a cancelled turn stops its tools.
 """
 
@@ -25,7 +29,7 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 
-from actors.naming import NAMESPACE, node_actor_options, node_actor_name
+from actors.naming import LLM_WORKER, MCP_NODE, NAMESPACE, TOOL_WORKER, node_actor_name, node_actor_options
 from actors.transport import remote_call
 from runtime.config import McpServerConfig
 from runtime.dispatch import McpRequest, manager_sampler
@@ -120,6 +124,7 @@ class SchedulerActor:
         self.prefix = name_prefix
         self._workers: dict[str, ActorHandle] = {}
         self._mcp: dict[str, ActorHandle] = {}
+        self._llm: dict[str, ActorHandle] = {}
         self._nodes: tuple[float, list[dict[str, float]]] = (0.0, [])
         self._cpu_task = ray.remote(_run_cpu_tool)
 
@@ -131,15 +136,25 @@ class SchedulerActor:
         node = self._node(node_id)
         if node not in self._workers:
             self._workers[node] = ray.remote(ToolWorkerActor).options(
-                **node_actor_options(node_actor_name(self.prefix, "io", node), node)).remote()
+                **node_actor_options(node_actor_name(self.prefix, TOOL_WORKER, node), node)).remote()
         return self._workers[node]
 
     def _mcp_actor(self, node_id: str | None) -> ActorHandle:
         node = self._node(node_id)
         if node not in self._mcp:
             self._mcp[node] = ray.remote(McpNodeActor).options(
-                **node_actor_options(node_actor_name(self.prefix, "mcp", node), node)).remote()
+                **node_actor_options(node_actor_name(self.prefix, MCP_NODE, node), node)).remote()
         return self._mcp[node]
+
+    async def llm_worker(self, node_id: str | None = None) -> ActorHandle:
+        """The node's LLM worker (created on first ask; this actor owns it and releases it on close)."""
+        from actors.llm import LLMWorkerActor
+
+        node = self._node(node_id)
+        if node not in self._llm:
+            self._llm[node] = ray.remote(LLMWorkerActor).options(
+                **node_actor_options(node_actor_name(self.prefix, LLM_WORKER, node), node)).remote()
+        return self._llm[node]
 
     def _check_feasible(self, job: ToolJob) -> None:
         at, nodes = self._nodes
@@ -161,12 +176,12 @@ class SchedulerActor:
 
     async def _attempt(self, job: ToolJob, target: Any) -> Any:
         if job.execution is Execution.IO:
-            ref = self._worker(job.node_id).run.remote(target, job.kwargs)
+            ref = self._worker(job.node_id).run.options(name=f"tool:{job.tool}").remote(target, job.kwargs)
         elif job.execution is Execution.CPU:
             self._check_feasible(job)
             ref = self._cpu_task.options(**task_options(job)).remote(target, job.kwargs)
         elif job.execution is Execution.MCP:
-            ref = self._mcp_actor(job.node_id).call.remote(target, job.kwargs)
+            ref = self._mcp_actor(job.node_id).call.options(name=f"tool:{job.tool}").remote(target, job.kwargs)
         else:
             raise ValueError(f"tool {job.tool!r}: {job.execution} calls run in the agent's process, not here")
         try:
@@ -179,7 +194,8 @@ class SchedulerActor:
         return await remote_call(self._mcp_actor(node_id).list_tools.remote(server, config))
 
     async def describe(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), **self.core.describe(), "io_workers": len(self._workers), "mcp_nodes": len(self._mcp)}
+        return {"pid": os.getpid(), **self.core.describe(), "io_workers": len(self._workers), "mcp_nodes": len(self._mcp),
+                "llm_workers": len(self._llm)}
 
     async def mcp_describe(self) -> dict[str, Any]:
         return {node: await h.describe.remote() for node, h in self._mcp.items()}
@@ -189,10 +205,11 @@ class SchedulerActor:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*(h.close.remote() for h in self._mcp.values()),
                                                   return_exceptions=True), 20)
-        for handle in (*self._mcp.values(), *self._workers.values()):
+        for handle in (*self._mcp.values(), *self._workers.values(), *self._llm.values()):
             ray.kill(handle, no_restart=True)
         self._mcp.clear()
         self._workers.clear()
+        self._llm.clear()
 
 
 def scheduler_options(name: str) -> dict[str, Any]:

@@ -179,6 +179,10 @@ class Sweep:
         self.concurrency = concurrency
         self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples)
         self.on_progress = on_progress or (lambda p: None)
+        from actors.metrics import sweep_progress_reporter  # troupe_sweep_samples gauges; None without Ray
+
+        if (metrics := sweep_progress_reporter(self.run_id, suite.suite.name)) is not None:
+            self.on_progress = lambda p, report=self.on_progress: (metrics(p), report(p))[1]
         self.lake = str(troupe.lake)
         self._teams: dict[tuple[str, ...], TeamConfig] = {}
         self._pending: list[_Finished] = []
