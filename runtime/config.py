@@ -37,6 +37,27 @@ class ScriptStep(_Strict):
     tool_calls: list[ScriptToolCall] = Field(default_factory=list)
 
 
+class RateLimit(_Strict):
+    """A per-endpoint request limit, shared by every profile with the same ``base_url`` (the first
+    profile to reach the endpoint sets it): a token bucket and/or a cap on requests in flight. On
+    Ray it holds across every host of the cluster; without Ray, across the process."""
+
+    requests_per_s: float | None = Field(default=None, gt=0)
+    """Sustained request rate (token bucket refill)."""
+    burst: int | None = Field(default=None, ge=1)
+    """Requests that may start back to back after a quiet spell; default ``max(1, requests_per_s)``."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """Requests in flight at once (each retry attempt counts; backoff sleeps hold no slot)."""
+    lease_ttl_s: float = Field(default=600.0, gt=0)
+    """A slot whose holder vanished (a crashed worker) is reclaimed after this long."""
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> RateLimit:
+        if self.requests_per_s is None and self.max_concurrent is None:
+            raise ValueError("rate_limit needs 'requests_per_s', 'max_concurrent', or both")
+        return self
+
+
 class ModelProfile(_Strict):
     """How to reach a model. ``provider`` picks the implementation."""
 
@@ -65,6 +86,10 @@ class ModelProfile(_Strict):
     tools_after_results: bool = True
     """If false, the request after tool results omits ``tools`` (stops small models looping)."""
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    rate_limit: RateLimit | None = None
+    """Shared limit on requests to this profile's endpoint (a sweep must not hammer one server)."""
+    context_retries: int = Field(default=2, ge=0)
+    """After a context-length error: how many times the agent compacts its context and retries the round."""
 
     @model_validator(mode="after")
     def _check_provider_fields(self) -> ModelProfile:
@@ -356,6 +381,7 @@ __all__ = [
     "PermissionLevel",
     "Permissions",
     "Placement",
+    "RateLimit",
     "ScriptStep",
     "ScriptToolCall",
     "TeamConfig",

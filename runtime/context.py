@@ -10,6 +10,8 @@ from runtime.messages import Envelope, MessageKind
 
 _CHARS_PER_TOKEN = 4
 _EXCERPT = 160
+_MIN_CLIP = 400
+"""``shrink`` never cuts a message below this many characters."""
 
 
 def estimate_tokens(message: ChatMessage) -> int:
@@ -47,6 +49,10 @@ class Compaction:
     removed_messages: int
     tokens_before: int
     tokens_after: int
+    clipped_messages: int = 0
+    """Messages cut short (``shrink`` only: folding old turns was not enough)."""
+    reason: str = "budget"
+    """``budget`` (over ``context_tokens``) or ``context_length`` (the model refused the request)."""
 
 
 class Context:
@@ -79,21 +85,45 @@ class Context:
         before = self.tokens()
         if before <= self.budget_tokens:
             return None
+        removed = self._fold(self.budget_tokens // 2)
+        if not removed:
+            return None
+        return Compaction(removed_messages=removed, tokens_before=before, tokens_after=self.tokens())
+
+    def shrink(self) -> Compaction | None:
+        """The model refused the request as longer than its window, so the budget (an estimate)
+        was too generous: lower it to 3/4 of what was sent, fold old turns as :meth:`compact` does,
+        then cut the longest messages (tool results first) until the context fits. ``None`` when
+        nothing is left to shrink."""
+        before, budget = self.tokens(), self.budget_tokens
+        target = max(1, min(budget, before) * 3 // 4)
+        removed = self._fold(target // 2)
+        clipped = 0
+        while self.tokens() > target and self._clip_one():
+            clipped += 1
+        if not removed and not clipped:
+            return None
+        self.budget_tokens = target
+        return Compaction(removed_messages=removed, tokens_before=before, tokens_after=self.tokens(),
+                          clipped_messages=clipped, reason="context_length")
+
+    def _fold(self, keep_tokens: int) -> int:
+        """Fold the turns before the newest ones that fit in ``keep_tokens`` (the current turn is
+        always kept) into a summary; returns how many messages were folded."""
         starts = self._turn_starts()
         if len(starts) < 2:
-            return None
+            return 0
         keep_from = starts[-1]
-        budget = self.budget_tokens // 2
         used = sum(estimate_tokens(m) for m in self.messages[keep_from:])
         for s in reversed(starts[:-1]):
             size = sum(estimate_tokens(m) for m in self.messages[s:keep_from])
-            if used + size > budget:
+            if used + size > keep_tokens:
                 break
             used += size
             keep_from = s
         old, kept = self.messages[:keep_from], self.messages[keep_from:]
         if not old:
-            return None
+            return 0
         lines = []
         for m in old:
             if m.content:
@@ -106,7 +136,23 @@ class Context:
             content=f"[compacted {len(old)} earlier messages]\n" + "\n".join(lines[-40:]),
         )
         self.messages = [summary, *kept]
-        return Compaction(removed_messages=len(old), tokens_before=before, tokens_after=self.tokens())
+        return len(old)
+
+    def _clip_one(self) -> bool:
+        """Halve the longest message that can be cut (tool results before anything else)."""
+        def size(i: int) -> int:
+            return len(self.messages[i].content or "")
+
+        cuttable = [i for i in range(len(self.messages)) if size(i) > 2 * _MIN_CLIP]  # each cut saves >= 1/2
+        if not cuttable:
+            return False
+        tool_results = [i for i in cuttable if self.messages[i].role == "tool"]
+        i = max(tool_results or cuttable, key=size)
+        text = self.messages[i].content or ""
+        keep = max(_MIN_CLIP, len(text) // 2)
+        note = f"\n[cut to fit the model's context window: {len(text) - keep} characters omitted]"
+        self.messages[i] = self.messages[i].model_copy(update={"content": text[:keep] + note})
+        return True
 
     def request(self, tools: list[ToolSchema], *, temperature: float | None = None) -> LLMRequest:
         return LLMRequest(messages=[self.system, *self.messages], tools=tools, temperature=temperature)

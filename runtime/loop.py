@@ -1,10 +1,13 @@
 """The agent loop: one turn = context -> LLM (streamed) -> tool calls -> repeat, until a reply.
 
-Reads like the pseudocode in DESIGN.md; every step is an event.
+Reads like the pseudocode in DESIGN.md; every step is an event. A model call that fails is an
+``llm.error`` whose status is the reason (``rate_limited``, ``timeout``, ``context_length``...);
+a ``context_length`` failure shrinks the context and retries the round (``context_retries`` times).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -15,13 +18,15 @@ from runtime.context import Context
 from runtime.errors import ProviderError, RunError
 from runtime.events import Emitter
 from runtime.ids import unique_hex
-from runtime.llm.types import LLMClient, LLMResponse, ToolCall, ToolSchema
+from runtime.llm.types import ChatMessage, LLMClient, LLMResponse, ToolCall, ToolSchema
 from runtime.dispatch import Dispatcher
 from runtime.toolexec import ToolRun, execute_calls
 from tools.context import ToolContext
 from tools.spec import Tool
 
 _PREVIEW = 2_000
+_CONTEXT_RETRIES = 2
+"""Shrink-and-retry rounds after a context-length error when the agent's profile is unknown."""
 
 
 @dataclass
@@ -83,11 +88,15 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
     try:
         response = await turn.llm.complete(request, on_token=on_token if turn.stream_tokens else None)
     except RunError as e:
-        turn.emit("llm.error", model=turn.llm.model_name, status="error", payload={"error": e.message, "type": type(e).__name__})
+        reason = str(e.fields.get("reason") or "error")
+        turn.emit("llm.error", model=turn.llm.model_name, status=reason, duration_ms=(time.perf_counter() - started) * 1e3,
+                  payload={"round": round_no, "error": e.message, "type": type(e).__name__, "reason": reason,
+                           "http_status": e.fields.get("status")})
         raise
     except Exception as e:  # an SDK bug or transport surprise is a provider failure, reported as ours
-        turn.emit("llm.error", model=turn.llm.model_name, status="error", payload={"error": str(e), "type": type(e).__name__})
-        raise ProviderError(f"model call failed: {type(e).__name__}: {e}", model=turn.llm.model_name) from e
+        turn.emit("llm.error", model=turn.llm.model_name, status="error", duration_ms=(time.perf_counter() - started) * 1e3,
+                  payload={"round": round_no, "error": str(e), "type": type(e).__name__, "reason": "error"})
+        raise ProviderError(f"model call failed: {type(e).__name__}: {e}", model=turn.llm.model_name, reason="error") from e
     event_id = unique_hex()
     turn.emit(
         "llm.response",
@@ -109,6 +118,46 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
     return response, event_id
 
 
+async def call_llm_fitting(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tuple[LLMResponse, str]:
+    """:func:`call_llm`; after a context-length error, shrink the context and try the round again."""
+    profile = turn.models.get(turn.profile or "")
+    retries = profile.context_retries if profile is not None else _CONTEXT_RETRIES
+    for attempt in range(retries + 1):
+        try:
+            return await call_llm(turn, schemas, round_no)
+        except ProviderError as e:
+            if e.fields.get("reason") != "context_length":
+                raise
+            shrunk = turn.context.shrink() if attempt < retries else None
+            if shrunk is None:
+                if attempt == 0:
+                    raise
+                raise ProviderError(f"{e.message} (still too long after shrinking the context {attempt} time(s))",
+                                    **e.fields) from None
+            turn.emit("context.compacted", payload=asdict(shrunk))
+    raise AssertionError("unreachable")
+
+
+def history_message(response: LLMResponse) -> ChatMessage:
+    """The response as it goes into the context. Tool-call arguments that are not a JSON object are
+    kept as a string inside one (``{"invalid_arguments": ...}``): the call still gets its
+    model-visible error, and servers that parse the history (vLLM's chat templates) don't fail on it."""
+    message = response.to_message()
+    if not any(not _json_object(c.arguments) for c in message.tool_calls):
+        return message
+    calls = [c if _json_object(c.arguments) else
+             c.model_copy(update={"arguments": json.dumps({"invalid_arguments": c.arguments[:_PREVIEW]})})
+             for c in message.tool_calls]
+    return message.model_copy(update={"tool_calls": calls})
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text or "{}"), dict)
+    except ValueError:
+        return False
+
+
 async def run_turn(turn: Turn) -> TurnResult:
     """Run LLM rounds until the model answers without tool calls, ends its turn, or hits the cap."""
     schemas = [t.spec.schema_for_model() for t in turn.tools.values()]
@@ -116,8 +165,8 @@ async def run_turn(turn: Turn) -> TurnResult:
         await turn.gate()
         if compaction := turn.context.compact():
             turn.emit("context.compacted", payload=asdict(compaction))
-        response, response_event = await call_llm(turn, schemas, round_no)
-        turn.context.add(response.to_message())
+        response, response_event = await call_llm_fitting(turn, schemas, round_no)
+        turn.context.add(history_message(response))
         if not response.tool_calls:
             return TurnResult(response.text, round_no, "replied")
         await turn.charge(tool_calls=len(response.tool_calls))
@@ -135,4 +184,4 @@ async def run_turn(turn: Turn) -> TurnResult:
     return TurnResult(f"[{turn.spec.id} stopped after {cap} LLM rounds without a final answer]", cap, "max_rounds")
 
 
-__all__ = ["Turn", "TurnResult", "call_llm", "run_turn"]
+__all__ = ["Turn", "TurnResult", "call_llm", "call_llm_fitting", "history_message", "run_turn"]

@@ -37,7 +37,10 @@ from tools.context import ToolContext
 from tools.spec import Execution, Tool
 
 MAX_RESULT_CHARS = 16_000
+"""Cap on the text one tool result gives the model; the rest is cut with a note that says how much."""
 _PREVIEW = 2_000
+MAX_STRUCTURED_CHARS = 8_000
+"""Cap on an MCP result's structured content as recorded in its ``tool.result`` event."""
 
 
 @dataclass(frozen=True)
@@ -156,10 +159,18 @@ async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str,
     if result.blocks:
         extra["blocks"] = result.blocks[:20]
     if result.structured is not None:
-        extra["structured"] = result.structured
+        extra["structured"] = _bounded(result.structured)
     if result.is_error:
         raise ToolExecutionError(result.text or f"MCP tool {call.name!r} reported an error", tool=call.name)
     return result.text
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` for an event payload, or a preview of its JSON when that is too big for one row."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) <= MAX_STRUCTURED_CHARS:
+        return value
+    return {"truncated": True, "chars": len(text), "preview": text[:_PREVIEW]}
 
 
 async def execute_calls(
@@ -184,4 +195,4 @@ async def execute_calls(
     return list(await asyncio.gather(*(_run_one(run, i, c) for i, c in enumerate(calls))))
 
 
-__all__ = ["MAX_RESULT_CHARS", "ToolOutcome", "ToolRun", "execute_calls", "render_result"]
+__all__ = ["MAX_RESULT_CHARS", "MAX_STRUCTURED_CHARS", "ToolOutcome", "ToolRun", "execute_calls", "render_result"]

@@ -3,16 +3,28 @@
 Retries are ours, not the SDK's (``max_retries=0`` there), so that backoff sleeps go through an
 injectable :class:`~runtime.clock.Clock` and the failover order, Retry-After handling and error
 text are the same for every OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+
+Every failure is sorted into a *reason* (:data:`REASONS`) that decides what happens next and that
+the final :class:`~runtime.errors.ProviderError` carries (``fields["reason"]``, and first in its
+message): ``rate_limited``, ``timeout``, ``unreachable``, ``interrupted`` (the stream stopped
+halfway), ``malformed_response`` (a chunk that is not valid JSON) and ``server_error`` are retried
+with backoff and then failed over; ``context_length``, ``quota_exceeded``, ``auth`` and
+``bad_request`` are not retried (a fallback profile is still tried), and the agent loop answers
+``context_length`` by compacting its context and retrying the round. A profile's ``rate_limit``
+makes every request take a lease from the endpoint's shared limiter (:mod:`runtime.llm.ratelimit`).
 """
 
 from __future__ import annotations
 
+import ast
 import ipaddress
+import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx2
@@ -21,6 +33,7 @@ import openai
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import ModelProfile
 from runtime.errors import ConfigError, ProviderError
+from runtime.llm.ratelimit import Limiter, lease, limiter_for
 from runtime.llm.scripted import estimate_usage
 from runtime.llm.text_tools import parse_text_tool_calls
 from runtime.llm.types import TOOL_ERROR_PREFIX, LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
@@ -33,7 +46,16 @@ BLOCK_REMOTE_ENV = "TROUPE_BLOCK_REMOTE_MODELS"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "not-needed"
 """Sent when a profile names no ``api_key_env``: local servers ignore it, the SDK insists on one."""
-_RETRY_STATUS = frozenset({408, 429})
+REASONS: Final = (
+    "rate_limited", "timeout", "unreachable", "interrupted", "malformed_response", "server_error",
+    "context_length", "quota_exceeded", "auth", "bad_request",
+)
+"""Why a model request failed (``ProviderError.fields["reason"]``, the ``llm.error`` event's status)."""
+RETRIED: Final = frozenset({"rate_limited", "timeout", "unreachable", "interrupted", "malformed_response", "server_error"})
+_CONTEXT_LENGTH = re.compile(
+    r"context[ _]length|context (?:size|window)|maximum context|too many tokens|prompt is too long|exceed_context",
+    re.IGNORECASE,
+)
 
 
 def remote_models_blocked() -> bool:
@@ -88,6 +110,8 @@ class _Endpoint:
     profile: ModelProfile
     base_url: str
     sdk: openai.AsyncOpenAI
+    limiter: Limiter | None = None
+    """The endpoint's shared limiter (set on first request, when ``rate_limit`` is configured)."""
 
 
 @dataclass
@@ -97,6 +121,22 @@ class _Attempt:
     profile: str
     error: str
     status: int | None = None
+    reason: str = "server_error"
+
+
+class _Fault(Exception):
+    """One failed request, sorted: why, whether to retry, and how long the server asked us to wait."""
+
+    def __init__(self, reason: str, error: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in RETRIED
 
 
 @dataclass
@@ -154,17 +194,22 @@ class OpenAIChatClient:
             check_remote_allowed(endpoint.name, endpoint.base_url)
             try:
                 return await self._complete_with_retries(endpoint, request, on_token, attempts)
-            except openai.APIError:
+            except _Fault:
                 continue
         tried = "; ".join(f"{a.profile!r}: {a.error}" for a in attempts)
         last = attempts[-1]
+        # A request too long for one model is too long, whatever a fallback said after it: the
+        # caller's remedy (compacting) is the same.
+        reason = "context_length" if any(a.reason == "context_length" for a in attempts) else last.reason
         # Not chained to the SDK's exception: its text carries the raw response body, which can
         # echo the API key, and chained tracebacks end up in logs and across the Ray boundary.
         raise ProviderError(
-            f"model request failed on every profile tried ({', '.join(repr(e.name) for e in self._endpoints)}); "
+            f"{reason}: model request failed on every profile tried ({', '.join(repr(e.name) for e in self._endpoints)}); "
             f"{tried}. Last error: {last.error}",
             profiles=[e.name for e in self._endpoints],
             status=last.status,
+            reason=reason,
+            reasons={a.profile: a.reason for a in attempts},
         ) from None
 
     async def _complete_with_retries(
@@ -175,21 +220,29 @@ class OpenAIChatClient:
         attempts: list[_Attempt],
     ) -> LLMResponse:
         profile = endpoint.profile
+        if profile.rate_limit is not None and endpoint.limiter is None:
+            endpoint.limiter = limiter_for(endpoint.base_url, profile.rate_limit, clock=self.clock)
         retry = 0
         while True:
             try:
-                return await self._complete_once(endpoint, request, on_token)
-            except openai.APIError as e:
-                status = getattr(e, "status_code", None)
-                error = _describe_error(e, endpoint)
-                if not _retryable(e) or retry >= profile.max_retries:
-                    attempts.append(_Attempt(endpoint.name, error, status))
+                async with lease(endpoint.limiter):
+                    try:
+                        return await self._complete_once(endpoint, request, on_token)
+                    except _Fault as fault:
+                        if fault.retry_after is not None and endpoint.limiter is not None:
+                            # The server asked everyone to wait, not only us: hold the endpoint
+                            # before our slot is given back, so no waiter slips in first.
+                            await endpoint.limiter.hold(min(fault.retry_after, profile.max_backoff_s))
+                        raise
+            except _Fault as fault:
+                if not fault.retryable or retry >= profile.max_retries:
+                    attempts.append(_Attempt(endpoint.name, fault.error, fault.status, fault.reason))
                     raise
-                delay = _backoff(profile, retry, e)
+                delay = _backoff(profile, retry, fault.retry_after)
                 retry += 1
                 log.info(
-                    "model profile %r: %s; retry %d/%d in %.2fs",
-                    endpoint.name, error, retry, profile.max_retries, delay,
+                    "model profile %r: %s: %s; retry %d/%d in %.2fs",
+                    endpoint.name, fault.reason, fault.error, retry, profile.max_retries, delay,
                 )
                 await self.clock.sleep(delay)
 
@@ -198,14 +251,31 @@ class OpenAIChatClient:
     ) -> LLMResponse:
         kwargs = _request_kwargs(endpoint.profile, request)
         state = _StreamState(model=endpoint.profile.model)
-        stream = await endpoint.sdk.chat.completions.create(**kwargs)
-        async with stream:
-            async for chunk in stream:
-                _absorb(state, chunk, on_token)
+        try:
+            stream = await endpoint.sdk.chat.completions.create(**kwargs)
+        except openai.APIError as e:
+            raise _classify(e, endpoint, streaming=False) from None
+        chunks = 0
+        try:
+            async with stream:
+                async for chunk in stream:
+                    chunks += 1
+                    _absorb(state, chunk, on_token)
+        except openai.APIError as e:
+            raise _classify(e, endpoint, streaming=chunks > 0) from None
+        except (ValueError, TypeError, AttributeError) as e:  # a chunk that is not JSON, or not a chunk
+            raise _Fault("malformed_response", redact_text(
+                f"unreadable stream chunk from {_where(endpoint)} after {chunks} good chunk(s): "
+                f"{type(e).__name__}: {str(e)[:200]}")) from None
+        if state.finish_reason is None:
+            # Every OpenAI-compatible server ends a complete answer with a finish reason; without
+            # one the stream was cut (a proxy, a crashed server) and the answer may be half of one.
+            raise _Fault("interrupted", f"the stream from {_where(endpoint)} ended after {chunks} chunk(s) "
+                                        "without a finish reason (cut off halfway)")
         response = LLMResponse(
             text="".join(state.text),
             tool_calls=[
-                ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments="".join(c["args"]) or "{}")
+                ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=repair_arguments("".join(c["args"])))
                 for i, c in sorted(state.calls.items())
             ],
             model=state.model,
@@ -303,11 +373,53 @@ def _absorb(state: _StreamState, chunk: Any, on_token: TokenCallback | None) -> 
             state.finish_reason = choice.finish_reason
 
 
-def _retryable(e: openai.APIError) -> bool:
-    if isinstance(e, openai.APIStatusError):
-        return e.status_code in _RETRY_STATUS or e.status_code >= 500
-    # Connection errors, timeouts, and errors the server reports in the middle of a stream.
-    return True
+def _where(endpoint: _Endpoint) -> str:
+    return f"{endpoint.profile.model} at {endpoint.base_url}"
+
+
+def _classify(e: openai.APIError, endpoint: _Endpoint, *, streaming: bool) -> _Fault:
+    """Sort an SDK error into a reason (see the module docstring), with redacted text."""
+    where = _where(endpoint)
+    if isinstance(e, openai.APITimeoutError):
+        return _Fault("timeout", f"timed out after {endpoint.profile.timeout_s:g}s ({where})")
+    if isinstance(e, openai.APIConnectionError):
+        cause = e.__cause__
+        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        if streaming:
+            return _Fault("interrupted", redact_text(f"connection to {where} lost in the middle of the stream{detail}"))
+        return _Fault("unreachable", redact_text(f"cannot connect to {where}{detail}"))
+    status = e.status_code if isinstance(e, openai.APIStatusError) else None
+    code, kind, message = _error_body(e)
+    if status is not None:
+        text = f"HTTP {status} from {where}: {message}"
+    else:  # an error the server sent as an event in the middle of the stream
+        text = f"error in the stream from {where}: {message}"
+    text = redact_text(text)
+    marks = f"{code} {kind}"
+    if status in (400, 413, None) and (_CONTEXT_LENGTH.search(marks) or _CONTEXT_LENGTH.search(message)):
+        return _Fault("context_length", text, status=status)
+    if status == 429 or "rate_limit" in marks:
+        if "insufficient_quota" in marks:
+            return _Fault("quota_exceeded", text, status=status)
+        return _Fault("rate_limited", text, status=status, retry_after=_retry_after(e))
+    if status is None or status >= 500:
+        return _Fault("server_error", text, status=status, retry_after=_retry_after(e))
+    if status == 408:
+        return _Fault("timeout", text, status=status, retry_after=_retry_after(e))
+    if status in (401, 403):
+        return _Fault("auth", text, status=status)
+    return _Fault("bad_request", text, status=status)
+
+
+def _error_body(e: openai.APIError) -> tuple[str, str, str]:
+    """``(code, type, message)`` from the error body OpenAI-compatible servers send."""
+    body = e.body
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return "", "", str(e.message)[:500]
+    message = inner.get("message")
+    return (str(inner.get("code") or ""), str(inner.get("type") or ""),
+            (message if isinstance(message, str) else str(e.message))[:500])
 
 
 def _retry_after(e: openai.APIError) -> float | None:
@@ -327,43 +439,57 @@ def _retry_after(e: openai.APIError) -> float | None:
     return None
 
 
-def _backoff(profile: ModelProfile, retry: int, e: openai.APIError) -> float:
+def _backoff(profile: ModelProfile, retry: int, server: float | None) -> float:
     """Retry-After when the server sent it, else ``backoff_s`` doubling; both capped at
     ``max_backoff_s`` (past that, failing over beats waiting)."""
-    server = _retry_after(e)
     delay = server if server is not None else profile.backoff_s * (2**retry)
     return min(delay, profile.max_backoff_s)
 
 
-def _describe_error(e: openai.APIError, endpoint: _Endpoint) -> str:
-    where = f"{endpoint.profile.model} at {endpoint.base_url}"
-    if isinstance(e, openai.APITimeoutError):
-        text = f"timed out after {endpoint.profile.timeout_s:g}s ({where})"
-    elif isinstance(e, openai.APIConnectionError):
-        cause = e.__cause__
-        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
-        text = f"cannot connect to {where}{detail}"
-    elif isinstance(e, openai.APIStatusError):
-        text = f"HTTP {e.status_code} from {where}: {_status_detail(e)}"
-    else:
-        text = f"error from {where}: {e.message}"
-    return redact_text(text)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-def _status_detail(e: openai.APIStatusError) -> str:
-    body = e.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"][:500]
-    return str(e.message)[:500]
+def repair_arguments(text: str) -> str:
+    """Tool-call arguments as the model wrote them, or a repaired JSON object when the repair is
+    unambiguous: empty -> ``{}``, a fenced block, trailing text after a complete object, a Python
+    literal (single quotes, ``True``). Cut-off JSON is left alone (completing it would run a tool on
+    half its input): the call then gets a model-visible error and the model writes it again."""
+    if not text.strip():
+        return "{}"
+    try:
+        json.loads(text)
+        return text
+    except ValueError:
+        pass
+    candidate = text.strip()
+    if fenced := _FENCE.match(candidate):
+        candidate = fenced.group(1)
+    try:
+        value, end = json.JSONDecoder().raw_decode(candidate)
+        if isinstance(value, dict) and candidate[end:].strip(" \n\t}") == "":
+            return json.dumps(value, ensure_ascii=False)
+    except ValueError:
+        pass
+    try:
+        value = ast.literal_eval(candidate)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        try:
+            return json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            return text
+    return text
 
 
 __all__ = [
     "BLOCK_REMOTE_ENV",
+    "REASONS",
+    "RETRIED",
     "OpenAIChatClient",
     "check_remote_allowed",
     "is_loopback_url",
     "remote_models_blocked",
+    "repair_arguments",
     "resolve_api_key",
 ]

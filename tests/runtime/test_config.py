@@ -470,6 +470,8 @@ def test_model_profile_defaults():
         "parse_text_tool_calls": False,
         "tools_after_results": True,
         "extra_body": {},
+        "rate_limit": None,
+        "context_retries": 2,
     }
 
 

@@ -2,7 +2,17 @@
 
 Tests drive the real ``openai`` SDK over real sockets against it, so streaming (SSE), tool-call
 deltas, HTTP errors, Retry-After and timeouts are exercised end to end. Replies come from a queue
-of behaviours the test enqueues; every request is recorded (body and headers) for assertions.
+of behaviours the test enqueues; every request is recorded (body, headers, arrival and finish
+times) and the server counts requests in flight (``peak_active``) for rate-limit assertions.
+
+It injects every fault a model endpoint shows in practice: HTTP errors with or without
+``Retry-After`` / ``retry-after-ms`` (:class:`ErrorReply`), OpenAI's context-length 400
+(:func:`context_length_error`), slow answers (``delay_s`` past the client's timeout), a dropped
+connection (:class:`Disconnect`), a stream cut halfway (:class:`CutStream`: socket closed mid-SSE, or
+the body ended early), an invalid JSON ``data:`` line (:class:`MalformedChunk`), an error event in the
+middle of a stream (:class:`StreamError`), and tool calls whose arguments are not JSON (a
+:class:`ToolCallSpec` with a string). Connection refused is a port nothing listens on
+(:func:`free_port`).
 
     with OpenAICompatServer() as srv:
         srv.enqueue_text("hello there")
@@ -72,6 +82,22 @@ class ErrorReply:
     retry_after: float | str | None = None
     """Sent as the ``Retry-After`` header (seconds)."""
     delay_s: float = 0.0
+    code: str | None = None
+    """The body's ``error.code``; defaults to the status as text."""
+    error_type: str = "test_error"
+    retry_after_ms: float | None = None
+    """Sent as the ``retry-after-ms`` header (OpenAI's finer-grained hint)."""
+
+
+def context_length_error(limit: int = 8192, requested: int = 9000) -> ErrorReply:
+    """The 400 OpenAI answers when the messages do not fit the model's context window."""
+    return ErrorReply(
+        400,
+        f"This model's maximum context length is {limit} tokens. However, your messages resulted in "
+        f"{requested} tokens. Please reduce the length of the messages.",
+        code="context_length_exceeded",
+        error_type="invalid_request_error",
+    )
 
 
 @dataclass
@@ -81,7 +107,41 @@ class Disconnect:
     delay_s: float = 0.0
 
 
-Behaviour = TextReply | ToolCallsReply | ErrorReply | Disconnect
+@dataclass
+class CutStream:
+    """Stream the first ``after_chunks`` chunks of ``reply``, then stop: by closing the socket in the
+    middle of the SSE body (``graceful=False``, the client sees a broken transfer), or by ending the
+    body cleanly with no finish reason and no ``[DONE]`` (``graceful=True``, a proxy that gave up)."""
+
+    reply: TextReply | ToolCallsReply
+    after_chunks: int = 2
+    graceful: bool = False
+    delay_s: float = 0.0
+
+
+@dataclass
+class MalformedChunk:
+    """Stream ``reply`` with an invalid JSON ``data:`` line after ``after_chunks`` chunks."""
+
+    reply: TextReply | ToolCallsReply
+    after_chunks: int = 1
+    data: str = '{"id": "chatcmpl-test", "choices": [{"delta": {"content": "oops'
+    delay_s: float = 0.0
+
+
+@dataclass
+class StreamError:
+    """Start streaming ``reply``, then send an error event (``data: {"error": ...}``) and stop."""
+
+    reply: TextReply | ToolCallsReply
+    after_chunks: int = 1
+    message: str = "the model crashed mid-generation"
+    code: str | None = "server_error"
+    error_type: str = "server_error"
+    delay_s: float = 0.0
+
+
+Behaviour = TextReply | ToolCallsReply | ErrorReply | Disconnect | CutStream | MalformedChunk | StreamError
 
 
 @dataclass
@@ -92,6 +152,8 @@ class RecordedRequest:
     """Header names lower-cased."""
     body: Any
     received_at: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    """When the answer was fully written (or abandoned)."""
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -105,6 +167,10 @@ class OpenAICompatServer:
         self.default = default
         self.model_ids = model_ids
         self.requests: list[RecordedRequest] = []
+        self.active = 0
+        """Chat requests being answered right now."""
+        self.peak_active = 0
+        """The most chat requests answered at once."""
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -167,8 +233,9 @@ class OpenAICompatServer:
         specs = [c if isinstance(c, ToolCallSpec) else ToolCallSpec(c[0], c[1]) for c in calls]
         self.enqueue(ToolCallsReply(specs, **kw))
 
-    def enqueue_error(self, status: int, message: str = "simulated error", *, retry_after: float | str | None = None) -> None:
-        self.enqueue(ErrorReply(status, message, retry_after))
+    def enqueue_error(self, status: int, message: str = "simulated error", *, retry_after: float | str | None = None,
+                      **kw: Any) -> None:
+        self.enqueue(ErrorReply(status, message, retry_after, **kw))
 
     @property
     def pending(self) -> int:
@@ -234,10 +301,22 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
-        self._record(body)
+        rec = self._record(body)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
+        owner = self.server_owner
+        with owner._lock:
+            owner.active += 1
+            owner.peak_active = max(owner.peak_active, owner.active)
+        try:
+            self._answer(body)
+        finally:
+            with owner._lock:
+                owner.active -= 1
+                rec.finished_at = time.monotonic()
+
+    def _answer(self, body: Any) -> None:
         behaviour = self.server_owner._next()
         if behaviour is None:
             self._send_json(500, {"error": {"message": "test server: no behaviour enqueued", "type": "server_error"}})
@@ -246,23 +325,35 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = body if isinstance(body, dict) else {}
         if isinstance(behaviour, Disconnect):
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            self._drop()
         elif isinstance(behaviour, ErrorReply):
             headers = {} if behaviour.retry_after is None else {"Retry-After": str(behaviour.retry_after)}
-            err = {"message": behaviour.message, "type": "test_error", "code": str(behaviour.status)}
+            if behaviour.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(behaviour.retry_after_ms)
+            code = behaviour.code if behaviour.code is not None else str(behaviour.status)
+            err = {"message": behaviour.message, "type": behaviour.error_type, "param": None, "code": code}
             self._send_json(behaviour.status, {"error": err}, headers)
+        elif isinstance(behaviour, CutStream | MalformedChunk | StreamError):
+            self._faulty_stream(behaviour, request)
         elif request.get("stream"):
             self._stream(behaviour, request)
         else:
             self._send_json(200, _completion(behaviour, request))
 
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     # writing
-    def _record(self, body: Any) -> None:
+    def _record(self, body: Any) -> RecordedRequest:
         headers = {k.lower(): v for k, v in self.headers.items()}
         rec = RecordedRequest(self.command, self.path, headers, body)
         with self.server_owner._lock:
             self.server_owner.requests.append(rec)
+        return rec
 
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -275,12 +366,39 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.wfile.flush()
 
-    def _stream(self, behaviour: TextReply | ToolCallsReply, request: dict[str, Any]) -> None:
+    def _stream_headers(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def _faulty_stream(self, fault: CutStream | MalformedChunk | StreamError, request: dict[str, Any]) -> None:
+        self._stream_headers()
+        model = fault.reply.model or request.get("model") or "test-model"
+        chunks = _chunks(fault.reply, model)
+        for chunk in chunks[: fault.after_chunks]:
+            self._write_event(json.dumps(chunk))
+        if isinstance(fault, CutStream):
+            if fault.graceful:
+                self.wfile.write(b"0\r\n\r\n")  # a complete HTTP body that is half an answer
+                self.wfile.flush()
+            else:
+                self._drop()  # mid-body: the chunked transfer never ends
+            return
+        if isinstance(fault, StreamError):
+            err = {"message": fault.message, "type": fault.error_type, "code": fault.code}
+            self._write_event(json.dumps({"error": err}))
+        else:
+            self._write_event(fault.data)
+            for chunk in chunks[fault.after_chunks :]:
+                self._write_event(json.dumps(chunk))
+            self._write_event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _stream(self, behaviour: TextReply | ToolCallsReply, request: dict[str, Any]) -> None:
+        self._stream_headers()
         model = behaviour.model or request.get("model") or "test-model"
         delay = behaviour.chunk_delay_s if isinstance(behaviour, TextReply) else 0.0
         for i, chunk in enumerate(_chunks(behaviour, model)):
@@ -388,12 +506,16 @@ def _completion(b: Behaviour, request: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "Behaviour",
+    "CutStream",
     "Disconnect",
     "ErrorReply",
+    "MalformedChunk",
     "OpenAICompatServer",
     "RecordedRequest",
+    "StreamError",
     "TextReply",
     "ToolCallSpec",
     "ToolCallsReply",
+    "context_length_error",
     "free_port",
 ]
