@@ -11,6 +11,7 @@ from typing import Any
 import ray
 
 from actors.dispatch import RayDispatcher
+from actors.gc_tuning import tune_gc
 from actors.llm import RemoteLLMFactory
 from actors.metrics import host_event_buffer
 from actors.ship import RayShip
@@ -53,6 +54,7 @@ class HostActor:
         """Sessions running under :meth:`run_sessions`, for :meth:`cancel_packed`."""
         self._cancelled_early: dict[SessionId, bool] = {}
         """Sessions cancelled before their :meth:`run_sessions` call started here."""
+        tune_gc()  # last: what exists now (imports, setup) is frozen out of later collections
 
     def _ensure_started(self) -> None:
         # The buffer's flusher must start on the actor's own event loop, i.e. inside a method.
