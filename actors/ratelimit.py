@@ -19,7 +19,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from actors.naming import HOST_MAX_CONCURRENCY, NAMESPACE
+from actors.naming import NAMESPACE, host_options
 from runtime.config import RateLimit
 from runtime.llm.ratelimit import Limiter, RateLimiter, endpoint_key
 
@@ -35,14 +35,7 @@ def rate_limit_name(base_url: str) -> str:
 
 def rate_limit_options(name: str) -> dict[str, Any]:
     """Async, no CPU slot, found by name if it exists (first caller's limit wins)."""
-    return {
-        "name": name,
-        "namespace": NAMESPACE,
-        "num_cpus": 0,
-        "max_concurrency": HOST_MAX_CONCURRENCY,
-        "get_if_exists": True,
-        "max_restarts": 0,
-    }
+    return host_options(name, get_if_exists=True)
 
 
 class RateLimitActor:

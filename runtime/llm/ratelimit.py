@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.config import RateLimit
 from runtime.ids import unique_hex
+from runtime.process import in_ray_worker
 
 log = logging.getLogger(__name__)
 
@@ -198,17 +198,6 @@ def local_limiter(base_url: str, limit: RateLimit, *, clock: Clock = SYSTEM_CLOC
     return limiter
 
 
-def in_ray_worker() -> bool:
-    """True inside a Ray worker or actor process (not the driver, not a plain process)."""
-    ray = sys.modules.get("ray")
-    if ray is None:
-        return False
-    try:
-        return bool(ray.is_initialized()) and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
-    except Exception:  # noqa: BLE001 - any doubt means "not a worker": the in-process limiter still works
-        return False
-
-
 def limiter_for(base_url: str, limit: RateLimit, *, clock: Clock = SYSTEM_CLOCK) -> Limiter:
     """The endpoint's limiter: cluster-wide inside a Ray worker, else this process's."""
     if in_ray_worker():
@@ -221,5 +210,5 @@ def limiter_for(base_url: str, limit: RateLimit, *, clock: Clock = SYSTEM_CLOCK)
     return local_limiter(base_url, limit, clock=clock)
 
 
-__all__ = ["Limiter", "LimiterStats", "RateLimiter", "endpoint_key", "in_ray_worker", "lease", "limiter_for",
+__all__ = ["Limiter", "LimiterStats", "RateLimiter", "endpoint_key", "lease", "limiter_for",
            "local_limiter"]

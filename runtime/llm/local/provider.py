@@ -27,7 +27,6 @@ import asyncio
 import importlib.util
 import logging
 import os
-import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from runtime.llm.local.weights import LOCAL_EXTRA_HINT, check_model_available, m
 from runtime.llm.openai_client import OpenAIChatClient
 from runtime.llm.registry import ProviderContext, openai_fallbacks
 from runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
+from runtime.process import in_ray_worker
 
 if TYPE_CHECKING:
     import httpx2
@@ -108,17 +108,6 @@ def stop_local_servers() -> None:
             server.stop()
         except Exception:  # noqa: BLE001 - shutdown must go on
             log.exception("stopping local model server %r failed", server)
-
-
-def in_ray_worker() -> bool:
-    """True inside a Ray worker or actor process (not the driver, not a plain process)."""
-    ray = sys.modules.get("ray")
-    if ray is None:
-        return False
-    try:
-        return bool(ray.is_initialized()) and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
-    except Exception:  # noqa: BLE001 - any doubt means "not a worker": an in-process server still works
-        return False
 
 
 async def resolve_endpoint(model: str | None) -> str:
@@ -252,7 +241,6 @@ __all__ = [
     "THREADS_ENV",
     "LocalModelClient",
     "build_local_client",
-    "in_ray_worker",
     "process_server",
     "require_xllamacpp",
     "resolve_endpoint",
