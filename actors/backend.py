@@ -188,9 +188,21 @@ class RayBackend:
         await self.log.subscribe.remote(str(session_id))
 
     async def tail(self, session_id: SessionId) -> AsyncIterator[Event]:
+        """A session's events as the log receives them. Each host ships its own events, so the
+        supervisor's ``session.finished`` may reach the log before an agent's last ones: when it
+        comes, every host of the session is flushed first and what they still held comes before it."""
         cursor = 0
         while True:
             rows, cursor = await self.log.read.remote(str(session_id), cursor, TAIL_POLL_S)
+            finished = [row for row in rows if row["type"] == "session.finished"]
+            if finished:
+                rows = [row for row in rows if row["type"] != "session.finished"]
+                placed = self._sessions.get(session_id)
+                if placed is not None:
+                    await asyncio.gather(*(h.flush.remote() for h in placed.all_hosts()), return_exceptions=True)
+                    late, cursor = await self.log.read.remote(str(session_id), cursor, 0)
+                    rows += late
+                rows += finished
             for row in rows:
                 yield Event.model_validate(row)
 
