@@ -25,7 +25,7 @@ from actors.naming import (
     dedicated_name,
     event_log_name,
     host_options,
-    lake_tag,
+    node_scope,
     pool_host_name,
     scheduler_name,
 )
@@ -130,7 +130,7 @@ class RayBackend:
         log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)
         sched_name = scheduler_name(lake, job)
         scheduler = ray.remote(SchedulerActor).options(**scheduler_options(sched_name)).remote(
-            tool_concurrency, f"tools-{lake_tag(lake)}-{job}")
+            tool_concurrency, node_scope(lake, job))
         await asyncio.gather(log.stats.remote(), scheduler.describe.remote())
         size = pool_size or max(1, int(ray.cluster_resources().get("CPU", 1)))
         return cls(lake=lake, log=log, log_name=log_name, job=job, pool_size=size, started_ray=started,
