@@ -3,12 +3,24 @@
 One named actor per Ray namespace receives every producer's batches and owns the lake writes.
 It is async with a high ``max_concurrency`` because viewers park long-poll ``read`` calls on it,
 and ``num_cpus=0`` because it mostly waits (a CPU slot would be wasted on a 2-core machine).
+
+Durability: the actor keeps a write-ahead log (:mod:`runtime.wal`) in a directory of its node
+named after the lake and the actor, and Ray restarts it when it dies (``max_restarts=-1``) and
+sends it again the calls that were in flight (``max_task_retries=-1``). The new instance recovers
+the segments in its constructor, so every batch an ``append`` acknowledged reaches the lake once;
+only losing the node's disk loses them. The directory is ``$TROUPE_WAL_DIR/<hash>`` (default parent:
+``<system temp dir>/troupe-wal``); set ``TROUPE_WAL_DIR`` where Ray's workers start (before ``ray
+start``, or in ``runtime_env``'s ``env_vars``) to keep it on a disk that outlives reboots.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,18 +30,55 @@ from ray.actor import ActorHandle
 from actors.ship import RayShip
 from runtime.eventlog import EventLogCore
 from runtime.storage import open_storage
+from runtime.wal import WalBusyError
 
 _log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY: Final = 1000
 """Concurrent calls the actor serves: long-poll readers each hold one while they wait."""
+WAL_DIR_ENV: Final = "TROUPE_WAL_DIR"
+"""Parent directory of the event logs' write-ahead logs on each node (default: ``<tmp>/troupe-wal``)."""
+NAME_RELEASE_TIMEOUT_S: Final = 30.0
+"""How long :func:`close_event_log` waits for Ray to release a closed log's name."""
+WAL_SLOTS: Final = 8
+"""Directories tried for one log: two live logs with the same lake and name on one node (two local
+Ray clusters, each with job ``01000000``) cannot share one."""
+
+
+def wal_dir_for(lake: str, name: str, namespace: str) -> Path:
+    """The write-ahead log directory of the event log ``namespace/name`` writing ``lake``, on this
+    node: stable across restarts of the actor, so the new instance finds what the old one left."""
+    parent = os.environ.get(WAL_DIR_ENV) or os.path.join(tempfile.gettempdir(), "troupe-wal")
+    key = hashlib.sha1(f"{lake}\n{namespace}/{name}".encode()).hexdigest()[:12]
+    return Path(parent) / key
+
+
+def _core_with_wal(lake: str, wal_dir: Path, options: dict[str, Any]) -> EventLogCore:
+    """A core on the first of ``wal_dir``, ``wal_dir-1``... that no live process holds."""
+    for slot in range(WAL_SLOTS):
+        try:
+            return EventLogCore(lake, wal_dir=wal_dir.with_name(f"{wal_dir.name}-{slot}") if slot else wal_dir,
+                                **options)
+        except WalBusyError:
+            continue
+    raise WalBusyError(f"the {WAL_SLOTS} write-ahead log directories {wal_dir}[-N] are all held by live event "
+                       f"logs of this lake and name; close some, or give this one its own parent with "
+                       f"${WAL_DIR_ENV}", directory=str(wal_dir))
 
 
 class EventLogActor:
-    """Ray methods mirror :class:`EventLogCore`; a background task calls ``maybe_flush``."""
+    """Ray methods mirror :class:`EventLogCore`; a background task calls ``maybe_flush``.
+
+    ``options`` go to the core; without ``wal_dir`` the write-ahead log goes to :func:`wal_dir_for`
+    (``wal_dir=None`` turns it off, and a crash then loses what is not yet in Parquet).
+    """
 
     def __init__(self, lake: str, **options: Any) -> None:
-        self._core = EventLogCore(lake, **options)
+        if "wal_dir" in options:
+            self._core = EventLogCore(lake, **options)
+        else:
+            ctx = ray.get_runtime_context()
+            self._core = _core_with_wal(lake, wal_dir_for(lake, ctx.get_actor_name() or "", ctx.namespace), options)
         self._tick_s = max(0.01, self._core.flush_interval_s / 2)
         self._ticker: asyncio.Task[None] | None = None
 
@@ -73,6 +122,11 @@ class EventLogActor:
     async def stats(self) -> dict[str, Any]:
         return self._core.stats()
 
+    async def identity(self) -> dict[str, Any]:
+        """Who and where this instance is: ``name``, ``namespace``, ``pid`` (a restart changes it)."""
+        ctx = ray.get_runtime_context()
+        return {"name": ctx.get_actor_name(), "namespace": ctx.namespace, "pid": os.getpid()}
+
     async def close(self) -> int:
         """Write everything buffered and refuse further appends; returns the rows written now."""
         if self._ticker is not None:
@@ -95,9 +149,12 @@ def get_or_create_event_log(
     **options: Any,
 ) -> ActorHandle:
     """The named event-log actor, created on first use (``options`` go to :class:`EventLogCore`:
-    ``flush_rows``, ``flush_interval_s``, ``tail_max``, ``tail_idle_s``).
+    ``flush_rows``, ``flush_interval_s``, ``max_buffered_rows``, ``wal_dir``, ``wal_fsync``,
+    ``tail_max``, ``tail_idle_s``).
 
     An actor that already exists under ``name`` is returned as is, whatever lake it writes to.
+    Ray restarts it if it dies and re-sends the calls in flight; it recovers its write-ahead log
+    (see the module docstring), so an acknowledged ``append`` is never lost with the process.
 
     ``lake`` is a local directory (made absolute here) or a ``pyarrow.fs`` URI, checked here (on
     object stores: that the bucket exists) so a bad one raises
@@ -118,23 +175,41 @@ def get_or_create_event_log(
             get_if_exists=True,
             num_cpus=0,
             max_concurrency=MAX_CONCURRENCY,
-            max_restarts=0,
+            max_restarts=-1,
+            max_task_retries=-1,
         )
         .remote(lake, **options)
     )
 
 
-async def close_event_log(handle: ActorHandle) -> int:
-    """Write everything buffered, then end the actor gracefully so its name is free again
-    (a closed log refuses appends; ``get_if_exists`` would otherwise hand it out). Returns rows
-    written by the final flush. Call it before ``ray.shutdown()``, which kills actors without a flush."""
+async def close_event_log(handle: ActorHandle, *, timeout: float = NAME_RELEASE_TIMEOUT_S) -> int:
+    """Write everything buffered, then end the actor for good and wait until its name is free again
+    (a closed log refuses appends, and ``get_if_exists`` would otherwise hand it out). Returns rows
+    written by the final flush. Call it before ``ray.shutdown()``, which kills actors without a flush.
+
+    The actor is killed with ``no_restart=True`` once closed, not ended with ``__ray_terminate__``:
+    Ray keeps the name of an actor that exited on its own taken for as long as a handle to it lives.
+    """
+    identity = await handle.identity.remote()
     rows = int(await handle.close.remote())
-    handle.__ray_terminate__.remote()
-    try:
-        await handle.stats.remote()  # queued after the terminate: returns once the actor is gone
-    except ray.exceptions.RayActorError:
-        pass
+    ray.kill(handle, no_restart=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(identity["name"], namespace=identity["namespace"])
+        except ValueError:
+            return rows
+        await asyncio.sleep(0.05)
+    _log.warning("event log %s: its name was still taken %.0f s after it was killed", identity["name"], timeout)
     return rows
 
 
-__all__ = ["MAX_CONCURRENCY", "EventLogActor", "RayShip", "close_event_log", "get_or_create_event_log"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "WAL_DIR_ENV",
+    "EventLogActor",
+    "RayShip",
+    "close_event_log",
+    "get_or_create_event_log",
+    "wal_dir_for",
+]

@@ -6,6 +6,10 @@ cost per batch instead. Batches are shipped one at a time and in order. A failed
 retried with backoff and the events stay buffered until it succeeds: nothing is dropped
 silently. Only ``max_pending`` bounds memory when the log is unreachable for long; past it the
 oldest events are dropped, counted in ``dropped`` and logged.
+
+``emit`` never waits. A producer that can pause (an agent between two model calls) awaits
+:meth:`EventBuffer.wait_for_room`, which returns at once unless ``high_water`` events are waiting,
+so a slow log (which itself waits for a slow disk) slows producers before anything is dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ _log = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH: Final = 1000
 DEFAULT_MAX_DELAY_S: Final = 0.05
 DEFAULT_MAX_PENDING: Final = 1_000_000
+HIGH_WATER_BATCHES: Final = 10
+"""Default ``high_water``: this many full batches waiting."""
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,6 +78,7 @@ class EventBuffer:
         max_batch: int = DEFAULT_MAX_BATCH,
         max_delay_s: float = DEFAULT_MAX_DELAY_S,
         max_pending: int = DEFAULT_MAX_PENDING,
+        high_water: int | None = None,
         attempts: int = 5,
         backoff_s: float = 0.05,
         max_backoff_s: float = 2.0,
@@ -81,12 +88,18 @@ class EventBuffer:
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_pending = max_pending
+        self.high_water = min(HIGH_WATER_BATCHES * max_batch, max_pending) if high_water is None else high_water
+        """Pending events at which :meth:`wait_for_room` waits (default: ten batches, at most ``max_pending``)."""
+        if not 1 <= self.high_water <= max_pending:
+            raise ValueError(f"high_water must be between 1 and max_pending ({max_pending}), got {self.high_water}")
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._clock = clock
         self._events: list[Event] = []
         self._wake = asyncio.Event()
+        self._shipped = asyncio.Event()
+        """Set (and replaced) after each acknowledged batch; :meth:`wait_for_room` waits on the one it saw."""
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -116,12 +129,28 @@ class EventBuffer:
         """Events buffered and not yet acknowledged."""
         return len(self._events)
 
+    async def wait_for_room(self) -> None:
+        """Return once fewer than ``high_water`` events are pending: at once when they are.
+
+        With the background shipper running this waits for it (however long the log takes:
+        that is the back-pressure); without it (not started, or closed) it ships from here and
+        raises :class:`EventShipError` if the log refuses after all attempts.
+        """
+        while len(self._events) >= self.high_water:
+            if self._task is None or self._task.done():
+                async with self._lock:
+                    if len(self._events) >= self.high_water and not await self._ship_one(self.max_batch):
+                        raise self._ship_error()
+                continue
+            await self._shipped.wait()  # emit() woke the shipper when the batch was full
+
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Start the background shipper on the running loop (idempotent)."""
         if self._task is None or self._task.done():
             self._closed = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="troupe-event-buffer")
+            self._task.add_done_callback(lambda _: self._shipped.set())  # waiters ship themselves now
 
     async def flush(self) -> None:
         """Ship everything buffered now and wait for it; raises :class:`EventShipError` if the log
@@ -129,10 +158,11 @@ class EventBuffer:
         async with self._lock:
             while self._events:
                 if not await self._ship_one(self.max_batch):
-                    raise EventShipError(
-                        f"could not ship {len(self._events)} events: {self.last_error!r}",
-                        pending=len(self._events),
-                    )
+                    raise self._ship_error()
+
+    def _ship_error(self) -> EventShipError:
+        return EventShipError(f"could not ship {len(self._events)} events: {self.last_error!r}",
+                              pending=len(self._events))
 
     async def close(self) -> None:
         """Stop the background task (after the ship in progress, never mid-call: a cancelled call
@@ -193,6 +223,8 @@ class EventBuffer:
             shipped = {id(e) for e in batch}
             self._events = [e for e in events if id(e) not in shipped]
         self.shipped += n
+        self._shipped.set()
+        self._shipped = asyncio.Event()
 
 
 __all__ = ["EventBuffer", "EventShipError", "Ship", "to_columns"]

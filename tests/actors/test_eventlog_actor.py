@@ -1,8 +1,12 @@
-"""The event-log actor on a real (local) Ray: producers in actors, durability, tails, compaction."""
+"""The event-log actor on a real (local) Ray: producers in actors, durability (restarts with a
+write-ahead log), tails, compaction."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +17,7 @@ from typing import Any
 import pytest
 import ray
 
-from actors.eventlog import RayShip, close_event_log, get_or_create_event_log
+from actors.eventlog import WAL_DIR_ENV, RayShip, close_event_log, get_or_create_event_log, wal_dir_for
 from runtime.event_buffer import EventBuffer
 from runtime.eventlog import InvalidEventBatchError, NotSubscribedError
 from runtime.events import events_to_columns, make_event
@@ -85,13 +89,20 @@ async def test_events_from_producer_actors_all_reach_parquet(log: Log) -> None:
 
 
 async def test_close_writes_what_is_buffered(tmp_path: Path) -> None:
-    handle = get_or_create_event_log(tmp_path, name=f"eventlog-{uuid.uuid4().hex[:8]}", flush_interval_s=3600)
+    name = f"eventlog-{uuid.uuid4().hex[:8]}"
+    handle = get_or_create_event_log(tmp_path, name=name, flush_interval_s=3600)
     assert await handle.append.remote(_cols(25)) == 25
     assert (await handle.stats.remote())["rows_buffered"] == 25
+    wal_dir = Path((await handle.stats.remote())["wal_dir"])
     assert await close_event_log(handle) == 25
     assert query(tmp_path, "SELECT count(*) AS n FROM events")["n"][0].as_py() == 25
-    with pytest.raises(ray.exceptions.RayActorError):
+    with pytest.raises(ray.exceptions.RayActorError):  # a graceful end is not restarted
         await handle.stats.remote()
+    assert not wal_dir.exists()
+    # The name is free again: a new, empty log.
+    again = get_or_create_event_log(tmp_path, name=name, flush_interval_s=3600)
+    assert (await again.stats.remote())["rows_accepted"] == 0
+    await close_event_log(again)
 
 
 async def test_periodic_flush_without_asking(log: Log) -> None:
@@ -148,3 +159,94 @@ async def test_secret_in_payload_lands_redacted(log: Log) -> None:
     await log.handle.append.remote(_cols(1, type="llm.request", payload={"api_key": "sk-test0123456789abcdef"}))
     await log.handle.flush.remote()
     assert query(log.lake, "SELECT payload FROM events")["payload"].to_pylist() == ['{"api_key": "[redacted]"}']
+
+
+# --- durability: the log's process dies, Ray restarts it, the write-ahead log is recovered ------
+async def _restarted(handle: Any, old_pid: int, timeout: float = 60.0) -> int:
+    """The pid of the log's new process, once Ray has restarted it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = int((await handle.identity.remote())["pid"])
+        except ray.exceptions.RayActorError:  # between death and restart, depending on timing
+            pid = old_pid
+        if pid != old_pid:
+            return pid
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the event log was not restarted within {timeout} s")
+
+
+@pytest.mark.parametrize("kill", ["ray.kill", "SIGKILL"])
+async def test_acknowledged_and_in_flight_events_survive_the_log_dying(tmp_path: Path, kill: str) -> None:
+    name = f"eventlog-{uuid.uuid4().hex[:8]}"
+    handle = get_or_create_event_log(tmp_path, name=name, flush_interval_s=3600)  # nothing flushes by age
+    try:
+        acked = [_cols(20, run_id=f"r{k % 2}", session=f"s{k}") for k in range(5)]
+        for cols in acked:
+            assert await handle.append.remote(cols) == 20
+        before = await handle.stats.remote()
+        assert (before["rows_buffered"], before["rows_written"], before["wal_segments"]) == (100, 0, 1)
+        wal_dir = Path(before["wal_dir"])
+        assert wal_dir.is_dir()
+        if not os.environ.get("TROUPE_WAL_DIR"):
+            assert wal_dir.parent == Path(tempfile.gettempdir()) / "troupe-wal"
+        identity = await handle.identity.remote()
+        assert (identity["name"], identity["namespace"]) == (name, "troupe")
+        pid = int(identity["pid"])
+        # More batches in flight when the process dies: Ray sends them again to the new instance.
+        in_flight = [_cols(10, run_id="r2", session=f"f{k}") for k in range(5)]
+        refs = [handle.append.remote(cols) for cols in in_flight]
+        if kill == "ray.kill":
+            ray.kill(handle, no_restart=False)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        assert await _restarted(handle, pid) != pid
+        assert await asyncio.gather(*refs) == [10] * 5
+        after = await handle.stats.remote()
+        assert after["wal_rows_recovered"] >= 100  # the acknowledged rows, and in-flight ones it had logged
+        assert after["rows_written"] == after["wal_rows_recovered"]  # written as the new instance started
+        # A producer that never heard back for a batch sends it again.
+        assert await handle.append.remote(acked[-1]) == 20
+        await handle.flush.remote()
+        ids = query(tmp_path, "SELECT event_id FROM events")["event_id"].to_pylist()
+        expected = {i for cols in acked + in_flight for i in cols["event_id"]}
+        assert len(ids) == len(expected) == 150 and set(ids) == expected  # every event, exactly once
+        assert (await handle.stats.remote())["rows_duplicate"] >= 20
+    finally:
+        await close_event_log(handle)
+    assert not wal_dir.exists()
+
+
+async def test_close_then_kill_as_the_backend_shuts_down_leaves_no_segment(tmp_path: Path) -> None:
+    handle = get_or_create_event_log(tmp_path, name=f"eventlog-{uuid.uuid4().hex[:8]}", flush_interval_s=3600)
+    await handle.append.remote(_cols(7))
+    wal_dir = Path((await handle.stats.remote())["wal_dir"])
+    assert len(list(wal_dir.glob("segment-*.arrow"))) == 1
+    assert await handle.close.remote() == 7  # RayBackend.shutdown: close, then kill without restart
+    ray.kill(handle, no_restart=True)
+    assert not wal_dir.exists()
+    assert query(tmp_path, "SELECT count(*) AS n FROM events")["n"][0].as_py() == 7
+
+
+def test_wal_dir_is_stable_per_lake_and_name_under_the_configured_parent(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(WAL_DIR_ENV, raising=False)
+    default = wal_dir_for("/lake", "log", "troupe")
+    assert default.parent == Path(tempfile.gettempdir()) / "troupe-wal"
+    monkeypatch.setenv(WAL_DIR_ENV, str(tmp_path))
+    here = wal_dir_for("/lake", "log", "troupe")
+    assert here == tmp_path / default.name == wal_dir_for("/lake", "log", "troupe")
+    assert len({here, wal_dir_for("/other", "log", "troupe"), wal_dir_for("/lake", "log2", "troupe"),
+                wal_dir_for("/lake", "log", "ns")}) == 4
+
+
+async def test_a_log_whose_wal_dir_is_held_by_a_live_one_takes_the_next_slot(tmp_path: Path) -> None:
+    from actors.eventlog import _core_with_wal
+
+    primary = tmp_path / "wal" / "abc"
+    first = _core_with_wal(str(tmp_path / "lake"), primary, {})
+    second = _core_with_wal(str(tmp_path / "lake"), primary, {})  # another cluster's log, same lake and name
+    assert (first.stats()["wal_dir"], second.stats()["wal_dir"]) == (str(primary), str(tmp_path / "wal" / "abc-1"))
+    await second.close()
+    await first.close()
+    assert not (tmp_path / "wal" / "abc").exists() and not (tmp_path / "wal" / "abc-1").exists()

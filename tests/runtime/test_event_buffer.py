@@ -171,3 +171,93 @@ def test_to_columns_is_the_contract_with_ts_in_epoch_microseconds() -> None:
     assert all(isinstance(t, int) for t in wire["ts"])
     assert pa.Table.from_pydict(wire, schema=ARROW_SCHEMA).equals(pa.Table.from_pydict(ref, schema=ARROW_SCHEMA))
     assert to_columns([]) == events_to_columns([])
+
+
+# --- back-pressure: wait_for_room ----------------------------------------------------------
+async def test_wait_for_room_returns_at_once_below_high_water() -> None:
+    ship = Recorder()
+    buf = EventBuffer(ship, max_batch=5, max_delay_s=60, high_water=20)
+    buf.start()
+    for i in range(19):
+        buf.emit(_ev(i))
+    with pytest.raises(StopIteration):  # finished without suspending once
+        buf.wait_for_room().send(None)
+    await buf.close()
+
+
+async def test_wait_for_room_waits_until_the_shipper_brought_pending_below_high_water() -> None:
+    ship = Recorder(delay=0.02)  # a slow log
+    buf = EventBuffer(ship, max_batch=5, max_delay_s=60, high_water=20)
+    buf.start()
+    for i in range(50):
+        buf.emit(_ev(i))
+    await asyncio.wait_for(buf.wait_for_room(), 10)
+    assert buf.pending < 20 and buf.shipped >= 31 and ship.seqs == list(range(buf.shipped))
+    await buf.close()
+    assert ship.seqs == list(range(50))
+
+
+async def test_wait_for_room_waits_through_failures_while_the_shipper_retries() -> None:
+    ship = Recorder(fail=3)
+    buf = EventBuffer(ship, max_batch=5, max_delay_s=60, high_water=10, attempts=1, backoff_s=0.001,
+                      max_backoff_s=0.01)
+    buf.start()
+    for i in range(12):
+        buf.emit(_ev(i))
+    await asyncio.wait_for(buf.wait_for_room(), 10)
+    assert buf.pending < 10 and buf.failures == 3
+    await buf.close()
+
+
+async def test_wait_for_room_without_a_shipper_ships_from_the_caller() -> None:
+    ship = Recorder()
+    buf = EventBuffer(ship, max_batch=5, max_delay_s=60, high_water=10)  # never started
+    for i in range(30):
+        buf.emit(_ev(i))
+    await buf.wait_for_room()
+    assert buf.pending == 5 and ship.seqs == list(range(25))  # just below the mark, oldest first
+
+
+async def test_wait_for_room_without_a_shipper_raises_when_the_log_refuses() -> None:
+    ship = Recorder(fail=10)
+    buf = EventBuffer(ship, max_batch=5, high_water=5, attempts=2, clock=FakeClock())
+    for i in range(6):
+        buf.emit(_ev(i))
+    with pytest.raises(EventShipError, match="log unreachable"):
+        await buf.wait_for_room()
+    assert buf.pending == 6
+
+
+async def test_a_waiter_is_released_when_the_buffer_closes() -> None:
+    ship = Recorder(delay=0.01)
+    buf = EventBuffer(ship, max_batch=5, max_delay_s=60, high_water=10)
+    buf.start()
+    for i in range(40):
+        buf.emit(_ev(i))
+    waiter = asyncio.create_task(buf.wait_for_room())
+    await buf.close()
+    await asyncio.wait_for(waiter, 5)
+    assert buf.pending == 0 and ship.seqs == list(range(40))
+
+
+async def test_a_waiter_ships_itself_when_the_shipper_is_cancelled() -> None:
+    ship = Recorder(delay=0.01)
+    buf = EventBuffer(ship, max_batch=5, max_delay_s=60, high_water=10)
+    buf.start()
+    for i in range(40):
+        buf.emit(_ev(i))
+    waiter = asyncio.create_task(buf.wait_for_room())
+    await asyncio.sleep(0)
+    assert buf._task is not None
+    buf._task.cancel()  # the loop is shutting down its tasks, say
+    await asyncio.wait_for(waiter, 5)
+    assert buf.pending < 10 and ship.seqs == list(range(buf.shipped))
+
+
+def test_high_water_defaults_to_ten_batches_and_is_checked() -> None:
+    ship = Recorder()
+    assert EventBuffer(ship, max_batch=100).high_water == 1000
+    assert EventBuffer(ship, max_batch=100, max_pending=300).high_water == 300
+    for bad in (0, 301):
+        with pytest.raises(ValueError, match="high_water must be between 1 and max_pending"):
+            EventBuffer(ship, max_pending=300, high_water=bad)

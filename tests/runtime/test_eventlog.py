@@ -1,11 +1,15 @@
-"""EventLogCore: durability of accepted events, ephemeral events, flush policy, live tails."""
+"""EventLogCore: durability of accepted events (write-ahead log), ephemeral events, flush policy,
+back-pressure, live tails."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,6 +17,7 @@ from runtime.clock import FakeClock
 from runtime.eventlog import EventLogClosedError, EventLogCore, InvalidEventBatchError, NotSubscribedError
 from runtime.events import Event, events_to_columns, make_event
 from runtime.lake import query
+from runtime.storage import Storage, open_storage
 
 
 def _evs(n: int, *, run_id: str = "r1", session: str = "s1", type: str = "tool.call") -> list[Event]:
@@ -264,3 +269,188 @@ async def test_flush_waits_for_a_periodic_write_already_under_way(tmp_path: Path
     assert await log.flush() == 3
     assert _count(tmp_path) == 7  # including the 4 rows of the periodic write
     assert await periodic == 4
+
+
+# --- write-ahead log: acknowledged events survive the log's death --------------------------
+def _ids_in(lake: Path) -> list[str]:
+    return query(lake, "SELECT event_id FROM events")["event_id"].to_pylist()
+
+
+def _segments(wal: Path) -> list[str]:
+    return sorted(p.name for p in wal.glob("segment-*.arrow"))
+
+
+def _crash(log: EventLogCore) -> None:
+    """What the death of the log's process leaves: no close, no flush, files as they are, and the
+    write-ahead log's lock released (by the kernel, for a real process)."""
+    assert log._wal is not None and log._wal._lock is not None
+    log._wal._lock.close()
+
+
+async def test_acknowledged_events_outlive_a_dead_log_and_are_written_once(tmp_path: Path) -> None:
+    from runtime.event_buffer import to_columns
+
+    lake, wal = tmp_path / "lake", tmp_path / "wal"
+    log = EventLogCore(lake, wal_dir=wal, flush_rows=25)
+    batches = [_evs(10, run_id=f"r{k % 2}") for k in range(5)]
+    for batch in batches:
+        assert await log.append(to_columns(batch)) == 10
+    st = log.stats()
+    assert (st["rows_written"], st["rows_buffered"]) == (30, 20) and st["wal_segments"] == 1
+    _crash(log)
+    assert _count(lake) == 30 and len(_segments(wal)) == 1
+
+    again = EventLogCore(lake, wal_dir=wal)
+    st = again.stats()
+    assert (st["wal_rows_recovered"], st["rows_written"], st["rows_buffered"]) == (20, 20, 0)
+    assert _count(lake) == 50 and _segments(wal) == []  # written at once, then the segment deleted
+    # The producer never heard back for its last batch and sends it again (Ray re-sends in-flight calls).
+    assert await again.append(to_columns(batches[-1])) == 10
+    assert await again.close() == 0
+    ids = _ids_in(lake)
+    assert len(ids) == 50 and set(ids) == {e.event_id for b in batches for e in b}
+    assert again.stats()["rows_duplicate"] == 10
+    assert not wal.exists()  # closed cleanly: no segment, no directory left
+
+
+async def test_rows_the_lake_already_has_are_not_written_again_after_a_crash(tmp_path: Path) -> None:
+    """The log died after a Parquet write and before deleting the segments that held its rows."""
+    lake, wal = tmp_path / "lake", tmp_path / "wal"
+    log = EventLogCore(lake, wal_dir=wal)
+    written, buffered = _evs(6), _evs(4, run_id="r2")
+    await log.append(events_to_columns(written))
+    assert log._wal is not None
+    log._wal.delete = lambda segments: None  # type: ignore[method-assign]  # died before deleting
+    await log.flush()
+    await log.append(events_to_columns(buffered))
+    _crash(log)
+    assert len(_segments(wal)) == 2
+
+    again = EventLogCore(lake, wal_dir=wal)
+    st = again.stats()
+    assert (st["wal_rows_recovered"], st["rows_duplicate"], st["rows_written"]) == (10, 6, 4)
+    await again.close()
+    ids = _ids_in(lake)
+    assert sorted(ids) == sorted(e.event_id for e in written + buffered)
+    assert not wal.exists()
+
+
+async def test_segments_stay_until_their_rows_are_in_parquet(tmp_path: Path) -> None:
+    blocker, wal = tmp_path / "lake", tmp_path / "wal"
+    blocker.write_text("not a directory")  # every write to the lake fails
+    log = EventLogCore(blocker, wal_dir=wal)
+    sent = _evs(5)
+    await log.append(events_to_columns(sent))
+    with pytest.raises(OSError):
+        await log.close()
+    assert len(_segments(wal)) == 1  # the failed write kept the segment
+    _crash(log)
+
+    again = EventLogCore(blocker, wal_dir=wal)  # recovers, and its write fails too: rows stay buffered
+    st = again.stats()
+    assert (st["wal_rows_recovered"], st["rows_buffered"], st["write_errors"]) == (5, 5, 1)
+    assert len(_segments(wal)) == 1
+    blocker.unlink()
+    assert await again.close() == 5
+    assert sorted(_ids_in(blocker)) == sorted(e.event_id for e in sent) and not wal.exists()
+
+
+async def test_close_sync_and_ephemeral_batches_leave_no_segment(tmp_path: Path) -> None:
+    wal = tmp_path / "wal"
+    log = EventLogCore(tmp_path / "lake", wal_dir=wal)
+    await log.append(events_to_columns(_evs(3, type="llm.token")))
+    assert log.stats()["wal_segments"] == 0  # ephemeral rows are never persisted, nor logged ahead
+    await log.append(events_to_columns(_evs(3)))
+    assert log.stats()["wal_segments"] == 1 and log.stats()["wal_bytes"] > 0
+    assert log.close_sync() == 3
+    assert _count(tmp_path / "lake") == 3 and not wal.exists()
+
+
+async def test_a_live_wal_directory_is_refused_to_a_second_log(tmp_path: Path) -> None:
+    from runtime.wal import WalBusyError
+
+    log = EventLogCore(tmp_path / "lake", wal_dir=tmp_path / "wal")
+    with pytest.raises(WalBusyError):
+        EventLogCore(tmp_path / "lake", wal_dir=tmp_path / "wal")
+    await log.close()
+
+
+# --- back-pressure -----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class SlowStorage(Storage):
+    """A lake on a slow disk: every Parquet file takes ``delay`` seconds."""
+
+    delay: float = 0.05
+
+    def write_parquet(self, rel_dir: str, table: pa.Table, **options: Any) -> str:
+        time.sleep(self.delay)
+        return super().write_parquet(rel_dir, table, **options)
+
+
+def _slow(path: Path, delay: float) -> SlowStorage:
+    base = open_storage(path)
+    return SlowStorage(base.fs, base.base, base.location, delay=delay)
+
+
+async def test_appends_wait_for_a_slow_lake_instead_of_buffering_without_bound(tmp_path: Path) -> None:
+    limit, batch = 50, 10
+    log = EventLogCore(_slow(tmp_path / "lake", 0.05), wal_dir=tmp_path / "wal", flush_rows=20,
+                       max_buffered_rows=limit)
+    assert log._wal is not None
+    unwritten_after_append: list[int] = []
+    wal_append = log._wal.append
+
+    def spy(table: pa.Table) -> None:  # every persistent append passes here, just before it is buffered
+        unwritten_after_append.append(log.stats()["rows_buffered"] + log.stats()["rows_in_flight"] + table.num_rows)
+        wal_append(table)
+
+    log._wal.append = spy  # type: ignore[method-assign]
+    sent: list[Event] = []
+
+    async def producer(k: int) -> None:
+        for j in range(8):
+            events = _evs(batch, session=f"s{k}-{j}")
+            sent.extend(events)
+            assert await log.append(events_to_columns(events)) == batch
+
+    await asyncio.gather(*(producer(k) for k in range(10)))
+    assert max(unwritten_after_append) <= limit + batch  # never more than the limit plus one batch
+    assert max(unwritten_after_append) >= limit  # ... and the limit was reached: producers did wait
+    assert log.stats()["appends_waited"] > 0
+    await log.close()
+    ids = _ids_in(tmp_path / "lake")
+    assert len(ids) == 800 and set(ids) == {e.event_id for e in sent}
+    assert not (tmp_path / "wal").exists()
+
+
+async def test_a_waiting_append_writes_when_nothing_else_will(tmp_path: Path) -> None:
+    """Below ``flush_rows`` and with no periodic flush, the appends that hit the limit write."""
+    log = EventLogCore(tmp_path, flush_rows=10_000, flush_interval_s=3600, max_buffered_rows=30)
+    for _ in range(10):
+        await log.append(events_to_columns(_evs(10)))
+        assert log.stats()["rows_buffered"] <= 30
+    st = log.stats()
+    assert st["appends_waited"] == 3 and st["rows_written"] == 90 and st["files_written"] == 3
+    await log.close()
+    assert _count(tmp_path) == 100
+
+
+async def test_close_while_appends_wait_refuses_them_and_writes_the_rest(tmp_path: Path) -> None:
+    log = EventLogCore(_slow(tmp_path, 0.3), flush_rows=10, max_buffered_rows=10)
+    first = asyncio.create_task(log.append(events_to_columns(_evs(10))))  # starts a slow write
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(log.append(events_to_columns(_evs(5))))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and log.stats()["appends_waited"] == 1
+    await log.close()
+    with pytest.raises(EventLogClosedError, match="closed while this batch waited"):
+        await waiting
+    assert await first == 10
+    assert _count(tmp_path) == 10
+
+
+def test_max_buffered_rows_must_be_positive(tmp_path: Path) -> None:
+    from runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_buffered_rows must be at least 1"):
+        EventLogCore(tmp_path, max_buffered_rows=0)
