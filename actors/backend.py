@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from actors.eventlog import get_or_create_event_log
 from actors.host import HostActor
@@ -31,8 +31,10 @@ from actors.naming import (
 )
 from actors.scheduler import SchedulerActor, scheduler_options
 from actors.transport import deliver_ref, remote_call, unwrap
+from runtime.checkpoint import checkpoint_location
 from runtime.config import Placement
-from runtime.errors import ConfigError, UnknownAgentError
+from runtime.errors import ConfigError, HostLostError, UnknownAgentError
+from runtime.eventlog import NotSubscribedError
 from runtime.events import Event
 from runtime.host import SessionSpec, root_of
 from runtime.scheduler import DEFAULT_MAX_CONCURRENCY
@@ -100,10 +102,28 @@ class _PackedRun:
     sent: bool = False
 
 
+async def _until_back(host: ActorHandle, timeout_s: float = 120.0) -> None:
+    """Wait until a restarting actor answers again (calls to it fail meanwhile)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await host.rss_bytes.remote()
+            return
+        except ActorUnavailableError:
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.2)
+        except RayActorError:
+            return  # dead for good: the next run fails with why
+
+
 class RayBackend:
     def __init__(self, *, lake: str, log: ActorHandle, log_name: str, job: str, pool_size: int,
-                 started_ray: bool, scheduler: ActorHandle, scheduler_name: str) -> None:
+                 started_ray: bool, scheduler: ActorHandle, scheduler_name: str,
+                 checkpoints: str | None = None) -> None:
         self.lake = lake
+        self.checkpoints = checkpoints
+        """Where dedicated sessions are checkpointed (``None``: nowhere)."""
         self.log = log
         self.log_name = log_name
         self.scheduler = scheduler
@@ -119,12 +139,16 @@ class RayBackend:
         """Packed runs asked for in this turn of the event loop, by host (sent together)."""
         self._send_scheduled = False
         self._consumers: set[asyncio.Task[None]] = set()
+        self._restarting: dict[int, asyncio.Task[None]] = {}
+        """Pool hosts that died, until Ray has them back (new runs wait for that)."""
 
     @classmethod
     async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
-                     tool_concurrency: int = DEFAULT_MAX_CONCURRENCY, **init_options: Any) -> RayBackend:
-        started = ensure_ray(address, **init_options)
+                     tool_concurrency: int = DEFAULT_MAX_CONCURRENCY, checkpoints: bool | str = True,
+                     **init_options: Any) -> RayBackend:
         lake = normalize_lake(lake)  # an absolute local path, or a pyarrow.fs URI as given
+        store = checkpoint_location(lake, checkpoints)  # a bad location fails before Ray starts
+        started = ensure_ray(address, **init_options)
         job = ray.get_runtime_context().get_job_id()
         log_name = event_log_name(lake, job)
         log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)
@@ -134,29 +158,38 @@ class RayBackend:
         await asyncio.gather(log.stats.remote(), scheduler.describe.remote())
         size = pool_size or max(1, int(ray.cluster_resources().get("CPU", 1)))
         return cls(lake=lake, log=log, log_name=log_name, job=job, pool_size=size, started_ray=started,
-                   scheduler=scheduler, scheduler_name=sched_name)
+                   scheduler=scheduler, scheduler_name=sched_name, checkpoints=store)
+
+    def checkpoints_for(self, placement: Placement) -> str | None:
+        """Dedicated sessions are checkpointed: each host holds one logical actor of one session
+        and is restarted with it. Packed ones (sweep samples) are not: a pool host that dies fails
+        the samples it held, and the sweep runs them again."""
+        return self.checkpoints if placement is Placement.DEDICATED else None
 
     # --- placement --------------------------------------------------------------------------
     def _pool_host(self) -> ActorHandle:
         if not self._pool:
             self._pool = [
-                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i))).remote(self.log_name, self.scheduler_name)
+                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i), restartable=True)
+                                               ).remote(self.log_name, self.scheduler_name)
                 for i in range(self.pool_size)
             ]
         return self._pool[next(self._next) % len(self._pool)]
 
-    async def start_session(self, spec: SessionSpec) -> None:
+    async def start_session(self, spec: SessionSpec, *, restore: bool = False) -> None:
         placed = _Placed(spec)
         self._sessions[spec.session_id] = placed
         if spec.placement is Placement.PACKED:
             placed.host = self._pool_host()
-            await remote_call(placed.host.start_session.remote(spec, [str(n) for n in spec.all_names()]))
+            await remote_call(placed.host.start_session.remote(spec, [str(n) for n in spec.all_names()], restore))
             return
+        durable = spec.checkpoints is not None
         for name in spec.all_names():
             placed.hosts[name] = ray.remote(HostActor).options(
-                **host_options(dedicated_name(spec.session_id, name))
-            ).remote(self.log_name, self.scheduler_name)
-        await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)])) for n, h in placed.hosts.items()))
+                **host_options(dedicated_name(spec.session_id, name), restartable=durable, resend=durable)
+            ).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
+        await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)], restore))
+                               for n, h in placed.hosts.items()))
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
         packed = [s for s in specs if s.placement is Placement.PACKED]
@@ -193,7 +226,15 @@ class RayBackend:
         comes, every host of the session is flushed first and what they still held comes before it."""
         cursor = 0
         while True:
-            rows, cursor = await self.log.read.remote(str(session_id), cursor, TAIL_POLL_S)
+            try:
+                rows, cursor = await self.log.read.remote(str(session_id), cursor, TAIL_POLL_S)
+            except RayTaskError as e:
+                if not isinstance(e.cause, NotSubscribedError):
+                    raise
+                # The log restarted (its live tails are not kept): follow on from what comes next;
+                # what came in between is in the lake.
+                cursor = await self.log.subscribe.remote(str(session_id))
+                continue
             finished = [row for row in rows if row["type"] == "session.finished"]
             if finished:
                 rows = [row for row in rows if row["type"] != "session.finished"]
@@ -228,6 +269,8 @@ class RayBackend:
         (:meth:`HostActor.run_sessions`), and each result comes back as soon as its session ends.
         """
         host = self._pool_host()
+        if (restarting := self._restarting.get(id(host))) is not None:
+            await asyncio.shield(restarting)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         item = _PackedRun(spec, text, timeout, future)
         queue = self._queued_runs.setdefault(id(host), (host, []))[1]
@@ -251,12 +294,18 @@ class RayBackend:
             if items:
                 for item in items:
                     item.sent = True
-                task = asyncio.get_running_loop().create_task(self._consume_runs(host, items))
+                task = asyncio.get_running_loop().create_task(self._consume_runs(host, items, self._host_died))
                 self._consumers.add(task)
                 task.add_done_callback(self._consumers.discard)
 
+    def _host_died(self, host: ActorHandle) -> None:
+        if id(host) not in self._restarting:
+            task = asyncio.get_running_loop().create_task(_until_back(host))
+            self._restarting[id(host)] = task
+            task.add_done_callback(lambda _: self._restarting.pop(id(host), None))
+
     @staticmethod
-    async def _consume_runs(host: ActorHandle, items: list[_PackedRun]) -> None:
+    async def _consume_runs(host: ActorHandle, items: list[_PackedRun], died: Any) -> None:
         futures = [item.future for item in items]
         try:
             stream = host.run_sessions.options(num_returns="streaming").remote(
@@ -268,6 +317,10 @@ class RayBackend:
                         future.set_exception(error) if error is not None else future.set_result(result)
         except Exception as e:  # the host died: every session still waiting fails with why
             error = unwrap(e) if isinstance(e, RayTaskError) else e
+            if isinstance(e, RayActorError):
+                died(host)
+                error = HostLostError(f"the pool host running this sample died ({type(e).__name__}: {e}); "
+                                    "Ray restarts it for later samples, and re-running the sweep runs this one again")
             for future in futures:
                 if not future.done():
                     future.set_exception(error)

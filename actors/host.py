@@ -40,7 +40,10 @@ def _portable(error: BaseException) -> BaseException:
 
 
 class HostActor:
-    def __init__(self, event_log_name: str, scheduler_name: str) -> None:
+    def __init__(self, event_log_name: str, scheduler_name: str,
+                 recover: tuple[SessionSpec, list[str]] | None = None) -> None:
+        """``recover``: the logical actors this (dedicated) host holds, restored from their
+        checkpoints when Ray restarts it after a crash."""
         self._log = ray.get_actor(event_log_name, namespace=NAMESPACE)
         # Metered: the events also feed the troupe_* metrics (actors/metrics.py; TROUPE_METRICS=0: off).
         self._buffer = host_event_buffer(RayShip(self._log), lambda: self.core.sessions)
@@ -48,7 +51,15 @@ class HostActor:
         dispatcher = RayDispatcher(scheduler_name)
         # Network-backed models are called as llm:<agent> tasks on the node's LLM worker (actors/llm.py).
         self.core = HostCore(sink=self._buffer, transport=self._transport, dispatcher=dispatcher,
-                             llm_factory=RemoteLLMFactory(scheduler_name, dispatcher.node_id))
+                             llm_factory=RemoteLLMFactory(scheduler_name, dispatcher.node_id),
+                             flush_events=self._buffer.flush)
+        self._recover = recover if ray.get_runtime_context().was_current_actor_reconstructed else None
+        self._restoring: asyncio.Lock | None = None
+        self._restore_task: asyncio.Task[None] | None = None
+        if self._recover is not None:
+            # Restore now, not at the first call: an agent with unread messages must go on by itself.
+            # (An async actor's __init__ runs on its event loop.)
+            self._restore_task = asyncio.get_running_loop().create_task(self._ensure_restored())
         self._started = False
         self._packed: dict[SessionId, asyncio.Task[None]] = {}
         """Sessions running under :meth:`run_sessions`, for :meth:`cancel_packed`."""
@@ -62,9 +73,23 @@ class HostActor:
             self._buffer.start()
             self._started = True
 
-    async def start_session(self, spec: SessionSpec, names: list[str]) -> list[str]:
+    async def _ensure_restored(self) -> None:
+        """After a restart: bring the logical actors back before serving any call (Ray re-sends the
+        calls that were in flight to the old instance, and they must find them)."""
         self._ensure_started()
-        return await self.core.start_session(spec, names)
+        if self._recover is None:
+            return
+        if self._restoring is None:
+            self._restoring = asyncio.Lock()
+        async with self._restoring:
+            if self._recover is not None:
+                spec, names = self._recover
+                await self.core.start_session(spec, names, restore=True)
+                self._recover = None
+
+    async def start_session(self, spec: SessionSpec, names: list[str], restore: bool = False) -> list[str]:
+        await self._ensure_restored()
+        return await self.core.start_session(spec, names, restore=restore)
 
     async def start_sessions(self, specs: list[SessionSpec]) -> int:
         """Start whole sessions here (packed placement); one call for many keeps sweeps cheap."""
@@ -78,11 +103,11 @@ class HostActor:
 
         One argument in the common case: each Ray call argument is serialised on its own.
         """
-        self._ensure_started()
+        await self._ensure_restored()
         return await self.core.deliver(envelope.session_id, AgentId(agent) if agent else envelope.recipient, envelope)
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
-        self._ensure_started()
+        await self._ensure_restored()
         return await self.core.call(session_id, target, method, kwargs)
 
     async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> SessionResult:
@@ -168,6 +193,7 @@ class HostActor:
         return out
 
     async def describe(self) -> dict[str, Any]:
+        await self._ensure_restored()
         return {"pid": os.getpid(), "sessions": self.core.describe(), "events_shipped": self._buffer.shipped}
 
 

@@ -50,15 +50,21 @@ def pool_host_name(lake: str, job: str, index: int) -> str:
     return f"troupe-pool-{lake_tag(lake)}-{job}-{index}"
 
 
-def host_options(name: str, *, get_if_exists: bool = False) -> dict[str, Any]:
-    """Options for a host actor: it waits on I/O, so it takes no CPU slot."""
+def host_options(name: str, *, get_if_exists: bool = False, restartable: bool = False,
+                 resend: bool = False) -> dict[str, Any]:
+    """Options for a host actor: it waits on I/O, so it takes no CPU slot. A ``restartable`` one is
+    restarted by Ray after a crash; with ``resend`` the calls that were in flight to it are sent again
+    to the new instance (a dedicated host of a checkpointed session, which restores its logical actor
+    first). A pool host is restarted without re-sending: the sweep samples it held fail with the
+    reason (running them again is the sweep's decision), and later ones find it back."""
     return {
         "name": name,
         "namespace": NAMESPACE,
         "num_cpus": 0,
         "max_concurrency": HOST_MAX_CONCURRENCY,
         "get_if_exists": get_if_exists,
-        "max_restarts": 0,
+        "max_restarts": -1 if restartable else 0,
+        "max_task_retries": -1 if resend else 0,
     }
 
 
@@ -86,7 +92,10 @@ def node_actor_name(scope: str, kind: str, node_id: str) -> str:
 
 
 def node_actor_options(name: str, node_id: str) -> dict[str, Any]:
-    """Pinned to its node (it serves the agents there), async, no CPU slot."""
+    """Pinned to its node (it serves the agents there), async, no CPU slot. Restarted after a crash;
+    only the LLM worker's calls are sent again (a model call has no side effects), while a tool call
+    in flight on a dying tool or MCP worker fails with an error the model reads (it may have had its
+    effect: running it again is the tool's retry policy's decision, not the transport's)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     return {
@@ -95,7 +104,8 @@ def node_actor_options(name: str, node_id: str) -> dict[str, Any]:
         "num_cpus": 0,
         "max_concurrency": HOST_MAX_CONCURRENCY,
         "get_if_exists": True,
-        "max_restarts": 0,
+        "max_restarts": -1,
+        "max_task_retries": -1 if name.startswith(f"troupe-{LLM_WORKER}-") else 0,
         "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
     }
 

@@ -213,8 +213,10 @@ class SchedulerActor:
 
 
 def scheduler_options(name: str) -> dict[str, Any]:
+    """Restarted after a crash, with the calls in flight sent again: a call whose result a durable
+    session recorded is answered from the record (:class:`runtime.scheduler.ToolJob`), not run twice."""
     return {"name": name, "namespace": NAMESPACE, "num_cpus": 0, "max_concurrency": 100_000, "get_if_exists": True,
-            "max_restarts": 0}
+            "max_restarts": -1, "max_task_retries": -1}
 
 
 __all__ = ["McpNodeActor", "SchedulerActor", "ToolWorkerActor", "scheduler_options", "task_options"]

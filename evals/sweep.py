@@ -25,11 +25,13 @@ from pydantic import BaseModel
 from evals.models import Case, GradeInput, SampleResult
 from evals.suite import LoadedSuite, apply_overrides, load_suite
 from runtime.config import ModelProfile, ScriptStep, ScriptToolCall, TeamConfig, parse_team
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, HostLostError
 
 ORACLE = "oracle"
 """A model name for sweeps: a scripted model that answers each case from its own expectation (to
 check a suite and its graders, not a model)."""
+HOST_LOST_ATTEMPTS = 2
+"""Runs of a sample whose pool host died under it (Ray restarts the host) before it is recorded as an error."""
 GRADE_BATCH = 200
 GRADE_EVERY_S = 2.0
 
@@ -202,12 +204,19 @@ class Sweep:
         return self._teams[key]
 
     async def _one(self, spec: SampleSpec, progress: Progress) -> None:
+        """Run one sample and queue it for grading; a crash is recorded as its result."""
         progress.running += 1
         started_at = datetime.now(UTC)
         t0 = time.monotonic()
         try:
-            result = await self.troupe.run_packed(self._team(spec), input_text(spec.case), run_id=self.run_id,
-                                                  timeout=self.suite.suite.timeout_s)
+            for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
+                try:
+                    result = await self.troupe.run_packed(self._team(spec), input_text(spec.case),
+                                                          run_id=self.run_id, timeout=self.suite.suite.timeout_s)
+                    break
+                except HostLostError:  # its pool host died under it (not the sample's fault): once more
+                    if attempt == HOST_LOST_ATTEMPTS:
+                        raise
             done = _Finished(spec, str(result.status), result.reply, result.error, str(result.session_id),
                              result.usage.model_dump(), result.duration_s, result.started_at, result.finished_at)
         except Exception as e:  # a sample that crashes is recorded, and the sweep goes on

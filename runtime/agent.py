@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ from runtime.context import Context
 from runtime.dispatch import Dispatcher
 from runtime.errors import InvalidTransitionError, RunError
 from runtime.events import Emitter
-from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, TaskId
-from runtime.llm.types import LLMClient, ToolCall
+from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, IdScope, MessageId, RunId, SessionId, TaskId
+from runtime.llm.types import ChatMessage, LLMClient, ToolCall
 from runtime.loop import Turn, run_turn
 from runtime.mailbox import Mailbox
 from runtime.messages import ControlOp, Envelope, MessageKind, Trace
@@ -86,6 +86,19 @@ class AgentCore:
         self._resumed.set()
         self._turn_task: asyncio.Task[None] | None = None
         self._runner: asyncio.Task[None] | None = None
+        self.checkpoint: Callable[[], Awaitable[None]] | None = None
+        """Saves this agent's checkpoint (set by the host when the session is durable)."""
+        self._record: dict[str, Any] | None = None
+        """The turn in progress, as its checkpoint keeps it: the batch, the context before it, the journal."""
+        self._replay: list[Envelope] | None = None
+        """A restored turn's batch: the next turn takes exactly these (the rest waits for the one after)."""
+        self._journal: dict[str, Any] = {}
+        """What the turn being replayed already did (model responses, tool results), by key."""
+        self.restored = False
+        self.backpressure: Callable[[], Awaitable[None]] | None = None
+        """Waits while the host's event buffer is over its high-water mark (set by the host)."""
+        self.checkpoints_at: str | None = None
+        """The session's checkpoint store, when it is durable (tool results are recorded there)."""
 
     @functools.cached_property
     def workspace(self) -> Path:
@@ -153,7 +166,10 @@ class AgentCore:
                 continue
             if self.sm.state is AgentState.TERMINATED:
                 break
-            batch = self.mailbox.take_all()
+            if self._replay is not None:
+                batch, self._replay = self._replay, None
+            else:
+                batch = self.mailbox.take_all()
             if not batch:
                 continue
             self._turn_task = asyncio.get_running_loop().create_task(self._turn(batch))
@@ -166,14 +182,30 @@ class AgentCore:
                 self.emit("agent.state", status="cancelled", payload={"turn": self.turns})
                 if self.sm.state is AgentState.RUNNING:
                     self._move(AgentState.IDLE)
+                self._record = None  # a cancelled turn is abandoned, not replayed
+                await self._save()
             except Exception as e:  # never let the runner die silently: the agent would stop answering
                 await self._fail(RunError(f"{type(e).__name__}: {e}", cause=type(e).__name__))
 
     async def gate(self) -> None:
+        """Before each model round: wait while paused, and while the event log is behind (a slow
+        lake slows the agents that fill it instead of growing the host's buffer without bound)."""
         await self._resumed.wait()
+        if self.backpressure is not None:
+            await self.backpressure()
 
     async def _turn(self, batch: list[Envelope]) -> None:
         self.turns += 1
+        if self.checkpoint is not None:
+            self._record = {
+                "number": self.turns, "batch": [e.model_dump(mode="json") for e in batch],
+                "context": self._context_state(), "open_requests": [e.model_dump(mode="json") for e in self.open_requests],
+                "journal": self._journal,
+            }
+            self._journal = {}
+            await self._save()  # the batch is taken: from here a crash replays this turn
+        # Ids made in this turn (messages, service calls) are the same when a crash replays it.
+        IdScope(f"{self.session_id}:{self.id}:turn:{self.turns}").enter()
         for env in batch:
             self.emit(
                 "message.delivered",
@@ -193,6 +225,7 @@ class AgentCore:
             make_ctx=lambda call: self._tool_context(call, turn), charge=self._charge, gate=self.gate,
             stream_tokens=self.stream_tokens, temperature=self.temperature, dispatcher=self.dispatcher,
             number=self.turns, approval_timeout_s=self.approval_timeout_s, models=self.models, profile=self.profile,
+            journal=self if self._record is not None else None, checkpoints=self.checkpoints_at,
         )
         try:
             result = await run_turn(turn)
@@ -200,12 +233,14 @@ class AgentCore:
                 await self._answer(result.reply)
         except RunError as e:
             await self._fail(e)
-            return
         except Exception as e:  # a bug or a lost peer: the session must hear of it, not hang
             await self._fail(RunError(f"{type(e).__name__}: {e}", cause=type(e).__name__))
-            return
-        if self.sm.state is AgentState.RUNNING:
-            self._move(AgentState.IDLE)
+        else:
+            if self.sm.state is AgentState.RUNNING:
+                self._move(AgentState.IDLE)
+        if self._record is not None:
+            self._record = None
+            await self._save()  # a turn boundary
 
     async def _fail(self, error: RunError) -> None:
         if self.sm.can(AgentState.ERROR):
@@ -274,8 +309,73 @@ class AgentCore:
     def describe(self) -> dict[str, Any]:
         return {
             "id": str(self.id), "state": str(self.sm.state), "mailbox": len(self.mailbox), "turns": self.turns,
-            "parent": self.parent, "open_requests": len(self.open_requests),
+            "parent": self.parent, "open_requests": len(self.open_requests), "restored": self.restored,
         }
+
+    # --- checkpoints ------------------------------------------------------------------------
+    async def _save(self) -> None:
+        if self.checkpoint is not None:
+            await self.checkpoint()
+
+    def get(self, key: str) -> Any | None:
+        """The turn journal (:class:`runtime.loop.Journal`): what a replayed turn already did."""
+        return self._record["journal"].get(key) if self._record is not None else None
+
+    async def record(self, key: str, value: Any) -> None:
+        if self._record is not None:
+            self._record["journal"][key] = value
+            await self._save()
+
+    def _context_state(self) -> dict[str, Any]:
+        return {"budget_tokens": self.context.budget_tokens,
+                "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in self.context.messages]}
+
+    def snapshot(self) -> dict[str, Any]:
+        """This agent at its last turn boundary, plus the turn in progress (its batch and journal)."""
+        record = self._record
+        state = self.sm.state
+        return {
+            "spec": self.spec.model_dump(mode="json", exclude_unset=True), "parent": self.parent, "profile": self.profile,
+            "state": str(AgentState.IDLE if state is AgentState.RUNNING else state),
+            "turns": self.turns - 1 if record is not None else self.turns,
+            "context": record["context"] if record is not None else self._context_state(),
+            "open_requests": record["open_requests"] if record is not None
+            else [e.model_dump(mode="json") for e in self.open_requests],
+            "mailbox": [e.model_dump(mode="json") for e in self.mailbox.queued()],
+            "seen": list(self.mailbox.recent_ids(_REMEMBER_IDS)),
+            "known_outcomes": sorted(self.known_outcomes),
+            "turn": None if record is None else {"batch": record["batch"], "journal": record["journal"]},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take a :meth:`snapshot` (before :meth:`start`). A turn that was in progress runs again
+        with the same batch, answered from its journal as far as it got."""
+        self.restored = True
+        self.turns = int(state["turns"])
+        self.context.budget_tokens = int(state["context"]["budget_tokens"])
+        self.context.messages = [ChatMessage.model_validate(m) for m in state["context"]["messages"]]
+        self.open_requests = [Envelope.model_validate(e) for e in state["open_requests"]]
+        self.known_outcomes = set(state.get("known_outcomes", ()))
+        self.mailbox.restore([Envelope.model_validate(e) for e in state["mailbox"]], [MessageId(i) for i in state["seen"]])
+        turn = state.get("turn")
+        if turn is not None:
+            self._replay = [Envelope.model_validate(e) for e in turn["batch"]]
+            self._journal = dict(turn["journal"])
+            for env in self._replay:
+                self.mailbox.remember(env.id)
+            self.mailbox.wake()
+        to = AgentState(state["state"])
+        if to is AgentState.TERMINATED:
+            self.sm.state = AgentState.TERMINATED
+        elif to is AgentState.PAUSED:
+            self.sm.state = AgentState.PAUSED
+            self._resumed.clear()
+        elif to is AgentState.ERROR:
+            self.sm.state = AgentState.ERROR
+
+
+_REMEMBER_IDS = 1000
+"""Message ids a checkpoint remembers: re-sends after a restart are recent ones."""
 
 
 def user_message(session_id: SessionId, run_id: RunId, recipient: AgentId, text: str) -> Envelope:

@@ -9,13 +9,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+from runtime.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary
 from runtime.config import Placement, TeamConfig, load_team
 from runtime.errors import UnknownToolError
 from runtime.host import SessionSpec
-from runtime.ids import RunId, SessionId
+from runtime.ids import SUPERVISOR, RunId, SessionId
 from runtime.lake import default_lake
 from runtime.session import Backend, Session
 from runtime.supervisor import SessionResult
@@ -55,30 +57,39 @@ class Troupe:
     def lake(self) -> str:
         return self.backend.lake
 
+    @property
+    def checkpoints(self) -> str | None:
+        """Where sessions are checkpointed (``None``: they are not)."""
+        return self.backend.checkpoints
+
     @classmethod
-    def local(cls, *, lake: str | Path | None = None) -> Troupe:
-        """Everything in this process, no Ray (tests, quick experiments)."""
+    def local(cls, *, lake: str | Path | None = None, checkpoints: bool | str = False) -> Troupe:
+        """Everything in this process, no Ray (tests, quick experiments). ``checkpoints`` (True:
+        ``<lake>/checkpoints``, or a location) makes sessions resumable after this process dies."""
         from runtime.local_backend import LocalBackend
 
         registry = default_registry()
-        return cls(LocalBackend(lake or default_lake(), registry=registry), placement=Placement.PACKED, registry=registry)
+        return cls(LocalBackend(lake or default_lake(), registry=registry, checkpoints=checkpoints),
+                   placement=Placement.PACKED, registry=registry)
 
     @classmethod
     async def connect(
         cls, *, address: str | None = None, lake: str | Path | None = None,
         placement: Placement | str | None = None, pool_size: int | None = None, tool_concurrency: int = 256,
-        **ray_init: Any,
+        checkpoints: bool | str = True, **ray_init: Any,
     ) -> Troupe:
         """Connect to Ray (start a local instance when ``address`` is None and none is running).
 
         ``tool_concurrency`` caps the tool calls running at once across the cluster (each tool
-        may set a lower cap of its own). ``ray_init`` options go to ``ray.init`` when this call
-        starts or joins Ray.
+        may set a lower cap of its own). ``checkpoints``: where dedicated sessions are checkpointed
+        so that they survive actor crashes and can be resumed after the cluster stopped (True:
+        ``<lake>/checkpoints``; a directory or ``pyarrow.fs`` URI; False: off). ``ray_init``
+        options go to ``ray.init`` when this call starts or joins Ray.
         """
         from actors.backend import RayBackend
 
         backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size,
-                                          tool_concurrency=tool_concurrency, **ray_init)
+                                          tool_concurrency=tool_concurrency, checkpoints=checkpoints, **ray_init)
         return cls(backend, placement=Placement(placement or Placement.DEDICATED))
 
     def _specs(
@@ -96,8 +107,9 @@ class Troupe:
         run = RunId(run_id) if run_id else RunId.new()
         where = Placement(placement) if placement else self.placement
         ids = [SessionId(session_id)] if session_id and n == 1 else [SessionId.new() for _ in range(n)]
-        return [SessionSpec(session_id=sid, run_id=run, team=cfg, placement=where, stream_tokens=stream_tokens)
-                for sid in ids]
+        durable = self.backend.checkpoints_for(where)
+        return [SessionSpec(session_id=sid, run_id=run, team=cfg, placement=where, stream_tokens=stream_tokens,
+                            checkpoints=durable) for sid in ids]
 
     async def open(
         self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
@@ -110,8 +122,46 @@ class Troupe:
                              run_id=run_id, session_id=session_id)
         if subscribe:
             await self.backend.subscribe(spec.session_id)
+        if spec.checkpoints:
+            manifest = SessionManifest(session_id=spec.session_id, run_id=spec.run_id, team=spec.team,
+                                       placement=spec.placement, stream_tokens=stream_tokens, lake=self.lake)
+            await asyncio.to_thread(CheckpointStore(spec.checkpoints).save_manifest, manifest)
         await self.backend.start_session(spec)
         return Session(self.backend, spec)
+
+    def _store(self) -> CheckpointStore:
+        if self.checkpoints is None:
+            raise CheckpointError("checkpoints are off in this runtime: connect with checkpoints=True "
+                                  "(Troupe.local(checkpoints=True) without Ray) to resume or list sessions")
+        return CheckpointStore(self.checkpoints)
+
+    async def sessions(self) -> list[SessionSummary]:
+        """Every checkpointed session of this runtime's store, newest first, with its status."""
+        return await asyncio.to_thread(self._store().summaries)
+
+    async def resume(self, session_id: str, *, subscribe: bool = True, stream_tokens: bool | None = None) -> Session:
+        """Continue a session from its checkpoints (after its actors or the whole cluster stopped):
+        its agents come back with their context and unread messages, and a turn that was under way
+        runs again, taking the model responses and tool results it already had from its journal.
+        Returns its handle; ``await session.result()`` waits for it as usual."""
+        store = self._store()
+        manifest = await asyncio.to_thread(store.load_manifest, session_id)
+        supervisor = (await asyncio.to_thread(store.load_actors, session_id, names=[str(SUPERVISOR)])).get(str(SUPERVISOR))
+        status = supervisor.state.get("status", "running") if supervisor else "running"
+        if status != "running":
+            raise CheckpointError(f"session {session_id} already ended ({status}); nothing to resume "
+                                  f"(its events are in the lake: troupe events sql ... where session_id='{session_id}')",
+                                  session=session_id, status=status)
+        spec = SessionSpec(session_id=manifest.session_id, run_id=manifest.run_id, team=manifest.team,
+                           placement=manifest.placement, checkpoints=self.checkpoints,
+                           stream_tokens=manifest.stream_tokens if stream_tokens is None else stream_tokens)
+        if subscribe:
+            await self.backend.subscribe(spec.session_id)
+        await self.backend.start_session(spec, restore=True)
+        session = Session(self.backend, spec)
+        session._started = bool(supervisor and supervisor.state.get("started_at"))
+        await self.backend.call(spec.session_id, SUPERVISOR, "resumed", {})
+        return session
 
     async def open_many(
         self, team: TeamConfig | str | Path, n: int, *, placement: Placement | str | None = None,

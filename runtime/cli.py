@@ -31,21 +31,34 @@ def _lake(value: str | None) -> str:
 
 async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[str, Any]:
     """Run one session of ``team`` on ``text``; stream progress unless ``--json``; return the outcome."""
-    from runtime.api import Troupe, validate_team
-    from runtime.approval_prompt import ApprovalPrompt, default_mode
-    from runtime.progress import ProgressPrinter
+    from runtime.api import validate_team
     from tools.builtins import default_registry
 
     if args.model:
         team = team.with_model(args.model)
     validate_team(team, default_registry())  # fail before starting Ray
-    troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=args.placement,
+
+    async def start(troupe: Any) -> Any:
+        session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json)
+        await session.send(text)
+        return session
+
+    return await _follow(args, start)
+
+
+async def _follow(args: argparse.Namespace, start: Any) -> dict[str, Any]:
+    """Connect, ``start(troupe)`` a session, show its progress (unless ``--json``) until it ends,
+    and return the outcome. Ctrl-C or SIGTERM cancels it."""
+    from runtime.api import Troupe
+    from runtime.approval_prompt import ApprovalPrompt, default_mode
+    from runtime.progress import ProgressPrinter
+
+    troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=getattr(args, "placement", None),
                                   logging_level=logging.WARNING)
     _cancel_on_sigterm()
     session = None
     try:
-        session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json)
-        await session.send(text)
+        session = await start(troupe)
         show = None if args.json else ProgressPrinter()
         approvals = ApprovalPrompt(session, default_mode(getattr(args, "approve", None)))
         async for event in session.events():
@@ -94,6 +107,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_outcome(out)
     return EXIT_OK if out["ok"] else EXIT_SESSION_FAILED
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    async def start(troupe: Any) -> Any:
+        return await troupe.resume(args.session_id, stream_tokens=not args.json)
+
+    out = asyncio.run(_follow(args, start))
+    if args.json:
+        print(json.dumps({k: v for k, v in out.items() if k != "ok"}))
+    else:
+        _print_outcome(out)
+    return EXIT_OK if out["ok"] else EXIT_SESSION_FAILED
+
+
+def _cmd_sessions_list(args: argparse.Namespace) -> int:
+    from runtime.checkpoint import CheckpointStore, checkpoint_location
+    from runtime.lake import format_table
+
+    location = args.checkpoints or checkpoint_location(_lake(args.lake), True)
+    rows = [s.model_dump(mode="json") for s in CheckpointStore(location).summaries()]
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    if not rows:
+        print(f"no checkpointed sessions in {location}", file=sys.stderr)
+        return EXIT_OK
+    import pyarrow as pa
+
+    cols = ["session_id", "status", "team", "placement", "created_at", "saved_at", "run_id"]
+    print(format_table(pa.Table.from_pylist([{c: r[c] for c in cols} for r in rows])))
+    resumable = [r["session_id"] for r in rows if r["status"] == "running"]
+    if resumable:
+        print(f"\nresume one with: troupe resume {resumable[0]} --lake {_lake(args.lake)}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -153,6 +200,26 @@ def build_parser() -> argparse.ArgumentParser:
     session_options(run, model_default=None,
                     model_help="model profile every agent uses (a profile of the team, 'local' or 'local:/path.gguf')")
     run.set_defaults(func=_cmd_run)
+
+    resume = sub.add_parser("resume", help="continue a checkpointed session (after a crash or a cluster stop)")
+    resume.add_argument("session_id", help="the session's id (troupe sessions list shows them)")
+    resume.add_argument("--lake", help="the session's event lake (its checkpoints are in <lake>/checkpoints; "
+                                       "default $TROUPE_LAKE or ./.troupe/lake)")
+    resume.add_argument("--address", help="Ray address HOST:PORT (default: $RAY_ADDRESS, else a running "
+                                          "cluster, else a new local one)")
+    resume.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
+    resume.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    resume.add_argument("--approve", choices=["ask", "yes", "no"], default=None,
+                        help="tool calls that need approval: ask, approve all, or deny all")
+    resume.set_defaults(func=_cmd_resume)
+
+    sessions = sub.add_parser("sessions", help="checkpointed sessions")
+    sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True)
+    listing = sessions_sub.add_parser("list", help="list checkpointed sessions and their status, newest first")
+    listing.add_argument("--lake", help="event lake whose checkpoints to list (default $TROUPE_LAKE or ./.troupe/lake)")
+    listing.add_argument("--checkpoints", help="a checkpoint store elsewhere than <lake>/checkpoints")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(func=_cmd_sessions_list)
 
     demo = sub.add_parser("demo", help="run the built-in three-agent demo on a question with a checkable answer")
     session_options(demo, model_default="local",

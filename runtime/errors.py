@@ -115,10 +115,16 @@ class ScriptExhaustedError(RunError):
     """A scripted model was asked for more responses than its script holds."""
 
 
+class HostLostError(RunError):
+    """The process running a session that is not checkpointed (a sweep sample) died under it; its
+    host is restarted, and the session can be run again."""
+
+
 __all__ = [
     "BudgetExceededError",
     "CancelledError",
     "ConfigError",
+    "HostLostError",
     "InvalidTransitionError",
     "ModelVisibleError",
     "PermissionDeniedError",

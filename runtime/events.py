@@ -19,6 +19,8 @@ EVENT_SCHEMA_VERSION: Final = 1
 EventType = Literal[
     "session.started",
     "session.finished",
+    "session.resumed",
+    "actor.restored",
     "message.sent",
     "message.delivered",
     "llm.request",

@@ -24,14 +24,17 @@ from pydantic import BaseModel
 
 from runtime.agent import AgentCore, control_message
 from runtime.blackboard import Blackboard
+from runtime.checkpoint import ActorCheckpoint, CheckpointStore
 from runtime.config import AgentSpec, Placement, TeamConfig
 from runtime.dispatch import Dispatcher, LocalDispatcher
 from runtime.errors import ConfigError, TroupeError, UnknownAgentError
 from runtime.events import EventSink, make_event
-from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId
+from runtime.durable import MUTATING, REQUEST_ID, Durability
+from runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, current_id_scope
 from runtime.llm.registry import build_client
 from runtime.llm.types import LLMClient
 from runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from runtime.state import AgentState
 from runtime.supervisor import SessionResult, Supervisor
 from runtime.tasks import TaskRegistry
 from tools.builtins import default_registry
@@ -45,7 +48,7 @@ SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
     TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
     SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
-                           "request_approval", "decide", "pending_approvals"}),
+                           "request_approval", "decide", "pending_approvals", "resumed"}),
 }
 AGENT_METHODS = frozenset({"describe"})
 
@@ -58,6 +61,8 @@ class SessionSpec(BaseModel):
     team: TeamConfig
     placement: Placement = Placement.DEDICATED
     stream_tokens: bool = False
+    checkpoints: str | None = None
+    """The checkpoint store (:mod:`runtime.checkpoint`) when the session is durable, else ``None``."""
 
     def members(self) -> list[AgentId]:
         return [a.id for a in self.team.agents]
@@ -90,6 +95,8 @@ class _Held:
     """The host's tools plus this session's MCP tools."""
     closing_here: bool = False
     """Run by :meth:`HostCore.run_session`, which closes it itself: no TERMINATE round on finish."""
+    durable: Durability | None = None
+    """Set when the session is checkpointed (:mod:`runtime.durable`)."""
 
 
 class _Services:
@@ -100,6 +107,9 @@ class _Services:
         self._session_id = session_id
 
     async def call(self, target: AgentId, method: str, /, **kwargs: Any) -> Any:
+        scope = current_id_scope()
+        if scope is not None:  # in a turn or a tool call: a replay after a crash sends the same id
+            kwargs[REQUEST_ID] = scope.next_hex()
         return await self._host.call(self._session_id, AgentId(target), method, kwargs)
 
     async def send(self, envelope: Envelope) -> None:
@@ -125,8 +135,12 @@ class HostCore:
         registry: ToolRegistry | None = None,
         llm_factory: Callable[..., LLMClient] = build_client,
         dispatcher: Dispatcher | None = None,
+        flush_events: Callable[[], Any] | None = None,
     ) -> None:
         self.sink = sink
+        self.flush_events = flush_events
+        """Ships this host's buffered events to the log (run before every checkpoint)."""
+        self._stores: dict[str, CheckpointStore] = {}
         self.transport = transport
         self.registry = registry or default_registry()
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher()
@@ -152,43 +166,91 @@ class HostCore:
 
         return emit
 
-    async def start_session(self, spec: SessionSpec, names: Sequence[str]) -> list[str]:
-        """Create the logical actors ``names`` of ``spec`` on this host."""
+    async def start_session(self, spec: SessionSpec, names: Sequence[str], *, restore: bool = False) -> list[str]:
+        """Create the logical actors ``names`` of ``spec`` on this host; ``restore`` brings them
+        (and the children of agents among them) back from their checkpoints, where they have one."""
         held = self.sessions.setdefault(spec.session_id, _Held(spec))
+        if spec.checkpoints and held.durable is None:
+            held.durable = Durability(self._store(spec.checkpoints), spec.session_id, self.flush_events)
+        loaded: dict[AgentId, ActorCheckpoint] = {}
+        if restore and held.durable is not None:
+            loaded = await asyncio.to_thread(held.durable.load, map(AgentId, names))
         if held.registry is None:
             agents = [spec.team.agent(n) for n in names if AgentId(n) not in SERVICES]
             held.registry = await self._session_registry(spec.team, agents)
         for name in map(AgentId, names):
             if name in held.guests:
                 continue
+            cp = loaded.get(name)
             if name in SERVICES:
-                held.guests[name] = self._make_service(spec, name)
+                held.guests[name] = self._make_service(spec, name, cp)
             else:
                 agent = self._make_agent(held, spec.team.agent(name))
+                if cp is not None:
+                    agent.restore(cp.state)
                 held.guests[name] = agent
-        for name in map(AgentId, names):
+            if held.durable is not None:
+                held.durable.track(name, held.guests[name], cp)
+        for name, cp in sorted(loaded.items()):
+            if "." in name and name not in held.guests:  # a child agent spawned before the crash
+                self._restore_child(held, name, cp)
+        for name, cp in sorted(loaded.items()):
+            self.emitter(spec, str(name))("actor.restored", payload={
+                "seq": cp.seq, "kind": cp.kind, "saved_at": cp.saved_at.isoformat(),
+                "replays_turn": bool(cp.state.get("turn")), "unread": len(cp.state.get("mailbox", ())),
+                "unsent": len(cp.outbox)})
+        for name in held.guests:
             guest = held.guests[name]
-            if isinstance(guest, AgentCore) and guest._runner is None:
+            if isinstance(guest, AgentCore) and guest._runner is None and guest.sm.state is not AgentState.TERMINATED:
                 held.runners.append(guest.start())
+        if held.durable is not None:
+            for envelope in held.durable.unsent(loaded):  # notices a restored service still owes
+                self._spawn_bg(self._deliver_quietly(envelope), spec.session_id)
         return [str(n) for n in names]
 
-    def _make_service(self, spec: SessionSpec, name: AgentId) -> Any:
+    def _store(self, location: str) -> CheckpointStore:
+        store = self._stores.get(location)
+        if store is None:
+            store = self._stores[location] = CheckpointStore(location)
+        return store
+
+    def _restore_child(self, held: _Held, name: AgentId, cp: ActorCheckpoint) -> None:
+        spec = AgentSpec.model_validate(cp.state["spec"])
+        core = self._make_agent(held, spec, parent=cp.state.get("parent"), profile=cp.state.get("profile"))
+        core.restore(cp.state)
+        held.guests[name] = core
+        assert held.durable is not None
+        held.durable.track(name, core, cp)
+
+    def _make_service(self, spec: SessionSpec, name: AgentId, restored: ActorCheckpoint | None = None) -> Any:
         emit = self.emitter(spec, str(name))
+        state = restored.state if restored is not None else None
         if name == BLACKBOARD:
-            return Blackboard(session_id=spec.session_id, emit=emit, notify=self._notifier(spec, name))
+            notify = self._notifier(spec, name)
+            if state is not None:
+                return Blackboard.restore(state, spec.session_id, emit=emit, notify=notify)
+            return Blackboard(session_id=spec.session_id, emit=emit, notify=notify)
         if name == TASKS:
-            return TaskRegistry(session_id=spec.session_id, emit=emit, notify=self._notifier(spec, name))
+            notify = self._notifier(spec, name)
+            if state is not None:
+                return TaskRegistry.restore(state, spec.session_id, emit=emit, notify=notify)
+            return TaskRegistry(session_id=spec.session_id, emit=emit, notify=notify)
 
         async def on_finish(result: SessionResult) -> None:
             held = self.sessions.get(spec.session_id)
+            if held is not None and held.durable is not None:
+                await held.durable.save(SUPERVISOR)  # the result is durable before anyone is told
             if held is not None and held.closing_here:
                 return
             for member in spec.members():
                 self._spawn_bg(self.deliver(spec.session_id, member, control_message(spec.session_id, member, ControlOp.TERMINATE)),
                                spec.session_id)
 
-        return Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
-                          budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
+        supervisor = Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
+                                budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
+        if state is not None:
+            supervisor.restore(state)
+        return supervisor
 
     async def _session_registry(self, team: TeamConfig, agents: Sequence[AgentSpec]) -> ToolRegistry:
         """The host's tools, plus the tools of every MCP server these agents (or their children) name."""
@@ -227,6 +289,8 @@ class HostCore:
             workspace=spec.team.workspace, approval_timeout_s=spec.team.approval_timeout_s,
             models=spec.team.models, profile=profile_name,
         )
+        core.checkpoints_at = spec.checkpoints
+        core.backpressure = getattr(self.sink, "wait_for_room", None)
         if agent.subscriptions:
             for prefix in agent.subscriptions:
                 self._spawn_bg(self.call(spec.session_id, BLACKBOARD, "subscribe", {"agent": str(agent.id), "prefix": prefix}),
@@ -237,6 +301,9 @@ class HostCore:
         held = self._held(session_id)
         if parent not in held.guests:
             raise UnknownAgentError(f"parent {parent!r} is not on this host", agent=parent)
+        existing = held.guests.get(child.id)
+        if isinstance(existing, AgentCore) and existing.restored and existing.parent == parent:
+            return child.id  # the parent's turn is replayed after a crash: its child is back already
         if child.id in held.guests:
             raise TroupeError(f"an agent {child.id!r} already exists in this session; pick another name", agent=child.id)
         parent_core = held.guests[parent]
@@ -245,6 +312,9 @@ class HostCore:
         held.guests[child.id] = core
         held.runners.append(core.start())
         core.emit("agent.spawned", payload={"parent": parent, "tools": child.tools, "model": profile})
+        if held.durable is not None:  # before its task can reach it: a restored host must know it
+            held.durable.track(child.id, core)
+            await held.durable.save(child.id)
         return child.id
 
     async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> SessionResult:
@@ -316,12 +386,19 @@ class HostCore:
             if self.transport is None or self._is_child(session_id, agent):
                 raise UnknownAgentError(f"no agent {agent!r} in session {session_id}", agent=agent)
             return await self.transport.deliver(session_id, agent, envelope)
+        durable = self.sessions[session_id].durable
         if isinstance(guest, AgentCore):
             if envelope.is_control and envelope.data.get("op") == ControlOp.TERMINATE:
                 self._terminate_children(session_id, agent)
-            return guest.deliver(envelope)
+            accepted = guest.deliver(envelope)
+            if durable is not None and (accepted or envelope.is_control):
+                await durable.save(agent)  # acknowledged only once the mailbox's checkpoint holds it
+            return accepted
         if isinstance(guest, Supervisor):
-            return await guest.deliver(envelope)
+            accepted = await guest.deliver(envelope)
+            if durable is not None:
+                await durable.save(agent)
+            return accepted
         raise UnknownAgentError(f"{agent!r} is a service and takes calls, not messages", agent=agent)
 
     def _is_child(self, session_id: SessionId, agent: AgentId) -> bool:
@@ -359,15 +436,38 @@ class HostCore:
         allowed = SERVICE_METHODS.get(target, AGENT_METHODS)
         if method not in allowed:
             raise UnknownAgentError(f"{target!r} has no method {method!r}; it offers {sorted(allowed)}", agent=target)
-        result = getattr(guest, method)(**kwargs)
-        if inspect.isawaitable(result):
-            result = await result
+        request_id = kwargs.pop(REQUEST_ID, None) if REQUEST_ID in kwargs else None
+        durable = self.sessions[session_id].durable
+        mutating = durable is not None and method in MUTATING.get(target, ())
+        if mutating and request_id is not None:
+            assert durable is not None
+            seen, answer = durable.answered(target, request_id)
+            if seen:
+                return answer  # a re-send (after a restart, or from a replayed turn): applied once
+        if not mutating:
+            result = getattr(guest, method)(**kwargs)
+            return await result if inspect.isawaitable(result) else result
+        assert durable is not None
+        try:
+            result = getattr(guest, method)(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            if request_id is not None:
+                durable.remember(target, request_id, result)
+        finally:
+            await durable.save(target)  # acknowledged only once the service's checkpoint holds it
+            for envelope in durable.releasable():  # its notices go out once the change they tell of is durable
+                self._spawn_bg(self._deliver_quietly(envelope), session_id)
         return result
 
     def _notifier(self, spec: SessionSpec, sender: AgentId) -> Callable[[AgentId, MessageKind, str, dict[str, Any]], None]:
         def notify(recipient: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
             env = Envelope(session_id=spec.session_id, sender=sender, recipient=AgentId(recipient), kind=kind,
                            content=content, data=data, trace=Trace(run_id=spec.run_id, task_id=data.get("task_id")))
+            held = self.sessions.get(spec.session_id)
+            if held is not None and held.durable is not None:
+                held.durable.hold(sender, env)  # sent by call() once the sender's checkpoint holds it
+                return
             self._spawn_bg(self._deliver_quietly(env), spec.session_id)
 
         return notify
@@ -377,6 +477,9 @@ class HostCore:
             await self.send(envelope)
         except UnknownAgentError:
             pass  # the recipient is gone (a finished child); the notice has nobody to inform
+        held = self.sessions.get(envelope.session_id)
+        if held is not None and held.durable is not None:
+            held.durable.sent(envelope.sender, envelope)
 
     def _spawn_bg(self, coro: Any, session_id: SessionId | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro)

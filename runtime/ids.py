@@ -6,10 +6,12 @@ id (lossless), so ids double as Ray actor names, dict keys and DuckDB column val
 
 from __future__ import annotations
 
-import re
+import hashlib
 import itertools
 import os
 import random
+import re
+from contextvars import ContextVar
 from typing import Any, ClassVar, Self
 
 from pydantic import GetCoreSchemaHandler
@@ -83,7 +85,46 @@ class MessageId(_Id):
 
     @classmethod
     def new(cls) -> Self:
+        """A unique id; inside an :class:`IdScope` (a turn or a tool call being recorded for
+        recovery) the next id of that scope, so a replay after a crash sends the same ids."""
+        scope = _ID_SCOPE.get()
+        if scope is not None:
+            return cls(f"m-{scope.next_hex()}")
         return cls(f"m-{unique_hex()}")
+
+
+class IdScope:
+    """Deterministic ids for one unit of recoverable work (an agent's turn, one tool call).
+
+    Re-running the unit after a crash (from its checkpoint, with the same inputs) makes the same
+    ids in the same order, so a message re-sent by the replay is recognised as a duplicate by its
+    recipient and a service call is answered from what was already applied. Units that run
+    concurrently each get their own scope (it lives in a ``ContextVar``, copied into child tasks).
+    """
+
+    __slots__ = ("prefix", "_count")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._count = itertools.count()
+
+    def next_hex(self) -> str:
+        return hashlib.sha256(f"{self.prefix}\x1f{next(self._count)}".encode()).hexdigest()[:32]
+
+    def enter(self) -> Any:
+        """Make this the current scope of the running context; returns the token to :meth:`exit`."""
+        return _ID_SCOPE.set(self)
+
+    @staticmethod
+    def exit(token: Any) -> None:
+        _ID_SCOPE.reset(token)
+
+
+_ID_SCOPE: ContextVar[IdScope | None] = ContextVar("troupe_id_scope", default=None)
+
+
+def current_id_scope() -> IdScope | None:
+    return _ID_SCOPE.get()
 
 
 _random = random.Random(os.urandom(16))
@@ -153,8 +194,11 @@ __all__ = [
     "USER",
     "Address",
     "AgentId",
+    "IdScope",
     "MessageId",
     "RunId",
     "SessionId",
     "TaskId",
+    "current_id_scope",
+    "unique_hex",
 ]

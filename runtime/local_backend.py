@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from runtime.checkpoint import checkpoint_location
+from runtime.config import Placement
 from runtime.event_buffer import EventBuffer
 from runtime.eventlog import EventLogCore
 from runtime.events import Event
@@ -19,18 +21,23 @@ from tools.registry import ToolRegistry
 
 
 class LocalBackend:
-    def __init__(self, lake: str | Path, *, registry: ToolRegistry | None = None, **host_kwargs: Any) -> None:
+    def __init__(self, lake: str | Path, *, registry: ToolRegistry | None = None, checkpoints: bool | str = False,
+                 **host_kwargs: Any) -> None:
         self.log = EventLogCore(lake)
         self.lake = self.log.lake  # an absolute local path, or the pyarrow.fs URI as given
+        self.checkpoints = checkpoint_location(self.lake, checkpoints)
         self.buffer = EventBuffer(self.log.append)
-        self.host = HostCore(sink=self.buffer, registry=registry, **host_kwargs)
+        self.host = HostCore(sink=self.buffer, registry=registry, flush_events=self.buffer.flush, **host_kwargs)
         self._started = False
 
-    async def start_session(self, spec: SessionSpec) -> None:
+    def checkpoints_for(self, placement: Placement) -> str | None:
+        return self.checkpoints  # one host holds the whole session: every placement can be restored
+
+    async def start_session(self, spec: SessionSpec, *, restore: bool = False) -> None:
         if not self._started:
             self.buffer.start()
             self._started = True
-        await self.host.start_session(spec, spec.all_names())
+        await self.host.start_session(spec, spec.all_names(), restore=restore)
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
         for spec in specs:

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from runtime.config import AgentSpec, ModelProfile
 from runtime.context import Context
@@ -35,6 +35,15 @@ class TurnResult:
     """The final text, or ``None`` when the agent chose to wait without replying."""
     rounds: int
     status: Literal["replied", "waiting", "max_rounds"]
+
+
+class Journal(Protocol):
+    """What a turn did so far, kept in the agent's checkpoint: a turn replayed after a crash takes
+    model responses and tool results from here instead of calling the model or the tool again."""
+
+    def get(self, key: str) -> Any | None: ...
+
+    async def record(self, key: str, value: Any) -> None: ...
 
 
 async def _no_charge(**usage: int) -> None:
@@ -68,6 +77,10 @@ class Turn:
     approval_timeout_s: float = 300.0
     models: dict[str, ModelProfile] = field(default_factory=dict)
     profile: str | None = None
+    journal: Journal | None = None
+    """Set when the session is checkpointed (see :class:`Journal`)."""
+    checkpoints: str | None = None
+    """The session's checkpoint store (tool results are recorded there by idempotency key)."""
     end_requested: bool = field(default=False)
 
 
@@ -85,8 +98,13 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
         turn.emit("llm.token", model=turn.llm.model_name, payload={"text": delta})
 
     started = time.perf_counter()
+    key = f"llm:{round_no}"
+    recorded = turn.journal.get(key) if turn.journal is not None else None
     try:
-        response = await turn.llm.complete(request, on_token=on_token if turn.stream_tokens else None)
+        if recorded is not None:
+            response = LLMResponse.model_validate(recorded)
+        else:
+            response = await turn.llm.complete(request, on_token=on_token if turn.stream_tokens else None)
     except RunError as e:
         reason = str(e.fields.get("reason") or "error")
         turn.emit("llm.error", model=turn.llm.model_name, status=reason, duration_ms=(time.perf_counter() - started) * 1e3,
@@ -97,6 +115,8 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
         turn.emit("llm.error", model=turn.llm.model_name, status="error", duration_ms=(time.perf_counter() - started) * 1e3,
                   payload={"round": round_no, "error": str(e), "type": type(e).__name__, "reason": "error"})
         raise ProviderError(f"model call failed: {type(e).__name__}: {e}", model=turn.llm.model_name, reason="error") from e
+    if recorded is None and turn.journal is not None:
+        await turn.journal.record(key, response.model_dump(mode="json"))
     event_id = unique_hex()
     turn.emit(
         "llm.response",
@@ -105,7 +125,7 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
         duration_ms=(time.perf_counter() - started) * 1e3,
         tokens_in=response.usage.tokens_in,
         tokens_out=response.usage.tokens_out,
-        status="ok",
+        status="ok" if recorded is None else "replayed",
         payload={
             "round": round_no,
             "text": response.text[:_PREVIEW],
@@ -174,6 +194,7 @@ async def run_turn(turn: Turn) -> TurnResult:
             tools=turn.tools, agent=turn.spec, make_ctx=turn.make_ctx, emit=turn.emit,
             parent_event_id=response_event, dispatcher=turn.dispatcher, key_prefix=f"{turn.number}.{round_no}",
             approval_timeout_s=turn.approval_timeout_s, models=turn.models, profile=turn.profile, charge=turn.charge,
+            journal=turn.journal, checkpoints=turn.checkpoints,
         ))
         for outcome in outcomes:
             turn.context.add(outcome.to_message())
@@ -184,4 +205,4 @@ async def run_turn(turn: Turn) -> TurnResult:
     return TurnResult(f"[{turn.spec.id} stopped after {cap} LLM rounds without a final answer]", cap, "max_rounds")
 
 
-__all__ = ["Turn", "TurnResult", "call_llm", "call_llm_fitting", "history_message", "run_turn"]
+__all__ = ["Journal", "Turn", "TurnResult", "call_llm", "call_llm_fitting", "history_message", "run_turn"]

@@ -69,5 +69,24 @@ class Mailbox:
     def __len__(self) -> int:
         return len(self._queue)
 
+    # --- checkpoints ------------------------------------------------------------------------
+    def queued(self) -> list[Envelope]:
+        """The unread messages, oldest first (not taken)."""
+        return list(self._queue)
+
+    def recent_ids(self, n: int) -> list[MessageId]:
+        """The ids of the ``n`` messages delivered last (enough to recognise re-sends after a restart)."""
+        return list(self._seen)[-n:]
+
+    def restore(self, queued: list[Envelope], seen: list[MessageId]) -> None:
+        """Take a checkpoint's unread messages and remembered ids (on an empty mailbox)."""
+        for message_id in seen:
+            self.remember(message_id)
+        for envelope in queued:
+            self.remember(envelope.id)
+            self._queue.append(envelope)
+        if self._queue:
+            self._ready.set()
+
 
 __all__ = ["Mailbox"]

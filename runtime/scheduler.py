@@ -9,6 +9,7 @@ connection. One core per runtime is what makes its caps hold cluster-wide.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -46,16 +47,29 @@ class ToolJob(BaseModel):
     call_id: str = ""
     node_id: str | None = None
     """The calling host's node: I/O and MCP calls run on that node's worker and connection."""
+    checkpoints: str | None = None
+    """The session's checkpoint store when it is durable: the result is recorded there, by key, as
+    soon as the call returns, and a call whose result is recorded is answered from it, not run again
+    (a scheduler restarted after a crash, or a session resumed on another cluster, remembers)."""
 
     @classmethod
     def for_call(cls, spec: ToolSpec, kwargs: dict[str, Any], *, key: str, session_id: str = "", agent: str = "",
-                 call_id: str = "", node_id: str | None = None) -> ToolJob:
+                 call_id: str = "", node_id: str | None = None, checkpoints: str | None = None) -> ToolJob:
         return cls(
             tool=spec.name, execution=spec.execution, kwargs=kwargs, idempotency_key=key, timeout_s=spec.timeout_s,
             retries=spec.retries if spec.idempotent else 0, retry_backoff_s=spec.retry_backoff_s,
             max_concurrency=spec.max_concurrency, resources=dict(spec.resources), session_id=session_id,
             agent=agent, call_id=call_id, node_id=node_id,
+            # MCP results are live objects (progress, sampling); inline tools live and die with their agent
+            checkpoints=checkpoints if spec.execution in (Execution.IO, Execution.CPU) else None,
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _store(location: str) -> Any:
+    from runtime.checkpoint import CheckpointStore
+
+    return CheckpointStore(location)
 
 
 def idempotency_key(*parts: object) -> str:
@@ -134,6 +148,11 @@ class SchedulerCore:
         if key in self._results:
             self.stats["deduplicated"] += 1
             return self._results[key]
+        if job.checkpoints and key not in self._inflight:
+            found, value = await asyncio.to_thread(_store(job.checkpoints).recorded_tool, job.session_id, key)
+            if found:
+                self.stats["deduplicated"] += 1
+                return value
         if key in self._inflight:
             self.stats["deduplicated"] += 1
             return await asyncio.shield(self._inflight[key])
@@ -150,6 +169,8 @@ class SchedulerCore:
                 future.exception()  # a waiter may not exist: don't warn "never retrieved"
             raise
         else:
+            if job.checkpoints:
+                await asyncio.to_thread(_store(job.checkpoints).record_tool, job.session_id, key, value)
             future.set_result(value)
             self._results[key] = value
             if len(self._results) > self._remember:

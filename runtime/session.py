@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from runtime.agent import control_message, user_message
+from runtime.config import Placement
 from runtime.errors import UnknownAgentError
 from runtime.events import Event
 from runtime.host import SessionSpec
@@ -21,8 +22,16 @@ from runtime.supervisor import SessionResult
 
 class Backend(Protocol):
     lake: str
+    checkpoints: str | None
+    """The checkpoint store's location, or ``None`` when sessions are not checkpointed."""
 
-    async def start_session(self, spec: SessionSpec) -> None: ...
+    def checkpoints_for(self, placement: Placement) -> str | None:
+        """Where a session of this placement is checkpointed (``None``: it is not)."""
+        ...
+
+    async def start_session(self, spec: SessionSpec, *, restore: bool = False) -> None:
+        """Start the session's actors; ``restore`` brings them back from their checkpoints."""
+        ...
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
         """Start many sessions at once (sweeps): one round trip per host, not per session."""

@@ -77,9 +77,13 @@ class Supervisor:
         self._started_at: datetime | None = None
         self._started_mono = 0.0
         self._timer: asyncio.Task[None] | None = None
+        self.input: str | None = None
         self.approvals = Approvals(session_id=str(session_id), emit=emit)
 
     def start(self, *, input: str, team: str, placement: str) -> None:
+        if self._started_at is not None:
+            return  # a re-sent start (the client's call retried after this actor restarted)
+        self.input = input
         self._started_at = self.clock.now()
         self._started_mono = self.clock.monotonic()
         self.emit("session.started", status="running", payload={"input": input, "team": team, "placement": placement,
@@ -157,11 +161,18 @@ class Supervisor:
             self._timer.cancel()
         self.emit("session.finished", status=str(status), duration_ms=self.result.duration_s * 1e3,
                   payload={"reply": reply, "error": error, "usage": self.usage.model_dump()})
-        self._done.set()
         self.approvals.deny_all(f"the session ended ({status})")
-        if self.on_finish is not None:
-            await self.on_finish(self.result)
+        try:
+            if self.on_finish is not None:  # first: a checkpointed result is saved before anyone hears of it
+                await self.on_finish(self.result)
+        finally:
+            self._done.set()
         return self.result
+
+    def resumed(self) -> str:
+        """Record that the session goes on after a stop (``troupe resume``); returns its status."""
+        self.emit("session.resumed", status=str(self.status), payload={"usage": self.usage.model_dump()})
+        return str(self.status)
 
     async def wait(self, *, timeout: float | None = None) -> SessionResult:
         await asyncio.wait_for(self._done.wait(), timeout)
@@ -170,6 +181,40 @@ class Supervisor:
 
     def describe(self) -> dict[str, Any]:
         return {"status": str(self.status), "usage": self.usage.model_dump()}
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Status, usage, running time and result, as JSON (pending approvals are not kept: a
+        restarted agent asks again)."""
+        started = self._started_at is not None
+        return {
+            "status": str(self.status), "usage": self.usage.model_dump(), "input": self.input,
+            "started_at": self._started_at.isoformat() if started else None,
+            "elapsed_s": (self.clock.monotonic() - self._started_mono) if started and self.result is None
+            else (self.result.duration_s if self.result else 0.0),
+            "result": self.result.model_dump(mode="json") if self.result else None,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take a :meth:`snapshot`'s state (on a fresh supervisor, before any call). The wall-clock
+        budget counts running time only: the time the session spent stopped is not charged."""
+        self.status = SessionStatus(state["status"])
+        self.usage = Usage.model_validate(state["usage"])
+        self.input = state.get("input")
+        if state.get("started_at"):
+            self._started_at = datetime.fromisoformat(state["started_at"])
+            self._started_mono = self.clock.monotonic() - float(state.get("elapsed_s") or 0.0)
+        if state.get("result"):
+            self.result = SessionResult.model_validate(state["result"])
+            self._done.set()
+        elif self._started_at is not None and self.budgets.max_wall_s is not None:
+            left = max(0.0, self.budgets.max_wall_s - float(state.get("elapsed_s") or 0.0))
+            self._timer = asyncio.get_running_loop().create_task(self._resume_timer(left))
+
+    async def _resume_timer(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        assert self.budgets.max_wall_s is not None
+        await self._exceeded("max_wall_s", self.budgets.max_wall_s)
 
 
 __all__ = ["SessionResult", "SessionStatus", "Supervisor", "Usage"]

@@ -30,6 +30,7 @@ from runtime.errors import (
     UnknownToolCallError,
 )
 from runtime.events import Emitter
+from runtime.ids import IdScope, current_id_scope
 from runtime.guardrails import check_permission, request_approval
 from runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
 from runtime.scheduler import ToolJob, idempotency_key
@@ -86,6 +87,11 @@ class ToolRun:
     profile: str | None = None
     """The calling agent's own profile (the default for sampling)."""
     charge: Callable[..., Awaitable[None]] | None = None
+    checkpoints: str | None = None
+    """The session's checkpoint store when it is durable (tool results are recorded there)."""
+    journal: Any | None = None
+    """The turn's :class:`runtime.loop.Journal` when the session is checkpointed: a result recorded
+    there is not run again when a crash replays the turn."""
 
 
 def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
@@ -103,20 +109,38 @@ def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
 
 
 async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
+    journal_key = f"tool:{run.key_prefix}:{index}"
+    recorded = run.journal.get(journal_key) if run.journal is not None else None
+    if recorded is not None:
+        return _replayed(run, call, recorded)
     started = time.perf_counter()
     emit = run.emit
     emit("tool.call", tool=call.name, parent_event_id=run.parent_event_id,
          payload={"id": call.id, "arguments": call.arguments[:_PREVIEW]})
     extra: dict[str, Any] = {}
+    # Ids this call makes (messages, service calls) are the same when a crash replays its turn
+    # (the turn's scope names the session, the agent and the turn).
+    turn_scope = current_id_scope()
+    if turn_scope is not None:
+        IdScope(f"{turn_scope.prefix}:tool:{run.key_prefix}:{index}:{call.id}").enter()
+    ended = False
     try:
         tool = _check(run, call, run.tools.get(call.name))
         kwargs = tool.validate(call.parsed_arguments())
         ctx = run.make_ctx(call)
+        end_turn = ctx.end_turn
+
+        def ending() -> None:
+            nonlocal ended
+            ended = True
+            end_turn()
+
+        ctx.end_turn = ending
         ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
         if tool.spec.needs_approval:
             await request_approval(ctx, tool.spec, call, timeout_s=run.approval_timeout_s, emit=emit)
         job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
-                               agent=str(ctx.agent), call_id=call.id)
+                               agent=str(ctx.agent), call_id=call.id, checkpoints=run.checkpoints)
         mcp = mcp_request(tool, ctx, run.models, run.profile) if tool.spec.execution is Execution.MCP else None
         assert run.dispatcher is not None
         value = await run.dispatcher.run(tool, job, ctx, mcp)
@@ -133,6 +157,9 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         )
     else:
         outcome = ToolOutcome(call, True, render_result(value), None, (time.perf_counter() - started) * 1e3)
+    if run.journal is not None:
+        await run.journal.record(journal_key, {"ok": outcome.ok, "content": outcome.content,
+                                               "error_type": outcome.error_type, "end_turn": ended})
     emit(
         "tool.result" if outcome.ok else "tool.error",
         tool=call.name,
@@ -141,6 +168,18 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         parent_event_id=run.parent_event_id,
         payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type, **extra},
     )
+    return outcome
+
+
+def _replayed(run: ToolRun, call: ToolCall, recorded: dict[str, Any]) -> ToolOutcome:
+    """A call whose result the turn's journal already holds (a replay after a crash): not run again."""
+    outcome = ToolOutcome(call, bool(recorded["ok"]), str(recorded["content"]), recorded.get("error_type"))
+    if recorded.get("end_turn"):
+        run.make_ctx(call).end_turn()
+    run.emit("tool.result" if outcome.ok else "tool.error", tool=call.name, status="replayed",
+             parent_event_id=run.parent_event_id,
+             payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type,
+                      "replayed": True})
     return outcome
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from runtime.events import ListSink
 from runtime.host import HostCore, SessionSpec
 from runtime.ids import AgentId, RunId, SessionId
 from runtime.messages import Envelope
-from tests.runtime.teams import team
+from tests.runtime.teams import call, team
 
 
 class RecordingTransport:
@@ -80,3 +81,37 @@ async def test_children_of_a_local_root_are_never_looked_up_elsewhere() -> None:
         await host.deliver(sp.session_id, AgentId("a.gone"), user_message(sp.session_id, sp.run_id, "a", "x"))
     assert transport.delivered == []
     await host.close()
+
+
+async def test_a_slow_event_log_slows_the_agents_instead_of_filling_memory() -> None:
+    from runtime.event_buffer import EventBuffer
+    from runtime.supervisor import SessionStatus
+
+    release = asyncio.Event()
+    shipped: list[int] = []
+
+    async def ship(columns: dict[str, list[Any]]) -> int:
+        await release.wait()  # the log's disk is stuck
+        shipped.append(len(columns["type"]))
+        return len(columns["type"])
+
+    buffer = EventBuffer(ship, max_batch=10, high_water=30, max_delay_s=0.01)
+    buffer.start()
+    host = HostCore(sink=buffer)
+    rounds = [{"tool_calls": [call("blackboard_get", key="k")]} for _ in range(40)]
+    cfg = team([{"id": "a", "tools": ["blackboard_get"], "max_rounds": 50}], scripts={"a": [*rounds, {"text": "ok"}]})
+    sp = SessionSpec(session_id=SessionId.new(), run_id=RunId.new(), team=cfg)
+    await host.start_session(sp, sp.all_names())
+    await host.call(sp.session_id, AgentId("session"), "start", {"input": "go", "team": "t", "placement": "packed"})
+    await host.deliver(sp.session_id, AgentId("a"), user_message(sp.session_id, sp.run_id, "a", "go"))
+    await asyncio.sleep(0.5)
+    agent = host.sessions[sp.session_id].guests[AgentId("a")]
+    held = buffer.pending
+    assert held < 30 + 15, f"{held} events buffered behind a stuck log"  # high water + one round's events
+    assert agent.sm.state.value == "running"  # waiting at its next round, not finished
+    release.set()
+    result = await host.call(sp.session_id, AgentId("session"), "wait", {"timeout": 20})
+    assert result.status is SessionStatus.COMPLETED and result.reply == "ok"
+    await host.close()
+    await buffer.close()
+    assert sum(shipped) > 40 * 3  # every round's events reached the log once it moved
