@@ -159,3 +159,26 @@ def test_cli_lists_sessions_and_refuses_to_resume_a_finished_one(tmp_path: Path,
     assert sid in capsys.readouterr().out
     assert troupe_main(["resume", sid, "--lake", str(lake), "--address", "local"]) == 2
     assert "already ended (completed)" in capsys.readouterr().err
+
+
+async def test_cancelling_leaves_a_consistent_checkpoint_that_cannot_be_resumed(tmp_path: Path) -> None:
+    lake, ledger = tmp_path / "lake", tmp_path / "ledger"
+    troupe = Troupe.local(lake=lake, checkpoints=True)
+    try:
+        session = await troupe.open(recovery_team())
+        await session.send(request_text(ledger, "x"))
+        while not ledger_items(ledger):  # the workers are mid-turn
+            await asyncio.sleep(0.01)
+        await session.cancel("enough")
+        result = await session.result(timeout=10)
+        await session.close()
+        with pytest.raises(CheckpointError, match="already ended \\(cancelled\\)"):
+            await troupe.resume(session.id)
+    finally:
+        await troupe.shutdown()
+    assert result.status is SessionStatus.CANCELLED
+    actors = CheckpointStore(lake / "checkpoints").load_actors(session.id)
+    assert actors["session"].state["status"] == "cancelled"
+    for name in ("lead", "worker_a", "worker_b"):
+        assert actors[name].state["turn"] is None, f"{name} checkpointed a turn in progress after the cancel"
+    assert all(actors[n].state["state"] == "terminated" for n in ("lead", "worker_a", "worker_b"))
