@@ -106,3 +106,24 @@ def test_a_sample_team_keeps_what_its_file_left_unset(tmp_path: Path) -> None:
     out = team_for_sample(suite, spec, None)
     assert out.models["small"].model_fields_set == {"provider", "max_tokens"}
     assert out.agent(out.entry).instructions.endswith("Shout.")
+
+
+async def test_a_sample_whose_host_died_runs_once_more(troupe: Troupe, lake: Path, suite_file: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.errors import HostLostError
+
+    real = troupe.run_packed
+    lost: list[str] = []
+
+    async def flaky(team: object, text: str, **options: object) -> object:
+        if text not in lost:  # every sample's first run: its pool host dies under it
+            lost.append(text)
+            raise HostLostError("the pool host running this sample died")
+        return await real(team, text, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(troupe, "run_packed", flaky)
+    sweep = Sweep(troupe, load_suite(suite_file), concurrency=4)
+    await sweep.run()
+    rows = {r["case_id"]: r for r in results_table(lake, sweep.run_id).to_pylist()}
+    assert rows["ok-1"]["passed"] and rows["ok-1"]["status"] == "completed"
+    assert not any("pool host" in (r["error"] or "") for r in rows.values())
