@@ -95,6 +95,7 @@ class AgentCore:
         self._journal: dict[str, Any] = {}
         """What the turn being replayed already did (model responses, tool results), by key."""
         self.restored = False
+        self._dumped: dict[MessageId, dict[str, Any]] = {}
         self.backpressure: Callable[[], Awaitable[None]] | None = None
         """Waits while the host's event buffer is over its high-water mark (set by the host)."""
         self.checkpoints_at: str | None = None
@@ -341,11 +342,18 @@ class AgentCore:
             "context": record["context"] if record is not None else self._context_state(),
             "open_requests": record["open_requests"] if record is not None
             else [e.model_dump(mode="json") for e in self.open_requests],
-            "mailbox": [e.model_dump(mode="json") for e in self.mailbox.queued()],
+            "mailbox": self._queued_state(),
             "seen": list(self.mailbox.recent_ids(_REMEMBER_IDS)),
             "known_outcomes": sorted(self.known_outcomes),
             "turn": None if record is None else {"batch": record["batch"], "journal": record["journal"]},
         }
+
+    def _queued_state(self) -> list[dict[str, Any]]:
+        """The unread messages as JSON, each converted once (a paused agent's mailbox may hold
+        thousands, and every message delivered to it is saved before it is acknowledged)."""
+        cache = self._dumped
+        self._dumped = {e.id: cache.get(e.id) or e.model_dump(mode="json") for e in self.mailbox.queued()}
+        return list(self._dumped.values())
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take a :meth:`snapshot` (before :meth:`start`). A turn that was in progress runs again

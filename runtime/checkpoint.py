@@ -6,11 +6,13 @@ started on one cluster can be resumed on another that reaches the same bucket::
 
     <store>/sessions/<session id>/manifest.json        the session: team, run, placement, input, status
     <store>/sessions/<session id>/actors/<name>.json   each logical actor's latest state
+    <store>/sessions/<session id>/inbox/<agent>/...    messages delivered since the agent's last save
     <store>/sessions/<session id>/tools/<key>.json     a tool result, by the call's idempotency key
 
 An actor's file is replaced whole (atomically) at its turn boundaries and before it acknowledges
-anything (a delivered message, an applied service call), so the newest file is always a state the
-rest of the session may rely on. What an agent did inside the turn in progress (model responses,
+a service call it applied, so the newest file is always a state the rest of the session may rely
+on. A message delivered to an agent is acknowledged once it is in the agent's *inbox* (one small
+file a message, cheaper than the whole agent); the agent's next save takes it in and clears it. What an agent did inside the turn in progress (model responses,
 tool results) is in the same file as the turn's *journal*: a replay after a crash takes those from
 the journal instead of calling the model or the tool again.
 """
@@ -171,6 +173,23 @@ class CheckpointStore:
             _check_format(cp.format, f"actor {rel}")
             out[cp.name] = cp
         return out
+
+    # --- inboxes ------------------------------------------------------------------------------
+    def add_to_inbox(self, session_id: str, agent: str, envelope: Envelope) -> str:
+        """Keep a delivered message until the agent's next checkpoint; returns its file's name."""
+        ts = envelope.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
+        name = f"{ts}-{envelope.id}.json"
+        self.storage.write_bytes(f"sessions/{session_id}/inbox/{agent}/{name}", envelope.model_dump_json().encode())
+        return name
+
+    def inbox(self, session_id: str, agent: str) -> list[Envelope]:
+        """Messages delivered to ``agent`` since its last checkpoint, oldest first."""
+        return [Envelope.model_validate_json(self.storage.read_bytes(rel))
+                for rel in self.storage.files(f"sessions/{session_id}/inbox/{agent}", suffix=".json")]
+
+    def clear_inbox(self, session_id: str, agent: str, names: list[str]) -> None:
+        for name in names:
+            self.storage.delete(f"sessions/{session_id}/inbox/{agent}/{name}")
 
     # --- tool results -------------------------------------------------------------------------
     def record_tool(self, session_id: str, key: str, value: Any) -> None:

@@ -17,6 +17,7 @@ is part of its checkpoint, until the recipient acknowledges them; a restored ser
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -66,6 +67,9 @@ class Durability:
         self.savers: dict[AgentId, Saver] = {}
         self.applied: dict[AgentId, OrderedDict[str, Any]] = {}
         self.outbox: dict[AgentId, dict[MessageId, Envelope]] = {}
+        self.inbox_files: dict[AgentId, dict[MessageId, str]] = {}
+        """Inbox files written since each agent's last checkpoint (cleared once one covers them)."""
+        self._covered: dict[AgentId, list[MessageId]] = {}
         self._unreleased: list[Envelope] = []
 
     # --- saving -----------------------------------------------------------------------------
@@ -77,6 +81,7 @@ class Durability:
             self.outbox[name] = {e.id: e for e in restored.outbox}
 
         def snapshot(seq: int) -> ActorCheckpoint:
+            self._covered[name] = list(self.inbox_files.get(name, ()))  # in this snapshot's mailbox
             return ActorCheckpoint(
                 session_id=self.session_id, name=str(name), kind=kind, seq=seq, saved_at=datetime.now(UTC),
                 state=guest.snapshot(), applied=dict(self.applied.get(name, {})),
@@ -90,8 +95,18 @@ class Durability:
 
     async def save(self, name: AgentId) -> None:
         saver = self.savers.get(name)
-        if saver is not None:
-            await saver.save()
+        if saver is None:
+            return
+        await saver.save()
+        files = self.inbox_files.get(name, {})
+        done = [files.pop(i) for i in self._covered.pop(name, ()) if i in files]
+        if done:  # the checkpoint holds these messages now (a later restore would skip them anyway)
+            await asyncio.to_thread(self.store.clear_inbox, str(self.session_id), str(name), done)
+
+    async def receive(self, agent: AgentId, envelope: Envelope) -> None:
+        """Make a message delivered to ``agent`` durable: in its inbox, until its next checkpoint."""
+        name = await asyncio.to_thread(self.store.add_to_inbox, str(self.session_id), str(agent), envelope)
+        self.inbox_files.setdefault(agent, {})[envelope.id] = name
 
     # --- requests ---------------------------------------------------------------------------
     def answered(self, target: AgentId, request_id: str) -> tuple[bool, Any]:
@@ -131,6 +146,10 @@ class Durability:
         wanted = set(map(str, roots))
         return {AgentId(name): cp for name, cp in self.store.load_actors(str(self.session_id)).items()
                 if name in wanted or name.split(".", 1)[0] in wanted}
+
+    def load_inbox(self, agent: AgentId) -> list[Envelope]:
+        """Messages ``agent`` acknowledged after its last checkpoint (to deliver again on restore)."""
+        return self.store.inbox(str(self.session_id), str(agent))
 
 
 __all__ = ["MUTATING", "REQUEST_ID", "Durability", "kind_of"]

@@ -194,6 +194,11 @@ class HostCore:
         for name, cp in sorted(loaded.items()):
             if "." in name and name not in held.guests:  # a child agent spawned before the crash
                 self._restore_child(held, name, cp)
+        if restore and held.durable is not None:
+            for name, guest in list(held.guests.items()):
+                if isinstance(guest, AgentCore) and (name in loaded or AgentId(name) in map(AgentId, names)):
+                    for envelope in await asyncio.to_thread(held.durable.load_inbox, name):
+                        guest.deliver(envelope)  # acknowledged after its last checkpoint (ids already seen are skipped)
         for name, cp in sorted(loaded.items()):
             self.emitter(spec, str(name))("actor.restored", payload={
                 "seq": cp.seq, "kind": cp.kind, "saved_at": cp.saved_at.isoformat(),
@@ -391,8 +396,10 @@ class HostCore:
             if envelope.is_control and envelope.data.get("op") == ControlOp.TERMINATE:
                 self._terminate_children(session_id, agent)
             accepted = guest.deliver(envelope)
-            if durable is not None and (accepted or envelope.is_control):
-                await durable.save(agent)  # acknowledged only once the mailbox's checkpoint holds it
+            if durable is not None and envelope.is_control:
+                await durable.save(agent)  # a state change (paused, terminated): the whole agent
+            elif durable is not None and accepted:
+                await durable.receive(agent, envelope)  # acknowledged only once its inbox holds it
             return accepted
         if isinstance(guest, Supervisor):
             accepted = await guest.deliver(envelope)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from runtime.api import Troupe
-from runtime.checkpoint import ActorCheckpoint, CheckpointError, CheckpointStore, SessionNotFoundError
+from runtime.checkpoint import CheckpointError, CheckpointStore, SessionNotFoundError
 from runtime.cli import main as troupe_main
 from runtime.lake import query
 from runtime.supervisor import SessionStatus
@@ -36,25 +37,29 @@ def crash(troupe: Troupe) -> None:
 
 
 def crash_after_saves(monkeypatch: pytest.MonkeyPatch, n: int) -> asyncio.Event:
-    """An event set once ``n`` checkpoints were written (an undisturbed session writes about 55):
-    crash points that follow the session's progress, not the machine's speed."""
+    """An event set once ``n`` checkpoint writes (actor checkpoints and inbox entries) were made (an
+    undisturbed session makes about 55): crash points that follow the session's progress, not the
+    machine's speed."""
     reached = asyncio.Event()
     loop = asyncio.get_running_loop()
-    real = CheckpointStore.save_actor
     count = 0
 
-    def save(store: CheckpointStore, checkpoint: ActorCheckpoint) -> None:
-        nonlocal count
-        real(store, checkpoint)
-        count += 1
-        if count == n:
-            loop.call_soon_threadsafe(reached.set)
+    def counted(real: Any) -> Any:
+        def write(*args: Any) -> Any:
+            nonlocal count
+            out = real(*args)
+            count += 1
+            if count == n:
+                loop.call_soon_threadsafe(reached.set)
+            return out
+        return write
 
-    monkeypatch.setattr(CheckpointStore, "save_actor", save)
+    monkeypatch.setattr(CheckpointStore, "save_actor", counted(CheckpointStore.save_actor))
+    monkeypatch.setattr(CheckpointStore, "add_to_inbox", counted(CheckpointStore.add_to_inbox))
     return reached
 
 
-@pytest.mark.parametrize("after_saves", [1, 3, 7, 12, 18, 25, 33, 42, 50])
+@pytest.mark.parametrize("after_saves", [1, 3, 7, 12, 18, 25, 32, 39, 45])
 async def test_a_session_resumed_after_its_process_died_ends_as_if_undisturbed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_saves: int) -> None:
     lake, ledger = tmp_path / "lake", tmp_path / "ledger"
@@ -182,3 +187,23 @@ async def test_cancelling_leaves_a_consistent_checkpoint_that_cannot_be_resumed(
     for name in ("lead", "worker_a", "worker_b"):
         assert actors[name].state["turn"] is None, f"{name} checkpointed a turn in progress after the cancel"
     assert all(actors[n].state["state"] == "terminated" for n in ("lead", "worker_a", "worker_b"))
+
+
+async def test_messages_acknowledged_after_the_last_checkpoint_come_back_from_the_inbox(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    first = Troupe.local(lake=lake, checkpoints=True)
+    session = await first.open(recovery_team())
+    await session.pause("worker_a")  # a full checkpoint: paused, nothing unread
+    for i in range(3):
+        await session.send(f"note {i}", to="worker_a")  # each acknowledged once in the inbox only
+    assert (await session.describe("worker_a"))["mailbox"] == 3
+    crash(first)
+    second = Troupe.local(lake=lake, checkpoints=True)
+    try:
+        resumed = await second.resume(session.id)
+        agent = second.backend.host.sessions[session.id].guests["worker_a"]  # type: ignore[attr-defined]
+        assert agent.sm.state.value == "paused"
+        assert [e.content for e in agent.mailbox.queued()] == ["note 0", "note 1", "note 2"]
+        await resumed.close()
+    finally:
+        await second.shutdown()
