@@ -25,6 +25,8 @@ from tests.support.recovery_team import expected_reply, gaps, ledger_items, reco
 
 pytestmark = pytest.mark.ray
 
+STEP_S = 0.08
+"""The model's wait per call: a session of about a second, long enough to kill something mid-way."""
 SEED = int(os.environ.get("TROUPE_CHAOS_SEED", "20261121"))
 LOGICAL = ("lead", "worker_a", "worker_b", "blackboard", "tasks", "session")
 """Dedicated logical actors: each is its own host actor, named ``<session>/<name>``."""
@@ -55,7 +57,7 @@ async def run_with_a_kill(troupe: Troupe, tmp_path: Path, victim: str, how: str,
     session, its result, its ledger and whether the kill happened before the session ended."""
     ledger = tmp_path / f"ledger-{tag}"
     session = await troupe.open(recovery_team())
-    await session.send(request_text(ledger, tag))
+    await session.send(request_text(ledger, tag, STEP_S))
     seen, killed = 0, False
     async for event in session.events():
         seen += 1
@@ -71,7 +73,7 @@ async def run_with_a_kill(troupe: Troupe, tmp_path: Path, victim: str, how: str,
 @pytest.mark.parametrize("how", ["ray.kill", "SIGKILL"])
 async def test_killing_any_actor_mid_session_changes_nothing(troupe_ray: Troupe, tmp_path: Path, how: str) -> None:
     rng = random.Random(f"{SEED}-{how}")
-    undisturbed = await troupe_ray.run(recovery_team(), request_text(tmp_path / "ledger-u", "u"), timeout=60)
+    undisturbed = await troupe_ray.run(recovery_team(), request_text(tmp_path / "ledger-u", "u", STEP_S), timeout=60)
     assert undisturbed.ok and undisturbed.reply == expected_reply("u")
     n_events = query(troupe_ray.lake, f"select count(*) as n from events where session_id = '{undisturbed.session_id}'"
                      ).column("n")[0].as_py()
@@ -94,10 +96,14 @@ async def test_killing_any_actor_mid_session_changes_nothing(troupe_ray: Troupe,
 async def test_a_dead_actor_is_restored_from_its_checkpoint_not_started_empty(troupe_ray: Troupe, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger"
     session = await troupe_ray.open(recovery_team())
-    await session.send(request_text(ledger, "r"))
-    async for event in session.events():  # the lead delegated: the task registry holds two tasks
-        if event.type == "task.created" and len(await session.tasks()) == 2:
-            break
+    await session.send(request_text(ledger, "r", STEP_S))
+    assigned: set[str] = set()
+    async for event in session.events():
+        # Both workers have their task: the registry's checkpoint holds both (a notice goes out only then).
+        if event.type == "message.delivered" and event.agent in ("worker_a", "worker_b"):
+            assigned.add(event.agent)
+            if len(assigned) == 2:
+                break
     await kill(victim_handle(troupe_ray, session, "tasks"), "SIGKILL")
     assert len(await session.tasks()) == 2  # served by the restarted actor, from its checkpoint
     described = await session.describe("lead")

@@ -3,8 +3,8 @@
 The lead splits the user's request into two tasks (``worker_a``, ``worker_b``) and waits; each
 worker applies a side effect through :func:`effect` (a line appended to a ledger file, run on the
 node's tool worker), writes what it got to the blackboard and replies; the lead, told by the task
-notices, reads the blackboard and answers. Every step waits ``TROUPE_CHAOS_STEP_S`` seconds (default
-0.15), so a crash can land in the middle of any of them. The answer depends on every part: the
+notices, reads the blackboard and answers. Every model call waits a while (:func:`step_s`), so a
+crash can land in the middle of any step. The answer depends on every part: the
 effects, the blackboard, the tasks and the messages.
 
 Importable by path (``tests.support.recovery_team:model``) so Ray workers load it.
@@ -27,7 +27,13 @@ HERE = "tests.support.recovery_team"
 WORKERS = ("worker_a", "worker_b")
 
 
-def step_s() -> float:
+def step_s(request: LLMRequest | None = None) -> float:
+    """The wait per model call: ``step=S`` in the request (the user's message, a task's goal), else
+    ``TROUPE_CHAOS_STEP_S``, else 0.15 s. In the request it reaches Ray workers started before the test."""
+    for m in request.messages if request is not None else ():
+        found = re.search(r"step=([0-9.]+)", m.content or "")
+        if found:
+            return float(found.group(1))
     return float(os.environ.get("TROUPE_CHAOS_STEP_S", "0.15"))
 
 
@@ -76,8 +82,8 @@ def gaps(lake: str | Path, session_id: str) -> dict[str, int]:
     }
 
 
-def request_text(ledger: Path, tag: str) -> str:
-    return f"apply tag={tag} ledger={ledger}"
+def request_text(ledger: Path, tag: str, step_s: float | None = None) -> str:
+    return f"apply tag={tag} ledger={ledger}" + (f" step={step_s}" if step_s is not None else "")
 
 
 def expected_reply(tag: str) -> str:
@@ -98,7 +104,7 @@ def _this_turn(request: LLMRequest) -> tuple[list[Any], list[Any]]:
 
 
 async def model(request: LLMRequest, agent: str) -> LLMResponse | str:
-    await asyncio.sleep(step_s())
+    await asyncio.sleep(step_s(request))
     users, tools = _this_turn(request)
     if agent == "lead":
         return _lead(users, tools, len(request.messages))
@@ -109,10 +115,12 @@ def _lead(users: list[Any], tools: list[Any], n: int) -> LLMResponse | str:
     first = next(m.content for m in users if (m.content or "").startswith("apply "))
     tag = re.search(r"tag=(\S+)", first).group(1)  # type: ignore[union-attr]
     ledger = re.search(r"ledger=(\S+)", first).group(1)  # type: ignore[union-attr]
+    step = re.search(r" step=\S+", first)
     done = sum(1 for m in users if (m.content or "").startswith("Notice from tasks") and " done" in (m.content or ""))
     if len(users) == 1 and not tools:
         return LLMResponse(tool_calls=[
-            *(_call(f"l{n}", i, "task_create", goal=f"item={tag}-{w} ledger={ledger}", assignee=w)
+            *(_call(f"l{n}", i, "task_create", goal=f"item={tag}-{w} ledger={ledger}{step.group(0) if step else ''}",
+                    assignee=w)
               for i, w in enumerate(WORKERS)),
             _call(f"l{n}", 9, "wait"),
         ])
