@@ -39,7 +39,11 @@ class RayDispatcher:
         try:
             return await remote_call(ref)
         except asyncio.CancelledError:
-            ray.cancel(ref)  # the turn was cancelled: so is the call, wherever it runs
+            # The turn was cancelled: so is the call, wherever it runs. Not recursively: the
+            # scheduler cancels what it started itself, and a Ray task cancelled twice can take the
+            # second KeyboardInterrupt inside its own clean-up, or inside Ray's task handler, which
+            # then kills its worker.
+            ray.cancel(ref, recursive=False)
             raise
 
     async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:

@@ -13,7 +13,11 @@ Every call it starts is a Ray task (or actor task) named ``tool:<name>``, so the
 list says which tool ran. It also owns each node's :class:`~actors.llm.LLMWorkerActor` (hosts ask
 :meth:`SchedulerActor.llm_worker` for theirs), so every per-node actor is released with it.
 
-A cancelled call cancels what it started (``ray.cancel``), so a cancelled turn stops its tools.
+A cancelled call cancels what it started (``ray.cancel``), so a cancelled turn stops its tools. A
+Ray task is first asked to stop (a KeyboardInterrupt, which Python delivers only between bytecodes:
+a task blocked in one long C call, a ``time.sleep`` or a socket read, does not see it until that
+returns); one still running :data:`FORCE_AFTER_S` later is killed with its worker process, so a
+cancelled ``cpu`` call stops within a bounded time whatever it is doing.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from typing import Any
 
 import ray
 from ray.actor import ActorHandle
+from ray.exceptions import RayError
 
 from actors.naming import LLM_WORKER, MCP_NODE, NAMESPACE, TOOL_WORKER, node_actor_name, node_actor_options
 from actors.transport import remote_call
 from runtime.config import McpServerConfig
-from runtime.dispatch import McpRequest, manager_sampler
+from runtime.dispatch import McpRequest, SessionModels, manager_sampler
 from runtime.errors import ToolUnavailableError
 from runtime.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
 from tools.spec import RAY_RESOURCE_KEYS, Execution, ToolSpec, call_target
@@ -41,6 +46,9 @@ WORKER_THREADS = 256
 """Threads for sync I/O tools on a worker: they wait, they don't compute."""
 _RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
 _NODES_TTL_S = 10.0
+FORCE_AFTER_S = 2.0
+"""How long a cancelled Ray task may take to stop by itself (its ``finally`` blocks run) before it is
+killed with its worker process."""
 
 
 def _use_big_thread_pool() -> None:
@@ -69,12 +77,11 @@ class McpNodeActor:
     def __init__(self) -> None:
         from tools.mcp import McpManager
 
-        self._models: dict[str, Any] = {}
-        self.manager = McpManager(sampler=manager_sampler(lambda caller: self._models.get(caller.session_id, {})))
+        self._models = SessionModels()
+        self.manager = McpManager(sampler=manager_sampler(self._models.of))
 
     async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
-        if request.models:
-            self._models[request.session_id] = request.models
+        self._models.remember(request)
         return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
 
     async def list_tools(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
@@ -84,7 +91,7 @@ class McpNodeActor:
         await self.manager.close()
 
     async def describe(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), **self.manager.describe()}
+        return {"pid": os.getpid(), "sampling_sessions": len(self._models), **self.manager.describe()}
 
 
 def _run_cpu_tool(target: Callable[..., Any] | type, kwargs: dict[str, Any]) -> Any:
@@ -96,6 +103,16 @@ def _run_cpu_tool(target: Callable[..., Any] | type, kwargs: dict[str, Any]) -> 
     if asyncio.iscoroutine(value):
         value = asyncio.run(value)
     return value
+
+
+async def _force_if_running(ref: ray.ObjectRef) -> None:
+    """Kill a cancelled task's worker process if the task has not stopped within :data:`FORCE_AFTER_S`."""
+    try:
+        await asyncio.wait_for(ref, FORCE_AFTER_S)
+    except TimeoutError:
+        ray.cancel(ref, force=True)
+    except RayError:
+        pass  # it stopped: cancelled, or failed on its own
 
 
 def task_options(job: ToolJob) -> dict[str, Any]:
@@ -127,6 +144,8 @@ class SchedulerActor:
         self._llm: dict[str, ActorHandle] = {}
         self._nodes: tuple[float, list[dict[str, float]]] = (0.0, [])
         self._cpu_task = ray.remote(_run_cpu_tool)
+        self._forcing: set[asyncio.Task[None]] = set()
+        """Cancelled Ray tasks being watched, to be killed if they do not stop by themselves."""
 
     # --- per-node actors --------------------------------------------------------------------
     def _node(self, node_id: str | None) -> str:
@@ -188,6 +207,10 @@ class SchedulerActor:
             return await remote_call(ref)
         except asyncio.CancelledError:
             ray.cancel(ref)  # a timeout or a cancelled turn: stop the work, not just the wait
+            if job.execution is Execution.CPU:
+                task = asyncio.get_running_loop().create_task(_force_if_running(ref))
+                self._forcing.add(task)
+                task.add_done_callback(self._forcing.discard)
             raise
 
     async def mcp_specs(self, server: str, config: McpServerConfig, node_id: str | None = None) -> list[ToolSpec]:

@@ -123,14 +123,14 @@ class AgentCore:
         if envelope.is_control:
             if not self.mailbox.remember(envelope.id):
                 return False
-            self._control(ControlOp(envelope.data.get("op", "")))
+            self._control(ControlOp(envelope.data.get("op", "")), task_id=envelope.data.get("task_id"))
             return True
         if envelope.kind is MessageKind.NOTICE and envelope.data.get("task_id") in self.known_outcomes:
             self.mailbox.remember(envelope.id)
             return False
         return self.mailbox.put(envelope)
 
-    def _control(self, op: ControlOp) -> None:
+    def _control(self, op: ControlOp, task_id: str | None = None) -> None:
         state = self.sm.state
         if op is ControlOp.PAUSE and state in (AgentState.IDLE, AgentState.RUNNING):
             self._move(AgentState.PAUSED)
@@ -140,10 +140,27 @@ class AgentCore:
             self._resumed.set()
             self.mailbox.wake()
         elif op is ControlOp.CANCEL:
-            if self._turn_task and not self._turn_task.done():
+            if task_id is not None:
+                self._cancel_task(str(task_id))
+            elif self._turn_task and not self._turn_task.done():
                 self._turn_task.cancel()
         elif op is ControlOp.TERMINATE:
             self.terminate()
+
+    def _cancel_task(self, task_id: str) -> None:
+        """A task given to this agent was cancelled: forget it (queued or open), and stop the running
+        turn if it was working for that task alone."""
+        self.known_outcomes.add(task_id)
+
+        def for_it(e: Envelope) -> bool:
+            return e.kind is MessageKind.TASK and e.data.get("task_id") == task_id
+
+        self.mailbox.discard(for_it)
+        if not any(for_it(e) for e in self.open_requests):
+            return
+        self.open_requests = [e for e in self.open_requests if not for_it(e)]
+        if not self.open_requests and self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()
 
     def terminate(self) -> None:
         if self.sm.state is AgentState.TERMINATED:

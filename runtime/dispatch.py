@@ -8,6 +8,7 @@ A :class:`Dispatcher` takes a validated call (a :class:`~runtime.scheduler.ToolJ
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -64,6 +65,38 @@ class Dispatcher(Protocol):
     async def close(self) -> None: ...
 
 
+MAX_SAMPLING_SESSIONS = 4096
+"""Sessions whose model profiles a long-lived MCP manager keeps for sampling (most recent first)."""
+
+
+class SessionModels:
+    """The model profiles of the sessions that called MCP servers allowed to sample, by session id.
+
+    Every call hands its session's profiles in again, so only the :data:`MAX_SAMPLING_SESSIONS`
+    that called last are kept: a node's MCP actor lives as long as the runtime and serves session
+    after session, and must not keep one entry for each of them.
+    """
+
+    def __init__(self, cap: int = MAX_SAMPLING_SESSIONS) -> None:
+        self.cap = cap
+        self._by_session: OrderedDict[str, dict[str, ModelProfile]] = OrderedDict()
+
+    def remember(self, request: McpRequest) -> None:
+        if not request.models:
+            return
+        self._by_session[request.session_id] = request.models
+        self._by_session.move_to_end(request.session_id)
+        while len(self._by_session) > self.cap:
+            self._by_session.popitem(last=False)
+
+    def of(self, caller: Any) -> dict[str, ModelProfile]:
+        """The profiles of ``caller``'s session (a :class:`~tools.mcp.CallerInfo`); empty if unknown."""
+        return self._by_session.get(caller.session_id, {})
+
+    def __len__(self) -> int:
+        return len(self._by_session)
+
+
 def manager_sampler(models_of: Any) -> Any:
     """A sampler for an :class:`~tools.mcp.McpManager` that answers with the runtime's own LLM layer,
     using the profiles of the calling session (``models_of(caller) -> dict[str, ModelProfile]``)."""
@@ -95,20 +128,19 @@ class LocalDispatcher:
     def __init__(self, *, core: SchedulerCore | None = None, mcp: McpManager | None = None) -> None:
         self.core = core or SchedulerCore()
         self._mcp = mcp
-        self._models: dict[str, dict[str, ModelProfile]] = {}
+        self._models = SessionModels()
 
     @property
     def mcp(self) -> McpManager:
         if self._mcp is None:
             from tools.mcp import McpManager
 
-            self._mcp = McpManager(sampler=manager_sampler(lambda caller: self._models.get(caller.session_id, {})))
+            self._mcp = McpManager(sampler=manager_sampler(self._models.of))
         return self._mcp
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:
-            if mcp.models:
-                self._models[mcp.session_id] = mcp.models
+            self._models.remember(mcp)
             return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
                                                                   caller=mcp.caller()))
         return await self.core.run(job, lambda: tool.call_validated(job.kwargs, ctx))
@@ -124,4 +156,5 @@ class LocalDispatcher:
         return {"scheduler": self.core.describe(), "mcp": self._mcp.describe() if self._mcp is not None else {}}
 
 
-__all__ = ["Dispatcher", "LocalDispatcher", "McpRequest", "manager_sampler", "mcp_request"]
+__all__ = ["Dispatcher", "LocalDispatcher", "MAX_SAMPLING_SESSIONS", "McpRequest", "SessionModels", "manager_sampler",
+           "mcp_request"]

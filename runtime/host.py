@@ -340,6 +340,11 @@ class HostCore:
             except TimeoutError:
                 await self.call(sid, SUPERVISOR, "cancel", {"reason": f"no result within {timeout}s"})
                 return await self.call(sid, SUPERVISOR, "wait", {"timeout": 30})  # type: ignore[no-any-return]
+            except asyncio.CancelledError:
+                # The client stopped waiting (a sweep gave up on this sample): end it as cancelled,
+                # so its events say why, before closing it stops the agents' work.
+                await self.call(sid, SUPERVISOR, "cancel", {"reason": "the client stopped waiting"})
+                raise
         finally:
             await self.drain(sid)
             await self.close_session(sid)

@@ -23,7 +23,7 @@ from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.errors import InvalidTransitionError, ModelVisibleError
 from runtime.events import Emitter, null_emitter
 from runtime.ids import AgentId, SessionId, TaskId
-from runtime.messages import MessageKind
+from runtime.messages import ControlOp, MessageKind
 
 Notify = Callable[[AgentId, MessageKind, str, dict[str, Any]], None]
 """How a core asks its host to message an agent: recipient, kind, content text, data."""
@@ -289,10 +289,18 @@ class TaskRegistry:
             self._emit_status(updated, old=task.status, by=by, **extra)
             if task.id == root.id:
                 self._send_completion(updated, by=by)
+            self._stop_assignee(updated, by=by)
             changed.append(updated)
         if changed:
             self._signal()
         return changed
+
+    def _stop_assignee(self, task: Task, *, by: AgentId) -> None:
+        """The assignee may be working on the task right now: tell it to stop (a CONTROL message
+        jumps its mailbox); it drops the task and stops a turn that served only cancelled work."""
+        if self._notify is None or task.assignee is None or task.assignee == by:
+            return
+        self._notify(task.assignee, MessageKind.CONTROL, "", {"op": ControlOp.CANCEL.value, "task_id": str(task.id)})
 
     # reads ---------------------------------------------------------------------------------
     def get(self, task_id: TaskId | str) -> Task:

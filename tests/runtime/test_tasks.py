@@ -478,14 +478,16 @@ def test_cancel_takes_down_the_open_part_of_the_subtree(reg: TaskRegistry, rec: 
         ("t-a", "running", "cancelled", None, "user"),
         ("t-a2", "pending", "cancelled", "t-a", "user"),
     ]
-    # only the root's waiter (the parent's assignee) hears about it
+    # only the root's waiter (the parent's assignee) hears of the outcome; the assignee of a
+    # cancelled task is told to stop working on it (a control message, ahead of its queue)
     assert rec.notes == [
         (
             "lead",
             MessageKind.NOTICE,
             "Task t-a cancelled.",
             {"task_id": "t-a", "status": "cancelled", "output": None, "error": None},
-        )
+        ),
+        ("w1", MessageKind.CONTROL, "", {"op": "cancel", "task_id": "t-a"}),
     ]
 
 

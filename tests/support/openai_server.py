@@ -7,12 +7,16 @@ times) and the server counts requests in flight (``peak_active``) for rate-limit
 
 It injects every fault a model endpoint shows in practice: HTTP errors with or without
 ``Retry-After`` / ``retry-after-ms`` (:class:`ErrorReply`), OpenAI's context-length 400
-(:func:`context_length_error`), slow answers (``delay_s`` past the client's timeout), a dropped
-connection (:class:`Disconnect`), a stream cut halfway (:class:`CutStream`: socket closed mid-SSE, or
-the body ended early), an invalid JSON ``data:`` line (:class:`MalformedChunk`), an error event in the
-middle of a stream (:class:`StreamError`), and tool calls whose arguments are not JSON (a
-:class:`ToolCallSpec` with a string). Connection refused is a port nothing listens on
-(:func:`free_port`).
+(:func:`context_length_error`), slow answers (``delay_s`` past the client's timeout, or a stream
+trickling out with ``chunk_delay_s``), a dropped connection (:class:`Disconnect`), a stream cut
+halfway (:class:`CutStream`: socket closed mid-SSE, or the body ended early), an invalid JSON
+``data:`` line (:class:`MalformedChunk`), an error event in the middle of a stream
+(:class:`StreamError`), and tool calls whose arguments are not JSON (a :class:`ToolCallSpec` with a
+string). Connection refused is a port nothing listens on (:func:`free_port`).
+
+While it waits (``delay_s``, ``chunk_delay_s``) it watches the connection: a client that goes away
+(a cancelled call closing its stream) ends the answer there, and the request records when
+(:attr:`RecordedRequest.client_closed_at`), so tests can check that cancelling reached the socket.
 
     with OpenAICompatServer() as srv:
         srv.enqueue_text("hello there")
@@ -23,6 +27,7 @@ middle of a stream (:class:`StreamError`), and tool calls whose arguments are no
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -154,6 +159,8 @@ class RecordedRequest:
     received_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     """When the answer was fully written (or abandoned)."""
+    client_closed_at: float | None = None
+    """When the server saw the client close the connection before the answer was complete."""
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -163,9 +170,13 @@ class OpenAICompatServer:
     With the queue empty it answers 500 with a message saying so (``default`` replaces that).
     """
 
-    def __init__(self, *, default: Behaviour | None = None, model_ids: tuple[str, ...] = ("test-model",)) -> None:
+    def __init__(self, *, default: Behaviour | None = None, model_ids: tuple[str, ...] = ("test-model",),
+                 watch_s: float = 0.02) -> None:
         self.default = default
         self.model_ids = model_ids
+        self.watch_s = watch_s
+        """How often a waiting answer checks whether its client went away (the resolution of
+        :attr:`RecordedRequest.client_closed_at`)."""
         self.requests: list[RecordedRequest] = []
         self.active = 0
         """Chat requests being answered right now."""
@@ -262,6 +273,8 @@ def free_port() -> int:
 class _Handler(BaseHTTPRequestHandler):
     server_owner: OpenAICompatServer
     protocol_version = "HTTP/1.1"
+    _request: RecordedRequest
+    """The chat request being answered on this connection."""
 
     def setup(self) -> None:
         super().setup()
@@ -302,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
         rec = self._record(body)
+        self._request = rec
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -311,6 +325,10 @@ class _Handler(BaseHTTPRequestHandler):
             owner.peak_active = max(owner.peak_active, owner.active)
         try:
             self._answer(body)
+        except (ConnectionError, OSError):
+            if rec.client_closed_at is None:
+                rec.client_closed_at = time.monotonic()  # a write failed: the client is gone
+            raise
         finally:
             with owner._lock:
                 owner.active -= 1
@@ -321,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour is None:
             self._send_json(500, {"error": {"message": "test server: no behaviour enqueued", "type": "server_error"}})
             return
-        if behaviour.delay_s and self.server_owner._stop.wait(behaviour.delay_s):
+        if behaviour.delay_s and self._pause(behaviour.delay_s):
             return
         request = body if isinstance(body, dict) else {}
         if isinstance(behaviour, Disconnect):
@@ -339,6 +357,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(behaviour, request)
         else:
             self._send_json(200, _completion(behaviour, request))
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; True (stop answering) if the server stops or the client goes away first."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.server_owner._stop.wait(min(left, self.server_owner.watch_s)):
+                return True
+            if self._client_gone():
+                self._request.client_closed_at = time.monotonic()
+                self.close_connection = True
+                return True
+        return False
+
+    def _client_gone(self) -> bool:
+        """Whether the client closed its end: the request body was read whole, so anything readable
+        now is end of file (or a reset), never more of the request."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -402,7 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
         model = behaviour.model or request.get("model") or "test-model"
         delay = behaviour.chunk_delay_s if isinstance(behaviour, TextReply) else 0.0
         for i, chunk in enumerate(_chunks(behaviour, model)):
-            if i and delay and self.server_owner._stop.wait(delay):
+            if i and delay and self._pause(delay):
                 return
             self._write_event(json.dumps(chunk))
         if (request.get("stream_options") or {}).get("include_usage"):

@@ -240,6 +240,10 @@ class McpConnection:
         self.capabilities = mt.ServerCapabilities()
         self.calls = 0
         self._calls: dict[int, CallState] = {}
+        self.in_flight = 0
+        """Requests running now (calls, listings, reads)."""
+        self.idle_since = time.monotonic()
+        """When the last request ended (or the connection was last handed out)."""
         self._stop = asyncio.Event()
         self._ready: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -450,6 +454,7 @@ class McpConnection:
         client = self.client
         if client is None or not self.alive:
             raise self._disconnected(what)
+        self.in_flight += 1
         try:
             async with asyncio.timeout(timeout_s) as deadline:
                 return await op(client)
@@ -479,6 +484,9 @@ class McpConnection:
                 self.mark_dead(self._exit_reason(_describe_exc(e)))
                 raise self._disconnected(what) from None
             raise self._failed(what, _describe_exc(e)) from e
+        finally:
+            self.in_flight -= 1
+            self.idle_since = time.monotonic()
 
     async def _settle_exit(self, within_s: float = 0.5) -> None:
         """A closed pipe is usually seen before the exit status: give the status a moment."""

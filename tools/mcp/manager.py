@@ -6,6 +6,10 @@ with different roots), started on first use with concurrent first uses sharing o
 replaced transparently once known dead. Every failure a model can do something about comes back
 as a :class:`~runtime.errors.ModelVisibleError`.
 
+A connection nobody used for ``idle_close_s`` is closed (a stdio server exits) and opened again on
+next use, so a server started under a config only ended sessions had (a per-session folder in its
+arguments) does not stay, a child process each, for as long as the runtime lives.
+
 A manager belongs to the event loop it first runs on (its connections are tasks there);
 :func:`default_manager` keeps one per loop.
 """
@@ -13,6 +17,7 @@ A manager belongs to the event loop it first runs on (its connections are tasks 
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -38,6 +43,8 @@ from tools.spec import ToolSpec
 T = TypeVar("T")
 _MAX_PAGES = 100
 """Pages followed when listing; a server whose cursor never ends cannot hang us."""
+IDLE_CLOSE_S = 300.0
+"""A connection with no request for this long is closed (``None`` on a manager: never)."""
 
 
 async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[Any]:
@@ -55,12 +62,14 @@ async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -
 class McpManager:
     """Connections to MCP servers for one process (one node)."""
 
-    def __init__(self, *, sampler: Sampler | None = None) -> None:
+    def __init__(self, *, sampler: Sampler | None = None, idle_close_s: float | None = IDLE_CLOSE_S) -> None:
         self.sampler = sampler
         """Answers the servers' sampling requests (for servers whose config enables sampling)."""
+        self.idle_close_s = idle_close_s
         self._conns: dict[str, McpConnection] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reaper: asyncio.Task[None] | None = None
 
     # ---- connections ----
     def _bind_loop(self) -> None:
@@ -71,7 +80,7 @@ class McpManager:
             raise RuntimeError("this McpManager runs on another event loop; use one manager per loop "
                                "(default_manager() keeps one per loop)")
         # First use, or the old loop is gone (and its connection tasks with it).
-        self._loop, self._conns, self._starting = loop, {}, {}
+        self._loop, self._conns, self._starting, self._reaper = loop, {}, {}, None
 
     async def connection(self, server: str, cfg: McpServerConfig) -> McpConnection:
         """The live connection for ``server`` under ``cfg``: started on first use, restarted
@@ -80,6 +89,7 @@ class McpManager:
         key = connection_key(server, cfg)
         conn = self._conns.get(key)
         if conn is not None and conn.alive:
+            conn.idle_since = time.monotonic()  # about to be used: not idle
             return conn
         lock = self._starting.setdefault(key, asyncio.Lock())
         async with lock:
@@ -92,8 +102,28 @@ class McpManager:
                 await conn.close()
             conn = McpConnection(server, cfg, sampler=self._sample, generation=generation)
             self._conns[key] = conn
+            if self.idle_close_s is not None and self._reaper is None:
+                self._reaper = asyncio.get_running_loop().create_task(self._close_idle(self.idle_close_s))
             await conn.start()
             return conn
+
+    async def _close_idle(self, idle_s: float) -> None:
+        """Close connections idle for ``idle_s``, looking every quarter of that, while any are open."""
+        try:
+            while self._conns:
+                await asyncio.sleep(idle_s / 4)
+                now = time.monotonic()
+                idle = [(key, conn) for key, conn in self._conns.items()
+                        if conn.in_flight == 0 and conn.ready_at is not None and now - conn.idle_since >= idle_s]
+                for key, _ in idle:
+                    del self._conns[key]
+                    lock = self._starting.get(key)
+                    if lock is not None and not lock.locked():
+                        del self._starting[key]
+                await asyncio.gather(*(conn.close() for _, conn in idle), return_exceptions=True)
+        finally:
+            if self._reaper is asyncio.current_task():
+                self._reaper = None
 
     async def _sample(self, server: str, cfg: McpServerConfig, params: mt.CreateMessageRequestParams,
                       caller: CallerInfo | None) -> mt.CreateMessageResult:
@@ -191,6 +221,9 @@ class McpManager:
         """Close every connection (stdio children are stopped and reaped); the manager can be used
         again afterwards and starts afresh."""
         conns, self._conns, self._starting = list(self._conns.values()), {}, {}
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         if conns and self._loop is asyncio.get_running_loop():
             await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 
