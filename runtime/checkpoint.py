@@ -182,9 +182,9 @@ class CheckpointStore:
         self.storage.write_bytes(f"sessions/{session_id}/inbox/{agent}/{name}", envelope.model_dump_json().encode())
         return name
 
-    def inbox(self, session_id: str, agent: str) -> list[Envelope]:
-        """Messages delivered to ``agent`` since its last checkpoint, oldest first."""
-        return [Envelope.model_validate_json(self.storage.read_bytes(rel))
+    def inbox(self, session_id: str, agent: str) -> list[tuple[str, Envelope]]:
+        """Messages delivered to ``agent`` since its last checkpoint, oldest first, with their files' names."""
+        return [(rel.rsplit("/", 1)[1], Envelope.model_validate_json(self.storage.read_bytes(rel)))
                 for rel in self.storage.files(f"sessions/{session_id}/inbox/{agent}", suffix=".json")]
 
     def clear_inbox(self, session_id: str, agent: str, names: list[str]) -> None:

@@ -148,8 +148,11 @@ class Durability:
                 if name in wanted or name.split(".", 1)[0] in wanted}
 
     def load_inbox(self, agent: AgentId) -> list[Envelope]:
-        """Messages ``agent`` acknowledged after its last checkpoint (to deliver again on restore)."""
-        return self.store.inbox(str(self.session_id), str(agent))
+        """Messages ``agent`` acknowledged after its last checkpoint (to deliver again on restore;
+        its next checkpoint clears them)."""
+        found = self.store.inbox(str(self.session_id), str(agent))
+        self.inbox_files.setdefault(agent, {}).update((e.id, name) for name, e in found)
+        return [e for _, e in found]
 
 
 __all__ = ["MUTATING", "REQUEST_ID", "Durability", "kind_of"]

@@ -196,9 +196,9 @@ class HostCore:
                 self._restore_child(held, name, cp)
         if restore and held.durable is not None:
             for name, guest in list(held.guests.items()):
-                if isinstance(guest, AgentCore) and (name in loaded or AgentId(name) in map(AgentId, names)):
+                if isinstance(guest, AgentCore):  # messages acknowledged after its last checkpoint
                     for envelope in await asyncio.to_thread(held.durable.load_inbox, name):
-                        guest.deliver(envelope)  # acknowledged after its last checkpoint (ids already seen are skipped)
+                        guest.deliver(envelope)  # (ids its checkpoint already holds are skipped)
         for name, cp in sorted(loaded.items()):
             self.emitter(spec, str(name))("actor.restored", payload={
                 "seq": cp.seq, "kind": cp.kind, "saved_at": cp.saved_at.isoformat(),
