@@ -102,18 +102,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if (args.input is None) == (args.text is None):
         raise ConfigError('give the message once: troupe run TEAM "TEXT" (or --input TEXT)')
     out = asyncio.run(_run_session(args, as_team(args.team), args.input if args.input is not None else args.text))
-    if args.json:
-        print(json.dumps({k: v for k, v in out.items() if k != "ok"}))
-    else:
-        _print_outcome(out)
-    return EXIT_OK if out["ok"] else EXIT_SESSION_FAILED
+    return _report(args, out)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     async def start(troupe: Any) -> Any:
         return await troupe.resume(args.session_id, stream_tokens=not args.json)
 
-    out = asyncio.run(_follow(args, start))
+    return _report(args, asyncio.run(_follow(args, start)))
+
+
+def _report(args: argparse.Namespace, out: dict[str, Any]) -> int:
+    """Print a session's outcome (one JSON object with ``--json``); its exit status."""
     if args.json:
         print(json.dumps({k: v for k, v in out.items() if k != "ok"}))
     else:
