@@ -271,6 +271,17 @@ class Saver:
             await asyncio.to_thread(self._store.save_actor, checkpoint)
             self._written = target
 
+    async def settled(self) -> None:
+        """Return once every change saved for so far is on storage (without a new save when none
+        is due): what a read waits for, so that it never reports a change a crash could undo."""
+        target = self._asked
+        while self._written < target:
+            if not self._lock.locked():
+                await self.save()
+                return
+            async with self._lock:
+                pass
+
 
 __all__ = [
     "CHECKPOINT_DIR",

@@ -103,6 +103,12 @@ class Durability:
         if done:  # the checkpoint holds these messages now (a later restore would skip them anyway)
             await asyncio.to_thread(self.store.clear_inbox, str(self.session_id), str(name), done)
 
+    async def settled(self, name: AgentId) -> None:
+        """Wait until the changes ``name`` has made so far are on storage (see :meth:`Saver.settled`)."""
+        saver = self.savers.get(name)
+        if saver is not None:
+            await saver.settled()
+
     async def receive(self, agent: AgentId, envelope: Envelope) -> None:
         """Make a message delivered to ``agent`` durable: in its inbox, until its next checkpoint."""
         name = await asyncio.to_thread(self.store.add_to_inbox, str(self.session_id), str(agent), envelope)

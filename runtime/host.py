@@ -458,7 +458,11 @@ class HostCore:
                 return answer  # a re-send (after a restart, or from a replayed turn): applied once
         if not mutating:
             result = getattr(guest, method)(**kwargs)
-            return await result if inspect.isawaitable(result) else result
+            if inspect.isawaitable(result):
+                result = await result
+            if durable is not None and target in SERVICES:
+                await durable.settled(target)  # a read never reports a change a crash could still undo
+            return result
         assert durable is not None
         try:
             result = getattr(guest, method)(**kwargs)

@@ -31,9 +31,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     consume = backend_module.RayBackend._consume_runs
 
-    async def counted(host: Any, items: list[Any]) -> None:
+    async def counted(host: Any, items: list[Any], *rest: Any) -> None:
         sizes.append(len(items))
-        await consume(host, items)
+        await consume(host, items, *rest)
 
     monkeypatch.setattr(backend_module.RayBackend, "_consume_runs", staticmethod(counted))
     return sizes

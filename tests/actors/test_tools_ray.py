@@ -83,6 +83,10 @@ async def test_caps_hold_across_hosts(troupe_ray: Troupe, tmp_path: Path) -> Non
 
 
 async def test_timeout_and_cancel_stop_the_remote_work(troupe_ray: Troupe, lake: Path, tmp_path: Path) -> None:
+    # The node's tool worker first: its start (a process, up to seconds on a busy machine) must not
+    # eat the 0.5 s timeout, which is about the tool's own run.
+    warm = lead_calls(["io_wait"], [call("io_wait", seconds=0, folder=str(tmp_path), tag="w")])
+    assert (await troupe_ray.run(warm, "go", timeout=60, placement="packed")).ok
     cfg = lead_calls(["hang"], [call("hang", folder=str(tmp_path), tag="t")])
     result = await troupe_ray.run(cfg, "go", timeout=60, placement="packed")
     [out] = results(lake, result.session_id)
