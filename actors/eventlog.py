@@ -5,10 +5,11 @@ It is async with a high ``max_concurrency`` because viewers park long-poll ``rea
 and ``num_cpus=0`` because it mostly waits (a CPU slot would be wasted on a 2-core machine).
 
 Durability: the actor keeps a write-ahead log (:mod:`runtime.wal`) in a directory of its node
-named after the lake and the actor, and Ray restarts it when it dies (``max_restarts=-1``) and
+named after the lake, and Ray restarts it when it dies (``max_restarts=-1``) and
 sends it again the calls that were in flight (``max_task_retries=-1``). The new instance recovers
 the segments in its constructor, so every batch an ``append`` acknowledged reaches the lake once;
-only losing the node's disk loses them. The directory is ``$TROUPE_WAL_DIR/<hash>`` (default parent:
+only losing the node's disk loses them. When the whole cluster stopped, the next event log of the
+lake on that node (another job's, under another name) writes what was left. The directory is ``$TROUPE_WAL_DIR/<hash>`` (default parent:
 ``<system temp dir>/troupe-wal``); set ``TROUPE_WAL_DIR`` where Ray's workers start (before ``ray
 start``, or in ``runtime_env``'s ``env_vars``) to keep it on a disk that outlives reboots.
 """
@@ -45,25 +46,49 @@ WAL_SLOTS: Final = 8
 Ray clusters, each with job ``01000000``) cannot share one."""
 
 
-def wal_dir_for(lake: str, name: str, namespace: str) -> Path:
-    """The write-ahead log directory of the event log ``namespace/name`` writing ``lake``, on this
-    node: stable across restarts of the actor, so the new instance finds what the old one left."""
+def wal_dir_for(lake: str) -> Path:
+    """The write-ahead log directory of an event log writing ``lake``, on this node. It depends on
+    the lake alone: a restarted actor finds what it left, and so does the next event log of the
+    lake after the whole cluster stopped (a new job's log has another name)."""
     parent = os.environ.get(WAL_DIR_ENV) or os.path.join(tempfile.gettempdir(), "troupe-wal")
-    key = hashlib.sha1(f"{lake}\n{namespace}/{name}".encode()).hexdigest()[:12]
-    return Path(parent) / key
+    return Path(parent) / hashlib.sha1(lake.encode()).hexdigest()[:12]
+
+
+def _slots(wal_dir: Path) -> list[Path]:
+    return [wal_dir.with_name(f"{wal_dir.name}-{slot}") if slot else wal_dir for slot in range(WAL_SLOTS)]
 
 
 def _core_with_wal(lake: str, wal_dir: Path, options: dict[str, Any]) -> EventLogCore:
-    """A core on the first of ``wal_dir``, ``wal_dir-1``... that no live process holds."""
-    for slot in range(WAL_SLOTS):
+    """A core on the first of ``wal_dir``, ``wal_dir-1``... that no live process holds; then the
+    segments of the others that no live process holds either (event logs of this lake that died
+    with their cluster) are written into the lake, and their directories removed."""
+    for own in _slots(wal_dir):
         try:
-            return EventLogCore(lake, wal_dir=wal_dir.with_name(f"{wal_dir.name}-{slot}") if slot else wal_dir,
-                                **options)
+            core = EventLogCore(lake, wal_dir=own, **options)
         except WalBusyError:
             continue
+        for other in _slots(wal_dir):
+            if other != own and other.exists():
+                _adopt(lake, other)
+        return core
     raise WalBusyError(f"the {WAL_SLOTS} write-ahead log directories {wal_dir}[-N] are all held by live event "
                        f"logs of this lake and name; close some, or give this one its own parent with "
                        f"${WAL_DIR_ENV}", directory=str(wal_dir))
+
+
+def _adopt(lake: str, wal_dir: Path) -> None:
+    """Write what a dead event log of this lake left in ``wal_dir`` into the lake (once)."""
+    try:
+        orphan = EventLogCore(lake, wal_dir=wal_dir)  # recovers the segments into the lake
+    except WalBusyError:
+        return  # a live log's
+    except Exception:  # noqa: BLE001  (a damaged directory must not stop this log from starting)
+        _log.exception("event log: could not recover the write-ahead log left in %s", wal_dir)
+        return
+    rows = orphan.stats().get("wal_rows_recovered", 0)
+    orphan.close_sync()
+    if rows:
+        _log.warning("event log: wrote %d events a stopped event log of this lake left in %s", rows, wal_dir)
 
 
 class EventLogActor:
@@ -78,7 +103,7 @@ class EventLogActor:
             self._core = EventLogCore(lake, **options)
         else:
             ctx = ray.get_runtime_context()
-            self._core = _core_with_wal(lake, wal_dir_for(lake, ctx.get_actor_name() or "", ctx.namespace), options)
+            self._core = _core_with_wal(lake, wal_dir_for(lake), options)
         self._tick_s = max(0.01, self._core.flush_interval_s / 2)
         self._ticker: asyncio.Task[None] | None = None
 

@@ -228,16 +228,39 @@ async def test_close_then_kill_as_the_backend_shuts_down_leaves_no_segment(tmp_p
     assert query(tmp_path, "SELECT count(*) AS n FROM events")["n"][0].as_py() == 7
 
 
-def test_wal_dir_is_stable_per_lake_and_name_under_the_configured_parent(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wal_dir_is_stable_per_lake_under_the_configured_parent(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(WAL_DIR_ENV, raising=False)
-    default = wal_dir_for("/lake", "log", "troupe")
+    default = wal_dir_for("/lake")
     assert default.parent == Path(tempfile.gettempdir()) / "troupe-wal"
     monkeypatch.setenv(WAL_DIR_ENV, str(tmp_path))
-    here = wal_dir_for("/lake", "log", "troupe")
-    assert here == tmp_path / default.name == wal_dir_for("/lake", "log", "troupe")
-    assert len({here, wal_dir_for("/other", "log", "troupe"), wal_dir_for("/lake", "log2", "troupe"),
-                wal_dir_for("/lake", "log", "ns")}) == 4
+    here = wal_dir_for("/lake")
+    assert here == tmp_path / default.name == wal_dir_for("/lake")
+    assert here != wal_dir_for("/other")
+
+
+async def test_the_next_log_of_a_lake_writes_what_logs_that_died_with_their_cluster_left(tmp_path: Path) -> None:
+    from actors.eventlog import _core_with_wal
+    from runtime.event_buffer import to_columns
+    from tests.runtime.test_eventlog import _crash, _evs
+
+    lake, wal = str(tmp_path / "lake"), tmp_path / "wal" / "abc"
+    live = _core_with_wal(lake, wal, {})  # slot 0: a log that stays alive throughout
+    dead = [_core_with_wal(lake, wal, {}) for _ in range(2)]  # slots 1 and 2: two more clusters' logs
+    for log, n in zip(dead, (5, 3), strict=True):  # acknowledge events, then die with their cluster
+        await log.append(to_columns(_evs(n, run_id=f"r{n}")))
+    for log in dead:
+        _crash(log)
+
+    def count() -> int:
+        return int(query(tmp_path / "lake", "SELECT count(*) AS n FROM events")["n"][0].as_py())
+
+    assert count() == 0
+    after = _core_with_wal(lake, wal, {})  # a new cluster's log: takes slot 1, adopts slot 2
+    assert count() == 8
+    await after.close()
+    await live.close()
+    assert count() == 8 and not list((tmp_path / "wal").iterdir())
 
 
 async def test_a_log_whose_wal_dir_is_held_by_a_live_one_takes_the_next_slot(tmp_path: Path) -> None:
