@@ -102,7 +102,6 @@ class EventLogActor:
         if "wal_dir" in options:
             self._core = EventLogCore(lake, **options)
         else:
-            ctx = ray.get_runtime_context()
             self._core = _core_with_wal(lake, wal_dir_for(lake), options)
         self._tick_s = max(0.01, self._core.flush_interval_s / 2)
         self._ticker: asyncio.Task[None] | None = None
