@@ -182,6 +182,8 @@ class RayBackend:
         if spec.placement is Placement.PACKED:
             placed.host = self._pool_host()
             await remote_call(placed.host.start_session.remote(spec, [str(n) for n in spec.all_names()], restore))
+            if restore:
+                await remote_call(placed.host.begin.remote(spec.session_id))
             return
         durable = spec.checkpoints is not None
         for name in spec.all_names():
@@ -190,6 +192,8 @@ class RayBackend:
             ).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)], restore))
                                for n, h in placed.hosts.items()))
+        if restore:  # every host holds its restored actor now: they may go on and reach each other
+            await asyncio.gather(*(remote_call(h.begin.remote(spec.session_id)) for h in placed.hosts.values()))
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
         packed = [s for s in specs if s.placement is Placement.PACKED]

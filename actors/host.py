@@ -85,11 +85,16 @@ class HostActor:
             if self._recover is not None:
                 spec, names = self._recover
                 await self.core.start_session(spec, names, restore=True)
+                await self.core.begin(spec.session_id)  # the session's other hosts are up: go on
                 self._recover = None
 
     async def start_session(self, spec: SessionSpec, names: list[str], restore: bool = False) -> list[str]:
         await self._ensure_restored()
         return await self.core.start_session(spec, names, restore=restore)
+
+    async def begin(self, session_id: SessionId) -> None:
+        """Set restored logical actors going (after every host of their session is restored)."""
+        await self.core.begin(session_id)
 
     async def start_sessions(self, specs: list[SessionSpec]) -> int:
         """Start whole sessions here (packed placement); one call for many keeps sweeps cheap."""

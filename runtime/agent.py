@@ -165,6 +165,7 @@ class AgentCore:
     def terminate(self) -> None:
         if self.sm.state is AgentState.TERMINATED:
             return
+        self._record = None  # a terminated agent never replays its turn (its checkpoint says so)
         if self._turn_task and not self._turn_task.done():
             self._turn_task.cancel()
         self._move(AgentState.TERMINATED)

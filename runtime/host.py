@@ -97,6 +97,8 @@ class _Held:
     """Run by :meth:`HostCore.run_session`, which closes it itself: no TERMINATE round on finish."""
     durable: Durability | None = None
     """Set when the session is checkpointed (:mod:`runtime.durable`)."""
+    owed: list[Envelope] = field(default_factory=list)
+    """Notices restored services still owe, sent by :meth:`HostCore.begin`."""
 
 
 class _Services:
@@ -168,7 +170,9 @@ class HostCore:
 
     async def start_session(self, spec: SessionSpec, names: Sequence[str], *, restore: bool = False) -> list[str]:
         """Create the logical actors ``names`` of ``spec`` on this host; ``restore`` brings them
-        (and the children of agents among them) back from their checkpoints, where they have one."""
+        (and the children of agents among them) back from their checkpoints, where they have one,
+        and leaves them still: :meth:`begin` sets them going once every host of the session is
+        back (a restored agent goes on at once, and must find the others there)."""
         held = self.sessions.setdefault(spec.session_id, _Held(spec))
         if spec.checkpoints and held.durable is None:
             held.durable = Durability(self._store(spec.checkpoints), spec.session_id, self.flush_events)
@@ -204,14 +208,21 @@ class HostCore:
                 "seq": cp.seq, "kind": cp.kind, "saved_at": cp.saved_at.isoformat(),
                 "replays_turn": bool(cp.state.get("turn")), "unread": len(cp.state.get("mailbox", ())),
                 "unsent": len(cp.outbox)})
-        for name in held.guests:
-            guest = held.guests[name]
+        held.owed.extend(held.durable.unsent(loaded) if held.durable is not None else ())
+        if not restore:
+            await self.begin(spec.session_id)
+        return [str(n) for n in names]
+
+    async def begin(self, session_id: SessionId) -> None:
+        """Set this host's logical actors of a session going: their run loops, and the notices a
+        restored service still owes."""
+        held = self._held(session_id)
+        for guest in held.guests.values():
             if isinstance(guest, AgentCore) and guest._runner is None and guest.sm.state is not AgentState.TERMINATED:
                 held.runners.append(guest.start())
-        if held.durable is not None:
-            for envelope in held.durable.unsent(loaded):  # notices a restored service still owes
-                self._spawn_bg(self._deliver_quietly(envelope), spec.session_id)
-        return [str(n) for n in names]
+        owed, held.owed = held.owed, []
+        for envelope in owed:
+            self._spawn_bg(self._deliver_quietly(envelope), session_id)
 
     def _store(self, location: str) -> CheckpointStore:
         store = self._stores.get(location)

@@ -38,6 +38,8 @@ class LocalBackend:
             self.buffer.start()
             self._started = True
         await self.host.start_session(spec, spec.all_names(), restore=restore)
+        if restore:
+            await self.host.begin(spec.session_id)
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
         for spec in specs:
