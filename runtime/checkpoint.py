@@ -11,8 +11,9 @@ started on one cluster can be resumed on another that reaches the same bucket::
 
 An actor's file is replaced whole (atomically) at its turn boundaries and before it acknowledges
 a service call it applied, so the newest file is always a state the rest of the session may rely
-on. A message delivered to an agent is acknowledged once it is in the agent's *inbox* (one small
-file a message, cheaper than the whole agent); the agent's next save takes it in and clears it. What an agent did inside the turn in progress (model responses,
+on. A message delivered to an agent is acknowledged once it is in the agent's *inbox* (small
+JSON-lines files, one per batch of messages that arrived together: cheaper than saving the whole
+agent); the agent's next save takes them in and clears them. What an agent did inside the turn in progress (model responses,
 tool results) is in the same file as the turn's *journal*: a replay after a crash takes those from
 the journal instead of calling the model or the tool again.
 """
@@ -175,17 +176,20 @@ class CheckpointStore:
         return out
 
     # --- inboxes ------------------------------------------------------------------------------
-    def add_to_inbox(self, session_id: str, agent: str, envelope: Envelope) -> str:
-        """Keep a delivered message until the agent's next checkpoint; returns its file's name."""
-        ts = envelope.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")
-        name = f"{ts}-{envelope.id}.json"
-        self.storage.write_bytes(f"sessions/{session_id}/inbox/{agent}/{name}", envelope.model_dump_json().encode())
+    def add_to_inbox(self, session_id: str, agent: str, envelopes: list[Envelope]) -> str:
+        """Keep messages delivered together until the agent's next checkpoint (one JSON-lines file);
+        returns the file's name."""
+        ts = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        name = f"{ts}-{envelopes[0].id}.jsonl"
+        body = b"\n".join(e.model_dump_json().encode() for e in envelopes)
+        self.storage.write_bytes(f"sessions/{session_id}/inbox/{agent}/{name}", body)
         return name
 
     def inbox(self, session_id: str, agent: str) -> list[tuple[str, Envelope]]:
         """Messages delivered to ``agent`` since its last checkpoint, oldest first, with their files' names."""
-        return [(rel.rsplit("/", 1)[1], Envelope.model_validate_json(self.storage.read_bytes(rel)))
-                for rel in self.storage.files(f"sessions/{session_id}/inbox/{agent}", suffix=".json")]
+        return [(rel.rsplit("/", 1)[1], Envelope.model_validate_json(line))
+                for rel in self.storage.files(f"sessions/{session_id}/inbox/{agent}", suffix=".jsonl")
+                for line in self.storage.read_bytes(rel).splitlines() if line.strip()]
 
     def clear_inbox(self, session_id: str, agent: str, names: list[str]) -> None:
         for name in names:

@@ -70,6 +70,8 @@ class Durability:
         self.inbox_files: dict[AgentId, dict[MessageId, str]] = {}
         """Inbox files written since each agent's last checkpoint (cleared once one covers them)."""
         self._covered: dict[AgentId, list[MessageId]] = {}
+        self._incoming: dict[AgentId, list[tuple[Envelope, asyncio.Future[None]]]] = {}
+        self._writers: dict[AgentId, asyncio.Task[None]] = {}
         self._unreleased: list[Envelope] = []
 
     # --- saving -----------------------------------------------------------------------------
@@ -99,8 +101,9 @@ class Durability:
             return
         await saver.save()
         files = self.inbox_files.get(name, {})
-        done = [files.pop(i) for i in self._covered.pop(name, ()) if i in files]
-        if done:  # the checkpoint holds these messages now (a later restore would skip them anyway)
+        covered = {files.pop(i) for i in self._covered.pop(name, ()) if i in files}
+        done = sorted(covered - set(files.values()))  # files all of whose messages the checkpoint holds
+        if done:
             await asyncio.to_thread(self.store.clear_inbox, str(self.session_id), str(name), done)
 
     async def settled(self, name: AgentId) -> None:
@@ -110,9 +113,33 @@ class Durability:
             await saver.settled()
 
     async def receive(self, agent: AgentId, envelope: Envelope) -> None:
-        """Make a message delivered to ``agent`` durable: in its inbox, until its next checkpoint."""
-        name = await asyncio.to_thread(self.store.add_to_inbox, str(self.session_id), str(agent), envelope)
-        self.inbox_files.setdefault(agent, {})[envelope.id] = name
+        """Make a message delivered to ``agent`` durable: in its inbox, until its next checkpoint.
+        Messages that arrive while an inbox write is under way go together in the next one."""
+        waiting = self._incoming.setdefault(agent, [])
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting.append((envelope, done))
+        writer = self._writers.get(agent)
+        if writer is None or writer.done():
+            self._writers[agent] = asyncio.get_running_loop().create_task(self._write_inbox(agent))
+        await asyncio.shield(done)
+
+    async def _write_inbox(self, agent: AgentId) -> None:
+        waiting = self._incoming[agent]
+        while waiting:
+            batch, waiting[:] = list(waiting), []
+            envelopes = [e for e, _ in batch]
+            try:
+                name = await asyncio.to_thread(self.store.add_to_inbox, str(self.session_id), str(agent), envelopes)
+            except Exception as e:  # noqa: BLE001  (each sender hears of it: its message was not acknowledged)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            files = self.inbox_files.setdefault(agent, {})
+            for envelope, done in batch:
+                files[envelope.id] = name
+                if not done.done():
+                    done.set_result(None)
 
     # --- requests ---------------------------------------------------------------------------
     def answered(self, target: AgentId, request_id: str) -> tuple[bool, Any]:
