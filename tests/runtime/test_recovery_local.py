@@ -16,7 +16,7 @@ from runtime.api import Troupe
 from runtime.checkpoint import CheckpointError, CheckpointStore, SessionNotFoundError
 from runtime.cli import main as troupe_main
 from runtime.lake import query
-from runtime.supervisor import SessionStatus
+from runtime.supervisor import SessionResult, SessionStatus
 from tests.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
 
 
@@ -34,6 +34,18 @@ def crash(troupe: Troupe) -> None:
     for task in list(host._background):
         task.cancel()
     host.sessions.clear()
+
+
+async def resume_in_a_new_process(lake: Path, session_id: str) -> SessionResult:
+    """What a new process on the same lake does: resume the session and wait for its result."""
+    troupe = Troupe.local(lake=lake, checkpoints=True)
+    try:
+        resumed = await troupe.resume(session_id)
+        result = await resumed.result(timeout=30)
+        await resumed.close()
+        return result
+    finally:
+        await troupe.shutdown()
 
 
 def crash_after_saves(monkeypatch: pytest.MonkeyPatch, n: int) -> asyncio.Event:
@@ -72,13 +84,7 @@ async def test_a_session_resumed_after_its_process_died_ends_as_if_undisturbed(
     monkeypatch.undo()
     assert [s.status for s in await first.sessions()] == ["running"]
 
-    second = Troupe.local(lake=lake, checkpoints=True)
-    try:
-        resumed = await second.resume(session.id)
-        result = await resumed.result(timeout=30)
-        await resumed.close()
-    finally:
-        await second.shutdown()
+    result = await resume_in_a_new_process(lake, session.id)
     assert result.status is SessionStatus.COMPLETED, result.error
     assert result.reply == expected_reply("x")
     assert sorted(ledger_items(ledger)) == ["x-worker_a", "x-worker_b"]  # each side effect exactly once
@@ -96,13 +102,7 @@ async def test_a_replayed_turn_takes_model_responses_and_tool_results_from_its_j
     while len(ledger_items(ledger)) < 2:  # both workers applied their effect: their turns are under way
         await asyncio.sleep(0.01)
     crash(first)
-    second = Troupe.local(lake=lake, checkpoints=True)
-    try:
-        resumed = await second.resume(session.id)
-        assert (await resumed.result(timeout=30)).reply == expected_reply("x")
-        await resumed.close()
-    finally:
-        await second.shutdown()
+    assert (await resume_in_a_new_process(lake, session.id)).reply == expected_reply("x")
     replayed = query(lake, f"""select agent, type from events where session_id = '{session.id}'
                               and status = 'replayed' order by agent, type""").to_pylist()
     assert {r["agent"] for r in replayed} == {"worker_a", "worker_b"}
@@ -135,13 +135,7 @@ async def test_wall_budget_counts_running_time_only(tmp_path: Path) -> None:
     await asyncio.sleep(0.1)
     crash(first)
     await asyncio.sleep(1.2)  # longer than the budget, while nothing runs
-    second = Troupe.local(lake=lake, checkpoints=True)
-    try:
-        resumed = await second.resume(session.id)
-        result = await resumed.result(timeout=30)
-        await resumed.close()
-    finally:
-        await second.shutdown()
+    result = await resume_in_a_new_process(lake, session.id)
     assert result.status is SessionStatus.COMPLETED, result.error
     assert result.duration_s is not None and result.duration_s < 1.0
 
