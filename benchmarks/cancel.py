@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.cancel_tools import SLICE_S, cancelled_at, mark, mark_cancelled
+from tests.support.cancel_tools import cancelled_at, mark, mark_cancelled, sleep_marked
 from tests.support.openai_server import OpenAICompatServer, TextReply
 
 KINDS = ("llm", "task", "io")
@@ -115,14 +115,7 @@ async def one_cancel(troupe: Any, server: OpenAICompatServer, folder: Path, kind
 
 def _sleep_in_task(seconds: float, folder: str, tag: str) -> None:
     """The baseline Ray task: sleeps in short slices; ``ray.cancel`` interrupts it."""
-    mark(folder, f"{tag}.start")
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            time.sleep(SLICE_S)
-    except KeyboardInterrupt:
-        mark_cancelled(folder, tag)
-        raise
+    sleep_marked(seconds, folder, tag)
 
 
 class _Sleeper:

@@ -13,7 +13,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from runtime.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary
+from runtime.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary, store_at
 from runtime.config import Placement, TeamConfig, load_team
 from runtime.errors import UnknownToolError
 from runtime.host import SessionSpec
@@ -125,7 +125,7 @@ class Troupe:
         if spec.checkpoints:
             manifest = SessionManifest(session_id=spec.session_id, run_id=spec.run_id, team=spec.team,
                                        placement=spec.placement, stream_tokens=stream_tokens, lake=self.lake)
-            await asyncio.to_thread(CheckpointStore(spec.checkpoints).save_manifest, manifest)
+            await asyncio.to_thread(store_at(spec.checkpoints).save_manifest, manifest)
         await self.backend.start_session(spec)
         return Session(self.backend, spec)
 
@@ -133,7 +133,7 @@ class Troupe:
         if self.checkpoints is None:
             raise CheckpointError("checkpoints are off in this runtime: connect with checkpoints=True "
                                   "(Troupe.local(checkpoints=True) without Ray) to resume or list sessions")
-        return CheckpointStore(self.checkpoints)
+        return store_at(self.checkpoints)
 
     async def sessions(self) -> list[SessionSummary]:
         """Every checkpointed session of this runtime's store, newest first, with its status."""

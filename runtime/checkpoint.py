@@ -21,6 +21,7 @@ the journal instead of calling the model or the tool again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import json
 from collections.abc import Callable
@@ -110,6 +111,12 @@ def checkpoint_location(lake: str | Path, checkpoints: bool | str | Path | None)
     if checkpoints is True:
         return default_location(lake)
     return open_storage(str(checkpoints)).location
+
+
+@functools.lru_cache(maxsize=64)
+def store_at(location: str) -> CheckpointStore:
+    """The store at ``location``, opened once per process (hosts, the scheduler and the API share it)."""
+    return CheckpointStore(location)
 
 
 class CheckpointStore:
@@ -297,6 +304,7 @@ __all__ = [
     "SessionSummary",
     "Saver",
     "checkpoint_location",
+    "store_at",
     "default_location",
     "portable",
     "revive",

@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=model_default, help=model_help)
         p.add_argument("--placement", choices=[p.value for p in Placement], default=None,
                        help="dedicated: one Ray actor per agent; packed: agents share pooled host actors")
+        following_options(p)
+
+    def following_options(p: argparse.ArgumentParser) -> None:
+        """Where a session runs and how it is shown (``run``, ``demo``, ``resume``)."""
         p.add_argument("--lake", help="event lake: a directory or a pyarrow.fs URI such as s3://bucket/lake "
                                       "(default $TROUPE_LAKE or ./.troupe/lake)")
         p.add_argument("--address", help="Ray address HOST:PORT (default: $RAY_ADDRESS, as in a `ray job submit` "
@@ -202,15 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     resume = sub.add_parser("resume", help="continue a checkpointed session (after a crash or a cluster stop)")
-    resume.add_argument("session_id", help="the session's id (troupe sessions list shows them)")
-    resume.add_argument("--lake", help="the session's event lake (its checkpoints are in <lake>/checkpoints; "
-                                       "default $TROUPE_LAKE or ./.troupe/lake)")
-    resume.add_argument("--address", help="Ray address HOST:PORT (default: $RAY_ADDRESS, else a running "
-                                          "cluster, else a new local one)")
-    resume.add_argument("--timeout", type=float, default=None, help="seconds to wait for the reply")
-    resume.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
-    resume.add_argument("--approve", choices=["ask", "yes", "no"], default=None,
-                        help="tool calls that need approval: ask, approve all, or deny all")
+    resume.add_argument("session_id", help="the session's id (troupe sessions list shows them; its "
+                                           "checkpoints are in <lake>/checkpoints)")
+    following_options(resume)
     resume.set_defaults(func=_cmd_resume)
 
     sessions = sub.add_parser("sessions", help="checkpointed sessions")

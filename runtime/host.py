@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from runtime.agent import AgentCore, control_message
 from runtime.blackboard import Blackboard
-from runtime.checkpoint import ActorCheckpoint, CheckpointStore
+from runtime.checkpoint import ActorCheckpoint, store_at
 from runtime.config import AgentSpec, Placement, TeamConfig
 from runtime.dispatch import Dispatcher, LocalDispatcher
 from runtime.errors import ConfigError, TroupeError, UnknownAgentError
@@ -142,7 +142,6 @@ class HostCore:
         self.sink = sink
         self.flush_events = flush_events
         """Ships this host's buffered events to the log (run before every checkpoint)."""
-        self._stores: dict[str, CheckpointStore] = {}
         self.transport = transport
         self.registry = registry or default_registry()
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher()
@@ -175,7 +174,7 @@ class HostCore:
         back (a restored agent goes on at once, and must find the others there)."""
         held = self.sessions.setdefault(spec.session_id, _Held(spec))
         if spec.checkpoints and held.durable is None:
-            held.durable = Durability(self._store(spec.checkpoints), spec.session_id, self.flush_events)
+            held.durable = Durability(store_at(spec.checkpoints), spec.session_id, self.flush_events)
         loaded: dict[AgentId, ActorCheckpoint] = {}
         if restore and held.durable is not None:
             loaded = await asyncio.to_thread(held.durable.load, map(AgentId, names))
@@ -223,12 +222,6 @@ class HostCore:
         owed, held.owed = held.owed, []
         for envelope in owed:
             self._spawn_bg(self._deliver_quietly(envelope), session_id)
-
-    def _store(self, location: str) -> CheckpointStore:
-        store = self._stores.get(location)
-        if store is None:
-            store = self._stores[location] = CheckpointStore(location)
-        return store
 
     def _restore_child(self, held: _Held, name: AgentId, cp: ActorCheckpoint) -> None:
         spec = AgentSpec.model_validate(cp.state["spec"])

@@ -9,7 +9,6 @@ connection. One core per runtime is what makes its caps hold cluster-wide.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from runtime.checkpoint import store_at
 from runtime.clock import SYSTEM_CLOCK, Clock
 from runtime.errors import ModelVisibleError, ToolTimeoutError
 from tools.spec import Execution, ToolSpec
@@ -63,13 +63,6 @@ class ToolJob(BaseModel):
             # MCP results are live objects (progress, sampling); inline tools live and die with their agent
             checkpoints=checkpoints if spec.execution in (Execution.IO, Execution.CPU) else None,
         )
-
-
-@functools.lru_cache(maxsize=64)
-def _store(location: str) -> Any:
-    from runtime.checkpoint import CheckpointStore
-
-    return CheckpointStore(location)
 
 
 def idempotency_key(*parts: object) -> str:
@@ -149,7 +142,7 @@ class SchedulerCore:
             self.stats["deduplicated"] += 1
             return self._results[key]
         if job.checkpoints and key not in self._inflight:
-            found, value = await asyncio.to_thread(_store(job.checkpoints).recorded_tool, job.session_id, key)
+            found, value = await asyncio.to_thread(store_at(job.checkpoints).recorded_tool, job.session_id, key)
             if found:
                 self.stats["deduplicated"] += 1
                 return value
@@ -170,7 +163,7 @@ class SchedulerCore:
             raise
         else:
             if job.checkpoints:
-                await asyncio.to_thread(_store(job.checkpoints).record_tool, job.session_id, key, value)
+                await asyncio.to_thread(store_at(job.checkpoints).record_tool, job.session_id, key, value)
             future.set_result(value)
             self._results[key] = value
             if len(self._results) > self._remember:

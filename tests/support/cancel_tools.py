@@ -72,6 +72,14 @@ def slow_task(seconds: float, folder: str, tag: str) -> str:
     A running Ray task is stopped by a KeyboardInterrupt (``ray.cancel``), raised between the short
     sleeps; the marker says it arrived.
     """
+    sleep_marked(seconds, folder, tag)
+    mark(folder, f"{tag}.done")
+    return f"{tag} waited {seconds}s"
+
+
+def sleep_marked(seconds: float, folder: str, tag: str) -> None:
+    """Sleep in short slices, leaving ``<tag>.start``, and ``<tag>.cancelled`` when a
+    KeyboardInterrupt (``ray.cancel``) arrives between them."""
     mark(folder, f"{tag}.start", str(os.getpid()))
     deadline = time.monotonic() + seconds
     try:
@@ -80,8 +88,6 @@ def slow_task(seconds: float, folder: str, tag: str) -> str:
     except KeyboardInterrupt:
         mark_cancelled(folder, tag)
         raise
-    mark(folder, f"{tag}.done")
-    return f"{tag} waited {seconds}s"
 
 
 @tool(resources={"num_cpus": 0.5}, timeout_s=120)
