@@ -18,9 +18,9 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
-from actors.eventlog import get_or_create_event_log
-from actors.host import HostActor
-from actors.naming import (
+from troupe.actors.eventlog_actor import get_or_create_event_log
+from troupe.actors.host_actor import HostActor
+from troupe.actors.naming import (
     NAMESPACE,
     dedicated_name,
     event_log_name,
@@ -29,18 +29,18 @@ from actors.naming import (
     pool_host_name,
     scheduler_name,
 )
-from actors.scheduler import SchedulerActor, scheduler_options
-from actors.transport import deliver_ref, remote_call, unwrap
-from runtime.checkpoint import checkpoint_location
-from runtime.config import Placement
-from runtime.errors import ConfigError, HostLostError, UnknownAgentError
-from runtime.eventlog import NotSubscribedError
-from runtime.events import Event
-from runtime.host import SessionSpec, root_of
-from runtime.scheduler import DEFAULT_MAX_CONCURRENCY
-from runtime.storage import normalize as normalize_lake
-from runtime.ids import AgentId, SessionId
-from runtime.messages import Envelope
+from troupe.actors.scheduler_actor import SchedulerActor, scheduler_options
+from troupe.actors.transport import deliver_ref, remote_call, unwrap
+from troupe.runtime.storage.checkpoint import checkpoint_location
+from troupe.runtime.config import Placement
+from troupe.runtime.errors import ConfigError, HostLostError, UnknownAgentError
+from troupe.runtime.eventlog.core import NotSubscribedError
+from troupe.runtime.events import Event
+from troupe.runtime.session.host import SessionSpec, root_of
+from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY
+from troupe.runtime.storage.location import normalize as normalize_lake
+from troupe.runtime.ids import AgentId, SessionId
+from troupe.runtime.messages import Envelope
 
 TAIL_POLL_S = 1.0
 
@@ -51,7 +51,7 @@ def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
     ``address`` None joins the cluster named by ``RAY_ADDRESS`` (which Ray sets for the driver of a
     ``ray job submit`` job), else a running local one, else starts one; ``"local"`` always starts one.
     Joining a cluster that uses token auth (Ray 2.60's default) needs ``RAY_AUTH_MODE=token`` in
-    the environment *before* ``ray`` is imported; the CLI sets it for you (see ``runtime.cli``).
+    the environment *before* ``ray`` is imported; the CLI sets it for you (see ``troupe.runtime.cli.main``).
     """
     if ray.is_initialized():
         return False
@@ -347,7 +347,7 @@ class RayBackend:
         await asyncio.gather(*(host.flush.remote() for host in self._pool))
         await self.log.flush.remote()
         if not keep_actors:
-            from actors.local_model import stop_node_servers
+            from troupe.actors.local_model_actor import stop_node_servers
 
             await stop_node_servers()
             await self.scheduler.close.remote()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from runtime.ids import RAY_NAMESPACE, Address, AgentId, SessionId
+from troupe.runtime.ids import RAY_NAMESPACE, Address, AgentId, SessionId
 
 NAMESPACE = RAY_NAMESPACE
 HOST_MAX_CONCURRENCY = 10_000

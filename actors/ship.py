@@ -8,7 +8,7 @@ from ray.actor import ActorHandle
 
 
 class RayShip:
-    """The ``ship`` callable of an :class:`runtime.event_buffer.EventBuffer` that feeds the actor."""
+    """The ``ship`` callable of an :class:`troupe.runtime.eventlog.buffer.EventBuffer` that feeds the actor."""
 
     def __init__(self, handle: ActorHandle) -> None:
         self._handle = handle

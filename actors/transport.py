@@ -8,11 +8,11 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayActorError, RayTaskError
 
-from actors.naming import NAMESPACE, dedicated_name
-from runtime.errors import TroupeError, UnknownAgentError
-from runtime.host import root_of
-from runtime.ids import AgentId, SessionId
-from runtime.messages import Envelope
+from troupe.actors.naming import NAMESPACE, dedicated_name
+from troupe.runtime.errors import TroupeError, UnknownAgentError
+from troupe.runtime.session.host import root_of
+from troupe.runtime.ids import AgentId, SessionId
+from troupe.runtime.messages import Envelope
 
 
 def unwrap(error: RayTaskError) -> BaseException:

@@ -44,7 +44,7 @@ FIX = "tests.support.cancel_tools"
 
 
 def team(kind: str, base_url: str, folder: Path, tag: str) -> Any:
-    from runtime.config import parse_team
+    from troupe.runtime.config import parse_team
 
     if kind == "llm":
         model: dict[str, Any] = {"provider": "openai", "model": "m", "base_url": base_url, "max_retries": 0,
@@ -73,7 +73,7 @@ STEPS = ("finished", "terminated", "stopped")
 
 
 def _event_times(lake: str, session_id: str) -> tuple[float, float]:
-    from runtime.lake import query
+    from troupe.runtime.eventlog.lake import query
 
     sql = (f"select type, epoch_us(ts) / 1e6 as t from events where session_id = '{session_id}' and "
            "(type = 'session.finished' or (type = 'agent.state' and status = 'terminated'))")
@@ -154,7 +154,7 @@ async def main() -> None:
     os.environ.setdefault("TROUPE_BLOCK_REMOTE_MODELS", "1")
     import ray
 
-    from runtime.api import Troupe
+    from troupe.runtime.api import Troupe
 
     with tempfile.TemporaryDirectory() as tmp, OpenAICompatServer(watch_s=WATCH_S) as server:
         folder = Path(tmp)

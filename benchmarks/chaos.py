@@ -46,7 +46,7 @@ VICTIMS = ("lead", "worker_a", "worker_b", "blackboard", "tasks", "session", "ev
 async def _one(troupe: Any, folder: Path, tag: str, kill: tuple[str, str, int] | None) -> dict[str, Any]:
     import ray
 
-    from actors.naming import NAMESPACE, dedicated_name
+    from troupe.actors.naming import NAMESPACE, dedicated_name
     from tests.support.recovery_team import expected_reply, ledger_items, recovery_team, request_text
 
     ledger = folder / f"ledger-{tag}"
@@ -85,8 +85,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     import ray
 
-    from runtime.api import Troupe
-    from runtime.lake import query
+    from troupe.runtime.api import Troupe
+    from troupe.runtime.eventlog.lake import query
     from tests.support.recovery_team import gaps
 
     rng = random.Random(args.seed)

@@ -18,11 +18,11 @@ import time
 
 import ray
 
-from actors.backend import ensure_ray
-from actors.host import HostActor
-from actors.naming import host_options
-from runtime.api import Troupe
-from runtime.config import parse_team
+from troupe.actors.backend import ensure_ray
+from troupe.actors.host_actor import HostActor
+from troupe.actors.naming import host_options
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import parse_team
 
 TEAM_SIZE = 10
 BATCH = 100

@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.api import Troupe
-from runtime.config import McpServerConfig, parse_team
-from runtime.lake import query
-from tools.spec import tool
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import McpServerConfig, parse_team
+from troupe.runtime.eventlog.lake import query
+from troupe.tools.spec import tool
 
 REPO = Path(__file__).resolve().parents[1]
 IO_WAIT_S = 0.5
@@ -134,7 +134,7 @@ async def _raw_ms(cfg: McpServerConfig, n: int) -> float:
 
 
 async def _manager_ms(cfg: McpServerConfig, name: str, n: int) -> float:
-    from tools.mcp import McpManager
+    from troupe.tools.mcp import McpManager
 
     manager = McpManager()
     try:

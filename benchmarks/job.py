@@ -78,7 +78,7 @@ def run_job(head: Any, team: Path, lake: Path, placement: str) -> dict[str, floa
 def run_direct(head: Any, team: Path, lake: Path, placement: str) -> dict[str, float]:
     env = {**head.base_env, "PYTHONPATH": str(REPO)}
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "run", str(team), "go", "--address", head.gcs_address,
+    done = subprocess.run([sys.executable, "-m", "troupe.runtime.cli.main", "run", str(team), "go", "--address", head.gcs_address,
                            "--lake", str(lake), "--placement", placement, "--json"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     wall = time.monotonic() - t0
@@ -90,7 +90,7 @@ def run_direct(head: Any, team: Path, lake: Path, placement: str) -> dict[str, f
 async def run_in_process(head: Any, team: Path, lake: Path, placement: str, reps: int) -> list[dict[str, float]]:
     import ray
 
-    from runtime.api import Troupe
+    from troupe.runtime.api import Troupe
 
     troupe = await Troupe.connect(address=head.gcs_address, lake=lake, placement=placement,
                                   logging_level=logging.WARNING)

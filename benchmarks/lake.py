@@ -27,10 +27,10 @@ from typing import Any
 import pyarrow as pa
 import ray
 
-from actors.eventlog import RayShip, close_event_log, get_or_create_event_log
-from runtime.event_buffer import EventBuffer
-from runtime.events import ARROW_SCHEMA, Event, events_to_columns
-from runtime.lake import LakeWriter, compact_run, connect
+from troupe.actors.eventlog_actor import RayShip, close_event_log, get_or_create_event_log
+from troupe.runtime.eventlog.buffer import EventBuffer
+from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns
+from troupe.runtime.eventlog.lake import LakeWriter, compact_run, connect
 
 TYPES = ["llm.request", "llm.response", "tool.call", "tool.result", "message.sent", "message.delivered", "agent.state"]
 

@@ -17,13 +17,13 @@ import time
 
 import ray
 
-from actors.backend import ensure_ray
-from runtime.api import Troupe
-from runtime.config import ModelProfile
-from runtime.demo import QUESTION, answer_is_correct, demo_team
-from runtime.lake import query
-from runtime.llm.registry import build_client
-from runtime.llm.types import ChatMessage, LLMRequest
+from troupe.actors.backend import ensure_ray
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.demo import QUESTION, answer_is_correct, demo_team
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.llm.registry import build_client
+from troupe.runtime.llm.types import ChatMessage, LLMRequest
 
 PROMPT = "Write three short sentences about actors in distributed systems."
 

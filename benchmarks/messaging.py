@@ -20,10 +20,10 @@ import time
 
 import ray
 
-from actors.backend import ensure_ray
-from runtime.api import Troupe
-from runtime.config import parse_team
-from runtime.messages import Envelope
+from troupe.actors.backend import ensure_ray
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import parse_team
+from troupe.runtime.messages import Envelope
 
 WINDOW = 100
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 
 CALL_S = 0.05
 CRITICAL_PATH_CALLS = 3
@@ -107,9 +107,9 @@ async def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from evals.suite import load_suite
-    from evals.sweep import Sweep
-    from runtime.api import Troupe
+    from troupe.evals.suite import load_suite
+    from troupe.evals.sweep import Sweep
+    from troupe.runtime.api import Troupe
 
     with tempfile.TemporaryDirectory() as tmp:
         suite = load_suite(write_suite(Path(tmp), args.samples))
@@ -124,7 +124,7 @@ async def main() -> None:
             sweep = Sweep(troupe, suite, concurrency=args.concurrency)
             progress = await sweep.run()
             wall = time.monotonic() - t0
-            from evals.results import results_table
+            from troupe.evals.results import results_table
 
             failing = [r for r in results_table(troupe.lake, sweep.run_id).to_pylist() if not r["passed"]]
             for r in failing[:3]:

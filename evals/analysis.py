@@ -24,8 +24,8 @@ from typing import Any, Final
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from evals.models import Gates
-from evals.results import connect, find_manifest, require_run
+from troupe.evals.models import Gates
+from troupe.evals.results import connect, find_manifest, require_run
 
 Z95: Final = 1.959963984540054
 """The standard normal quantile for a two-sided 95% interval."""

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from runtime.errors import ConfigError
+from troupe.runtime.errors import ConfigError
 
 if TYPE_CHECKING:
-    from evals.sweep import Progress
+    from troupe.evals.sweep import Progress
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_USAGE = 0, 1, 2
 PROGRESS_EVERY_S = 5.0
@@ -64,18 +64,18 @@ def progress_printer(out: TextIO | None = None, *, every_s: float = PROGRESS_EVE
 
 
 def _lake(value: str | None) -> str:
-    from runtime.lake import default_lake
+    from troupe.runtime.eventlog.lake import default_lake
 
-    from runtime.storage import normalize
+    from troupe.runtime.storage.location import normalize
 
     return normalize(value or default_lake())
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from evals.report import terminal_summary
-    from evals.suite import load_suite
-    from evals.sweep import Sweep
-    from runtime.api import Troupe
+    from troupe.evals.report import terminal_summary
+    from troupe.evals.suite import load_suite
+    from troupe.evals.sweep import Sweep
+    from troupe.runtime.api import Troupe
 
     suite = load_suite(args.suite)
     if args.limit is not None:
@@ -110,8 +110,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _gates(lake: str, run_id: str) -> tuple[bool, list[str]]:
     """The suite's own gates on one run: minimum pass rate per cell, required cases."""
-    from evals.analysis import check_gates
-    from evals.results import read_manifest
+    from troupe.evals.analysis import check_gates
+    from troupe.evals.results import read_manifest
 
     manifest = read_manifest(lake, run_id)
     result = check_gates(lake, run_id, manifest.gates)
@@ -119,7 +119,7 @@ def _gates(lake: str, run_id: str) -> tuple[bool, list[str]]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from evals.report import terminal_summary, write_html
+    from troupe.evals.report import terminal_summary, write_html
 
     lake = _lake(args.lake)
     out = write_html(lake, args.run_id, Path(args.out or f"report-{args.run_id}.html"))
@@ -129,10 +129,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from evals.analysis import compare
-    from evals.models import Gates
-    from evals.report import compare_text
-    from evals.results import get_baseline, read_manifest
+    from troupe.evals.analysis import compare
+    from troupe.evals.models import Gates
+    from troupe.evals.report import compare_text
+    from troupe.evals.results import get_baseline, read_manifest
 
     lake = _lake(args.lake)
     runs = list(args.runs)
@@ -155,7 +155,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from evals.results import list_runs
+    from troupe.evals.results import list_runs
 
     runs = list_runs(_lake(args.lake))
     if args.json:
@@ -171,7 +171,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from evals.results import set_baseline
+    from troupe.evals.results import set_baseline
 
     set_baseline(_lake(args.lake), args.name, args.run_id)
     print(f"baseline {args.name!r} -> {args.run_id}")

@@ -1,6 +1,6 @@
-"""Graders: one per :class:`~evals.models.Expect` field, combined into a sample's score.
+"""Graders: one per :class:`~troupe.evals.models.Expect` field, combined into a sample's score.
 
-Each grader returns a :class:`~evals.models.Grade` (a score in [0, 1], passed or not, and an
+Each grader returns a :class:`~troupe.evals.models.Grade` (a score in [0, 1], passed or not, and an
 explanation a person can act on). :func:`grade` runs the graders a case asks for and combines
 them as a weighted mean; a sample whose session did not complete scores 0.
 
@@ -22,15 +22,15 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evals.models import Case, Expect, ExpectedCall, Grade, GradeInput, GraderWeight, JudgeSpec, SqlCheck
-from evals.suite import GRADERS
-from runtime.config import ModelProfile
+from troupe.evals.models import Case, Expect, ExpectedCall, Grade, GradeInput, GraderWeight, JudgeSpec, SqlCheck
+from troupe.evals.suite import GRADERS
+from troupe.runtime.config import ModelProfile
 
 _EPS = 1e-9
 
 
 def graders_for(expect: Expect) -> list[str]:
-    """The graders ``expect`` asks for, in :data:`~evals.suite.GRADERS` order."""
+    """The graders ``expect`` asks for, in :data:`~troupe.evals.suite.GRADERS` order."""
     present = {
         "exact": expect.exact is not None,
         "contains": expect.contains is not None,
@@ -320,7 +320,7 @@ def _run_sql_check(lake: str, session_id: str, check: SqlCheck) -> tuple[float |
     """``(score, note)``; score ``None`` means the check itself is broken."""
     import duckdb
 
-    from runtime.lake import connect
+    from troupe.runtime.eventlog.lake import connect
 
     con = connect(lake)
     try:
@@ -379,8 +379,8 @@ def grade_sql(inp: GradeInput, checks: Sequence[SqlCheck], pass_threshold: float
 # --- python ------------------------------------------------------------------------------------
 async def grade_python(inp: GradeInput, spec: str, pass_threshold: float = 1.0) -> Grade:
     """Call ``package.module:function`` with the sample; it returns a Grade, a bool or a float."""
-    from runtime.errors import ConfigError
-    from runtime.llm.function import load_function
+    from troupe.runtime.errors import ConfigError
+    from troupe.runtime.llm.function import load_function
 
     try:
         fn: Any = load_function(spec)
@@ -437,9 +437,9 @@ def parse_judge_score(text: str) -> float | None:
 
 
 async def grade_judge(inp: GradeInput, spec: JudgeSpec, models: Mapping[str, ModelProfile] | None) -> Grade:
-    from runtime.errors import TroupeError
-    from runtime.llm.registry import build_client
-    from runtime.llm.types import ChatMessage, LLMRequest
+    from troupe.runtime.errors import TroupeError
+    from troupe.runtime.llm.registry import build_client
+    from troupe.runtime.llm.types import ChatMessage, LLMRequest
 
     if not models:
         return _error("judge", f"no model profiles were given, so judge profile {spec.profile!r} cannot be found; "
@@ -474,7 +474,7 @@ async def grade_judge(inp: GradeInput, spec: JudgeSpec, models: Mapping[str, Mod
 # --- combining ---------------------------------------------------------------------------------
 async def run_graders(inp: GradeInput, *, pass_threshold: float = 1.0,
                       models: Mapping[str, ModelProfile] | None = None) -> list[Grade]:
-    """Every grader the case's ``expect`` asks for, in :data:`~evals.suite.GRADERS` order."""
+    """Every grader the case's ``expect`` asks for, in :data:`~troupe.evals.suite.GRADERS` order."""
     expect = inp.case.expect
     grades: list[Grade] = []
     for name in graders_for(expect):

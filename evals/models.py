@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from runtime.config import DeclaredTool
+from troupe.runtime.config import DeclaredTool
 
 
 class _Strict(BaseModel):

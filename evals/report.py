@@ -19,7 +19,7 @@ from typing import Any, Final
 import pyarrow as pa
 import yaml
 
-from evals.analysis import (
+from troupe.evals.analysis import (
     OVERALL,
     CaseDelta,
     CompareResult,
@@ -28,9 +28,9 @@ from evals.analysis import (
     per_case,
     summary,
 )
-from evals.models import Suite
-from evals.results import RunManifest, connect, find_manifest, require_run, results_table
-from runtime.lake import format_table
+from troupe.evals.models import Suite
+from troupe.evals.results import RunManifest, connect, find_manifest, require_run, results_table
+from troupe.runtime.eventlog.lake import format_table
 
 MAX_FAILURES: Final = 200
 """Failing samples listed in the HTML report (the count of all is shown)."""
@@ -532,7 +532,7 @@ def _r(x: float | None, digits: int) -> float | None:
 
 def terminal_summary(lake: str | Path, run_id: str, *, gates: bool = True) -> str:
     """A compact text summary of a run: a header line, one row per cell and (unless ``gates=False``)
-    the verdict of the run's own gates (:func:`~evals.analysis.check_gates`)."""
+    the verdict of the run's own gates (:func:`~troupe.evals.analysis.check_gates`)."""
     require_run(lake, run_id)
     manifest = find_manifest(lake, run_id)
     cells = summary(lake, run_id).to_pylist()

@@ -6,10 +6,10 @@ Layout under the lake root::
     evals/runs/<run_id>.json                             the run's RunManifest
     evals/baselines.json                                 {"<name>": "<run_id>", ...}
 
-The lake is a local directory or any ``pyarrow.fs`` URI (:mod:`runtime.storage`); functions that
+The lake is a local directory or any ``pyarrow.fs`` URI (:mod:`troupe.runtime.storage.location`); functions that
 name a file return a ``Path`` on local disk and a URI elsewhere. Run ids are percent-encoded in paths
 (DuckDB decodes hive values), so any string is safe. Result files and manifests appear atomically
-(see :mod:`runtime.storage`); every :func:`write_results` adds files and never rewrites one;
+(see :mod:`troupe.runtime.storage.location`); every :func:`write_results` adds files and never rewrites one;
 :func:`compact` merges a run's parts into one file when the sweep ends (fewer files scan faster).
 
 A sample id is stable for (cell, case, sample index), so a resumed sweep skips the ids of
@@ -34,11 +34,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime.errors import ConfigError
-from runtime.lake import CompactionResult
-from runtime.lake import connect as connect_events
-from runtime.storage import LakeLocationError, Ref, Storage, open_storage, redact
-from evals.models import Case, Gates, SampleResult, Suite
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.eventlog.lake import CompactionResult
+from troupe.runtime.eventlog.lake import connect as connect_events
+from troupe.runtime.storage.location import LakeLocationError, Ref, Storage, open_storage, redact
+from troupe.evals.models import Case, Gates, SampleResult, Suite
 
 EVALS_DIR: Final = "evals"
 RESULTS_DIR: Final = "evals/results"
@@ -49,7 +49,7 @@ COMPRESSION: Final = "zstd"
 
 RunStatus = Literal["running", "finished", "interrupted"]
 Lake = str | Path | Storage
-"""A lake: a local directory, a ``pyarrow.fs`` URI, or an opened :class:`~runtime.storage.Storage`."""
+"""A lake: a local directory, a ``pyarrow.fs`` URI, or an opened :class:`~troupe.runtime.storage.location.Storage`."""
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def _results_schema() -> pa.Schema:
 
 
 RESULTS_SCHEMA: Final[pa.Schema] = _results_schema()
-"""One column per :class:`~evals.models.SampleResult` field, in model order (``run_id`` is also the
+"""One column per :class:`~troupe.evals.models.SampleResult` field, in model order (``run_id`` is also the
 hive partition key)."""
 
 _DUCK_TYPES: Final[dict[pa.DataType, str]] = {
@@ -293,7 +293,7 @@ def refresh(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """(Re)create the ``results`` and ``results_raw`` views (and ``events``): on local disk needed
     only when a connection opened before the first result file was written should start seeing
     results; off this machine the views hold the files listed here (call again to see newer ones)."""
-    from runtime.lake import refresh as refresh_events
+    from troupe.runtime.eventlog.lake import refresh as refresh_events
 
     st = open_storage(lake)
     refresh_events(con, st)

@@ -1,6 +1,6 @@
 """Loading a suite: its YAML, its cases (JSON Lines) and the teams they run on, checked up front.
 
-Every mistake is a :class:`~runtime.errors.ConfigError` that names the file (and the line, for a
+Every mistake is a :class:`~troupe.runtime.errors.ConfigError` that names the file (and the line, for a
 case), the field, and what to do about it, so a sweep never starts on a suite that cannot finish.
 
 A case may change its team with ``overrides``: dotted paths into the team's dict form
@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from evals.models import Case, Expect, Suite
-from runtime.config import TeamConfig, load_team, parse_team
-from runtime.errors import ConfigError
+from troupe.evals.models import Case, Expect, Suite
+from troupe.runtime.config import TeamConfig, load_team, parse_team
+from troupe.runtime.errors import ConfigError
 
 GRADERS: tuple[str, ...] = ("exact", "contains", "regex", "json", "json_schema", "tool_calls", "sql", "python", "judge")
 """Grader names, in the order they run (also the names ``weights`` may use)."""

@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from evals.models import Case, GradeInput, SampleResult
-from evals.suite import LoadedSuite, apply_overrides, load_suite
-from runtime.config import ModelProfile, ScriptStep, ScriptToolCall, TeamConfig, parse_team
-from runtime.errors import ConfigError, HostLostError
+from troupe.evals.models import Case, GradeInput, SampleResult
+from troupe.evals.suite import LoadedSuite, apply_overrides, load_suite
+from troupe.runtime.config import ModelProfile, ScriptStep, ScriptToolCall, TeamConfig, parse_team
+from troupe.runtime.errors import ConfigError, HostLostError
 
 ORACLE = "oracle"
 """A model name for sweeps: a scripted model that answers each case from its own expectation (to
@@ -84,7 +84,7 @@ def oracle_profile(case: Case, entry: str) -> ModelProfile:
     expect = case.expect
     steps: list[ScriptStep] = []
     if expect.tool_calls:
-        from evals.graders import oracle_arguments
+        from troupe.evals.graders import oracle_arguments
 
         calls = [ScriptToolCall(name=c.name, arguments=oracle_arguments(c)) for c in expect.tool_calls]
         steps.append(ScriptStep(tool_calls=calls))
@@ -181,7 +181,7 @@ class Sweep:
         self.concurrency = concurrency
         self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples)
         self.on_progress = on_progress or (lambda p: None)
-        from actors.metrics import sweep_progress_reporter  # troupe_sweep_samples gauges; None without Ray
+        from troupe.actors.ray_metrics import sweep_progress_reporter  # troupe_sweep_samples gauges; None without Ray
 
         if (metrics := sweep_progress_reporter(self.run_id, suite.suite.name)) is not None:
             self.on_progress = lambda p, report=self.on_progress: (metrics(p), report(p))[1]
@@ -229,8 +229,8 @@ class Sweep:
     # --- grading and recording ----------------------------------------------------------------
     async def _record(self, progress: Progress, *, force: bool = False) -> None:
         """Grade what finished and append it to the results table (a batch at a time)."""
-        from evals.graders import grade
-        from evals.results import write_results
+        from troupe.evals.graders import grade
+        from troupe.evals.results import write_results
 
         async with self._flush_lock:
             if not self._pending or (not force and len(self._pending) < GRADE_BATCH):
@@ -251,7 +251,7 @@ class Sweep:
             self.on_progress(progress)
 
     def _tool_calls(self, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        from runtime.lake import query
+        from troupe.runtime.eventlog.lake import query
 
         if not session_ids:
             return {}
@@ -292,7 +292,7 @@ class Sweep:
 
     # --- the whole sweep ----------------------------------------------------------------------
     async def run(self) -> Progress:
-        from evals.results import done_sample_ids, write_manifest
+        from troupe.evals.results import done_sample_ids, write_manifest
 
         specs = expand(self.suite, self.grid, self.samples)
         done = done_sample_ids(self.lake, self.run_id)
@@ -326,7 +326,7 @@ class Sweep:
         return progress
 
     async def _finish(self, progress: Progress, status: str) -> None:
-        from evals.results import compact, write_manifest
+        from troupe.evals.results import compact, write_manifest
 
         t0 = time.monotonic()
         await self._record(progress, force=True)
@@ -338,7 +338,7 @@ class Sweep:
         self.on_progress(progress)
 
     def manifest(self, status: str, progress: Progress) -> Any:
-        from evals.results import RunManifest, find_manifest
+        from troupe.evals.results import RunManifest, find_manifest
 
         previous = find_manifest(self.lake, self.run_id)
         m = RunManifest.for_suite(

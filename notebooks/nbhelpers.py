@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runtime.config import ModelProfile, TeamConfig, load_team
-from runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+from troupe.runtime.config import ModelProfile, TeamConfig, load_team
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 
 # Ray logs a hint about ipywidgets (rich progress widgets) on import in a notebook; the notebooks need none.
 logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
@@ -130,7 +130,7 @@ def team_dict_with_model(team: TeamConfig | str | Path, model: str | dict[str, A
     """Like :func:`team_with_model`, as the dict of a team file (for an eval suite); only the fields
     the team file and ``model`` set, so that defaults stay defaults.
 
-    A sweep re-parses each sample's team from a full dump (``evals.sweep.team_for_sample``), which
+    A sweep re-parses each sample's team from a full dump (``troupe.evals.sweep.team_for_sample``), which
     would turn the ``local`` provider's small-model defaults (``parse_text_tool_calls: true``,
     ``tools_after_results: false``) into explicit opposites; written out here, they survive.
     """

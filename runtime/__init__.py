@@ -1,6 +1,6 @@
 """Troupe's core: the public names are re-exported here (imported lazily, so actors stay light).
 
-    from runtime import Troupe, load_team
+    from troupe.runtime import Troupe, load_team
 """
 
 from __future__ import annotations
@@ -9,17 +9,17 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "Troupe": "runtime.api",
-    "Session": "runtime.session",
-    "SessionResult": "runtime.supervisor",
-    "SessionStatus": "runtime.supervisor",
-    "TeamConfig": "runtime.config",
-    "AgentSpec": "runtime.config",
-    "ModelProfile": "runtime.config",
-    "Placement": "runtime.config",
-    "load_team": "runtime.config",
-    "Event": "runtime.events",
-    "query": "runtime.lake",
+    "Troupe": "troupe.runtime.api",
+    "Session": "troupe.runtime.session.handle",
+    "SessionResult": "troupe.runtime.session.supervisor",
+    "SessionStatus": "troupe.runtime.session.supervisor",
+    "TeamConfig": "troupe.runtime.config",
+    "AgentSpec": "troupe.runtime.config",
+    "ModelProfile": "troupe.runtime.config",
+    "Placement": "troupe.runtime.config",
+    "load_team": "troupe.runtime.config",
+    "Event": "troupe.runtime.events",
+    "query": "troupe.runtime.eventlog.lake",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -13,16 +13,16 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from runtime.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary, store_at
-from runtime.config import Placement, TeamConfig, load_team
-from runtime.errors import UnknownToolError
-from runtime.host import SessionSpec
-from runtime.ids import SUPERVISOR, RunId, SessionId
-from runtime.lake import default_lake
-from runtime.session import Backend, Session
-from runtime.supervisor import SessionResult
-from tools.builtins import default_registry
-from tools.registry import ToolRegistry
+from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary, store_at
+from troupe.runtime.config import Placement, TeamConfig, load_team
+from troupe.runtime.errors import UnknownToolError
+from troupe.runtime.session.host import SessionSpec
+from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
+from troupe.runtime.eventlog.lake import default_lake
+from troupe.runtime.session.handle import Backend, Session
+from troupe.runtime.session.supervisor import SessionResult
+from troupe.tools.builtins import default_registry
+from troupe.tools.registry import ToolRegistry
 
 
 def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
@@ -66,7 +66,7 @@ class Troupe:
     def local(cls, *, lake: str | Path | None = None, checkpoints: bool | str = False) -> Troupe:
         """Everything in this process, no Ray (tests, quick experiments). ``checkpoints`` (True:
         ``<lake>/checkpoints``, or a location) makes sessions resumable after this process dies."""
-        from runtime.local_backend import LocalBackend
+        from troupe.runtime.session.local_backend import LocalBackend
 
         registry = default_registry()
         return cls(LocalBackend(lake or default_lake(), registry=registry, checkpoints=checkpoints),
@@ -86,7 +86,7 @@ class Troupe:
         ``<lake>/checkpoints``; a directory or ``pyarrow.fs`` URI; False: off). ``ray_init``
         options go to ``ray.init`` when this call starts or joins Ray.
         """
-        from actors.backend import RayBackend
+        from troupe.actors.backend import RayBackend
 
         backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size,
                                           tool_concurrency=tool_concurrency, checkpoints=checkpoints, **ray_init)

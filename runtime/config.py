@@ -10,8 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runtime.errors import TeamConfigError
-from runtime.ids import RESERVED_NAMES, AgentId
+from troupe.runtime.errors import TeamConfigError
+from troupe.runtime.ids import RESERVED_NAMES, AgentId
 
 
 class _Strict(BaseModel):
@@ -275,7 +275,7 @@ class TeamConfig(_Strict):
         for a in self.agents:
             if a.id == agent_id:
                 return a
-        from runtime.errors import UnknownAgentError
+        from troupe.runtime.errors import UnknownAgentError
 
         raise UnknownAgentError(
             f"unknown agent {agent_id!r}; this team has {[a.id for a in self.agents]}", agent=agent_id
@@ -295,7 +295,7 @@ class TeamConfig(_Strict):
             path = profile.partition(":")[2] or "default"
             models = {**models, profile: ModelProfile(provider="local", model=path, temperature=0)}
         if profile not in models:
-            from runtime.errors import UnknownModelError
+            from troupe.runtime.errors import UnknownModelError
 
             raise UnknownModelError(
                 f"unknown model profile {profile!r}; this team defines {sorted(self.models)}", profile=profile

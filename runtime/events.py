@@ -11,8 +11,8 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.ids import unique_hex
-from runtime.redact import may_hold_secret, redact
+from troupe.runtime.ids import unique_hex
+from troupe.runtime.redact import may_hold_secret, redact
 
 EVENT_SCHEMA_VERSION: Final = 1
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
+from troupe.runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
 
 
 class MessageKind(StrEnum):

@@ -26,7 +26,7 @@ def lake(tmp_path: Path) -> Path:
 @pytest.fixture
 async def troupe(lake: Path) -> AsyncIterator[object]:
     """A Troupe runtime in this process (no Ray), writing to this test's own lake."""
-    from runtime.api import Troupe
+    from troupe.runtime.api import Troupe
 
     t = Troupe.local(lake=lake)
     try:
@@ -38,7 +38,7 @@ async def troupe(lake: Path) -> AsyncIterator[object]:
 @pytest.fixture
 async def troupe_ray(ray_session: None, lake: Path) -> AsyncIterator[object]:
     """A Troupe runtime on the session-wide Ray, writing to this test's own lake."""
-    from runtime.api import Troupe
+    from troupe.runtime.api import Troupe
 
     troupe = await Troupe.connect(lake=lake)
     try:

@@ -109,7 +109,7 @@ def test_notebook_is_committed_clean(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_quickstart(kernel_dir: Path, tmp_path: Path) -> None:
-    from runtime.lake import query
+    from troupe.runtime.eventlog.lake import query
 
     nb = execute("quickstart", kernel_dir, tmp_path / "lake")
     check_no_errors(nb)
@@ -127,7 +127,7 @@ def test_quickstart(kernel_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_trace_analysis(kernel_dir: Path, tmp_path: Path) -> None:
-    from runtime.lake import query
+    from troupe.runtime.eventlog.lake import query
 
     nb = execute("trace_analysis", kernel_dir, tmp_path / "lake")
     check_no_errors(nb)
@@ -143,7 +143,7 @@ def test_trace_analysis(kernel_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_eval_sweep(kernel_dir: Path, tmp_path: Path) -> None:
-    from evals.results import connect
+    from troupe.evals.results import connect
 
     nb = execute("eval_sweep", kernel_dir, tmp_path / "lake")
     check_no_errors(nb)

@@ -1,6 +1,6 @@
 """Tools: the tool model, the registry and the built-ins."""
 
-from tools.registry import ToolRegistry
-from tools.spec import Tool, ToolSpec, tool
+from troupe.tools.registry import ToolRegistry
+from troupe.tools.spec import Tool, ToolSpec, tool
 
 __all__ = ["Tool", "ToolRegistry", "ToolSpec", "tool"]

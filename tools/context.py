@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 from pathlib import Path
 
-from runtime.config import AgentSpec, WorkspaceConfig
-from runtime.events import Emitter, null_emitter
-from runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
-from runtime.messages import Envelope
+from troupe.runtime.config import AgentSpec, WorkspaceConfig
+from troupe.runtime.events import Emitter, null_emitter
+from troupe.runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
+from troupe.runtime.messages import Envelope
 
 
 class SessionServices(Protocol):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.config import DeclaredTool
-from tools.schema_tool import SchemaTool
-from tools.spec import Execution, Tool, ToolSpec
+from troupe.runtime.config import DeclaredTool
+from troupe.tools.schema_tool import SchemaTool
+from troupe.tools.spec import Execution, Tool, ToolSpec
 
 
 def declared_tool(declared: DeclaredTool) -> Tool:

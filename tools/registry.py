@@ -2,7 +2,7 @@
 
 An agent's ``tools`` list may name a tool (``calculator``), a pattern over names (``time__*``:
 every tool of the MCP server ``time``), or a Python tool by import path (``pkg.module:attr``,
-a :func:`~tools.spec.tool` or a plain typed function, which becomes one).
+a :func:`~troupe.tools.spec.tool` or a plain typed function, which becomes one).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import fnmatch
 import importlib
 from collections.abc import Iterable
 
-from runtime.errors import UnknownToolError
-from tools.spec import Tool
+from troupe.runtime.errors import UnknownToolError
+from troupe.tools.spec import Tool
 
 
 class ToolRegistry:
@@ -78,7 +78,7 @@ def is_import_path(entry: str) -> bool:
 
 def import_tool(path: str) -> Tool:
     """Load ``pkg.module:attr``: a :class:`Tool`, or a typed function or class to make one of."""
-    from tools.spec import tool as make_tool
+    from troupe.tools.spec import tool as make_tool
 
     module_name, _, attr = path.partition(":")
     try:

@@ -9,8 +9,8 @@ from typing import Any
 from jsonschema import SchemaError, validators
 from pydantic import BaseModel, ConfigDict
 
-from runtime.errors import ToolArgumentError
-from tools.spec import Tool, ToolSpec
+from troupe.runtime.errors import ToolArgumentError
+from troupe.tools.spec import Tool, ToolSpec
 
 
 class AnyArguments(BaseModel):

@@ -14,9 +14,9 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from runtime.config import PermissionLevel
-from runtime.errors import ToolArgumentError
-from runtime.llm.types import ToolSchema
+from troupe.runtime.config import PermissionLevel
+from troupe.runtime.errors import ToolArgumentError
+from troupe.runtime.llm.types import ToolSchema
 
 _CONTEXT_PARAM = "ctx"
 RAY_RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
@@ -157,7 +157,7 @@ class Tool:
 
     The target is a function, or a class whose instances are callable (built once per process,
     on first call). It may take a ``ctx`` parameter, which receives the
-    :class:`~tools.context.ToolContext` and is left out of the schema; such a tool runs inline.
+    :class:`~troupe.tools.context.ToolContext` and is left out of the schema; such a tool runs inline.
     """
 
     def __init__(self, fn: Callable[..., Any] | type, spec: ToolSpec, args_model: type[BaseModel], wants_ctx: bool) -> None:

@@ -18,10 +18,10 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import ModelVisibleError, PermissionDeniedError, ToolArgumentError, ToolExecutionError
+from troupe.runtime.errors import ModelVisibleError, PermissionDeniedError, ToolArgumentError, ToolExecutionError
 
 if TYPE_CHECKING:
-    from tools.context import ToolContext
+    from troupe.tools.context import ToolContext
 
 _EXAMPLE = "notes/x.txt"
 

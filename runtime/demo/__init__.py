@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.config import TeamConfig, load_team
+from troupe.runtime.config import TeamConfig, load_team
 
 TEAM_FILE = Path(__file__).with_name("team.yaml")
 QUESTION = "What is 1234 * 5678, and what time is it in Asia/Kolkata when it is 12:00 in UTC?"

@@ -3,11 +3,11 @@
 Pick a client from a team's model profiles with :func:`build_client`.
 """
 
-from runtime.llm.function import FunctionModel, load_function
-from runtime.llm.registry import PROVIDERS, ProviderContext, build_client, register_provider
-from runtime.llm.scripted import ScriptedModel
-from runtime.llm.text_tools import parse_text_tool_calls
-from runtime.llm.types import (
+from troupe.runtime.llm.function import FunctionModel, load_function
+from troupe.runtime.llm.registry import PROVIDERS, ProviderContext, build_client, register_provider
+from troupe.runtime.llm.scripted import ScriptedModel
+from troupe.runtime.llm.text_tools import parse_text_tool_calls
+from troupe.runtime.llm.types import (
     ChatMessage,
     LLMClient,
     LLMRequest,
@@ -25,7 +25,7 @@ _LAZY = {"BLOCK_REMOTE_ENV", "OpenAIChatClient"}
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from runtime.llm import openai_client
+        from troupe.runtime.llm import openai_client
 
         return getattr(openai_client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from runtime.errors import ConfigError
-from runtime.llm.scripted import estimate_usage, stream_text
-from runtime.llm.types import LLMRequest, LLMResponse, TokenCallback
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.llm.scripted import estimate_usage, stream_text
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, TokenCallback
 
 ModelFunction = Callable[[LLMRequest, str], LLMResponse | str | Awaitable[LLMResponse | str]]
 """What a function model calls: ``fn(request, agent)``."""

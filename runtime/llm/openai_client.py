@@ -1,17 +1,17 @@
 """The OpenAI-compatible client: streaming, tool calls, usage, retries and failover across profiles.
 
 Retries are ours, not the SDK's (``max_retries=0`` there), so that backoff sleeps go through an
-injectable :class:`~runtime.clock.Clock` and the failover order, Retry-After handling and error
+injectable :class:`~troupe.runtime.clock.Clock` and the failover order, Retry-After handling and error
 text are the same for every OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
 
 Every failure is sorted into a *reason* (:data:`REASONS`) that decides what happens next and that
-the final :class:`~runtime.errors.ProviderError` carries (``fields["reason"]``, and first in its
+the final :class:`~troupe.runtime.errors.ProviderError` carries (``fields["reason"]``, and first in its
 message): ``rate_limited``, ``timeout``, ``unreachable``, ``interrupted`` (the stream stopped
 halfway), ``malformed_response`` (a chunk that is not valid JSON) and ``server_error`` are retried
 with backoff and then failed over; ``context_length``, ``quota_exceeded``, ``auth`` and
 ``bad_request`` are not retried (a fallback profile is still tried), and the agent loop answers
 ``context_length`` by compacting its context and retrying the round. A profile's ``rate_limit``
-makes every request take a lease from the endpoint's shared limiter (:mod:`runtime.llm.ratelimit`).
+makes every request take a lease from the endpoint's shared limiter (:mod:`troupe.runtime.llm.ratelimit`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from urllib.parse import urlsplit
 import httpx2
 import openai
 
-from runtime.clock import SYSTEM_CLOCK, Clock
-from runtime.config import ModelProfile
-from runtime.errors import ConfigError, ProviderError
-from runtime.llm.ratelimit import Limiter, lease, limiter_for
-from runtime.llm.scripted import estimate_usage
-from runtime.llm.text_tools import parse_text_tool_calls
-from runtime.llm.types import TOOL_ERROR_PREFIX, LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
-from runtime.redact import redact_text, register_secret
+from troupe.runtime.clock import SYSTEM_CLOCK, Clock
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.errors import ConfigError, ProviderError
+from troupe.runtime.llm.ratelimit import Limiter, lease, limiter_for
+from troupe.runtime.llm.scripted import estimate_usage
+from troupe.runtime.llm.text_tools import parse_text_tool_calls
+from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
+from troupe.runtime.redact import redact_text, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class _StreamState:
 
 
 class OpenAIChatClient:
-    """An :class:`~runtime.llm.types.LLMClient` over ``openai.AsyncOpenAI`` with failover.
+    """An :class:`~troupe.runtime.llm.types.LLMClient` over ``openai.AsyncOpenAI`` with failover.
 
     Each profile (the primary, then ``fallbacks`` in order) is tried with its own retries; the
     response's ``profile`` says which one answered. ``http_client`` exists for tests and proxies.

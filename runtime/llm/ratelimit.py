@@ -1,13 +1,13 @@
 """A per-endpoint request limit: a token bucket (requests per second) and a cap on requests in flight.
 
-:class:`RateLimiter` is the plain-Python core (injectable :class:`~runtime.clock.Clock`, so tests
+:class:`RateLimiter` is the plain-Python core (injectable :class:`~troupe.runtime.clock.Clock`, so tests
 don't sleep). A request takes a *lease* - one token and one slot - and gives it back when its
 response has been read; a lease whose holder vanished is reclaimed after ``lease_ttl_s``. Waiters
 are served in arrival order. :meth:`RateLimiter.hold` pauses the endpoint for everyone (a 429 with
 Retry-After means the server wants *all* callers to wait, not just the one it answered).
 
 :func:`limiter_for` gives the limiter of an endpoint: one per process (per event loop), or, inside a
-Ray worker, a client of the endpoint's named limiter actor (``actors/ratelimit.py``) so the limit
+Ray worker, a client of the endpoint's named limiter actor (``actors/ratelimit_actor.py``) so the limit
 holds across every host of the cluster; if Ray cannot provide it, the in-process one is used.
 """
 
@@ -22,10 +22,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runtime.clock import SYSTEM_CLOCK, Clock
-from runtime.config import RateLimit
-from runtime.ids import unique_hex
-from runtime.process import in_ray_worker
+from troupe.runtime.clock import SYSTEM_CLOCK, Clock
+from troupe.runtime.config import RateLimit
+from troupe.runtime.ids import unique_hex
+from troupe.runtime.process import in_ray_worker
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def limiter_for(base_url: str, limit: RateLimit, *, clock: Clock = SYSTEM_CLOCK)
     """The endpoint's limiter: cluster-wide inside a Ray worker, else this process's."""
     if in_ray_worker():
         try:
-            from actors.ratelimit import ray_limiter
+            from troupe.actors.ratelimit_actor import ray_limiter
 
             return ray_limiter(base_url, limit, fallback=lambda: local_limiter(base_url, limit, clock=clock))
         except Exception:  # noqa: BLE001 - a limit that holds per process beats no request at all

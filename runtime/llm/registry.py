@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from runtime.clock import SYSTEM_CLOCK, Clock
-from runtime.config import ModelProfile
-from runtime.errors import ConfigError, UnknownModelError
-from runtime.llm.function import FunctionModel, load_function
-from runtime.llm.scripted import ScriptedModel
-from runtime.llm.types import LLMClient
+from troupe.runtime.clock import SYSTEM_CLOCK, Clock
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.errors import ConfigError, UnknownModelError
+from troupe.runtime.llm.function import FunctionModel, load_function
+from troupe.runtime.llm.scripted import ScriptedModel
+from troupe.runtime.llm.types import LLMClient
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,14 @@ def openai_fallbacks(ctx: ProviderContext) -> list[tuple[str, ModelProfile]]:
 
 
 def _openai(ctx: ProviderContext) -> LLMClient:
-    from runtime.llm.openai_client import OpenAIChatClient  # lazy: processes without openai profiles skip the SDK
+    from troupe.runtime.llm.openai_client import OpenAIChatClient  # lazy: processes without openai profiles skip the SDK
 
     return OpenAIChatClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=openai_fallbacks(ctx), clock=ctx.clock)
 
 
 def _local(ctx: ProviderContext) -> LLMClient:
-    # Imported on first use: ``runtime.llm`` must import without the 'local' extra installed.
-    from runtime.llm.local.provider import build_local_client
+    # Imported on first use: ``troupe.runtime.llm`` must import without the 'local' extra installed.
+    from troupe.runtime.llm.local.provider import build_local_client
 
     return build_local_client(ctx)
 

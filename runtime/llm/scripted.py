@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from runtime.config import ScriptStep
-from runtime.errors import ScriptExhaustedError
-from runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
+from troupe.runtime.config import ScriptStep
+from troupe.runtime.errors import ScriptExhaustedError
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, ToolCall, Usage
 
 _WORDS = re.compile(r"\S+\s*|\s+")
 _WORDS_PER_CHUNK = 3

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.errors import ToolArgumentError
+from troupe.runtime.errors import ToolArgumentError
 
 
 class ToolCall(BaseModel):

@@ -20,9 +20,9 @@ def _serve(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from runtime.errors import TroupeError
-    from runtime.mcp_server.core import ServiceOptions
-    from runtime.mcp_server.serve import configure_logging, run
+    from troupe.runtime.errors import TroupeError
+    from troupe.runtime.mcp_server.core import ServiceOptions
+    from troupe.runtime.mcp_server.serve import configure_logging, run
 
     for folder in args.teams_dir or []:
         if not Path(folder).expanduser().is_dir():

@@ -1,6 +1,6 @@
 """The MCP server's bookkeeping, as plain Python: one Troupe runtime, the sessions it keeps open,
 and the answers the tools return. Nothing here knows about MCP (the tools in
-:mod:`runtime.mcp_server.tools` are thin wrappers), so it is unit-tested directly.
+:mod:`troupe.runtime.mcp_server.tools` are thin wrappers), so it is unit-tested directly.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from runtime.api import Troupe
-from runtime.config import TeamConfig
-from runtime.errors import TroupeError
-from runtime.lake import default_lake
-from runtime.mcp_server import lake_query
-from runtime.mcp_server.models import (
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import TeamConfig
+from troupe.runtime.errors import TroupeError
+from troupe.runtime.eventlog.lake import default_lake
+from troupe.runtime.mcp_server import lake_query
+from troupe.runtime.mcp_server.models import (
     BlackboardItem,
     BlackboardView,
     LakeRows,
@@ -31,9 +31,9 @@ from runtime.mcp_server.models import (
     TeamInfo,
     TeamList,
 )
-from runtime.mcp_server.teams import TeamResolver, find_teams
-from runtime.session import Session
-from runtime.supervisor import SessionResult, SessionStatus, Usage
+from troupe.runtime.mcp_server.teams import TeamResolver, find_teams
+from troupe.runtime.session.handle import Session
+from troupe.runtime.session.supervisor import SessionResult, SessionStatus, Usage
 
 log = logging.getLogger("troupe.mcp")
 T = TypeVar("T")

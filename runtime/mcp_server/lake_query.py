@@ -25,8 +25,8 @@ from typing import Any
 
 import duckdb
 
-from runtime.errors import ConfigError
-from runtime.lake import connect
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.eventlog.lake import connect
 
 ALLOWED = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 DEFAULT_LIMIT = 100
@@ -70,7 +70,7 @@ def _sql_str(text: str) -> str:
 def _sandboxed(lake: str | Path) -> duckdb.DuckDBPyConnection:
     """A connection with the ``events`` view that can read nothing but the lake: a local lake's
     folder is the only one allowed; a lake elsewhere (``s3://...``) is scanned through a dataset
-    registered by :func:`runtime.lake.connect`, which needs no file access from DuckDB at all."""
+    registered by :func:`troupe.runtime.eventlog.lake.connect`, which needs no file access from DuckDB at all."""
     con = connect(lake)
     settings = []
     if not _is_uri(lake):

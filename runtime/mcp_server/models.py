@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from runtime.supervisor import Usage
+from troupe.runtime.session.supervisor import Usage
 
 
 class RunOutcome(BaseModel):

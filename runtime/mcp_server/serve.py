@@ -21,8 +21,8 @@ import socket
 import sys
 from collections.abc import Callable
 
-from runtime.mcp_server.core import ServiceOptions, TroupeService
-from runtime.mcp_server.tools import build_server
+from troupe.runtime.mcp_server.core import ServiceOptions, TroupeService
+from troupe.runtime.mcp_server.tools import build_server
 
 log = logging.getLogger("troupe.mcp")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from runtime.config import TeamConfig, load_team
-from runtime.errors import ConfigError
+from troupe.runtime.config import TeamConfig, load_team
+from troupe.runtime.errors import ConfigError
 
 MAX_DEPTH = 3
 """How deep :func:`find_teams` looks below each team folder (``examples/research_team/team.yaml`` is 2)."""

@@ -1,4 +1,4 @@
-"""The MCP tools: typed wrappers over :class:`runtime.mcp_server.core.TroupeService`.
+"""The MCP tools: typed wrappers over :class:`troupe.runtime.mcp_server.core.TroupeService`.
 
 Every failure a client can fix (unknown session, team not found, bad SQL, unknown agent or model
 profile) comes back as a tool error (``is_error``) whose text says what was wrong and what to do.
@@ -17,10 +17,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from runtime.errors import TroupeError
-from runtime.mcp_server.core import TroupeService, describe_error
-from runtime.mcp_server.lake_query import DEFAULT_LIMIT, MAX_LIMIT
-from runtime.mcp_server.models import (
+from troupe.runtime.errors import TroupeError
+from troupe.runtime.mcp_server.core import TroupeService, describe_error
+from troupe.runtime.mcp_server.lake_query import DEFAULT_LIMIT, MAX_LIMIT
+from troupe.runtime.mcp_server.models import (
     BlackboardView,
     LakeRows,
     RunOutcome,

@@ -22,13 +22,13 @@ from typing import Any
 import psutil
 import pytest
 
-from runtime.api import Troupe
-from runtime.config import TeamConfig, parse_team
-from runtime.events import Event
-from runtime.ids import SUPERVISOR, TASKS, RunId
-from runtime.lake import query
-from runtime.session import Session
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import TeamConfig, parse_team
+from troupe.runtime.events import Event
+from troupe.runtime.ids import SUPERVISOR, TASKS, RunId
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.handle import Session
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call
 from tests.support.cancel_tools import MCP_SERVER, mcp_config
 from tests.support.openai_server import OpenAICompatServer, TextReply

@@ -20,17 +20,17 @@ import psutil
 import pytest
 import ray
 
-from runtime.api import Troupe
-from runtime.config import ModelProfile, TeamConfig, parse_team
-from runtime.dispatch import McpRequest, SessionModels
-from runtime.ids import SessionId
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import ModelProfile, TeamConfig, parse_team
+from troupe.runtime.agent.dispatch import McpRequest, SessionModels
+from troupe.runtime.ids import SessionId
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call
 from tests.support.cancel_tools import MCP_SERVER, mcp_config
 from tests.support.mcp_servers import stdio_config
 from tests.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
-from tools.mcp import McpManager
-from tools.mcp.models import CallerInfo
+from troupe.tools.mcp import McpManager
+from troupe.tools.mcp.models import CallerInfo
 
 FIX = "tests.support.cancel_tools"
 SLEEP_MARK = "61.25"

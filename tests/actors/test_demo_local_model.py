@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from actors.local_model import get_node_server
-from runtime.api import Troupe
-from runtime.demo import QUESTION, answer_is_correct, demo_team
-from runtime.lake import query
-from runtime.supervisor import SessionStatus
+from troupe.actors.local_model_actor import get_node_server
+from troupe.runtime.api import Troupe
+from troupe.runtime.demo import QUESTION, answer_is_correct, demo_team
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.supervisor import SessionStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.local_model, pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 

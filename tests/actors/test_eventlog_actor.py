@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import ray
 
-from actors.eventlog import WAL_DIR_ENV, RayShip, close_event_log, get_or_create_event_log, wal_dir_for
-from runtime.event_buffer import EventBuffer
-from runtime.eventlog import InvalidEventBatchError, NotSubscribedError
-from runtime.events import events_to_columns, make_event
-from runtime.lake import query
+from troupe.actors.eventlog_actor import WAL_DIR_ENV, RayShip, close_event_log, get_or_create_event_log, wal_dir_for
+from troupe.runtime.eventlog.buffer import EventBuffer
+from troupe.runtime.eventlog.core import InvalidEventBatchError, NotSubscribedError
+from troupe.runtime.events import events_to_columns, make_event
+from troupe.runtime.eventlog.lake import query
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
@@ -240,8 +240,8 @@ def test_wal_dir_is_stable_per_lake_under_the_configured_parent(tmp_path: Path,
 
 
 async def test_the_next_log_of_a_lake_writes_what_logs_that_died_with_their_cluster_left(tmp_path: Path) -> None:
-    from actors.eventlog import _core_with_wal
-    from runtime.event_buffer import to_columns
+    from troupe.actors.eventlog_actor import _core_with_wal
+    from troupe.runtime.eventlog.buffer import to_columns
     from tests.runtime.test_eventlog import _crash, _evs
 
     lake, wal = str(tmp_path / "lake"), tmp_path / "wal" / "abc"
@@ -264,7 +264,7 @@ async def test_the_next_log_of_a_lake_writes_what_logs_that_died_with_their_clus
 
 
 async def test_a_log_whose_wal_dir_is_held_by_a_live_one_takes_the_next_slot(tmp_path: Path) -> None:
-    from actors.eventlog import _core_with_wal
+    from troupe.actors.eventlog_actor import _core_with_wal
 
     primary = tmp_path / "wal" / "abc"
     first = _core_with_wal(str(tmp_path / "lake"), primary, {})

@@ -9,7 +9,7 @@ import sys
 
 from tests.conftest import REPO
 
-PROBE = ("import gc, json; from actors.gc_tuning import tune_gc; "
+PROBE = ("import gc, json; from troupe.actors.gc_tuning import tune_gc; "
          "first = tune_gc(); again = tune_gc(); "
          "print(json.dumps([first, again, gc.get_threshold()[0], gc.get_freeze_count() > 0]))")
 

@@ -60,7 +60,7 @@ def test_troupe_run_as_a_job_logs_its_progress_and_fills_the_lake(ray_head: RayH
 
 
 def test_troupe_eval_run_as_a_job_writes_its_results(ray_head: RayHead, tmp_path: Path) -> None:
-    from evals.results import list_runs, results_table
+    from troupe.evals.results import list_runs, results_table
 
     lake = tmp_path / "lake"
     suite = write_suite(tmp_path / "suite")

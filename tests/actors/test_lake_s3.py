@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from evals.results import connect, read_manifest, results_table
-from evals.suite import load_suite
-from evals.sweep import Sweep
-from runtime.api import Troupe
-from runtime.cli import main as troupe_main
-from runtime.lake import query
-from runtime.storage import LakeLocationError
-from runtime.supervisor import SessionStatus
+from troupe.evals.results import connect, read_manifest, results_table
+from troupe.evals.suite import load_suite
+from troupe.evals.sweep import Sweep
+from troupe.runtime.api import Troupe
+from troupe.runtime.cli.main import main as troupe_main
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.storage.location import LakeLocationError
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.conftest import EXAMPLE_TEAM
 from tests.support.eval_suites import CASES, write_suite
 from tests.support.s3_server import S3Server, s3_bucket, s3_lake, s3_server  # noqa: F401  (fixtures)

@@ -1,4 +1,4 @@
-"""LLM calls as ``llm:<agent>`` actor tasks on the node's LLM worker (actors/llm.py)."""
+"""LLM calls as ``llm:<agent>`` actor tasks on the node's LLM worker (actors/llm_actor.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from actors.llm import LLMWorkerActor, RemoteLLMClient, RemoteLLMFactory
-from runtime.config import ModelProfile, parse_team
-from runtime.errors import ConfigError
-from runtime.lake import query
-from runtime.llm import ChatMessage, LLMRequest, LLMResponse, ScriptedModel
-from runtime.supervisor import SessionStatus
+from troupe.actors.llm_actor import LLMWorkerActor, RemoteLLMClient, RemoteLLMFactory
+from troupe.runtime.config import ModelProfile, parse_team
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.llm import ChatMessage, LLMRequest, LLMResponse, ScriptedModel
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.support.openai_server import OpenAICompatServer, TextReply, ToolCallSpec, ToolCallsReply
 
 FIX = "tests.support.tool_fixtures"
@@ -132,7 +132,7 @@ def test_the_worker_sees_which_profile_fields_were_set() -> None:
     """The local provider's small-model defaults apply only to fields a profile leaves unset."""
     import json
 
-    from runtime.config import parse_team
+    from troupe.runtime.config import parse_team
 
     models = parse_team({"name": "t", "entry": "a", "default_model": "m", "agents": [{"id": "a"}],
                          "models": {"m": {"provider": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1",

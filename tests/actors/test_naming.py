@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.naming import (
+from troupe.actors.naming import (
     LLM_WORKER,
     MCP_NODE,
     TOOL_WORKER,
@@ -15,7 +15,7 @@ from actors.naming import (
     pool_host_name,
     scheduler_name,
 )
-from runtime.ids import AgentId, SessionId
+from troupe.runtime.ids import AgentId, SessionId
 
 LAKE, JOB, NODE = "/data/lake", "01000000", "80a7c610a5fd0123456789"
 

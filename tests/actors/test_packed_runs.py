@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-import actors.backend as backend_module
-from runtime.api import Troupe
-from runtime.config import TeamConfig
-from runtime.lake import query
-from runtime.supervisor import SessionStatus
+import troupe.actors.backend as backend_module
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import TeamConfig
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.supervisor import SessionStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 

@@ -16,11 +16,11 @@ import pytest
 import ray
 from ray.actor import ActorHandle
 
-from actors.naming import NAMESPACE, dedicated_name
-from runtime.api import Troupe
-from runtime.lake import query
-from runtime.session import Session
-from runtime.supervisor import SessionStatus
+from troupe.actors.naming import NAMESPACE, dedicated_name
+from troupe.runtime.api import Troupe
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.handle import Session
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
 
 pytestmark = pytest.mark.ray

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.lake import query
+from troupe.runtime.eventlog.lake import query
 from tests.conftest import REPO
 from tests.support.ray_head import start_head
 from tests.support.recovery_team import expected_reply, ledger_items

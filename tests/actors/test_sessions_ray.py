@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import ray
 
-from runtime.api import Troupe
-from runtime.errors import UnknownAgentError, VersionConflictError
-from runtime.ids import BLACKBOARD
-from runtime.lake import query
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.errors import UnknownAgentError, VersionConflictError
+from troupe.runtime.ids import BLACKBOARD
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.conftest import EXAMPLE_TEAM, REPO
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
@@ -78,7 +78,7 @@ async def test_events_stream_live_with_tokens(troupe_ray: Troupe) -> None:
 
 def _troupe(*args: str, lake: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TROUPE_LAKE": str(lake)}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "troupe.runtime.cli.main", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=int(os.environ.get("CLI_TIMEOUT", "150")))
 
 
@@ -127,7 +127,7 @@ def test_sigterm_cancels_the_session_and_keeps_its_events(lake: Path) -> None:
         "models: {m: {provider: function, function: 'tests.actors.slow_model:reply'}}\n"
         "agents: [{id: a}]\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", str(slow), "--input", "wait", "--json",
+    proc = subprocess.Popen([sys.executable, "-m", "troupe.runtime.cli.main", "run", str(slow), "--input", "wait", "--json",
                              "--placement", "packed", "--address", address],
                             cwd=REPO, env={**os.environ, "TROUPE_LAKE": str(lake)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import ray
 
-from runtime.api import Troupe
-from runtime.lake import query
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call, team
 
 pytestmark = pytest.mark.ray
@@ -146,7 +146,7 @@ def test_cli_prompts_for_approval_on_stdin(lake: Path, tmp_path: Path, answer: s
         "agents": [{"id": "lead", "tools": [f"{FIX}:approved_write"]}],
     }))
     proc = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "run", str(team_file), "--input", "go", "--approve", "ask",
+        [sys.executable, "-m", "troupe.runtime.cli.main", "run", str(team_file), "--input", "go", "--approve", "ask",
          "--address", ray.get_runtime_context().gcs_address],
         cwd=REPO, env={**os.environ, "TROUPE_LAKE": str(lake)}, input=f"{answer}\n", capture_output=True, text=True,
         timeout=150,

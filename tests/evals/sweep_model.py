@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime.llm.types import LLMRequest
+from troupe.runtime.llm.types import LLMRequest
 
 
 async def reply(request: LLMRequest, agent: str) -> str:

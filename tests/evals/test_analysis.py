@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.analysis import (
+from troupe.evals.analysis import (
     OVERALL,
     Z95,
     cell_label,
@@ -19,8 +19,8 @@ from evals.analysis import (
     summary,
     wilson_interval,
 )
-from evals.models import Gates
-from evals.results import UnknownRunError
+from troupe.evals.models import Gates
+from troupe.evals.results import UnknownRunError
 from tests.evals.test_results import M0, M1, M2, M3, Built, build_lake
 
 
@@ -81,7 +81,7 @@ def test_summary_per_cell_and_overall(built: Built) -> None:
 
 
 def test_summary_of_a_run_without_rows(lake: Path) -> None:
-    from evals.results import RunManifest, write_manifest
+    from troupe.evals.results import RunManifest, write_manifest
 
     write_manifest(lake, RunManifest(run_id="empty", suite="demo"))
     assert summary(lake, "empty").num_rows == 0

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from jsonschema import validators
 
-from evals.bfcl.convert import CATEGORIES, convert_case, convert_schema, main, sanitize_name
-from evals.graders import grade_tool_calls, oracle_arguments
-from evals.models import ExpectedCall
-from evals.suite import LoadedSuite, load_suite
-from runtime.config import DeclaredTool as RuntimeDeclaredTool
-from runtime.config import load_team
+from troupe.evals.bfcl.convert import CATEGORIES, convert_case, convert_schema, main, sanitize_name
+from troupe.evals.graders import grade_tool_calls, oracle_arguments
+from troupe.evals.models import ExpectedCall
+from troupe.evals.suite import LoadedSuite, load_suite
+from troupe.runtime.config import DeclaredTool as RuntimeDeclaredTool
+from troupe.runtime.config import load_team
 
 SUITES = Path(__file__).resolve().parents[2] / "evals" / "suites"
 CATEGORIES_SHIPPED = ("simple", "multiple", "parallel", "parallel_multiple")
@@ -93,7 +93,7 @@ def test_oracle_calls_score_one_and_perturbed_calls_less(suite: LoadedSuite) -> 
 def test_licence_and_readme_ship_with_the_suites() -> None:
     assert "Apache License" in (SUITES / "BFCL_LICENSE").read_text()
     readme = (SUITES / "README.md").read_text()
-    assert "bfcl-eval" in readme and "python -m evals.bfcl.convert" in readme
+    assert "bfcl-eval" in readme and "python -m troupe.evals.bfcl.convert" in readme
     assert load_team(SUITES / "bfcl_team.yaml").name == "bfcl"
     total = sum(p.stat().st_size for p in SUITES.rglob("*") if p.is_file())
     assert total < 4 * 1024 * 1024

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.results import results_table
-from evals.suite import load_suite
-from evals.sweep import Sweep
-from runtime.api import Troupe
+from troupe.evals.results import results_table
+from troupe.evals.suite import load_suite
+from troupe.evals.sweep import Sweep
+from troupe.runtime.api import Troupe
 
 SUITES = Path(__file__).resolve().parents[2] / "evals" / "suites"
 

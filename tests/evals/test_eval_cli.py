@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("ray_se
 
 
 def troupe(*args: str, lake: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args, "--lake", str(lake)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "troupe.runtime.cli.main", *args, "--lake", str(lake)], cwd=REPO,
                           env={**os.environ}, capture_output=True, text=True, timeout=300)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from evals.graders import (
+from troupe.evals.graders import (
     grade,
     grade_contains,
     grade_exact,
@@ -23,11 +23,11 @@ from evals.graders import (
     parse_judge_score,
     value_matches,
 )
-from evals.models import Case, Expect, ExpectedCall, Grade, GradeInput, GraderWeight
-from runtime.config import ModelProfile
-from runtime.events import events_to_columns, make_event
-from runtime.lake import LakeWriter
-from runtime.llm.types import LLMRequest
+from troupe.evals.models import Case, Expect, ExpectedCall, Grade, GradeInput, GraderWeight
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.events import events_to_columns, make_event
+from troupe.runtime.eventlog.lake import LakeWriter
+from troupe.runtime.llm.types import LLMRequest
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

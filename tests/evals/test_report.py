@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.analysis import compare
-from evals.models import Gates
-from evals.report import compare_text, render_html, svg_box_plots, svg_pass_rates, terminal_summary, write_html
-from evals.results import RunManifest, UnknownRunError, write_manifest, write_results
+from troupe.evals.analysis import compare
+from troupe.evals.models import Gates
+from troupe.evals.report import compare_text, render_html, svg_box_plots, svg_pass_rates, terminal_summary, write_html
+from troupe.evals.results import RunManifest, UnknownRunError, write_manifest, write_results
 from tests.evals.test_results import M1, Built, build_lake, sample_rows
 
 VOID = {"meta", "link", "br", "hr", "img", "input", "wbr", "col", "source"}

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evals.models import Case, Gates, SampleResult, Suite
-from evals.results import (
+from troupe.evals.models import Case, Gates, SampleResult, Suite
+from troupe.evals.results import (
     RESULTS_SCHEMA,
     EvalStoreError,
     RunManifest,
@@ -39,9 +39,9 @@ from evals.results import (
     write_manifest,
     write_results,
 )
-from runtime.errors import ConfigError
-from runtime.events import events_to_columns, make_event
-from runtime.lake import LakeWriter
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.events import events_to_columns, make_event
+from troupe.runtime.eventlog.lake import LakeWriter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 M1, M2, M3, M0 = (json.dumps({"model": m}, separators=(",", ":")) for m in ("m1", "m2", "m3", "m0"))

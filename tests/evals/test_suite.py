@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from evals.suite import CaseError, OverrideError, SuiteError, apply_overrides, load_suite
-from runtime.errors import ConfigError
+from troupe.evals.suite import CaseError, OverrideError, SuiteError, apply_overrides, load_suite
+from troupe.runtime.errors import ConfigError
 
 TEAM = """
 name: t

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.results import done_sample_ids, read_manifest, results_table
-from evals.suite import load_suite
-from evals.sweep import Sweep, expand, sweep_run_id
-from runtime.api import Troupe
+from troupe.evals.results import done_sample_ids, read_manifest, results_table
+from troupe.evals.suite import load_suite
+from troupe.evals.sweep import Sweep, expand, sweep_run_id
+from troupe.runtime.api import Troupe
 from tests.support.eval_suites import CASES, write_suite
 
 @pytest.fixture
@@ -46,7 +46,7 @@ async def test_sweep_records_every_sample_and_grades_it(troupe: Troupe, lake: Pa
     assert bad["status"] == "error" and "agents.9" in bad["error"]
     assert all(r["session_id"] for k, r in rows.items() if k[1] != "bad-override")
     # Every sample's events are in the lake under the sweep's run id.
-    from runtime.lake import query
+    from troupe.runtime.eventlog.lake import query
 
     sessions = query(lake, f"select count(distinct session_id) n from events where run_id = '{sweep.run_id}'").to_pylist()
     assert sessions == [{"n": 10}]
@@ -94,7 +94,7 @@ def test_a_sample_team_keeps_what_its_file_left_unset(tmp_path: Path) -> None:
     exactly those), while the cell's own settings are applied."""
     import yaml
 
-    from evals.sweep import team_for_sample
+    from troupe.evals.sweep import team_for_sample
 
     folder = tmp_path / "suite"
     write_suite(folder)
@@ -110,7 +110,7 @@ def test_a_sample_team_keeps_what_its_file_left_unset(tmp_path: Path) -> None:
 
 async def test_a_sample_whose_host_died_runs_once_more(troupe: Troupe, lake: Path, suite_file: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from runtime.errors import HostLostError
+    from troupe.runtime.errors import HostLostError
 
     real = troupe.run_packed
     lost: list[str] = []

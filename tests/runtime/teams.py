@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.config import TeamConfig, parse_team
+from troupe.runtime.config import TeamConfig, parse_team
 
 
 def team(agents: list[dict[str, Any]], *, scripts: dict[str, list[dict[str, Any]]] | None = None,

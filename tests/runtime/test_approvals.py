@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.approval_prompt import ApprovalPrompt, ApproveMode
-from runtime.approvals import Approvals
-from runtime.errors import ConfigError
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.cli.approval_prompt import ApprovalPrompt, ApproveMode
+from troupe.runtime.session.approvals import Approvals
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call, team
 from tests.support.lakes import rows
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime.blackboard import (
+from troupe.runtime.session.blackboard import (
     Blackboard,
     BlackboardEntry,
     EntryKind,
@@ -19,10 +19,10 @@ from runtime.blackboard import (
     ensure_json,
     json_preview,
 )
-from runtime.clock import FakeClock
-from runtime.errors import ModelVisibleError, TroupeError, VersionConflictError
-from runtime.ids import AgentId
-from runtime.messages import MessageKind
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.errors import ModelVisibleError, TroupeError, VersionConflictError
+from troupe.runtime.ids import AgentId
+from troupe.runtime.messages import MessageKind
 
 from tests.support.cores import SID, START, Recorder
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.checkpoint import (
+from troupe.runtime.storage.checkpoint import (
     ActorCheckpoint,
     CheckpointError,
     CheckpointStore,
@@ -21,9 +21,9 @@ from runtime.checkpoint import (
     portable,
     revive,
 )
-from runtime.config import Placement
-from runtime.ids import IdScope, MessageId, SessionId
-from runtime.tasks import Task, TaskStatus
+from troupe.runtime.config import Placement
+from troupe.runtime.ids import IdScope, MessageId, SessionId
+from troupe.runtime.session.tasks import Task, TaskStatus
 from tests.runtime.teams import team
 from tests.support.s3_server import S3Server, s3_server  # noqa: F401  (fixture)
 

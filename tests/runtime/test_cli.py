@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.cli import main
+from troupe.runtime.api import Troupe
+from troupe.runtime.cli.main import main
 from tests.conftest import EXAMPLE_TEAM
 
 

@@ -11,9 +11,9 @@ from unittest import mock
 
 import pytest
 
-from evals.cli import progress_printer
-from evals.sweep import Progress
-from runtime.cli import main
+from troupe.evals.cli import progress_printer
+from troupe.evals.sweep import Progress
+from troupe.runtime.cli.main import main
 from tests.conftest import EXAMPLE_TEAM, REPO
 
 
@@ -57,7 +57,7 @@ def test_run_takes_the_message_as_an_argument_or_input_but_not_both(capsys: pyte
 def test_a_dashboard_url_as_the_ray_address_is_named_as_such(where: str) -> None:
     url = "http://127.0.0.1:9"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    argv = [sys.executable, "-m", "runtime.cli", "run", str(EXAMPLE_TEAM), "hi"]
+    argv = [sys.executable, "-m", "troupe.runtime.cli.main", "run", str(EXAMPLE_TEAM), "hi"]
     if where == "flag":
         argv += ["--address", url]
     else:

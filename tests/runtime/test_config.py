@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime.config import (
+from troupe.runtime.config import (
     AgentSpec,
     ModelProfile,
     PermissionLevel,
@@ -17,8 +17,8 @@ from runtime.config import (
     load_team,
     parse_team,
 )
-from runtime.errors import ConfigError, TeamConfigError, UnknownAgentError, UnknownModelError
-from runtime.ids import AgentId
+from troupe.runtime.errors import ConfigError, TeamConfigError, UnknownAgentError, UnknownModelError
+from troupe.runtime.ids import AgentId
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "research_team"

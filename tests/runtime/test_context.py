@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.context import Compaction, Context, estimate_tokens, render_incoming
-from runtime.llm.types import ChatMessage, LLMRequest, ToolCall, ToolSchema
-from runtime.messages import Envelope, MessageKind
+from troupe.runtime.agent.context import Compaction, Context, estimate_tokens, render_incoming
+from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolCall, ToolSchema
+from troupe.runtime.messages import Envelope, MessageKind
 
 
 def env(kind: MessageKind, content: str, sender: str = "lead", **data: object) -> Envelope:

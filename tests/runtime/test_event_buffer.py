@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime.clock import FakeClock
-from runtime.event_buffer import EventBuffer, EventShipError
-from runtime.events import Event, make_event
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.eventlog.buffer import EventBuffer, EventShipError
+from troupe.runtime.events import Event, make_event
 
 
 def _ev(i: int) -> Event:
@@ -161,8 +161,8 @@ async def test_emit_is_cheap() -> None:
 def test_to_columns_is_the_contract_with_ts_in_epoch_microseconds() -> None:
     import pyarrow as pa
 
-    from runtime.event_buffer import to_columns
-    from runtime.events import ARROW_SCHEMA, events_to_columns
+    from troupe.runtime.eventlog.buffer import to_columns
+    from troupe.runtime.events import ARROW_SCHEMA, events_to_columns
 
     events = [make_event("llm.response", run_id="r", session_id="s", seq=i, tokens_in=i, payload={"i": i}) for i in range(5)]
     events.append(make_event("tool.call", run_id="r", session_id="s", ts=datetime(2026, 1, 2, 3, 4, 5, 6)))  # naive

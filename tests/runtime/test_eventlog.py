@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.clock import FakeClock
-from runtime.eventlog import EventLogClosedError, EventLogCore, InvalidEventBatchError, NotSubscribedError
-from runtime.events import Event, events_to_columns, make_event
-from runtime.lake import query
-from runtime.storage import Storage, open_storage
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.eventlog.core import EventLogClosedError, EventLogCore, InvalidEventBatchError, NotSubscribedError
+from troupe.runtime.events import Event, events_to_columns, make_event
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.storage.location import Storage, open_storage
 
 
 def _evs(n: int, *, run_id: str = "r1", session: str = "s1", type: str = "tool.call") -> list[Event]:
@@ -238,7 +238,7 @@ async def test_many_concurrent_readers_all_wake(tmp_path: Path) -> None:
 
 
 async def test_accepts_the_producers_wire_form_with_integer_ts(tmp_path: Path) -> None:
-    from runtime.event_buffer import to_columns
+    from troupe.runtime.eventlog.buffer import to_columns
 
     log = EventLogCore(tmp_path)
     cursor = log.subscribe("s1")
@@ -288,7 +288,7 @@ def _crash(log: EventLogCore) -> None:
 
 
 async def test_acknowledged_events_outlive_a_dead_log_and_are_written_once(tmp_path: Path) -> None:
-    from runtime.event_buffer import to_columns
+    from troupe.runtime.eventlog.buffer import to_columns
 
     lake, wal = tmp_path / "lake", tmp_path / "wal"
     log = EventLogCore(lake, wal_dir=wal, flush_rows=25)
@@ -367,7 +367,7 @@ async def test_close_sync_and_ephemeral_batches_leave_no_segment(tmp_path: Path)
 
 
 async def test_a_live_wal_directory_is_refused_to_a_second_log(tmp_path: Path) -> None:
-    from runtime.wal import WalBusyError
+    from troupe.runtime.storage.wal import WalBusyError
 
     log = EventLogCore(tmp_path / "lake", wal_dir=tmp_path / "wal")
     with pytest.raises(WalBusyError):
@@ -450,7 +450,7 @@ async def test_close_while_appends_wait_refuses_them_and_writes_the_rest(tmp_pat
 
 
 def test_max_buffered_rows_must_be_positive(tmp_path: Path) -> None:
-    from runtime.errors import ConfigError
+    from troupe.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match="max_buffered_rows must be at least 1"):
         EventLogCore(tmp_path, max_buffered_rows=0)

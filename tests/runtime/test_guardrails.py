@@ -1,4 +1,4 @@
-"""Unit tests for the permission check (runtime/guardrails.py) and tool execution (runtime/toolexec.py)."""
+"""Unit tests for the permission check (runtime/agent/guardrails.py) and tool execution (runtime/agent/toolexec.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from runtime.config import AgentSpec, PermissionLevel, Permissions
-from runtime.errors import (
+from troupe.runtime.config import AgentSpec, PermissionLevel, Permissions
+from troupe.runtime.errors import (
     BudgetExceededError,
     ModelVisibleError,
     PermissionDeniedError,
     RunError,
     ToolArgumentError,
 )
-from runtime.guardrails import check_permission
-from runtime.ids import AgentId, RunId, SessionId
-from runtime.llm.types import ChatMessage, ToolCall
-from runtime.toolexec import MAX_RESULT_CHARS, ToolOutcome, execute_calls, render_result
-from tools.context import ToolContext
-from tools.spec import Tool, ToolSpec, tool
+from troupe.runtime.agent.guardrails import check_permission
+from troupe.runtime.ids import AgentId, RunId, SessionId
+from troupe.runtime.llm.types import ChatMessage, ToolCall
+from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, ToolOutcome, execute_calls, render_result
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import Tool, ToolSpec, tool
 
 
 def agent(level: str = "L1", scopes: list[str] | None = None, id: str = "lead") -> AgentSpec:

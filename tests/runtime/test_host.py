@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from actors.transport import RayTransport
-from runtime.agent import user_message
-from runtime.errors import UnknownAgentError
-from runtime.events import ListSink
-from runtime.host import HostCore, SessionSpec
-from runtime.ids import AgentId, RunId, SessionId
-from runtime.messages import Envelope
+from troupe.actors.transport import RayTransport
+from troupe.runtime.agent.core import user_message
+from troupe.runtime.errors import UnknownAgentError
+from troupe.runtime.events import ListSink
+from troupe.runtime.session.host import HostCore, SessionSpec
+from troupe.runtime.ids import AgentId, RunId, SessionId
+from troupe.runtime.messages import Envelope
 from tests.runtime.teams import call, team
 
 
@@ -84,8 +84,8 @@ async def test_children_of_a_local_root_are_never_looked_up_elsewhere() -> None:
 
 
 async def test_a_slow_event_log_slows_the_agents_instead_of_filling_memory() -> None:
-    from runtime.event_buffer import EventBuffer
-    from runtime.supervisor import SessionStatus
+    from troupe.runtime.eventlog.buffer import EventBuffer
+    from troupe.runtime.session.supervisor import SessionStatus
 
     release = asyncio.Event()
     shipped: list[int] = []

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from runtime.ids import (
+from troupe.runtime.ids import (
     BLACKBOARD,
     RESERVED_NAMES,
     SUPERVISOR,
@@ -23,7 +23,7 @@ from runtime.ids import (
     SessionId,
     TaskId,
 )
-from runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
 
 ID_KINDS = [
     (SessionId, "s-", "session id"),

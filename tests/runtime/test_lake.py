@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from runtime.errors import TroupeError
-from runtime.events import ARROW_SCHEMA, Event, events_to_columns, make_event
-from runtime.lake import (
+from troupe.runtime.errors import TroupeError
+from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns, make_event
+from troupe.runtime.eventlog.lake import (
     LakeQueryError,
     LakeWriter,
     compact_run,

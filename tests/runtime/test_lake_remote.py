@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from evals.analysis import check_gates, summary
-from evals.report import render_html
-from evals.results import (
+from troupe.evals.analysis import check_gates, summary
+from troupe.evals.report import render_html
+from troupe.evals.results import (
     compact,
     connect,
     done_sample_ids,
@@ -24,14 +24,14 @@ from evals.results import (
     results_table,
     set_baseline,
 )
-from runtime.api import Troupe
-from runtime.cli import main as troupe_main
-from runtime.eventlog import EventLogCore
-from runtime.events import events_to_columns
-from runtime.lake import LakeWriter, compact_run, default_lake, query, refresh
-from runtime.lake import connect as connect_events
-from runtime.storage import LakeLocationError, Storage
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.cli.main import main as troupe_main
+from troupe.runtime.eventlog.core import EventLogCore
+from troupe.runtime.events import events_to_columns
+from troupe.runtime.eventlog.lake import LakeWriter, compact_run, default_lake, query, refresh
+from troupe.runtime.eventlog.lake import connect as connect_events
+from troupe.runtime.storage.location import LakeLocationError, Storage
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.conftest import EXAMPLE_TEAM
 from tests.evals.test_results import build_lake
 from tests.runtime.test_lake import T0, _events

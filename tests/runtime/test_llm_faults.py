@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.config import TeamConfig, parse_team
-from runtime.context import Context
-from runtime.llm.openai_client import repair_arguments
-from runtime.llm.types import ChatMessage, LLMResponse, ToolCall
-from runtime.loop import history_message
-from runtime.supervisor import SessionResult, SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import TeamConfig, parse_team
+from troupe.runtime.agent.context import Context
+from troupe.runtime.llm.openai_client import repair_arguments
+from troupe.runtime.llm.types import ChatMessage, LLMResponse, ToolCall
+from troupe.runtime.agent.loop import history_message
+from troupe.runtime.session.supervisor import SessionResult, SessionStatus
 from tests.support.lakes import rows
 from tests.support.openai_server import (
     CutStream,
@@ -181,7 +181,7 @@ def test_context_length_error_is_the_one_openai_sends() -> None:
 
 async def test_context_length_compacts_and_retries_the_round(troupe: Troupe, lake: Path,
                                                              server: OpenAICompatServer) -> None:
-    from tools.spec import tool
+    from troupe.tools.spec import tool
 
     @tool(name="dump")
     async def dump() -> str:

@@ -11,12 +11,12 @@ from pathlib import Path
 import openai
 import pytest
 
-from runtime.clock import FakeClock
-from runtime.config import ModelProfile
-from runtime.errors import ConfigError, ProviderError
-from runtime.llm import BLOCK_REMOTE_ENV, ChatMessage, LLMRequest, OpenAIChatClient, ToolCall, ToolSchema, Usage
-from runtime.llm.openai_client import ANSWER_NUDGE, is_loopback_url
-from runtime.redact import REDACTED, redact_text
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.errors import ConfigError, ProviderError
+from troupe.runtime.llm import BLOCK_REMOTE_ENV, ChatMessage, LLMRequest, OpenAIChatClient, ToolCall, ToolSchema, Usage
+from troupe.runtime.llm.openai_client import ANSWER_NUDGE, is_loopback_url
+from troupe.runtime.redact import REDACTED, redact_text
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # until pytest's `pythonpath` puts the repo root there

@@ -8,9 +8,9 @@ import types
 
 import pytest
 
-from runtime.config import ModelProfile, ScriptStep, ScriptToolCall
-from runtime.errors import ConfigError, ScriptExhaustedError, UnknownModelError
-from runtime.llm import (
+from troupe.runtime.config import ModelProfile, ScriptStep, ScriptToolCall
+from troupe.runtime.errors import ConfigError, ScriptExhaustedError, UnknownModelError
+from troupe.runtime.llm import (
     PROVIDERS,
     ChatMessage,
     FunctionModel,
@@ -25,7 +25,7 @@ from runtime.llm import (
     build_client,
     load_function,
 )
-from runtime.llm.scripted import text_chunks
+from troupe.runtime.llm.scripted import text_chunks
 
 
 def _req(text: str = "hi", *more: ChatMessage) -> LLMRequest:
@@ -202,7 +202,7 @@ def test_build_client_unknown_profile_lists_known_ones() -> None:
 
 
 def test_build_client_local_is_lazy_and_names_its_model() -> None:
-    from runtime.llm.local.provider import LocalModelClient
+    from troupe.runtime.llm.local.provider import LocalModelClient
 
     client = build_client("local", PROFILES, agent="writer")  # starts nothing until the first request
     assert isinstance(client, LocalModelClient) and client.model_name == "qwen2.5-coder-0.5b"

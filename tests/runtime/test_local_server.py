@@ -21,13 +21,13 @@ import pytest
 
 pytest.importorskip("xllamacpp")
 
-from runtime.config import ModelProfile  # noqa: E402
-from runtime.errors import ConfigError  # noqa: E402
-from runtime.llm.local import serve as serve_mod  # noqa: E402
-from runtime.llm.local.provider import LocalModelClient  # noqa: E402
-from runtime.llm.local.server import LocalServer  # noqa: E402
-from runtime.llm.local.weights import check_model_available  # noqa: E402
-from runtime.llm.types import ChatMessage, LLMRequest, ToolSchema  # noqa: E402
+from troupe.runtime.config import ModelProfile  # noqa: E402
+from troupe.runtime.errors import ConfigError  # noqa: E402
+from troupe.runtime.llm.local import serve as serve_mod  # noqa: E402
+from troupe.runtime.llm.local.provider import LocalModelClient  # noqa: E402
+from troupe.runtime.llm.local.server import LocalServer  # noqa: E402
+from troupe.runtime.llm.local.weights import check_model_available  # noqa: E402
+from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema  # noqa: E402
 
 pytestmark = pytest.mark.local_model
 
@@ -181,7 +181,7 @@ def test_the_server_dies_with_its_parent_even_on_sigkill(tmp_path: Path) -> None
         pytest.skip("PR_SET_PDEATHSIG is Linux-only")
     script = (
         "import sys, threading\n"
-        "from runtime.llm.local import server as s\n"
+        "from troupe.runtime.llm.local import server as s\n"
         "out = []\n"
         "t = threading.Thread(target=lambda: out.append(s._spawn(['sleep', '60'], preexec_fn=s._set_pdeathsig)))\n"
         "t.start(); t.join()  # spawned from a thread that is gone now: the child must survive that\n"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import ModelProfile
-from runtime.errors import ConfigError
-from runtime.llm.local import weights
-from runtime.llm.local.weights import MODELS, ModelSpec, assemble, ensure_model
-from runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.llm.local import weights
+from troupe.runtime.llm.local.weights import MODELS, ModelSpec, assemble, ensure_model
+from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
 from tests.support.openai_server import OpenAICompatServer
 
 
@@ -236,7 +236,7 @@ def gguf(tmp_path: Path) -> Path:
 def test_missing_xllamacpp_is_a_config_error_with_the_extra(monkeypatch: pytest.MonkeyPatch, gguf: Path) -> None:
     import sys
 
-    from runtime.llm.registry import build_client
+    from troupe.runtime.llm.registry import build_client
 
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # find_spec -> None, as if not installed
     with pytest.raises(ConfigError) as ei:
@@ -245,8 +245,8 @@ def test_missing_xllamacpp_is_a_config_error_with_the_extra(monkeypatch: pytest.
 
 
 def test_build_client_is_lazy_and_checks_the_weights_early(monkeypatch: pytest.MonkeyPatch, gguf: Path) -> None:
-    from runtime.llm.local import provider
-    from runtime.llm.registry import build_client
+    from troupe.runtime.llm.local import provider
+    from troupe.runtime.llm.registry import build_client
 
     monkeypatch.setattr(provider, "require_xllamacpp", lambda *_a: None)
     client = build_client("loc", {"loc": ModelProfile(provider="local", model=str(gguf))}, agent="a")
@@ -257,7 +257,7 @@ def test_build_client_is_lazy_and_checks_the_weights_early(monkeypatch: pytest.M
 
 
 def test_the_derived_openai_profile_suits_small_models() -> None:
-    from runtime.llm.local.provider import LocalModelClient
+    from troupe.runtime.llm.local.provider import LocalModelClient
 
     derived = LocalModelClient(ModelProfile(provider="local", model="default", temperature=0.1)).openai_profile(
         "http://127.0.0.1:5555"
@@ -280,7 +280,7 @@ CALC = ToolSchema(
 
 
 async def test_client_resolves_once_and_talks_openai_to_the_endpoint() -> None:
-    from runtime.llm.local.provider import LocalModelClient
+    from troupe.runtime.llm.local.provider import LocalModelClient
 
     with OpenAICompatServer(model_ids=("qwen2.5-coder-0.5b",)) as srv:
         resolved: list[str | None] = []
@@ -313,7 +313,7 @@ async def test_client_resolves_once_and_talks_openai_to_the_endpoint() -> None:
 
 
 async def test_client_follows_a_restarted_server_once() -> None:
-    from runtime.llm.local.provider import LocalModelClient
+    from troupe.runtime.llm.local.provider import LocalModelClient
 
     with OpenAICompatServer() as srv:
         urls = ["http://127.0.0.1:9", srv.base_url.removesuffix("/v1")]  # port 9: nothing listens

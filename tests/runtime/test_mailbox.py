@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from runtime.ids import MessageId
-from runtime.mailbox import Mailbox
-from runtime.messages import Envelope, MessageKind
+from troupe.runtime.ids import MessageId
+from troupe.runtime.agent.mailbox import Mailbox
+from troupe.runtime.messages import Envelope, MessageKind
 
 
 def env(content: str = "", *, id: str | None = None, kind: MessageKind = MessageKind.TEXT) -> Envelope:

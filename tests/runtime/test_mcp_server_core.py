@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.errors import ConfigError
-from runtime.lake import query
-from runtime.mcp_server.core import ServiceError, ServiceOptions, TroupeService
-from runtime.mcp_server.lake_query import LakeSqlError, check_read_only, run_query
-from runtime.mcp_server.teams import TeamNotAllowedError, TeamResolver
+from troupe.runtime.api import Troupe
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.mcp_server.core import ServiceError, ServiceOptions, TroupeService
+from troupe.runtime.mcp_server.lake_query import LakeSqlError, check_read_only, run_query
+from troupe.runtime.mcp_server.teams import TeamNotAllowedError, TeamResolver
 from tests.support.mcp_serve_teams import write_teams
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from actors.metrics import MeteredBuffer, RayRecorder, sweep_progress_reporter
-from runtime.events import make_event
-from runtime.metrics import OTHER, SPECS, MetricsBatch, MetricsCore, mailbox_depths, sweep_gauges
+from troupe.actors.ray_metrics import MeteredBuffer, RayRecorder, sweep_progress_reporter
+from troupe.runtime.events import make_event
+from troupe.runtime.eventlog.metrics import OTHER, SPECS, MetricsBatch, MetricsCore, mailbox_depths, sweep_gauges
 from tests.runtime.teams import call, team
 
 TEAMS = {"s-1": "research", "s-2": "research", "s-3": "coding"}
@@ -189,7 +189,7 @@ def test_recorder_makes_one_call_per_series_and_one_per_observation() -> None:
 
 async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically() -> None:
     """A host's buffer: events still ship as before; metrics are recorded on flush and each interval."""
-    from runtime.host import HostCore
+    from troupe.runtime.session.host import HostCore
 
     shipped: list[int] = []
     recorded: list[MetricsBatch] = []
@@ -206,8 +206,8 @@ async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically
         cfg = team([{"id": "lead", "tools": ["tests.support.tool_fixtures:io_wait"]}],
                    scripts={"lead": [{"tool_calls": [call("io_wait", seconds=0, folder="/tmp", tag="m")]},
                                      {"text": "done"}]})
-        from runtime.host import SessionSpec
-        from runtime.ids import RunId, SessionId
+        from troupe.runtime.session.host import SessionSpec
+        from troupe.runtime.ids import RunId, SessionId
 
         spec = SessionSpec(session_id=SessionId.new(), run_id=RunId.new(), team=cfg, placement="packed")
         result = await host["core"].run_session(spec, "go", timeout=30)
@@ -230,9 +230,9 @@ async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically
 
 
 def test_mailbox_depths_sum_agents_of_one_team_across_sessions() -> None:
-    from runtime.host import HostCore, SessionSpec
-    from runtime.ids import RunId, SessionId
-    from runtime.messages import Envelope
+    from troupe.runtime.session.host import HostCore, SessionSpec
+    from troupe.runtime.ids import RunId, SessionId
+    from troupe.runtime.messages import Envelope
 
     async def scenario() -> dict[tuple[str, str], int]:
         host = HostCore(sink=_NullSink())
@@ -257,8 +257,8 @@ class _NullSink:
 
 @pytest.mark.parametrize("value", ["0", "off", "false"])
 def test_metrics_can_be_turned_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    from actors.metrics import host_event_buffer
-    from runtime.event_buffer import EventBuffer
+    from troupe.actors.ray_metrics import host_event_buffer
+    from troupe.runtime.eventlog.buffer import EventBuffer
 
     async def ship(columns: dict[str, list[Any]]) -> int:
         return 0

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runtime.api import Troupe
-from runtime.clock import FakeClock
-from runtime.config import RateLimit, TeamConfig, parse_team
-from runtime.llm.ratelimit import RateLimiter, endpoint_key, lease, local_limiter
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.config import RateLimit, TeamConfig, parse_team
+from troupe.runtime.llm.ratelimit import RateLimiter, endpoint_key, lease, local_limiter
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
 
 
@@ -195,7 +195,7 @@ class _Caller:
     """A process of its own that sends ``n`` requests at once through the endpoint's limiter."""
 
     async def run(self, base_url: str, n: int, hold_s: float) -> list[str]:
-        from runtime.llm.ratelimit import limiter_for
+        from troupe.runtime.llm.ratelimit import limiter_for
 
         lim = limiter_for(base_url, RateLimit(max_concurrent=2))
 
@@ -211,7 +211,7 @@ class _Caller:
 async def test_ray_limiter_actor_is_shared_across_processes(ray_session: None, server: OpenAICompatServer) -> None:
     import ray
 
-    from actors.ratelimit import get_rate_limiter, rate_limit_name
+    from troupe.actors.ratelimit_actor import get_rate_limiter, rate_limit_name
 
     callers = [ray.remote(num_cpus=0)(_Caller).remote() for _ in range(2)]
     try:
@@ -233,7 +233,7 @@ async def test_ray_limiter_actor_is_shared_across_processes(ray_session: None, s
 
 @pytest.mark.ray
 async def test_on_ray_sessions_share_the_endpoints_limiter_actor(troupe_ray: Troupe, server: OpenAICompatServer) -> None:
-    from actors.ratelimit import get_rate_limiter
+    from troupe.actors.ratelimit_actor import get_rate_limiter
 
     server.default = TextReply("ok", delay_s=0.2)
     cfg = limited_team(server.base_url, max_concurrent=1)

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.checkpoint import CheckpointError, CheckpointStore, SessionNotFoundError
-from runtime.cli import main as troupe_main
-from runtime.lake import query
-from runtime.supervisor import SessionResult, SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionNotFoundError
+from troupe.runtime.cli.main import main as troupe_main
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.supervisor import SessionResult, SessionStatus
 from tests.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
 
 

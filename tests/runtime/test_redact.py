@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtime.events import make_event
-from runtime.redact import REDACTED, may_hold_secret, redact, register_secret
+from troupe.runtime.events import make_event
+from troupe.runtime.redact import REDACTED, may_hold_secret, redact, register_secret
 
 
 def payload_text(payload: Any) -> str:

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from runtime.clock import FakeClock
-from runtime.errors import ToolArgumentError, ToolTimeoutError
-from runtime.scheduler import SchedulerCore, ToolJob, idempotency_key
-from tools.spec import Execution
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.errors import ToolArgumentError, ToolTimeoutError
+from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob, idempotency_key
+from troupe.tools.spec import Execution
 
 
 def job(key: str = "k", *, tool: str = "t", timeout_s: float = 1.0, retries: int = 0, cap: int | None = None) -> ToolJob:

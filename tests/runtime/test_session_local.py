@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.errors import UnknownAgentError, UnknownToolError
-from runtime.llm.types import LLMRequest, LLMResponse, ToolCall
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.errors import UnknownAgentError, UnknownToolError
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.conftest import EXAMPLE_TEAM
 from tests.runtime.teams import call, team
 from tests.support.lakes import rows
@@ -46,7 +46,7 @@ async def test_example_team_end_to_end(troupe: Troupe, lake: Path) -> None:
 
 async def test_tool_calls_of_one_turn_run_concurrently_and_return_in_order(troupe: Troupe, lake: Path) -> None:
     barrier = asyncio.Barrier(3)
-    from tools.spec import tool
+    from troupe.tools.spec import tool
 
     @tool(name="meet")
     async def meet(n: int) -> int:
@@ -152,13 +152,13 @@ async def test_one_turn_at_a_time_messages_that_arrive_meanwhile_wait(troupe: Tr
 
 
 def _fn(model: Any, agent: str) -> Any:
-    from runtime.llm.function import FunctionModel
+    from troupe.runtime.llm.function import FunctionModel
 
     return FunctionModel(model, agent=agent)
 
 
 async def test_duplicate_delivery_of_the_same_message_has_no_effect(troupe: Troupe) -> None:
-    from runtime.agent import user_message
+    from troupe.runtime.agent.core import user_message
 
     calls: list[int] = []
 
@@ -223,7 +223,7 @@ async def test_cancel_stops_the_running_turn(troupe: Troupe, lake: Path) -> None
     session = await troupe.open(team([{"id": "a"}]))
     await session.send("x")
     await started.wait()
-    from runtime.messages import ControlOp
+    from troupe.runtime.messages import ControlOp
 
     await session.control("a", ControlOp.CANCEL)
     await asyncio.sleep(0.05)
@@ -334,7 +334,7 @@ async def test_no_secret_reaches_the_lake(troupe: Troupe, lake: Path, monkeypatc
     with OpenAICompatServer() as srv:
         srv.enqueue_tool_calls(("calculator", {"expression": "6*7"}))
         srv.enqueue_text("The answer is 42")
-        from runtime.config import parse_team
+        from troupe.runtime.config import parse_team
 
         cfg = parse_team({
             "name": "t", "entry": "a", "default_model": "remote",

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from runtime.blackboard import InvalidValueError
-from runtime.clock import FakeClock
-from runtime.errors import InvalidTransitionError, ModelVisibleError, TroupeError
-from runtime.ids import AgentId, TaskId
-from runtime.messages import MessageKind
-from runtime.tasks import (
+from troupe.runtime.session.blackboard import InvalidValueError
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.errors import InvalidTransitionError, ModelVisibleError, TroupeError
+from troupe.runtime.ids import AgentId, TaskId
+from troupe.runtime.messages import MessageKind
+from troupe.runtime.session.tasks import (
     ALLOWED_TRANSITIONS,
     TERMINAL,
     Task,

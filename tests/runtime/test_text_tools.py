@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.llm import ToolCall, parse_text_tool_calls
+from troupe.runtime.llm import ToolCall, parse_text_tool_calls
 
 DECLARED = {"search", "read_file"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from runtime.wal import Segment, WalBusyError, WalError, WriteAheadLog
+from troupe.runtime.storage.wal import Segment, WalBusyError, WalError, WriteAheadLog
 
 SCHEMA = pa.schema([("id", pa.string()), ("n", pa.int64())])
 
@@ -128,7 +128,7 @@ def test_a_killed_process_loses_nothing_it_appended(tmp_path: Path) -> None:
 import os, signal, sys
 import pyarrow as pa
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-from runtime.wal import WriteAheadLog
+from troupe.runtime.storage.wal import WriteAheadLog
 schema = pa.schema([("id", pa.string()), ("n", pa.int64())])
 wal = WriteAheadLog({str(tmp_path)!r}, schema)
 for i in range(50):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.spec import tool
+from troupe.tools.spec import tool
 
 REPO = Path(__file__).resolve().parents[2]
 SLICE_S = 0.002

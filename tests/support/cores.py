@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from runtime.clock import FakeClock
-from runtime.ids import AgentId, SessionId
-from runtime.messages import MessageKind
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.ids import AgentId, SessionId
+from troupe.runtime.messages import MessageKind
 
 SID = SessionId("s-test")
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tools.spec import tool
+from troupe.tools.spec import tool
 
 TEAM = "dashteam"
 PHASE_TIMEOUT_S = 90.0
@@ -116,10 +116,10 @@ async def main(out: Path) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["TROUPE_BLOCK_REMOTE_MODELS"] = "1"
     from benchmarks.sweep import write_suite
-    from evals.suite import load_suite
-    from evals.sweep import Sweep
-    from runtime.api import Troupe
-    from runtime.config import parse_team
+    from troupe.evals.suite import load_suite
+    from troupe.evals.sweep import Sweep
+    from troupe.runtime.api import Troupe
+    from troupe.runtime.config import parse_team
     from tests.support.openai_server import OpenAICompatServer, TextReply, ToolCallSpec, ToolCallsReply, free_port
 
     report: dict[str, Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtime.lake import query
+from troupe.runtime.eventlog.lake import query
 
 
 def rows(lake: Path, sql: str) -> list[dict[str, Any]]:

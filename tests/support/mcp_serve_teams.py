@@ -6,7 +6,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from runtime.llm.types import LLMRequest
+from troupe.runtime.llm.types import LLMRequest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_TEAM = REPO / "examples" / "research_team"

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.config import McpServerConfig
+from troupe.runtime.config import McpServerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_SERVER_MODULE = "tests.support.mcp_test_server"

@@ -19,9 +19,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runtime.config import TeamConfig, parse_team
-from runtime.llm.types import LLMRequest, LLMResponse, ToolCall
-from tools.spec import tool
+from troupe.runtime.config import TeamConfig, parse_team
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+from troupe.tools.spec import tool
 
 HERE = "tests.support.recovery_team"
 WORKERS = ("worker_a", "worker_b")
@@ -62,7 +62,7 @@ def gaps(lake: str | Path, session_id: str) -> dict[str, int]:
     messages sent to an agent that no mailbox took (a reply to the user is taken by the supervisor:
     its receipt is ``session.finished``), tool calls without a result, tasks created that never
     ended, and a missing ``session.finished``."""
-    from runtime.lake import query
+    from troupe.runtime.eventlog.lake import query
 
     rows = query(lake, f"""select type, status, task_id, json_extract_string(payload, '$.id') as id,
                                   json_extract_string(payload, '$.to') as to_ from events

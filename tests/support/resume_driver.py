@@ -11,7 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from runtime.api import Troupe
+from troupe.runtime.api import Troupe
 from tests.support.recovery_team import recovery_team, request_text
 
 

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from tools.spec import tool
+from troupe.tools.spec import tool
 
 
 def _mark(folder: str, name: str, text: str = "") -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from runtime.config import McpServerConfig
-from runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, Usage
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, Usage
 from tests.support.mcp_install import (
     mcp_filesystem_server,
     mcp_memory_server,
@@ -74,13 +74,13 @@ class EchoModel:
 
 @pytest.fixture
 def echo_models() -> dict[str, EchoModel]:
-    """The EchoModels built so far, by profile (``build_llm`` for :func:`tools.mcp.llm_sampler`)."""
+    """The EchoModels built so far, by profile (``build_llm`` for :func:`troupe.tools.mcp.llm_sampler`)."""
     return {}
 
 
 @pytest.fixture
 async def mcp_manager(echo_models: dict[str, EchoModel]) -> AsyncIterator[Any]:
-    from tools.mcp import McpManager, llm_sampler
+    from troupe.tools.mcp import McpManager, llm_sampler
 
     def build(profile: str) -> EchoModel:
         return echo_models.setdefault(profile, EchoModel(profile))

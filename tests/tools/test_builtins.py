@@ -1,7 +1,7 @@
 """Unit tests for the built-in tools: calculator, blackboard, tasks and messaging (no Ray).
 
 Session tools run against a small fake ``SessionServices`` backed by a real
-:class:`~runtime.blackboard.Blackboard` and :class:`~runtime.tasks.TaskRegistry`.
+:class:`~troupe.runtime.session.blackboard.Blackboard` and :class:`~troupe.runtime.session.tasks.TaskRegistry`.
 """
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ from typing import Any
 
 import pytest
 
-from runtime.blackboard import Blackboard, Provenance
-from runtime.clock import FakeClock
-from runtime.config import AgentSpec, PermissionLevel, Permissions
-from runtime.errors import ModelVisibleError, ToolArgumentError
-from runtime.ids import BLACKBOARD, TASKS, AgentId, MessageId, RunId, SessionId, TaskId
-from runtime.messages import Envelope, MessageKind
-from runtime.tasks import TaskRegistry, TaskStatus
-from tools.builtins import BUILTIN_TOOLS, default_registry
-from tools.builtins.blackboard import blackboard_get, blackboard_list, blackboard_put
-from tools.builtins.calculator import calculator
-from tools.builtins.messaging import broadcast, delegate, send_message, wait
-from tools.builtins.tasks import task_create, task_list, task_update, task_wait
-from tools.context import ToolContext
-from tools.registry import ToolRegistry
+from troupe.runtime.session.blackboard import Blackboard, Provenance
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.config import AgentSpec, PermissionLevel, Permissions
+from troupe.runtime.errors import ModelVisibleError, ToolArgumentError
+from troupe.runtime.ids import BLACKBOARD, TASKS, AgentId, MessageId, RunId, SessionId, TaskId
+from troupe.runtime.messages import Envelope, MessageKind
+from troupe.runtime.session.tasks import TaskRegistry, TaskStatus
+from troupe.tools.builtins import BUILTIN_TOOLS, default_registry
+from troupe.tools.builtins.blackboard import blackboard_get, blackboard_list, blackboard_put
+from troupe.tools.builtins.calculator import calculator
+from troupe.tools.builtins.messaging import broadcast, delegate, send_message, wait
+from troupe.tools.builtins.tasks import task_create, task_list, task_update, task_wait
+from troupe.tools.context import ToolContext
+from troupe.tools.registry import ToolRegistry
 
 SID = SessionId("s-test")
 RID = RunId("r-test")

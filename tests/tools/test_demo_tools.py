@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.config import ModelProfile
-from runtime.demo import QUESTION, answer_is_correct, demo_team
-from runtime.errors import ToolArgumentError, UnknownModelError
-from tools.builtins.clock import convert_time
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.demo import QUESTION, answer_is_correct, demo_team
+from troupe.runtime.errors import ToolArgumentError, UnknownModelError
+from troupe.tools.builtins.clock import convert_time
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_with_model_knows_local_and_local_paths() -> None:
 
 
 def test_assign_tasks_schema_is_flat_for_small_models() -> None:
-    from tools.builtins import default_registry
+    from troupe.tools.builtins import default_registry
 
     params = default_registry().get("assign_tasks").spec.parameters
     assert "$defs" not in params and "$ref" not in str(params)

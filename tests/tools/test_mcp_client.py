@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from runtime.config import McpServerConfig, PermissionLevel
-from runtime.errors import ConfigError, ModelVisibleError, ToolExecutionError, ToolTimeoutError
+from troupe.runtime.config import McpServerConfig, PermissionLevel
+from troupe.runtime.errors import ConfigError, ModelVisibleError, ToolExecutionError, ToolTimeoutError
 from tests.support.mcp_test_server import NOTES_TEXT, PNG_1X1, SAMPLING_MAX_TOKENS
 from tests.support.mcp_servers import HttpTestServer, stdio_config
 from tests.tools.conftest import EchoModel
-from tools.mcp import CallerInfo, McpConnectionError, McpManager
-from tools.spec import Execution
+from troupe.tools.mcp import CallerInfo, McpConnectionError, McpManager
+from troupe.tools.spec import Execution
 
 MakeCfg = Callable[..., McpServerConfig]
 
@@ -334,7 +334,7 @@ async def test_legacy_protocol_over_stdio(mcp_manager: McpManager, monkeypatch: 
 
     import mcp
 
-    import tools.mcp.connection as connection
+    import troupe.tools.mcp.connection as connection
 
     monkeypatch.setattr(connection, "Client", functools.partial(mcp.Client, mode="legacy"))
     cfg = stdio_config(sampling=True)

@@ -8,12 +8,12 @@ import json
 import pytest
 from mcp import types as mt
 
-from runtime.config import McpServerConfig
-from runtime.llm.types import LLMResponse, Usage
-from tools.mcp import CallerInfo, split_tool_name
-from tools.mcp.content import MAX_TEXT_CHARS, b64_size, render_call_result
-from tools.mcp.sampling import USAGE_META_KEY, answer, llm_sampler, pick_profile, to_llm_request
-from tools.mcp.tools import strip_titles
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.llm.types import LLMResponse, Usage
+from troupe.tools.mcp import CallerInfo, split_tool_name
+from troupe.tools.mcp.content import MAX_TEXT_CHARS, b64_size, render_call_result
+from troupe.tools.mcp.sampling import USAGE_META_KEY, answer, llm_sampler, pick_profile, to_llm_request
+from troupe.tools.mcp.tools import strip_titles
 
 CFG = McpServerConfig(command="x", sampling=True, sampling_max_tokens=50)
 
@@ -151,7 +151,7 @@ async def test_answer_refuses_or_reports_failures() -> None:
 
 
 def test_model_names_are_valid_function_names():
-    from tools.mcp import model_tool_name
+    from troupe.tools.mcp import model_tool_name
 
     assert model_tool_name("fs", "read_file") == "fs__read_file"
     assert model_tool_name("git", "log.show") == "git__log_show"

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from runtime.config import McpServerConfig
-from tools.mcp import McpManager
+from troupe.runtime.config import McpServerConfig
+from troupe.tools.mcp import McpManager
 
 
 @pytest.fixture

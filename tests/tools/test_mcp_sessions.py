@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from runtime.api import Troupe
-from runtime.lake import query
-from runtime.supervisor import SessionStatus
+from troupe.runtime.api import Troupe
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call
 from tests.support.mcp_servers import HttpTestServer, stdio_config
 
@@ -42,7 +42,7 @@ def last_inputs(lake: Path, session_id: str, agent: str) -> list[str]:
 
 
 async def run(troupe: Troupe, cfg: dict[str, Any], text: str = "go") -> Any:
-    from runtime.config import parse_team
+    from troupe.runtime.config import parse_team
 
     result = await troupe.run(parse_team(cfg), text, timeout=90)
     assert result.status is SessionStatus.COMPLETED, result.error
@@ -125,8 +125,8 @@ async def test_mcp_tools_pass_the_same_guardrails(troupe: Troupe, lake: Path, mc
 def test_unknown_server_tool_fails_the_start_clearly(tmp_path: Path) -> None:
     import asyncio
 
-    from runtime.config import parse_team
-    from runtime.errors import UnknownToolError
+    from troupe.runtime.config import parse_team
+    from troupe.runtime.errors import UnknownToolError
 
     cfg = mcp_team({"own": stdio_config()}, [{"id": "lead", "tools": ["own__nope"]}], {"lead": []})
 

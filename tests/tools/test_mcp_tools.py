@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from runtime.errors import ToolArgumentError, ToolExecutionError
+from troupe.runtime.errors import ToolArgumentError, ToolExecutionError
 from tests.support.mcp_servers import stdio_config
-from tools.mcp import McpCallResult, McpManager, McpTool, default_manager, mcp_tools
-from tools.mcp.tools import McpInvoker
+from troupe.tools.mcp import McpCallResult, McpManager, McpTool, default_manager, mcp_tools
+from troupe.tools.mcp.tools import McpInvoker
 
 
 @pytest.fixture

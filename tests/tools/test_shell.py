@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from runtime.config import AgentSpec, PermissionLevel, WorkspaceConfig
-from runtime.errors import ModelVisibleError, ToolArgumentError, ToolTimeoutError
-from runtime.ids import AgentId, RunId, SessionId
-from tools.builtins import BUILTIN_TOOLS
-from tools.builtins.shell import shell
-from tools.builtins.workspace import read_file, write_file
-from tools.context import ToolContext
-from tools.spec import Execution
+from troupe.runtime.config import AgentSpec, PermissionLevel, WorkspaceConfig
+from troupe.runtime.errors import ModelVisibleError, ToolArgumentError, ToolTimeoutError
+from troupe.runtime.ids import AgentId, RunId, SessionId
+from troupe.tools.builtins import BUILTIN_TOOLS
+from troupe.tools.builtins.shell import shell
+from troupe.tools.builtins.workspace import read_file, write_file
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import Execution
 
 
 def make_ctx(workspace: Path | None, **config: Any) -> ToolContext:
@@ -175,7 +175,7 @@ def test_shell_spec():
 async def test_shell_does_not_see_secrets(monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-should-not-leak")
     monkeypatch.setenv("TROUPE_VISIBLE", "yes")
-    from tools.builtins.shell import shell_env
+    from troupe.tools.builtins.shell import shell_env
 
     env = shell_env()
     assert "OPENAI_API_KEY" not in env and env["TROUPE_VISIBLE"] == "yes"

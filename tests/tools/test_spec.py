@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import pytest
 
-from runtime.config import PermissionLevel
-from runtime.errors import ConfigError, ModelVisibleError, ToolArgumentError, UnknownToolError
-from runtime.llm.types import ToolSchema
-from tools.registry import ToolRegistry
-from tools.spec import Execution, Tool, ToolSpec, tool
+from troupe.runtime.config import PermissionLevel
+from troupe.runtime.errors import ConfigError, ModelVisibleError, ToolArgumentError, UnknownToolError
+from troupe.runtime.llm.types import ToolSchema
+from troupe.tools.registry import ToolRegistry
+from troupe.tools.spec import Execution, Tool, ToolSpec, tool
 
 
 @tool(level="L2", scopes=["file:read"], timeout_s=3, idempotent=True, needs_approval=True, max_concurrency=4)

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from runtime.config import AgentSpec, PermissionLevel, WorkspaceConfig
-from runtime.errors import ModelVisibleError, PermissionDeniedError, ToolArgumentError, ToolExecutionError
-from runtime.ids import AgentId, RunId, SessionId
-from tools.builtins import BUILTIN_TOOLS
-from tools.builtins import workspace as ws_tools
-from tools.builtins.workspace import list_files, read_file, search_files, write_file
-from tools.context import ToolContext
-from tools.spec import Execution
-from tools.workspace import Workspace
+from troupe.runtime.config import AgentSpec, PermissionLevel, WorkspaceConfig
+from troupe.runtime.errors import ModelVisibleError, PermissionDeniedError, ToolArgumentError, ToolExecutionError
+from troupe.runtime.ids import AgentId, RunId, SessionId
+from troupe.tools.builtins import BUILTIN_TOOLS
+from troupe.tools.builtins import workspace as ws_tools
+from troupe.tools.builtins.workspace import list_files, read_file, search_files, write_file
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import Execution
+from troupe.tools.workspace import Workspace
 
 SECRET = "top secret outside the workspace"
 

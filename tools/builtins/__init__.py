@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tools.builtins import blackboard, calculator, clock, messaging, shell, tasks, workspace
-from tools.registry import ToolRegistry
+from troupe.tools.builtins import blackboard, calculator, clock, messaging, shell, tasks, workspace
+from troupe.tools.registry import ToolRegistry
 
 BUILTIN_TOOLS = [
     t.with_spec(source="builtin")

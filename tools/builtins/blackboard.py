@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from runtime.ids import BLACKBOARD
-from tools.context import ToolContext
-from tools.spec import tool
+from troupe.runtime.ids import BLACKBOARD
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import tool
 
 
 def _entry(e: Any) -> dict[str, Any] | None:

@@ -6,8 +6,8 @@ import ast
 import math
 import operator
 
-from runtime.errors import ToolArgumentError
-from tools.spec import tool
+from troupe.runtime.errors import ToolArgumentError
+from troupe.tools.spec import tool
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}

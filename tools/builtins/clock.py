@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from runtime.errors import ToolArgumentError
-from tools.spec import tool
+from troupe.runtime.errors import ToolArgumentError
+from troupe.tools.spec import tool
 
 
 def _zone(name: str) -> ZoneInfo:

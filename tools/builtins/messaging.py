@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from runtime.config import AgentSpec
-from runtime.errors import ToolArgumentError
-from runtime.ids import TASKS, AgentId
-from runtime.messages import Envelope, Trace
-from tools.context import ToolContext
-from tools.spec import tool
+from troupe.runtime.config import AgentSpec
+from troupe.runtime.errors import ToolArgumentError
+from troupe.runtime.ids import TASKS, AgentId
+from troupe.runtime.messages import Envelope, Trace
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import tool
 
 
 @tool(name="send_message", level="L1")

@@ -16,10 +16,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from runtime.errors import ToolArgumentError, ToolTimeoutError
-from tools.context import ToolContext
-from tools.spec import tool
-from tools.workspace import Workspace
+from troupe.runtime.errors import ToolArgumentError, ToolTimeoutError
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import tool
+from troupe.tools.workspace import Workspace
 
 EXIT_GRACE_S = 0.3
 """After the command exits, how long its output may still arrive (from children holding the pipe)."""
@@ -113,7 +113,7 @@ def _exit_text(code: int) -> str:
 def shell_env() -> dict[str, str]:
     """The agent process's environment without its secrets: a model-written command must not be
     able to print an API key into the conversation (and from there into the lake)."""
-    from runtime.redact import is_secret_name
+    from troupe.runtime.redact import is_secret_name
 
     return {k: v for k, v in os.environ.items() if not is_secret_name(k)}
 

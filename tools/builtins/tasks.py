@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from runtime.errors import ToolArgumentError
-from runtime.ids import TASKS
-from tools.context import ToolContext
-from tools.spec import tool
+from troupe.runtime.errors import ToolArgumentError
+from troupe.runtime.ids import TASKS
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import tool
 
 
 def _task(t: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """File tools over the session's workspace folder: read, write, list and search.
 
-Every path goes through :class:`tools.workspace.Workspace`, which keeps it inside the workspace
+Every path goes through :class:`troupe.tools.workspace.Workspace`, which keeps it inside the workspace
 (no absolute paths, no ``..`` out, no symbolic links to elsewhere). Paths in results are relative
 to the workspace root, so the model can pass them straight back. Files are read as UTF-8 (bad
 bytes replaced); every result is capped, and a cut says so and how to get the rest.
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 
-from runtime.errors import ModelVisibleError, ToolArgumentError, ToolExecutionError
-from tools.context import ToolContext
-from tools.spec import tool
-from tools.workspace import Workspace
+from troupe.runtime.errors import ModelVisibleError, ToolArgumentError, ToolExecutionError
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import tool
+from troupe.tools.workspace import Workspace
 
 MAX_READ_CHARS = 100_000
 """Most characters one read_file call returns; a longer file is read in pieces with offset."""

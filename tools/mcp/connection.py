@@ -36,11 +36,11 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from runtime.config import McpServerConfig
-from runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
-from runtime.redact import redact_text
-from tools.mcp.models import CallerInfo
-from tools.mcp.sampling import Sampler, answer
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
+from troupe.runtime.redact import redact_text
+from troupe.tools.mcp.models import CallerInfo
+from troupe.tools.mcp.sampling import Sampler, answer
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mcp import types as mt
 
-from tools.mcp.models import McpCallResult
+from troupe.tools.mcp.models import McpCallResult
 
 MAX_TEXT_CHARS = 16_000
 """Cap on the text one result gives the model; the rest is cut with a note that says how much."""

@@ -4,7 +4,7 @@ A node's agents share one manager, so a stdio server is one child process howeve
 call it. Connections are keyed by server name and config hash (two teams may run "filesystem"
 with different roots), started on first use with concurrent first uses sharing one start, and
 replaced transparently once known dead. Every failure a model can do something about comes back
-as a :class:`~runtime.errors.ModelVisibleError`.
+as a :class:`~troupe.runtime.errors.ModelVisibleError`.
 
 A connection nobody used for ``idle_close_s`` is closed (a stdio server exits) and opened again on
 next use, so a server started under a config only ended sessions had (a per-session folder in its
@@ -25,20 +25,20 @@ from typing import Any, TypeVar
 from mcp import Client
 from mcp import types as mt
 
-from runtime.config import McpServerConfig
-from runtime.errors import ToolArgumentError
-from tools.mcp.connection import CallState, McpConnection, connection_key
-from tools.mcp.content import (
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.errors import ToolArgumentError
+from troupe.tools.mcp.connection import CallState, McpConnection, connection_key
+from troupe.tools.mcp.content import (
     render_call_result,
     render_prompt,
     render_prompt_list,
     render_resource_list,
     render_resource_read,
 )
-from tools.mcp.models import CallerInfo, McpCallResult
-from tools.mcp.sampling import Sampler, no_sampler_message
-from tools.mcp.tools import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
-from tools.spec import ToolSpec
+from troupe.tools.mcp.models import CallerInfo, McpCallResult
+from troupe.tools.mcp.sampling import Sampler, no_sampler_message
+from troupe.tools.mcp.tools import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
+from troupe.tools.spec import ToolSpec
 
 T = TypeVar("T")
 _MAX_PAGES = 100
@@ -243,7 +243,7 @@ _DEFAULTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, McpManager] = we
 
 
 def default_manager() -> McpManager:
-    """This event loop's shared manager (what :class:`~tools.mcp.tools.McpTool` calls go through).
+    """This event loop's shared manager (what :class:`~troupe.tools.mcp.tools.McpTool` calls go through).
     It has no sampler unless one is set on it: ``default_manager().sampler = llm_sampler(...)``."""
     loop = asyncio.get_running_loop()
     manager = _DEFAULTS.get(loop)

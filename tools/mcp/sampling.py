@@ -15,10 +15,10 @@ from typing import Any
 
 from mcp import types as mt
 
-from runtime.config import McpServerConfig
-from runtime.llm.types import ChatMessage, LLMClient, LLMRequest, LLMResponse
-from tools.mcp.content import render_block
-from tools.mcp.models import CallerInfo
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.llm.types import ChatMessage, LLMClient, LLMRequest, LLMResponse
+from troupe.tools.mcp.content import render_block
+from troupe.tools.mcp.models import CallerInfo
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from mcp import types as mt
 
-from runtime.config import McpServerConfig
-from runtime.errors import ConfigError, ToolExecutionError
-from tools.mcp.models import SEPARATOR, McpCallResult, model_tool_name
-from tools.schema_tool import SchemaTool
-from tools.spec import Execution, Tool, ToolSpec
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.errors import ConfigError, ToolExecutionError
+from troupe.tools.mcp.models import SEPARATOR, McpCallResult, model_tool_name
+from troupe.tools.schema_tool import SchemaTool
+from troupe.tools.spec import Execution, Tool, ToolSpec
 
 LIST_RESOURCES = "list_resources"
 READ_RESOURCE = "read_resource"
@@ -140,7 +140,7 @@ def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, 
 
 class McpInvoker:
     """The function behind an :class:`McpTool`: a plain picklable object (server, config, remote
-    name) that runs the call on this process's :func:`~tools.mcp.manager.default_manager`."""
+    name) that runs the call on this process's :func:`~troupe.tools.mcp.manager.default_manager`."""
 
     def __init__(self, server: str, cfg: McpServerConfig, remote_name: str) -> None:
         self.server = server
@@ -148,7 +148,7 @@ class McpInvoker:
         self.remote_name = remote_name
 
     async def __call__(self, **arguments: Any) -> McpCallResult:
-        from tools.mcp.manager import default_manager
+        from troupe.tools.mcp.manager import default_manager
 
         result = await default_manager().call(self.server, self.cfg, self.remote_name, arguments)
         if result.is_error:

@@ -8,9 +8,9 @@
 :class:`LocalModelClient` is lazy: building it checks that the extra and the weights are installed
 (config mistakes surface early) but starts nothing. The first :meth:`~LocalModelClient.complete`
 finds the endpoint - inside a Ray worker, the node's shared server actor
-(:func:`actors.local_model.get_node_server`); elsewhere a server owned by this process, one per
+(:func:`troupe.actors.local_model_actor.get_node_server`); elsewhere a server owned by this process, one per
 model, stopped at exit or by :func:`stop_local_servers` - and from then on every request goes
-through a plain :class:`~runtime.llm.openai_client.OpenAIChatClient` at ``http://127.0.0.1:PORT/v1``.
+through a plain :class:`~troupe.runtime.llm.openai_client.OpenAIChatClient` at ``http://127.0.0.1:PORT/v1``.
 
 Defaults suited to small models (a profile that sets these fields explicitly wins):
 ``parse_text_tool_calls: true`` (Qwen2.5-0.5B writes tool calls as JSON text, which llama.cpp
@@ -31,19 +31,19 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from runtime.clock import SYSTEM_CLOCK, Clock
-from runtime.config import ModelProfile
-from runtime.errors import ConfigError, ProviderError
-from runtime.llm.local.weights import LOCAL_EXTRA_HINT, check_model_available, model_key, short_name
-from runtime.llm.openai_client import OpenAIChatClient
-from runtime.llm.registry import ProviderContext, openai_fallbacks
-from runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
-from runtime.process import in_ray_worker
+from troupe.runtime.clock import SYSTEM_CLOCK, Clock
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.errors import ConfigError, ProviderError
+from troupe.runtime.llm.local.weights import LOCAL_EXTRA_HINT, check_model_available, model_key, short_name
+from troupe.runtime.llm.openai_client import OpenAIChatClient
+from troupe.runtime.llm.registry import ProviderContext, openai_fallbacks
+from troupe.runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
+from troupe.runtime.process import in_ray_worker
 
 if TYPE_CHECKING:
     import httpx2
 
-    from runtime.llm.local.server import LocalServer
+    from troupe.runtime.llm.local.server import LocalServer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ _servers_lock = threading.Lock()
 
 def process_server(model: str | None) -> LocalServer:
     """This process's server for ``model`` (created, not started; one per model)."""
-    from runtime.llm.local.server import LocalServer
+    from troupe.runtime.llm.local.server import LocalServer
 
     key = model_key(model)
     with _servers_lock:
@@ -113,7 +113,7 @@ def stop_local_servers() -> None:
 async def resolve_endpoint(model: str | None) -> str:
     """The base URL (``http://127.0.0.1:PORT``) of a running server for ``model``."""
     if in_ray_worker():
-        from actors.local_model import get_node_server
+        from troupe.actors.local_model_actor import get_node_server
 
         handle = get_node_server(model_key(model), server_options=server_options())
         return await handle.endpoint.remote(model_key(model))
@@ -122,7 +122,7 @@ async def resolve_endpoint(model: str | None) -> str:
 
 # --- the client ------------------------------------------------------------------------------
 class LocalModelClient:
-    """An :class:`~runtime.llm.types.LLMClient` for ``provider: local`` (see the module docstring)."""
+    """An :class:`~troupe.runtime.llm.types.LLMClient` for ``provider: local`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -227,7 +227,7 @@ def build_local_client(ctx: ProviderContext) -> LLMClient:
 
 
 def _register() -> None:
-    from runtime.llm.registry import register_provider
+    from troupe.runtime.llm.registry import register_provider
 
     register_provider("local", build_local_client)
 

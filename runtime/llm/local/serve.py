@@ -1,10 +1,10 @@
 """Child-process entrypoint: serve one GGUF model over llama.cpp's OpenAI-compatible HTTP server.
 
-    python -m runtime.llm.local.serve --model PATH --port P --threads N --parallel K --ctx-size C
+    python -m troupe.runtime.llm.local.serve --model PATH --port P --threads N --parallel K --ctx-size C
 
 Binds ``127.0.0.1:P`` (``--port 0``: the OS picks a free port), loads the model, then writes the
 listening address to ``--ready-file`` (atomically) and blocks until SIGTERM/SIGINT, or until its
-parent process is gone, and stops the server cleanly. :class:`~runtime.llm.local.server.LocalServer`
+parent process is gone, and stops the server cleanly. :class:`~troupe.runtime.llm.local.server.LocalServer`
 runs this with its output going to a log file; nothing here is meant for a terminal.
 
 Exit codes: 0 clean stop, :data:`EXIT_PORT_IN_USE` the port could not be bound,
@@ -32,7 +32,7 @@ CACHE_RAM_MIB = 1024
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m runtime.llm.local.serve", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m troupe.runtime.llm.local.serve", description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="path of the GGUF file")
     ap.add_argument("--port", type=int, default=0, help="loopback port; 0 lets the OS pick a free one")
     ap.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1))

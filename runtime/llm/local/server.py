@@ -1,14 +1,14 @@
 """Run the local model server as a child process and know when it is ready.
 
-:class:`LocalServer` resolves the model (:func:`~runtime.llm.local.weights.ensure_model`), starts
-:mod:`runtime.llm.local.serve` (``python -P .../serve.py``) on a loopback port with its output in a log file under
+:class:`LocalServer` resolves the model (:func:`~troupe.runtime.llm.local.weights.ensure_model`), starts
+:mod:`troupe.runtime.llm.local.serve` (``python -P .../serve.py``) on a loopback port with its output in a log file under
 ``<cache>/logs/`` (never the terminal), waits until ``GET /v1/models`` answers, and stops it by
 pid. On Linux the child gets ``PR_SET_PDEATHSIG=SIGTERM``, so it dies with its parent even when the
 parent is SIGKILLed (a crashed Ray actor takes its server down); the child also watches its parent.
 
 Ports: by default the OS picks a free one at bind time (``--port 0``), so two servers never race
 for a port; a bind failure is retried with a fresh port. An explicitly requested port that is taken
-is a :class:`~runtime.errors.ConfigError` naming it.
+is a :class:`~troupe.runtime.errors.ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import ConfigError
-from runtime.llm.local import serve as _serve
-from runtime.llm.local.weights import cache_dir, ensure_model, short_name
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.llm.local import serve as _serve
+from troupe.runtime.llm.local.weights import cache_dir, ensure_model, short_name
 
 log = logging.getLogger(__name__)
 

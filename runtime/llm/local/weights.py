@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import ConfigError
+from troupe.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,56 @@
+"""The Ray dispatcher: inline tools run in the agent's host, everything else goes to the scheduler actor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from troupe.actors.naming import NAMESPACE
+from troupe.actors.transport import remote_call
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.agent.dispatch import McpRequest
+from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import Execution, Tool, ToolSpec
+
+
+class RayDispatcher:
+    def __init__(self, scheduler_name: str) -> None:
+        self.scheduler_name = scheduler_name
+        self._scheduler: ActorHandle | None = None
+        self.local = SchedulerCore()
+        """Inline tools (session services, the workspace) run here, in the agent's process."""
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    @property
+    def scheduler(self) -> ActorHandle:
+        if self._scheduler is None:
+            self._scheduler = ray.get_actor(self.scheduler_name, namespace=NAMESPACE)
+        return self._scheduler
+
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
+        if job.execution is Execution.INLINE:
+            return await self.local.run(job, lambda: tool.call_validated(job.kwargs, ctx))
+        job = job.model_copy(update={"node_id": self.node_id})
+        ref = self.scheduler.run.remote(job, mcp if job.execution is Execution.MCP else tool.fn)
+        try:
+            return await remote_call(ref)
+        except asyncio.CancelledError:
+            # The turn was cancelled: so is the call, wherever it runs. Not recursively: the
+            # scheduler cancels what it started itself, and a Ray task cancelled twice can take the
+            # second KeyboardInterrupt inside its own clean-up, or inside Ray's task handler, which
+            # then kills its worker.
+            ray.cancel(ref, recursive=False)
+            raise
+
+    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
+        return await remote_call(self.scheduler.mcp_specs.remote(server, config, self.node_id))
+
+    async def close(self) -> None:
+        """The scheduler belongs to the runtime, not to this host: nothing to release here."""
+
+
+__all__ = ["RayDispatcher"]

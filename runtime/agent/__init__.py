@@ -1,0 +1,3 @@
+"""The agent and its turn: mailbox, state, context, the loop, the tool-call path (policy, dispatch, scheduler core)."""
+
+__all__: list[str] = []

@@ -1,0 +1,160 @@
+"""Where a tool call runs once the policy let it through.
+
+A :class:`Dispatcher` takes a validated call (a :class:`~troupe.runtime.agent.scheduler.ToolJob`) and runs it.
+:class:`LocalDispatcher` runs everything in this process under one
+:class:`~troupe.runtime.agent.scheduler.SchedulerCore` (tests, ``Troupe.local``); the Ray dispatcher in
+``actors/`` runs inline tools here and sends the rest to the cluster's scheduler actor.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from troupe.runtime.config import McpServerConfig, ModelProfile
+from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
+from troupe.tools.spec import Execution, Tool, ToolSpec
+
+if TYPE_CHECKING:
+    from troupe.tools.context import ToolContext
+    from troupe.tools.mcp import McpManager
+
+
+class McpRequest(BaseModel):
+    """What an MCP call needs besides its arguments (crosses to the node's MCP actor)."""
+
+    server: str
+    config: McpServerConfig
+    tool: str
+    """The server's own tool name (or ``read_resource`` / ``get_prompt`` / ...)."""
+    session_id: str = ""
+    run_id: str = ""
+    agent: str = ""
+    call_id: str = ""
+    sampling_profile: str | None = None
+    models: dict[str, ModelProfile] = Field(default_factory=dict)
+    """The session's model profiles, for answering the server's sampling requests."""
+
+    def caller(self) -> Any:
+        from troupe.tools.mcp import CallerInfo
+
+        return CallerInfo(session_id=self.session_id, run_id=self.run_id, agent=self.agent, call_id=self.call_id,
+                          sampling_profile=self.sampling_profile)
+
+
+def mcp_request(tool: Tool, ctx: ToolContext, models: dict[str, ModelProfile], profile: str | None) -> McpRequest:
+    cfg: McpServerConfig = tool.cfg  # type: ignore[attr-defined]
+    return McpRequest(
+        server=tool.server, config=cfg, tool=tool.remote_name,  # type: ignore[attr-defined]
+        session_id=str(ctx.session_id), run_id=str(ctx.run_id), agent=str(ctx.agent), call_id=ctx.tool_call_id,
+        sampling_profile=profile, models=models if cfg.sampling else {},
+    )
+
+
+class Dispatcher(Protocol):
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
+        """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`."""
+        ...
+
+    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
+        """The tools an MCP server offers (connecting on first use)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+MAX_SAMPLING_SESSIONS = 4096
+"""Sessions whose model profiles a long-lived MCP manager keeps for sampling (most recent first)."""
+
+
+class SessionModels:
+    """The model profiles of the sessions that called MCP servers allowed to sample, by session id.
+
+    Every call hands its session's profiles in again, so only the :data:`MAX_SAMPLING_SESSIONS`
+    that called last are kept: a node's MCP actor lives as long as the runtime and serves session
+    after session, and must not keep one entry for each of them.
+    """
+
+    def __init__(self, cap: int = MAX_SAMPLING_SESSIONS) -> None:
+        self.cap = cap
+        self._by_session: OrderedDict[str, dict[str, ModelProfile]] = OrderedDict()
+
+    def remember(self, request: McpRequest) -> None:
+        if not request.models:
+            return
+        self._by_session[request.session_id] = request.models
+        self._by_session.move_to_end(request.session_id)
+        while len(self._by_session) > self.cap:
+            self._by_session.popitem(last=False)
+
+    def of(self, caller: Any) -> dict[str, ModelProfile]:
+        """The profiles of ``caller``'s session (a :class:`~troupe.tools.mcp.CallerInfo`); empty if unknown."""
+        return self._by_session.get(caller.session_id, {})
+
+    def __len__(self) -> int:
+        return len(self._by_session)
+
+
+def manager_sampler(models_of: Any) -> Any:
+    """A sampler for an :class:`~troupe.tools.mcp.McpManager` that answers with the runtime's own LLM layer,
+    using the profiles of the calling session (``models_of(caller) -> dict[str, ModelProfile]``)."""
+    from troupe.runtime.llm.registry import build_client
+    from troupe.tools.mcp import llm_sampler
+
+    async def sample(server: str, cfg: McpServerConfig, params: Any, caller: Any) -> Any:
+        models = models_of(caller)
+        clients: list[Any] = []
+
+        def build(profile: str) -> Any:
+            client = build_client(profile, models, agent=getattr(caller, "agent", "") or "mcp")
+            clients.append(client)
+            return client
+
+        try:
+            return await llm_sampler(build)(server, cfg, params, caller)
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    return sample
+
+
+class LocalDispatcher:
+    """Every execution kind in this process: I/O and CPU tools on this event loop (sync ones in a
+    thread), MCP tools on an in-process manager, all under one scheduler core."""
+
+    def __init__(self, *, core: SchedulerCore | None = None, mcp: McpManager | None = None) -> None:
+        self.core = core or SchedulerCore()
+        self._mcp = mcp
+        self._models = SessionModels()
+
+    @property
+    def mcp(self) -> McpManager:
+        if self._mcp is None:
+            from troupe.tools.mcp import McpManager
+
+            self._mcp = McpManager(sampler=manager_sampler(self._models.of))
+        return self._mcp
+
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
+        if job.execution is Execution.MCP and mcp is not None:
+            self._models.remember(mcp)
+            return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
+                                                                  caller=mcp.caller()))
+        return await self.core.run(job, lambda: tool.call_validated(job.kwargs, ctx))
+
+    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
+        return await self.mcp.list_tools(server, config)
+
+    async def close(self) -> None:
+        if self._mcp is not None:
+            await self._mcp.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"scheduler": self.core.describe(), "mcp": self._mcp.describe() if self._mcp is not None else {}}
+
+
+__all__ = ["Dispatcher", "LocalDispatcher", "MAX_SAMPLING_SESSIONS", "McpRequest", "SessionModels", "manager_sampler",
+           "mcp_request"]

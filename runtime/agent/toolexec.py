@@ -1,0 +1,237 @@
+"""Run one turn's tool calls concurrently; results come back in call order.
+
+Every call passes the policy first, in the agent's own process, so a denied call never leaves
+it: the tool must exist and be granted to the agent, its permission level and scopes must be
+held, its arguments must validate, and a tool that needs approval waits for the session's
+client. Then the dispatcher runs it under the scheduler's caps, timeout and retries.
+
+Errors the model caused (bad arguments, a failing tool, a timeout, a denial) become tool results
+the model reads; run failures (budget, cancellation) propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from troupe.runtime.config import AgentSpec, ModelProfile
+from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, mcp_request
+from troupe.runtime.errors import (
+    ModelVisibleError,
+    PermissionDeniedError,
+    RunError,
+    ToolExecutionError,
+    UnknownToolCallError,
+)
+from troupe.runtime.events import Emitter
+from troupe.runtime.ids import IdScope, current_id_scope
+from troupe.runtime.agent.guardrails import check_permission, request_approval
+from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
+from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
+from troupe.tools.context import ToolContext
+from troupe.tools.spec import Execution, Tool
+
+MAX_RESULT_CHARS = 16_000
+"""Cap on the text one tool result gives the model; the rest is cut with a note that says how much."""
+_PREVIEW = 2_000
+MAX_STRUCTURED_CHARS = 8_000
+"""Cap on an MCP result's structured content as recorded in its ``tool.result`` event."""
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    call: ToolCall
+    ok: bool
+    content: str
+    error_type: str | None = None
+    duration_ms: float = 0.0
+
+    def to_message(self) -> ChatMessage:
+        return ChatMessage(role="tool", content=self.content, tool_call_id=self.call.id, name=self.call.name)
+
+
+def render_result(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, BaseModel):
+        text = value.model_dump_json()
+    else:
+        text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
+    return text
+
+
+@dataclass
+class ToolRun:
+    """What running one turn's tool calls needs besides the calls (built by the agent's turn)."""
+
+    tools: dict[str, Tool]
+    agent: AgentSpec
+    make_ctx: Callable[[ToolCall], ToolContext]
+    emit: Emitter
+    parent_event_id: str | None = None
+    dispatcher: Dispatcher | None = None
+    """Where calls run; an in-process dispatcher when unset."""
+    key_prefix: str = ""
+    """Makes idempotency keys unique per turn and round (``"<turn>.<round>"``)."""
+    approval_timeout_s: float = 300.0
+    models: dict[str, ModelProfile] = field(default_factory=dict)
+    """The session's profiles, for MCP servers allowed to ask the runtime's LLM (sampling)."""
+    profile: str | None = None
+    """The calling agent's own profile (the default for sampling)."""
+    charge: Callable[..., Awaitable[None]] | None = None
+    checkpoints: str | None = None
+    """The session's checkpoint store when it is durable (tool results are recorded there)."""
+    journal: Any | None = None
+    """The turn's :class:`troupe.runtime.agent.loop.Journal` when the session is checkpointed: a result recorded
+    there is not run again when a crash replays the turn."""
+
+
+def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
+    if tool is None:
+        raise UnknownToolCallError(
+            f"there is no tool {call.name!r}; your tools are: {', '.join(sorted(run.tools)) or 'none'}", tool=call.name
+        )
+    try:
+        check_permission(run.agent, tool.spec)
+    except PermissionDeniedError as e:
+        run.emit("guardrail.denied", tool=call.name, status="denied",
+                 payload={"id": call.id, "reason": e.fields.get("reason", "permission"), "error": e.message})
+        raise
+    return tool
+
+
+async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
+    journal_key = f"tool:{run.key_prefix}:{index}"
+    recorded = run.journal.get(journal_key) if run.journal is not None else None
+    if recorded is not None:
+        return _replayed(run, call, recorded)
+    started = time.perf_counter()
+    emit = run.emit
+    emit("tool.call", tool=call.name, parent_event_id=run.parent_event_id,
+         payload={"id": call.id, "arguments": call.arguments[:_PREVIEW]})
+    extra: dict[str, Any] = {}
+    # Ids this call makes (messages, service calls) are the same when a crash replays its turn
+    # (the turn's scope names the session, the agent and the turn).
+    turn_scope = current_id_scope()
+    if turn_scope is not None:
+        IdScope(f"{turn_scope.prefix}:tool:{run.key_prefix}:{index}:{call.id}").enter()
+    ended = False
+    try:
+        tool = _check(run, call, run.tools.get(call.name))
+        kwargs = tool.validate(call.parsed_arguments())
+        ctx = run.make_ctx(call)
+        end_turn = ctx.end_turn
+
+        def ending() -> None:
+            nonlocal ended
+            ended = True
+            end_turn()
+
+        ctx.end_turn = ending
+        ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
+        if tool.spec.needs_approval:
+            await request_approval(ctx, tool.spec, call, timeout_s=run.approval_timeout_s, emit=emit)
+        job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
+                               agent=str(ctx.agent), call_id=call.id, checkpoints=run.checkpoints)
+        mcp = mcp_request(tool, ctx, run.models, run.profile) if tool.spec.execution is Execution.MCP else None
+        assert run.dispatcher is not None
+        value = await run.dispatcher.run(tool, job, ctx, mcp)
+        if mcp is not None:
+            value = await _mcp_value(run, call, value, extra)
+    except (RunError, asyncio.CancelledError):
+        raise
+    except ModelVisibleError as e:
+        outcome = ToolOutcome(call, False, f"{TOOL_ERROR_PREFIX}{e.message}", type(e).__name__, (time.perf_counter() - started) * 1e3)
+    except Exception as e:  # a tool's own bug is the model's problem to route around, not a crash
+        outcome = ToolOutcome(
+            call, False, f"{TOOL_ERROR_PREFIX}tool {call.name!r} raised {type(e).__name__}: {e}", type(e).__name__,
+            (time.perf_counter() - started) * 1e3,
+        )
+    else:
+        outcome = ToolOutcome(call, True, render_result(value), None, (time.perf_counter() - started) * 1e3)
+    if run.journal is not None:
+        await run.journal.record(journal_key, {"ok": outcome.ok, "content": outcome.content,
+                                               "error_type": outcome.error_type, "end_turn": ended})
+    emit(
+        "tool.result" if outcome.ok else "tool.error",
+        tool=call.name,
+        status="ok" if outcome.ok else "error",
+        duration_ms=outcome.duration_ms,
+        parent_event_id=run.parent_event_id,
+        payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type, **extra},
+    )
+    return outcome
+
+
+def _replayed(run: ToolRun, call: ToolCall, recorded: dict[str, Any]) -> ToolOutcome:
+    """A call whose result the turn's journal already holds (a replay after a crash): not run again."""
+    outcome = ToolOutcome(call, bool(recorded["ok"]), str(recorded["content"]), recorded.get("error_type"))
+    if recorded.get("end_turn"):
+        run.make_ctx(call).end_turn()
+    run.emit("tool.result" if outcome.ok else "tool.error", tool=call.name, status="replayed",
+             parent_event_id=run.parent_event_id,
+             payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type,
+                      "replayed": True})
+    return outcome
+
+
+async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str, Any]) -> Any:
+    """Record what an MCP call brought besides its content (progress, sampling), then unwrap it."""
+    for note in result.progress:
+        run.emit("tool.progress", tool=call.name, payload={"id": call.id, **note})
+    tokens = 0
+    for sample in result.sampling:
+        tokens += int(sample.get("tokens_in") or 0) + int(sample.get("tokens_out") or 0)
+        run.emit("llm.response", model=sample.get("model"), tokens_in=sample.get("tokens_in"),
+                 tokens_out=sample.get("tokens_out"), status="ok" if sample.get("ok", True) else "error",
+                 payload={"source": f"mcp:{call.name.split('__', 1)[0]}", "sampling_for": call.id})
+    if result.sampling and run.charge is not None:
+        await run.charge(tokens=tokens, llm_calls=len(result.sampling))
+    if result.blocks:
+        extra["blocks"] = result.blocks[:20]
+    if result.structured is not None:
+        extra["structured"] = _bounded(result.structured)
+    if result.is_error:
+        raise ToolExecutionError(result.text or f"MCP tool {call.name!r} reported an error", tool=call.name)
+    return result.text
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` for an event payload, or a preview of its JSON when that is too big for one row."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) <= MAX_STRUCTURED_CHARS:
+        return value
+    return {"truncated": True, "chars": len(text), "preview": text[:_PREVIEW]}
+
+
+async def execute_calls(
+    calls: Sequence[ToolCall],
+    *,
+    tools: dict[str, Tool] | None = None,
+    agent: AgentSpec | None = None,
+    make_ctx: Callable[[ToolCall], ToolContext] | None = None,
+    emit: Emitter | None = None,
+    parent_event_id: str | None = None,
+    run: ToolRun | None = None,
+) -> list[ToolOutcome]:
+    """Run ``calls`` concurrently and return their outcomes in call order.
+
+    Pass a :class:`ToolRun`, or its four required parts as keywords.
+    """
+    if run is None:
+        assert tools is not None and agent is not None and make_ctx is not None and emit is not None
+        run = ToolRun(tools=tools, agent=agent, make_ctx=make_ctx, emit=emit, parent_event_id=parent_event_id)
+    if run.dispatcher is None:
+        run.dispatcher = LocalDispatcher()  # its own: results remembered by key must not leak between runs
+    return list(await asyncio.gather(*(_run_one(run, i, c) for i, c in enumerate(calls))))
+
+
+__all__ = ["MAX_RESULT_CHARS", "MAX_STRUCTURED_CHARS", "ToolOutcome", "ToolRun", "execute_calls", "render_result"]

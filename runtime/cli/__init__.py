@@ -1,0 +1,3 @@
+"""The ``troupe`` command line."""
+
+__all__: list[str] = []

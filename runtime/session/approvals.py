@@ -1,0 +1,88 @@
+"""Approvals: a tool call that needs one waits here until the session's client decides.
+
+Held by the session supervisor. ``request`` records ``approval.requested`` and waits;
+``decide`` (from the Python API or the CLI prompt) answers it; a timeout or the end of the session
+denies it. Either way ``approval.decided`` says who decided and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from pydantic import BaseModel
+
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.events import Emitter
+
+
+class ApprovalRequest(BaseModel):
+    id: str
+    agent: str
+    tool: str
+    arguments: str
+    call_id: str
+    timeout_s: float
+
+
+class ApprovalDecision(BaseModel):
+    id: str
+    approved: bool
+    by: str
+    """``client``, ``timeout`` or ``session``."""
+    reason: str = ""
+
+
+class Approvals:
+    def __init__(self, *, session_id: str, emit: Emitter) -> None:
+        self.session_id = session_id
+        self.emit = emit
+        self._pending: dict[str, tuple[ApprovalRequest, asyncio.Future[ApprovalDecision]]] = {}
+        self._ids = itertools.count(1)
+        self.decided: list[ApprovalDecision] = []
+
+    async def request(self, *, agent: str, tool: str, arguments: str, call_id: str, timeout_s: float) -> dict[str, Any]:
+        req = ApprovalRequest(id=f"{self.session_id}:a{next(self._ids)}", agent=agent, tool=tool, arguments=arguments,
+                              call_id=call_id, timeout_s=timeout_s)
+        future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
+        self._pending[req.id] = (req, future)
+        self.emit("approval.requested", agent=agent, tool=tool, status="pending", payload=req.model_dump())
+        try:
+            decision = await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            decision = self._record(req, approved=False, by="timeout", reason=f"no answer within {timeout_s:g}s")
+        finally:
+            self._pending.pop(req.id, None)
+        return decision.model_dump()
+
+    def decide(self, approval_id: str, *, approved: bool, reason: str = "", by: str = "client") -> dict[str, Any]:
+        try:
+            req, future = self._pending[approval_id]
+        except KeyError:
+            known = ", ".join(self._pending) or "none"
+            raise ConfigError(f"no pending approval {approval_id!r} (it was decided, timed out, or never existed); "
+                              f"pending: {known}", approval=approval_id) from None
+        decision = self._record(req, approved=approved, by=by, reason=reason)
+        if not future.done():
+            future.set_result(decision)
+        return decision.model_dump()
+
+    def _record(self, req: ApprovalRequest, *, approved: bool, by: str, reason: str) -> ApprovalDecision:
+        self._pending.pop(req.id, None)
+        decision = ApprovalDecision(id=req.id, approved=approved, by=by, reason=reason)
+        self.decided.append(decision)
+        self.emit("approval.decided", agent=req.agent, tool=req.tool, status="approved" if approved else "denied",
+                  payload={**decision.model_dump(), "call_id": req.call_id})
+        return decision
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [req.model_dump() for req, _ in self._pending.values()]
+
+    def deny_all(self, reason: str) -> None:
+        """The session ended: nobody is left to approve."""
+        for approval_id in list(self._pending):
+            self.decide(approval_id, approved=False, reason=reason, by="session")
+
+
+__all__ = ["ApprovalDecision", "ApprovalRequest", "Approvals"]

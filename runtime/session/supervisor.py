@@ -1,0 +1,220 @@
+"""The session supervisor: budgets, the final result, and the session's lifecycle events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from troupe.runtime.session.approvals import Approvals
+from troupe.runtime.clock import SYSTEM_CLOCK, Clock
+from troupe.runtime.config import Budgets
+from troupe.runtime.errors import BudgetExceededError
+from troupe.runtime.events import Emitter
+from troupe.runtime.ids import USER, AgentId, RunId, SessionId
+from troupe.runtime.messages import Envelope
+
+
+class SessionStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+class Usage(BaseModel):
+    tokens: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+
+
+class SessionResult(BaseModel):
+    """How a session ended; what ``troupe run --json`` prints."""
+
+    session_id: SessionId
+    run_id: RunId
+    status: SessionStatus
+    reply: str | None = None
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SessionStatus.COMPLETED
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        session_id: SessionId,
+        run_id: RunId,
+        entry: AgentId,
+        budgets: Budgets,
+        emit: Emitter,
+        on_finish: Callable[[SessionResult], Awaitable[None]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.session_id = session_id
+        self.run_id = run_id
+        self.entry = entry
+        self.budgets = budgets
+        self.emit = emit
+        self.on_finish = on_finish
+        self.clock = clock
+        self.usage = Usage()
+        self.status = SessionStatus.RUNNING
+        self.result: SessionResult | None = None
+        self._done = asyncio.Event()
+        self._started_at: datetime | None = None
+        self._started_mono = 0.0
+        self._timer: asyncio.Task[None] | None = None
+        self.input: str | None = None
+        self.approvals = Approvals(session_id=str(session_id), emit=emit)
+
+    def start(self, *, input: str, team: str, placement: str) -> None:
+        if self._started_at is not None:
+            return  # a re-sent start (the client's call retried after this actor restarted)
+        self.input = input
+        self._started_at = self.clock.now()
+        self._started_mono = self.clock.monotonic()
+        self.emit("session.started", status="running", payload={"input": input, "team": team, "placement": placement,
+                                                                "entry": self.entry, "budgets": self.budgets.model_dump()})
+        if self.budgets.max_wall_s is not None:
+            self._timer = asyncio.get_running_loop().create_task(self._wall_timer(self.budgets.max_wall_s))
+
+    async def _wall_timer(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        await self._exceeded("max_wall_s", seconds)
+
+    async def _exceeded(self, budget: str, limit: float) -> None:
+        if self.status is not SessionStatus.RUNNING:
+            return
+        self.emit("budget.exceeded", status="budget_exceeded", payload={"budget": budget, "limit": limit, "usage": self.usage.model_dump()})
+        await self.finish(SessionStatus.BUDGET_EXCEEDED, error=f"budget {budget}={limit:g} exceeded")
+
+    async def charge(self, *, agent: str = "", tokens: int = 0, llm_calls: int = 0, tool_calls: int = 0) -> None:
+        """Add usage; raises :class:`BudgetExceededError` (and ends the session) past a budget."""
+        if self.status is not SessionStatus.RUNNING:
+            raise BudgetExceededError(f"session is {self.status}; no more work is accepted", status=str(self.status))
+        self.usage.tokens += tokens
+        self.usage.llm_calls += llm_calls
+        self.usage.tool_calls += tool_calls
+        for name, used, limit in (
+            ("max_tokens", self.usage.tokens, self.budgets.max_tokens),
+            ("max_llm_calls", self.usage.llm_calls, self.budgets.max_llm_calls),
+            ("max_tool_calls", self.usage.tool_calls, self.budgets.max_tool_calls),
+        ):
+            if limit is not None and used > limit:
+                await self._exceeded(name, limit)
+                raise BudgetExceededError(f"budget {name}={limit} exceeded ({used} used)", budget=name, agent=agent)
+
+    async def deliver(self, envelope: Envelope) -> bool:
+        """A message to the user: the entry agent's reply completes the session."""
+        if envelope.recipient == USER and envelope.sender == self.entry and self.status is SessionStatus.RUNNING:
+            await self.finish(SessionStatus.COMPLETED, reply=envelope.content)
+        return True
+
+    async def agent_failed(self, *, agent: str, error_type: str, message: str, status: str = "failed") -> None:
+        if self.status is not SessionStatus.RUNNING:
+            return
+        ending = {s.value for s in SessionStatus} - {SessionStatus.RUNNING.value}
+        final = SessionStatus(status) if status in ending else SessionStatus.FAILED
+        await self.finish(final, error=f"agent {agent!r} failed: {error_type}: {message}")
+
+    async def request_approval(self, *, agent: str, tool: str, arguments: str, call_id: str,
+                               timeout_s: float) -> dict[str, Any]:
+        """Wait for the client to approve a tool call (see :mod:`troupe.runtime.session.approvals`)."""
+        if self.status is not SessionStatus.RUNNING:
+            return {"id": "", "approved": False, "by": "session", "reason": f"the session is {self.status}"}
+        return await self.approvals.request(agent=agent, tool=tool, arguments=arguments, call_id=call_id,
+                                            timeout_s=timeout_s)
+
+    async def decide(self, *, approval_id: str, approved: bool, reason: str = "") -> dict[str, Any]:
+        return self.approvals.decide(approval_id, approved=approved, reason=reason)
+
+    async def pending_approvals(self) -> list[dict[str, Any]]:
+        return self.approvals.pending()
+
+    async def cancel(self, *, reason: str = "cancelled by the client") -> None:
+        await self.finish(SessionStatus.CANCELLED, error=reason)
+
+    async def finish(self, status: SessionStatus, *, reply: str | None = None, error: str | None = None) -> SessionResult:
+        if self.result is not None:
+            return self.result
+        self.status = status
+        now = self.clock.now()
+        self.result = SessionResult(
+            session_id=self.session_id, run_id=self.run_id, status=status, reply=reply, error=error,
+            usage=self.usage.model_copy(), started_at=self._started_at, finished_at=now,
+            duration_s=round(self.clock.monotonic() - self._started_mono, 6),
+        )
+        if self._timer is not None and self._timer is not asyncio.current_task():
+            self._timer.cancel()
+        self.emit("session.finished", status=str(status), duration_ms=self.result.duration_s * 1e3,
+                  payload={"reply": reply, "error": error, "usage": self.usage.model_dump()})
+        self.approvals.deny_all(f"the session ended ({status})")
+        try:
+            if self.on_finish is not None:  # first: a checkpointed result is saved before anyone hears of it
+                await self.on_finish(self.result)
+        finally:
+            self._done.set()
+        return self.result
+
+    def resumed(self) -> str:
+        """Record that the session goes on after a stop (``troupe resume``); returns its status."""
+        self.emit("session.resumed", status=str(self.status), payload={"usage": self.usage.model_dump()})
+        return str(self.status)
+
+    async def wait(self, *, timeout: float | None = None) -> SessionResult:
+        await asyncio.wait_for(self._done.wait(), timeout)
+        assert self.result is not None
+        return self.result
+
+    def describe(self) -> dict[str, Any]:
+        return {"status": str(self.status), "usage": self.usage.model_dump()}
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Status, usage, running time and result, as JSON (pending approvals are not kept: a
+        restarted agent asks again)."""
+        started = self._started_at is not None
+        return {
+            "status": str(self.status), "usage": self.usage.model_dump(), "input": self.input,
+            "started_at": self._started_at.isoformat() if started else None,
+            "elapsed_s": (self.clock.monotonic() - self._started_mono) if started and self.result is None
+            else (self.result.duration_s if self.result else 0.0),
+            "result": self.result.model_dump(mode="json") if self.result else None,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take a :meth:`snapshot`'s state (on a fresh supervisor, before any call). The wall-clock
+        budget counts running time only: the time the session spent stopped is not charged."""
+        self.status = SessionStatus(state["status"])
+        self.usage = Usage.model_validate(state["usage"])
+        self.input = state.get("input")
+        if state.get("started_at"):
+            self._started_at = datetime.fromisoformat(state["started_at"])
+            self._started_mono = self.clock.monotonic() - float(state.get("elapsed_s") or 0.0)
+        if state.get("result"):
+            self.result = SessionResult.model_validate(state["result"])
+            self._done.set()
+        elif self._started_at is not None and self.budgets.max_wall_s is not None:
+            left = max(0.0, self.budgets.max_wall_s - float(state.get("elapsed_s") or 0.0))
+            self._timer = asyncio.get_running_loop().create_task(self._resume_timer(left))
+
+    async def _resume_timer(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        assert self.budgets.max_wall_s is not None
+        await self._exceeded("max_wall_s", self.budgets.max_wall_s)
+
+
+__all__ = ["SessionResult", "SessionStatus", "Supervisor", "Usage"]

@@ -1,0 +1,3 @@
+"""Storage: locations on any pyarrow.fs filesystem, checkpoints, and the write-ahead log."""
+
+__all__: list[str] = []
