@@ -84,7 +84,7 @@ def oracle_profile(case: Case, entry: str) -> ModelProfile:
     expect = case.expect
     steps: list[ScriptStep] = []
     if expect.tool_calls:
-        from troupe.evals.graders import oracle_arguments
+        from troupe.evals.grade_calls import oracle_arguments
 
         calls = [ScriptToolCall(name=c.name, arguments=oracle_arguments(c)) for c in expect.tool_calls]
         steps.append(ScriptStep(tool_calls=calls))

@@ -12,7 +12,7 @@ import pytest
 from jsonschema import validators
 
 from troupe.evals.bfcl.convert import CATEGORIES, convert_case, convert_schema, main, sanitize_name
-from troupe.evals.graders import grade_tool_calls, oracle_arguments
+from troupe.evals.grade_calls import grade_tool_calls, oracle_arguments
 from troupe.evals.models import ExpectedCall
 from troupe.evals.suite import LoadedSuite, load_suite
 from troupe.runtime.config import DeclaredTool as RuntimeDeclaredTool

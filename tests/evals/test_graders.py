@@ -9,20 +9,10 @@ from typing import Any
 
 import pytest
 
-from troupe.evals.graders import (
-    grade,
-    grade_contains,
-    grade_exact,
-    grade_json,
-    grade_json_schema,
-    grade_regex,
-    grade_tool_calls,
-    graders_for,
-    normalize_string,
-    oracle_arguments,
-    parse_judge_score,
-    value_matches,
-)
+from troupe.evals.grade_calls import grade_tool_calls, normalize_string, oracle_arguments, value_matches
+from troupe.evals.grade_judge import parse_judge_score
+from troupe.evals.grade_text import grade_contains, grade_exact, grade_json, grade_json_schema, grade_regex
+from troupe.evals.graders import grade, graders_for
 from troupe.evals.models import Case, Expect, ExpectedCall, Grade, GradeInput, GraderWeight
 from troupe.runtime.config import ModelProfile
 from troupe.runtime.events import events_to_columns, make_event
