@@ -72,7 +72,7 @@ def _lake(value: str | None) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from troupe.evals.report import terminal_summary
+    from troupe.evals.report_text import terminal_summary
     from troupe.evals.suite import load_suite
     from troupe.evals.sweep import Sweep
     from troupe.runtime.api import Troupe
@@ -119,7 +119,8 @@ def _gates(lake: str, run_id: str) -> tuple[bool, list[str]]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from troupe.evals.report import terminal_summary, write_html
+    from troupe.evals.report import write_html
+    from troupe.evals.report_text import terminal_summary
 
     lake = _lake(args.lake)
     out = write_html(lake, args.run_id, Path(args.out or f"report-{args.run_id}.html"))
@@ -131,7 +132,7 @@ def _report(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from troupe.evals.analysis import compare
     from troupe.evals.models import Gates
-    from troupe.evals.report import compare_text
+    from troupe.evals.report_text import compare_text
     from troupe.evals.results import get_baseline, read_manifest
 
     lake = _lake(args.lake)

@@ -10,7 +10,9 @@ import pytest
 
 from troupe.evals.analysis import compare
 from troupe.evals.models import Gates
-from troupe.evals.report import compare_text, render_html, svg_box_plots, svg_pass_rates, terminal_summary, write_html
+from troupe.evals.report import render_html, write_html
+from troupe.evals.report_svg import svg_box_plots, svg_pass_rates
+from troupe.evals.report_text import compare_text, terminal_summary
 from troupe.evals.results import RunManifest, UnknownRunError, write_manifest, write_results
 from tests.evals.test_results import M1, Built, build_lake, sample_rows
 
