@@ -13,7 +13,7 @@ from troupe.runtime.llm.types import LLMResponse, Usage
 from troupe.tools.mcp import CallerInfo, split_tool_name
 from troupe.tools.mcp.content import MAX_TEXT_CHARS, b64_size, render_call_result
 from troupe.tools.mcp.sampling import USAGE_META_KEY, answer, llm_sampler, pick_profile, to_llm_request
-from troupe.tools.mcp.tools import strip_titles
+from troupe.tools.mcp.specs import strip_titles
 
 CFG = McpServerConfig(command="x", sampling=True, sampling_max_tokens=50)
 

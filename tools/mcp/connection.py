@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import hashlib
-import inspect
 import logging
-import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp import types as mt
 from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import stdio_client
@@ -38,186 +32,22 @@ from pydantic import ValidationError
 
 from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
-from troupe.runtime.redact import redact_text
-from troupe.tools.mcp.models import CallerInfo
+from troupe.tools.mcp.calls import CURRENT_CALL, CallState
+from troupe.tools.mcp.errors import McpConnectionError, connect_error, describe_exc, disconnected_error, failed_error
 from troupe.tools.mcp.sampling import Sampler, answer
+from troupe.tools.mcp.server_params import connection_key, http_headers, stdio_parameters
+from troupe.tools.mcp.stdio_child import SPAWN_SINK, StderrTail
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 CLIENT_INFO = mt.Implementation(name="troupe", version="0.1.0")
-EXTRA_INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
-"""Inherited by stdio servers on top of the SDK's minimal set (HOME, LOGNAME, PATH, SHELL, TERM, USER):
-locale and temp dir, never the caller's secrets."""
-STDERR_TAIL_BYTES = 4_000
 CLOSE_TIMEOUT_S = 10.0
 """The SDK's stdio shutdown is bounded (stdin close, 2 s, SIGTERM, 2 s, SIGKILL); this is a backstop."""
 _EXIT_POLL_S = 0.2
 
 
-class McpConnectionError(ToolExecutionError):
-    """The MCP server could not be started or reached (model-visible: the call did not happen)."""
-
-
-# --- configuration -----------------------------------------------------------------------------
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def expand_vars(value: str, *, where: str, server: str) -> str:
-    """``${VAR}`` (or ``${VAR:-default}``) from this process's environment; a missing variable
-    without a default is a config error, not an empty string (an empty token fails later, obscurely)."""
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(
-            f"environment variable {name} (used in {where} of MCP server {server!r}) is not set; "
-            f"export it or write ${{{name}:-default}}",
-            server=server, variable=name,
-        )
-
-    return _VAR.sub(sub, value)
-
-
-def config_hash(cfg: McpServerConfig) -> str:
-    """Stable hash of a server config: a changed config is a different connection."""
-    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
-
-
-def connection_key(server: str, cfg: McpServerConfig) -> str:
-    return f"{server}@{config_hash(cfg)}"
-
-
-def stdio_parameters(server: str, cfg: McpServerConfig) -> StdioServerParameters:
-    assert cfg.command
-    env = {k: os.environ[k] for k in EXTRA_INHERITED_ENV if k in os.environ}
-    env.update({k: expand_vars(v, where=f"env.{k}", server=server) for k, v in cfg.env.items()})
-    cwd = os.path.expanduser(cfg.cwd) if cfg.cwd else None
-    return StdioServerParameters(command=cfg.command, args=list(cfg.args), env=env, cwd=cwd)
-
-
-def http_headers(server: str, cfg: McpServerConfig) -> dict[str, str]:
-    return {k: expand_vars(v, where=f"headers.{k}", server=server) for k, v in cfg.headers.items()}
-
-
-# --- the stdio child's pid ---------------------------------------------------------------------
-_SPAWN_SINK: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("troupe_mcp_spawn", default=None)
-
-
-def _install_spawn_hook() -> bool:
-    """Let a connection see the process ``stdio_client`` spawns (for its pid and exit code).
-
-    The SDK keeps the process private; this wraps its module-level spawn helper and reports the
-    process to the sink set in the spawning task's context (so only our connections see it).
-    Without the helper (a future SDK), connections still work: pid is ``None`` and a dead server
-    is noticed at the next call instead of right away.
-    """
-    import mcp.client.stdio as sdk_stdio
-
-    original = getattr(sdk_stdio, "_create_platform_compatible_process", None)
-    if original is None:
-        return False
-    if getattr(original, "_troupe_hook", False):
-        return True
-
-    async def spawn(*args: Any, **kwargs: Any) -> Any:
-        process = await original(*args, **kwargs)
-        sink = _SPAWN_SINK.get()
-        if sink is not None:
-            sink(process)
-        return process
-
-    spawn._troupe_hook = True  # type: ignore[attr-defined]
-    sdk_stdio._create_platform_compatible_process = spawn  # type: ignore[attr-defined]
-    return True
-
-
-SPAWN_HOOK = _install_spawn_hook()
-
-
-class StderrTail:
-    """The stdio child's stderr, read without a thread: the last few KB are kept for error messages
-    (a server that dies usually says why there), and each line goes to the debug log."""
-
-    def __init__(self, server: str, loop: asyncio.AbstractEventLoop) -> None:
-        self._log = logging.getLogger(f"{__name__}.stderr.{server}")
-        self._loop = loop
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        self._r: int | None = r
-        self.writer = os.fdopen(w, "w")
-        """Handed to the child as its stderr; closed here once the child has it."""
-        self._buf = bytearray()
-        self._partial = b""
-        loop.add_reader(r, self._drain)
-
-    def child_started(self) -> None:
-        if not self.writer.closed:
-            self.writer.close()
-
-    def _drain(self) -> None:
-        while self._r is not None:
-            try:
-                data = os.read(self._r, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.close()
-                return
-            self._buf += data
-            del self._buf[:-STDERR_TAIL_BYTES]
-            lines = (self._partial + data).split(b"\n")
-            self._partial = lines.pop()[-STDERR_TAIL_BYTES:]
-            for line in lines:
-                self._log.debug("%s", line.decode(errors="replace"))
-
-    def tail(self, max_chars: int = 1_000) -> str:
-        self._drain()
-        return self._buf.decode(errors="replace").strip()[-max_chars:]
-
-    def close(self) -> None:
-        self.child_started()
-        if self._r is not None:
-            r, self._r = self._r, None
-            if not self._loop.is_closed():
-                self._loop.remove_reader(r)
-            os.close(r)
-
-
-# --- calls in flight -----------------------------------------------------------------------------
-@dataclass(eq=False)
-class CallState:
-    """One call in flight on a connection: where its progress and sampling summaries go."""
-
-    caller: CallerInfo | None = None
-    on_progress: Callable[[dict[str, Any]], Any] | None = None
-    """Called with each progress event; may be a coroutine function."""
-    progress: list[dict[str, Any]] = field(default_factory=list)
-    sampling: list[dict[str, Any]] = field(default_factory=list)
-    connection: McpConnection | None = None
-
-    async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:
-        event = {"progress": progress, "total": total, "message": message}
-        self.progress.append(event)
-        if self.on_progress is not None:
-            try:
-                outcome = self.on_progress(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:  # noqa: BLE001 - an observer must not break the call
-                logger.exception("on_progress callback failed")
-
-
-_CURRENT_CALL: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("troupe_mcp_call", default=None)
-
-
-# --- the connection ------------------------------------------------------------------------------
 class McpConnection:
     """A started (or starting, or dead) connection to one server under one config."""
 
@@ -313,16 +143,10 @@ class McpConnection:
         except (ConfigError, McpConnectionError):
             raise
         except Exception as e:
-            raise self._connect_error(_describe_exc(e)) from e
+            raise self._connect_error(describe_exc(e)) from e
 
     def _connect_error(self, why: str) -> McpConnectionError:
-        target = f"command {self.cfg.command!r}" if self.cfg.transport == "stdio" else f"url {_safe_url(self.cfg.url)!r}"
-        tail = redact_text(self.stderr_tail())
-        return McpConnectionError(
-            f"MCP server {self.server!r} could not be started ({target}): {redact_text(why)}"
-            + (f"; its stderr ends with: {tail[-300:]}" if tail else ""),
-            server=self.server, stderr=tail,
-        )
+        return connect_error(self.server, self.cfg, why, self.stderr_tail())
 
     async def _own(self) -> None:
         assert self._ready is not None
@@ -340,7 +164,7 @@ class McpConnection:
                 self._ready.set_result(None)
                 await self._watch()
         except Exception as e:  # noqa: BLE001 - ends the connection; the reason is kept for callers
-            reason = _describe_exc(e)
+            reason = describe_exc(e)
             if not self._ready.done():
                 self._ready.set_exception(e)
                 self._ready.exception()  # retrieved by start(), or by nobody if it gave up: no GC warning
@@ -358,7 +182,7 @@ class McpConnection:
         if self.cfg.transport == "stdio":
             params = stdio_parameters(self.server, self.cfg)
             self._stderr = StderrTail(self.server, asyncio.get_running_loop())
-            _SPAWN_SINK.set(self._on_spawn)
+            SPAWN_SINK.set(self._on_spawn)
             return stdio_client(params, errlog=self._stderr.writer)
         assert self.cfg.url
         read_timeout = max(300.0, self.cfg.timeout_s + 30.0)
@@ -418,12 +242,12 @@ class McpConnection:
         """Mark ``state`` as in flight (for progress and sampling attribution) while a call runs."""
         state.connection = self
         self._calls[id(state)] = state
-        token = _CURRENT_CALL.set(state)
+        token = CURRENT_CALL.set(state)
         self.calls += 1
         try:
             yield state
         finally:
-            _CURRENT_CALL.reset(token)
+            CURRENT_CALL.reset(token)
             self._calls.pop(id(state), None)
 
     def current_call(self) -> CallState | None:
@@ -435,7 +259,7 @@ class McpConnection:
         still in flight on this connection - exact whenever calls to a sampling server do not
         overlap.
         """
-        state = _CURRENT_CALL.get()
+        state = CURRENT_CALL.get()
         if state is not None and state.connection is self:
             return state
         return next(reversed(self._calls.values()), None)
@@ -481,9 +305,9 @@ class McpConnection:
         except Exception as e:  # noqa: BLE001 - transport errors: anyio, httpx2, OS
             await self._settle_exit()
             if not self.alive:
-                self.mark_dead(self._exit_reason(_describe_exc(e)))
+                self.mark_dead(self._exit_reason(describe_exc(e)))
                 raise self._disconnected(what) from None
-            raise self._failed(what, _describe_exc(e)) from e
+            raise self._failed(what, describe_exc(e)) from e
         finally:
             self.in_flight -= 1
             self.idle_since = time.monotonic()
@@ -502,43 +326,10 @@ class McpConnection:
         return self.dead_reason or fallback
 
     def _disconnected(self, what: str) -> ToolExecutionError:
-        reason = self._exit_reason("connection closed")
-        return ToolExecutionError(
-            f"MCP server {self.server!r} disconnected during {what} ({reason}); "
-            "it will be restarted on next use, so the call can be retried",
-            server=self.server, reason=reason, stderr=redact_text(self.stderr_tail()),
-        )
+        return disconnected_error(self.server, what, self._exit_reason("connection closed"), self.stderr_tail())
 
     def _failed(self, what: str, detail: str, **fields: Any) -> ToolExecutionError:
-        return ToolExecutionError(f"MCP server {self.server!r} failed {what}: {detail}", server=self.server, **fields)
+        return failed_error(self.server, what, detail, **fields)
 
 
-def _safe_url(url: str | None) -> str:
-    """The URL without credentials or query string (they may carry tokens; the message is model-visible)."""
-    parts = urlsplit(url or "")
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _describe_exc(e: BaseException) -> str:
-    """One line for an exception, looking inside the exception groups anyio raises."""
-    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
-        e = e.exceptions[0]
-    if isinstance(e, BaseExceptionGroup):
-        return "; ".join(_describe_exc(x) for x in e.exceptions[:3])
-    text = str(e) or type(e).__name__
-    return f"{type(e).__name__}: {text}" if text != type(e).__name__ else text
-
-
-__all__ = [
-    "CLIENT_INFO",
-    "CallState",
-    "McpConnection",
-    "McpConnectionError",
-    "config_hash",
-    "connection_key",
-    "expand_vars",
-    "http_headers",
-    "stdio_parameters",
-]
+__all__ = ["CLIENT_INFO", "McpConnection"]

@@ -27,7 +27,8 @@ from mcp import types as mt
 
 from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ToolArgumentError
-from troupe.tools.mcp.connection import CallState, McpConnection, connection_key
+from troupe.tools.mcp.calls import CallState
+from troupe.tools.mcp.connection import McpConnection
 from troupe.tools.mcp.content import (
     render_call_result,
     render_prompt,
@@ -37,7 +38,8 @@ from troupe.tools.mcp.content import (
 )
 from troupe.tools.mcp.models import CallerInfo, McpCallResult
 from troupe.tools.mcp.sampling import Sampler, no_sampler_message
-from troupe.tools.mcp.tools import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
+from troupe.tools.mcp.server_params import connection_key
+from troupe.tools.mcp.specs import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
 from troupe.tools.spec import ToolSpec
 
 T = TypeVar("T")

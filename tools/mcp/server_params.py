@@ -1,0 +1,72 @@
+"""From a server's config to what its transport needs: the stdio child's parameters, the HTTP
+headers, and the key its connection is known by."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from mcp import StdioServerParameters
+
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.errors import ConfigError
+
+EXTRA_INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+"""Inherited by stdio servers on top of the SDK's minimal set (HOME, LOGNAME, PATH, SHELL, TERM, USER):
+locale and temp dir, never the caller's secrets."""
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_vars(value: str, *, where: str, server: str) -> str:
+    """``${VAR}`` (or ``${VAR:-default}``) from this process's environment; a missing variable
+    without a default is a config error, not an empty string (an empty token fails later, obscurely)."""
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} (used in {where} of MCP server {server!r}) is not set; "
+            f"export it or write ${{{name}:-default}}",
+            server=server, variable=name,
+        )
+
+    return _VAR.sub(sub, value)
+
+
+def config_hash(cfg: McpServerConfig) -> str:
+    """Stable hash of a server config: a changed config is a different connection."""
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+
+
+def connection_key(server: str, cfg: McpServerConfig) -> str:
+    return f"{server}@{config_hash(cfg)}"
+
+
+def stdio_parameters(server: str, cfg: McpServerConfig) -> StdioServerParameters:
+    assert cfg.command
+    env = {k: os.environ[k] for k in EXTRA_INHERITED_ENV if k in os.environ}
+    env.update({k: expand_vars(v, where=f"env.{k}", server=server) for k, v in cfg.env.items()})
+    cwd = os.path.expanduser(cfg.cwd) if cfg.cwd else None
+    return StdioServerParameters(command=cfg.command, args=list(cfg.args), env=env, cwd=cwd)
+
+
+def http_headers(server: str, cfg: McpServerConfig) -> dict[str, str]:
+    return {k: expand_vars(v, where=f"headers.{k}", server=server) for k, v in cfg.headers.items()}
+
+
+def safe_url(url: str | None) -> str:
+    """The URL without credentials or query string (they may carry tokens; the message is model-visible)."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+__all__ = ["EXTRA_INHERITED_ENV", "config_hash", "connection_key", "expand_vars", "http_headers", "safe_url",
+           "stdio_parameters"]
