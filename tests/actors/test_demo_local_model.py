@@ -35,7 +35,7 @@ async def test_demo_on_the_local_model_streams_calls_tools_and_cleans_up(lake: P
                         "where type = 'tool.call' order by ts").to_pylist()
     # The 0.5B model writes calls as text; the runtime parsed them into real tool calls.
     assert {c["tool"] for c in calls} >= {"assign_tasks"} and all(c["id"].startswith("call_text_") for c in calls)
-    # Reported, not asserted: a 0.5B model is right most of the time, not always (see the README).
+    # Reported, not asserted: a 0.5B model is right most of the time, not always (see docs/models.md).
     print(f"local model answer (correct={answer_is_correct(result.reply)}): {result.reply!r}")
     pid = server["pid"]
     assert pid and not os.path.exists(f"/proc/{pid}"), "the llama.cpp server must be gone after shutdown"
