@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import weakref
 from collections.abc import Iterable
 
 from troupe.runtime.errors import UnknownToolError
@@ -23,7 +24,12 @@ class ToolRegistry:
             self.register(t)
 
     def register(self, tool: Tool) -> Tool:
-        if tool.name in self._tools and self._tools[tool.name] is not tool:
+        """Add ``tool``; registering it again (or an equal tool made from the same function) is a
+        no-op that returns the one already there."""
+        known = self._tools.get(tool.name)
+        if known is not None and known is not tool:
+            if known.fn is tool.fn and known.spec == tool.spec:
+                return known
             raise ValueError(f"a different tool named {tool.name!r} is already registered")
         self._tools[tool.name] = tool
         return tool
@@ -76,6 +82,11 @@ def is_import_path(entry: str) -> bool:
     return bool(sep and module and attr) and all(part.isidentifier() for part in (*module.split("."), *attr.split(".")))
 
 
+_made: weakref.WeakKeyDictionary[object, Tool] = weakref.WeakKeyDictionary()
+"""Tools made from plain functions or classes, by the object: one tool per function, however often
+a team that lists it is opened (two different tools under one name would collide in a registry)."""
+
+
 def import_tool(path: str) -> Tool:
     """Load ``pkg.module:attr``: a :class:`Tool`, or a typed function or class to make one of."""
     from troupe.tools.spec import tool as make_tool
@@ -94,7 +105,13 @@ def import_tool(path: str) -> Tool:
     if isinstance(obj, Tool):
         return obj
     if callable(obj):
-        return make_tool(obj)  # type: ignore[no-any-return]
+        try:
+            made = _made.get(obj)
+        except TypeError:  # not weakly referable: made afresh (the registry still accepts its twin)
+            return make_tool(obj)  # type: ignore[no-any-return]
+        if made is None:
+            made = _made[obj] = make_tool(obj)
+        return made
     raise UnknownToolError(f"tool {path!r} is a {type(obj).__name__}, not a tool or a function", tool=path)
 
 
