@@ -12,13 +12,15 @@ import ray
 
 from troupe.actors.ray_dispatch import RayDispatcher
 from troupe.actors.gc_tuning import tune_gc
+from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.llm_actor import RemoteLLMFactory
 from troupe.actors.ray_metrics import host_event_buffer
 from troupe.actors.ship import RayShip
 from troupe.actors.naming import NAMESPACE
 from troupe.actors.transport import RayTransport
 from troupe.runtime.errors import TroupeError
-from troupe.runtime.session.host import HostCore, SessionSpec
+from troupe.runtime.session.host import HostCore
+from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
 from troupe.runtime.session.supervisor import SessionResult
@@ -44,6 +46,7 @@ class HostActor:
                  recover: tuple[SessionSpec, list[str]] | None = None) -> None:
         """``recover``: the logical actors this (dedicated) host holds, restored from their
         checkpoints when Ray restarts it after a crash."""
+        install_ray_llm_edge()
         self._log = ray.get_actor(event_log_name, namespace=NAMESPACE)
         # Metered: the events also feed the troupe_* metrics (actors/ray_metrics.py; TROUPE_METRICS=0: off).
         self._buffer = host_event_buffer(RayShip(self._log), lambda: self.core.sessions)

@@ -34,12 +34,14 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayTaskError
 
+from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.naming import NAMESPACE
 from troupe.actors.transport import unwrap
 from troupe.runtime.clock import SYSTEM_CLOCK
 from troupe.runtime.config import ModelProfile
 from troupe.runtime.errors import ProviderError
-from troupe.runtime.llm.registry import ProviderContext, build_client, openai_fallbacks
+from troupe.runtime.llm.factory import ProviderContext, openai_fallbacks
+from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
 
 REMOTE_PROVIDERS: Final = frozenset({"openai", "local"})
@@ -57,6 +59,7 @@ class LLMWorkerActor:
     """Runs network-backed LLM calls for every agent on its node (async: they wait on HTTP)."""
 
     def __init__(self) -> None:
+        install_ray_llm_edge()
         self._clients: OrderedDict[str, LLMClient] = OrderedDict()
         self.calls = 0
         self.in_flight = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -10,7 +11,7 @@ from ray.actor import ActorHandle
 
 from troupe.actors.naming import NAMESPACE
 from troupe.actors.transport import remote_call
-from troupe.runtime.config import McpServerConfig
+from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.dispatch import McpRequest
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.tools.context import ToolContext
@@ -45,6 +46,12 @@ class RayDispatcher:
             # then kills its worker.
             ray.cancel(ref, recursive=False)
             raise
+
+    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
+        await remote_call(self.scheduler.open_session.remote(session_id, dict(models)))
+
+    async def close_session(self, session_id: str) -> None:
+        await remote_call(self.scheduler.close_session.remote(session_id))
 
     async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
         return await remote_call(self.scheduler.mcp_specs.remote(server, config, self.node_id))

@@ -34,9 +34,10 @@ import ray
 from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
+from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.naming import LLM_WORKER, MCP_NODE, NAMESPACE, TOOL_WORKER, node_actor_name, node_actor_options
 from troupe.actors.transport import remote_call
-from troupe.runtime.config import McpServerConfig
+from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sampler
 from troupe.runtime.errors import ToolUnavailableError
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
@@ -77,11 +78,19 @@ class McpNodeActor:
     def __init__(self) -> None:
         from troupe.tools.mcp import McpManager
 
+        install_ray_llm_edge()  # sampling builds model clients here
         self._models = SessionModels()
         self.manager = McpManager(sampler=manager_sampler(self._models.of))
 
+    async def register_models(self, sessions: dict[str, dict[str, ModelProfile]]) -> None:
+        """Sessions' model profiles, for sampling (pushed by the scheduler, once per session)."""
+        for session_id, models in sessions.items():
+            self._models.register(session_id, models)
+
+    async def forget_models(self, session_id: str) -> None:
+        self._models.forget(session_id)
+
     async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
-        self._models.remember(request)
         return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
 
     async def list_tools(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
@@ -146,6 +155,8 @@ class SchedulerActor:
         self._cpu_task = ray.remote(_run_cpu_tool)
         self._forcing: set[asyncio.Task[None]] = set()
         """Cancelled Ray tasks being watched, to be killed if they do not stop by themselves."""
+        self._models = SessionModels()
+        """Sessions' model profiles, for MCP sampling (registered once per session)."""
 
     # --- per-node actors --------------------------------------------------------------------
     def _node(self, node_id: str | None) -> str:
@@ -163,7 +174,19 @@ class SchedulerActor:
         if node not in self._mcp:
             self._mcp[node] = ray.remote(McpNodeActor).options(
                 **node_actor_options(node_actor_name(self.prefix, MCP_NODE, node), node)).remote()
+            if len(self._models):  # a new node's MCP actor learns the sessions registered so far
+                self._mcp[node].register_models.remote(self._models.all())
         return self._mcp[node]
+
+    async def open_session(self, session_id: str, models: dict[str, ModelProfile]) -> None:
+        """Register a session's profiles for sampling: here, and with every node's MCP actor."""
+        self._models.register(session_id, models)
+        await asyncio.gather(*(h.register_models.remote({session_id: models}) for h in self._mcp.values()))
+
+    async def close_session(self, session_id: str) -> None:
+        self._models.forget(session_id)
+        await asyncio.gather(*(h.forget_models.remote(session_id) for h in self._mcp.values()),
+                             return_exceptions=True)
 
     async def llm_worker(self, node_id: str | None = None) -> ActorHandle:
         """The node's LLM worker (created on first ask; this actor owns it and releases it on close)."""

@@ -16,7 +16,7 @@ from typing import Any
 from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary, store_at
 from troupe.runtime.config import Placement, TeamConfig, load_team
 from troupe.runtime.errors import UnknownToolError
-from troupe.runtime.session.host import SessionSpec
+from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
 from troupe.runtime.eventlog.lake import default_lake
 from troupe.runtime.session.handle import Backend, Session

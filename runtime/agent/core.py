@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from troupe.runtime.config import AgentSpec, ModelProfile, WorkspaceConfig
+from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.config import AgentSpec
 from troupe.runtime.agent.context import Context
-from troupe.runtime.agent.dispatch import Dispatcher
 from troupe.runtime.errors import InvalidTransitionError, RunError
-from troupe.runtime.events import Emitter
+from troupe.runtime.events import (
+    AgentErrorPayload,
+    AgentStatePayload,
+    MessageDeliveredPayload,
+    MessageSentPayload,
+    Payload,
+)
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, IdScope, MessageId, RunId, SessionId, TaskId
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
 from troupe.runtime.agent.loop import Turn, run_turn
 from troupe.runtime.agent.mailbox import Mailbox
 from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
 from troupe.runtime.agent.state import AgentState, StateMachine
-from troupe.tools.context import SessionServices, ToolContext
+from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool
 
 
@@ -38,56 +44,29 @@ def system_prompt(spec: AgentSpec, team: Sequence[AgentSpec]) -> str:
 class AgentCore:
     """Plain-Python agent; the host gives it a model, tools and the session's services."""
 
-    def __init__(
-        self,
-        *,
-        spec: AgentSpec,
-        session_id: SessionId,
-        run_id: RunId,
-        llm: LLMClient,
-        tools: dict[str, Tool],
-        services: SessionServices,
-        emit: Emitter,
-        team: Sequence[AgentSpec] = (),
-        stream_tokens: bool = False,
-        temperature: float | None = None,
-        parent: AgentId | None = None,
-        dispatcher: Dispatcher | None = None,
-        workspace: WorkspaceConfig | None = None,
-        approval_timeout_s: float = 300.0,
-        models: dict[str, ModelProfile] | None = None,
-        profile: str | None = None,
-    ) -> None:
+    def __init__(self, deps: AgentDeps) -> None:
+        self.deps = deps
+        spec = deps.spec
         self.spec = spec
         self.id = spec.id
-        self.session_id = session_id
-        self.run_id = run_id
-        self.llm = llm
-        self.tools = tools
-        self.services = services
-        self.parent = parent
-        self.stream_tokens = stream_tokens
-        self.temperature = temperature
-        self.dispatcher = dispatcher
-        self.workspace_config = workspace or WorkspaceConfig()
-        self.approval_timeout_s = approval_timeout_s
-        self.models = models or {}
-        self.profile = profile
+        self.session_id = deps.session_id
+        self.run_id = deps.run_id
+        self.services = deps.services
+        self.parent = deps.parent
         self.mailbox = Mailbox()
         self.sm = StateMachine(str(spec.id))
-        self.context = Context(system=system_prompt(spec, team or [spec]), budget_tokens=spec.context_tokens)
+        self.context = Context(system=system_prompt(spec, deps.team or [spec]), budget_tokens=spec.context_tokens)
         self.open_requests: list[Envelope] = []
         self.known_outcomes: set[str] = set()
         """Tasks whose outcome this agent already saw (through a tool); later notices about them are dropped."""
         self.turns = 0
-        self._base_emit = emit
         self._current_task: TaskId | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._turn_task: asyncio.Task[None] | None = None
         self._runner: asyncio.Task[None] | None = None
-        self.checkpoint: Callable[[], Awaitable[None]] | None = None
-        """Saves this agent's checkpoint (set by the host when the session is durable)."""
+        self._checkpoint: Callable[[], Awaitable[None]] | None = None
+        """Saves this agent's checkpoint (when the session is durable: :meth:`save_with`)."""
         self._record: dict[str, Any] | None = None
         """The turn in progress, as its checkpoint keeps it: the batch, the context before it, the journal."""
         self._replay: list[Envelope] | None = None
@@ -96,24 +75,37 @@ class AgentCore:
         """What the turn being replayed already did (model responses, tool results), by key."""
         self.restored = False
         self._dumped: dict[MessageId, dict[str, Any]] = {}
-        self.backpressure: Callable[[], Awaitable[None]] | None = None
-        """Waits while the host's event buffer is over its high-water mark (set by the host)."""
-        self.checkpoints_at: str | None = None
-        """The session's checkpoint store, when it is durable (tool results are recorded there)."""
 
     @functools.cached_property
     def workspace(self) -> Path:
         """This session's folder for the file and shell tools (worked out on first use)."""
-        return self.workspace_config.path_for(self.session_id)
+        return self.deps.workspace.path_for(self.session_id)
+
+    @property
+    def llm(self) -> LLMClient:
+        return self.deps.llm
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        return self.deps.tools
+
+    @property
+    def profile(self) -> str | None:
+        return self.deps.profile
+
+    def save_with(self, checkpoint: Callable[[], Awaitable[None]]) -> None:
+        """Make the session durable for this agent: ``checkpoint`` saves it (called by the session's
+        :class:`~troupe.runtime.session.durable.Durability`, which needs the agent to exist first)."""
+        self._checkpoint = checkpoint
 
     # --- events -----------------------------------------------------------------------------
-    def emit(self, type: Any, /, *, payload: Any = None, **fields: Any) -> None:
+    def emit(self, payload: Payload, /, **fields: Any) -> None:
         fields.setdefault("task_id", self._current_task)
-        self._base_emit(type, payload=payload, **fields)
+        self.deps.emit(payload, **fields)
 
     def _move(self, to: AgentState) -> None:
         prev = self.sm.move(to)
-        self.emit("agent.state", status=str(to), payload={"from": str(prev), "to": str(to)})
+        self.emit(AgentStatePayload(from_=str(prev), to=str(to)), status=str(to))
 
     # --- delivery ---------------------------------------------------------------------------
     def deliver(self, envelope: Envelope) -> bool:
@@ -198,7 +190,7 @@ class AgentCore:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
-                self.emit("agent.state", status="cancelled", payload={"turn": self.turns})
+                self.emit(AgentStatePayload(turn=self.turns), status="cancelled")
                 if self.sm.state is AgentState.RUNNING:
                     self._move(AgentState.IDLE)
                 self._record = None  # a cancelled turn is abandoned, not replayed
@@ -210,12 +202,12 @@ class AgentCore:
         """Before each model round: wait while paused, and while the event log is behind (a slow
         lake slows the agents that fill it instead of growing the host's buffer without bound)."""
         await self._resumed.wait()
-        if self.backpressure is not None:
-            await self.backpressure()
+        if self.deps.backpressure is not None:
+            await self.deps.backpressure()
 
     async def _turn(self, batch: list[Envelope]) -> None:
         self.turns += 1
-        if self.checkpoint is not None:
+        if self._checkpoint is not None:
             self._record = {
                 "number": self.turns, "batch": [e.model_dump(mode="json") for e in batch],
                 "context": self._context_state(), "open_requests": [e.model_dump(mode="json") for e in self.open_requests],
@@ -226,10 +218,8 @@ class AgentCore:
         # Ids made in this turn (messages, service calls) are the same when a crash replays it.
         IdScope(f"{self.session_id}:{self.id}:turn:{self.turns}").enter()
         for env in batch:
-            self.emit(
-                "message.delivered",
-                payload={"id": env.id, "sender": env.sender, "kind": env.kind, "content": env.content[:2000], "data": env.data},
-            )
+            self.emit(MessageDeliveredPayload(id=env.id, sender=env.sender, kind=env.kind, content=env.content[:2000],
+                                              data=env.data))
         self.open_requests.extend(
             e for e in batch if e.kind is MessageKind.TASK or (e.kind is MessageKind.TEXT and not e.data.get("is_reply"))
         )
@@ -240,11 +230,9 @@ class AgentCore:
         self._move(AgentState.RUNNING)
         self.context.add_incoming(batch)
         turn = Turn(
-            spec=self.spec, llm=self.llm, context=self.context, tools=self.tools, emit=self.emit,
-            make_ctx=lambda call: self._tool_context(call, turn), charge=self._charge, gate=self.gate,
-            stream_tokens=self.stream_tokens, temperature=self.temperature, dispatcher=self.dispatcher,
-            number=self.turns, approval_timeout_s=self.approval_timeout_s, models=self.models, profile=self.profile,
-            journal=self if self._record is not None else None, checkpoints=self.checkpoints_at,
+            deps=self.deps, context=self.context, emit=self.emit, make_ctx=lambda call: self._tool_context(call, turn),
+            charge=self._charge, gate=self.gate, number=self.turns,
+            journal=self if self._record is not None else None,
         )
         try:
             result = await run_turn(turn)
@@ -264,7 +252,7 @@ class AgentCore:
     async def _fail(self, error: RunError) -> None:
         if self.sm.can(AgentState.ERROR):
             self._move(AgentState.ERROR)
-        self.emit("agent.error", status=error.status, payload={"error": error.message, "type": type(error).__name__})
+        self.emit(AgentErrorPayload(error=error.message, type=type(error).__name__), status=error.status)
         await self._report_failure(error)
 
     async def _charge(self, **usage: int) -> None:
@@ -301,11 +289,8 @@ class AgentCore:
         self._current_task = None
 
     async def send(self, envelope: Envelope) -> None:
-        self.emit(
-            "message.sent",
-            payload={"id": envelope.id, "to": envelope.recipient, "topic": envelope.topic, "kind": envelope.kind,
-                     "content": envelope.content[:2000]},
-        )
+        self.emit(MessageSentPayload(id=envelope.id, to=envelope.recipient, topic=envelope.topic, kind=envelope.kind,
+                                     content=envelope.content[:2000]))
         await self.services.send(envelope)
 
     def _tool_context(self, call: ToolCall, turn: Turn) -> ToolContext:
@@ -322,7 +307,7 @@ class AgentCore:
             tool_call_id=call.id, task_id=self._current_task, emit=self.emit, end_turn=end_turn,
             request=self.open_requests[0].content if self.open_requests else None,
             forget_notices=forget_notices, send=self.send, workspace=self.workspace,
-            workspace_config=self.workspace_config,
+            workspace_config=self.deps.workspace,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -333,8 +318,8 @@ class AgentCore:
 
     # --- checkpoints ------------------------------------------------------------------------
     async def _save(self) -> None:
-        if self.checkpoint is not None:
-            await self.checkpoint()
+        if self._checkpoint is not None:
+            await self._checkpoint()
 
     def get(self, key: str) -> Any | None:
         """The turn journal (:class:`troupe.runtime.agent.loop.Journal`): what a replayed turn already did."""

@@ -9,9 +9,10 @@ A :class:`Dispatcher` takes a validated call (a :class:`~troupe.runtime.agent.sc
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
@@ -34,8 +35,8 @@ class McpRequest(BaseModel):
     agent: str = ""
     call_id: str = ""
     sampling_profile: str | None = None
-    models: dict[str, ModelProfile] = Field(default_factory=dict)
-    """The session's model profiles, for answering the server's sampling requests."""
+    """The calling agent's profile: the default model for the server's sampling requests (the
+    session's profiles were registered once, with :meth:`Dispatcher.open_session`)."""
 
     def caller(self) -> Any:
         from troupe.tools.mcp import CallerInfo
@@ -44,13 +45,19 @@ class McpRequest(BaseModel):
                           sampling_profile=self.sampling_profile)
 
 
-def mcp_request(tool: Tool, ctx: ToolContext, models: dict[str, ModelProfile], profile: str | None) -> McpRequest:
+def mcp_request(tool: Tool, ctx: ToolContext, profile: str | None) -> McpRequest:
     cfg: McpServerConfig = tool.cfg  # type: ignore[attr-defined]
     return McpRequest(
         server=tool.server, config=cfg, tool=tool.remote_name,  # type: ignore[attr-defined]
         session_id=str(ctx.session_id), run_id=str(ctx.run_id), agent=str(ctx.agent), call_id=ctx.tool_call_id,
-        sampling_profile=profile, models=models if cfg.sampling else {},
+        sampling_profile=profile,
     )
+
+
+def samples(team_servers: Mapping[str, McpServerConfig]) -> bool:
+    """Whether any of a team's MCP servers may ask the runtime's LLM (``sampling: true``): only
+    then does a session register its model profiles with the dispatcher."""
+    return any(cfg.sampling for cfg in team_servers.values())
 
 
 class Dispatcher(Protocol):
@@ -62,6 +69,14 @@ class Dispatcher(Protocol):
         """The tools an MCP server offers (connecting on first use)."""
         ...
 
+    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
+        """Register a session's model profiles once, for MCP servers allowed to sample."""
+        ...
+
+    async def close_session(self, session_id: str) -> None:
+        """Forget what :meth:`open_session` registered."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -70,24 +85,28 @@ MAX_SAMPLING_SESSIONS = 4096
 
 
 class SessionModels:
-    """The model profiles of the sessions that called MCP servers allowed to sample, by session id.
+    """The model profiles of the sessions whose MCP servers may sample, by session id.
 
-    Every call hands its session's profiles in again, so only the :data:`MAX_SAMPLING_SESSIONS`
-    that called last are kept: a node's MCP actor lives as long as the runtime and serves session
-    after session, and must not keep one entry for each of them.
+    Sessions register once (:meth:`register`) and are forgotten when they close; at most
+    :data:`MAX_SAMPLING_SESSIONS` are kept (the oldest go first), because the MCP side lives as
+    long as the runtime and a host that died never says goodbye.
     """
 
     def __init__(self, cap: int = MAX_SAMPLING_SESSIONS) -> None:
         self.cap = cap
         self._by_session: OrderedDict[str, dict[str, ModelProfile]] = OrderedDict()
 
-    def remember(self, request: McpRequest) -> None:
-        if not request.models:
-            return
-        self._by_session[request.session_id] = request.models
-        self._by_session.move_to_end(request.session_id)
+    def register(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
+        self._by_session[session_id] = dict(models)
+        self._by_session.move_to_end(session_id)
         while len(self._by_session) > self.cap:
             self._by_session.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        self._by_session.pop(session_id, None)
+
+    def all(self) -> dict[str, dict[str, ModelProfile]]:
+        return dict(self._by_session)
 
     def of(self, caller: Any) -> dict[str, ModelProfile]:
         """The profiles of ``caller``'s session (a :class:`~troupe.tools.mcp.CallerInfo`); empty if unknown."""
@@ -138,9 +157,14 @@ class LocalDispatcher:
             self._mcp = McpManager(sampler=manager_sampler(self._models.of))
         return self._mcp
 
+    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
+        self._models.register(session_id, models)
+
+    async def close_session(self, session_id: str) -> None:
+        self._models.forget(session_id)
+
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:
-            self._models.remember(mcp)
             return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
                                                                   caller=mcp.caller()))
         return await self.core.run(job, lambda: tool.call_validated(job.kwargs, ctx))
@@ -157,4 +181,4 @@ class LocalDispatcher:
 
 
 __all__ = ["Dispatcher", "LocalDispatcher", "MAX_SAMPLING_SESSIONS", "McpRequest", "SessionModels", "manager_sampler",
-           "mcp_request"]
+           "mcp_request", "samples"]

@@ -13,20 +13,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from troupe.runtime.config import AgentSpec, ModelProfile
 from troupe.runtime.agent.context import Context
+from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.errors import ProviderError, RunError
-from troupe.runtime.events import Emitter
+from troupe.runtime.events import (
+    AgentErrorPayload,
+    ContextCompactedPayload,
+    Emitter,
+    LLMErrorPayload,
+    LLMRequestPayload,
+    LLMResponsePayload,
+    LLMTokenPayload,
+)
 from troupe.runtime.ids import unique_hex
 from troupe.runtime.llm.types import ChatMessage, LLMClient, LLMResponse, ToolCall, ToolSchema
-from troupe.runtime.agent.dispatch import Dispatcher
 from troupe.runtime.agent.toolexec import ToolRun, execute_calls
 from troupe.tools.context import ToolContext
-from troupe.tools.spec import Tool
 
 _PREVIEW = 2_000
-_CONTEXT_RETRIES = 2
-"""Shrink-and-retry rounds after a context-length error when the agent's profile is unknown."""
 
 
 @dataclass
@@ -56,46 +60,37 @@ async def _open_gate() -> None:
 
 @dataclass
 class Turn:
-    """Everything one turn needs; built by the agent, plain objects only (no Ray)."""
+    """One turn: the agent's unchanged :class:`~troupe.runtime.agent.deps.AgentDeps` plus what is
+    this turn's own (its context, number, journal and callbacks into the agent)."""
 
-    spec: AgentSpec
-    llm: LLMClient
+    deps: AgentDeps
     context: Context
-    tools: dict[str, Tool]
     emit: Emitter
+    """The agent's emitter (it adds the task the agent is working on)."""
     make_ctx: Callable[[ToolCall], ToolContext]
     charge: Callable[..., Awaitable[None]] = _no_charge
     """Records usage against the session's budgets; raises BudgetExceededError."""
     gate: Callable[[], Awaitable[None]] = _open_gate
-    """Waits while the agent is paused."""
-    stream_tokens: bool = False
-    temperature: float | None = None
-    dispatcher: Dispatcher | None = None
-    """Where tool calls run (in this process when unset)."""
+    """Waits while the agent is paused (and while the event log is behind)."""
     number: int = 0
     """The agent's turn count, for idempotency keys."""
-    approval_timeout_s: float = 300.0
-    models: dict[str, ModelProfile] = field(default_factory=dict)
-    profile: str | None = None
     journal: Journal | None = None
     """Set when the session is checkpointed (see :class:`Journal`)."""
-    checkpoints: str | None = None
-    """The session's checkpoint store (tool results are recorded there by idempotency key)."""
     end_requested: bool = field(default=False)
+
+    @property
+    def llm(self) -> LLMClient:
+        return self.deps.llm
 
 
 async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tuple[LLMResponse, str]:
-    request = turn.context.request(schemas, temperature=turn.temperature)
+    request = turn.context.request(schemas, temperature=turn.deps.temperature)
     last = request.messages[-1]
-    turn.emit(
-        "llm.request",
-        model=turn.llm.model_name,
-        payload={"round": round_no, "messages": len(request.messages), "tools": [s.name for s in schemas],
-                 "last": (last.content or "")[:_PREVIEW]},
-    )
+    turn.emit(LLMRequestPayload(round=round_no, messages=len(request.messages), tools=[s.name for s in schemas],
+                                last=(last.content or "")[:_PREVIEW]), model=turn.llm.model_name)
 
     def on_token(delta: str) -> None:
-        turn.emit("llm.token", model=turn.llm.model_name, payload={"text": delta})
+        turn.emit(LLMTokenPayload(text=delta), model=turn.llm.model_name)
 
     started = time.perf_counter()
     key = f"llm:{round_no}"
@@ -104,35 +99,34 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
         if recorded is not None:
             response = LLMResponse.model_validate(recorded)
         else:
-            response = await turn.llm.complete(request, on_token=on_token if turn.stream_tokens else None)
+            response = await turn.llm.complete(request, on_token=on_token if turn.deps.stream_tokens else None)
     except RunError as e:
         reason = str(e.fields.get("reason") or "error")
-        turn.emit("llm.error", model=turn.llm.model_name, status=reason, duration_ms=(time.perf_counter() - started) * 1e3,
-                  payload={"round": round_no, "error": e.message, "type": type(e).__name__, "reason": reason,
-                           "http_status": e.fields.get("status")})
+        turn.emit(LLMErrorPayload(round=round_no, error=e.message, type=type(e).__name__, reason=reason,
+                                  http_status=e.fields.get("status")),
+                  model=turn.llm.model_name, status=reason, duration_ms=(time.perf_counter() - started) * 1e3)
         raise
     except Exception as e:  # an SDK bug or transport surprise is a provider failure, reported as ours
-        turn.emit("llm.error", model=turn.llm.model_name, status="error", duration_ms=(time.perf_counter() - started) * 1e3,
-                  payload={"round": round_no, "error": str(e), "type": type(e).__name__, "reason": "error"})
+        turn.emit(LLMErrorPayload(round=round_no, error=str(e), type=type(e).__name__, reason="error"),
+                  model=turn.llm.model_name, status="error", duration_ms=(time.perf_counter() - started) * 1e3)
         raise ProviderError(f"model call failed: {type(e).__name__}: {e}", model=turn.llm.model_name, reason="error") from e
     if recorded is None and turn.journal is not None:
         await turn.journal.record(key, response.model_dump(mode="json"))
     event_id = unique_hex()
     turn.emit(
-        "llm.response",
+        LLMResponsePayload(
+            round=round_no,
+            text=response.text[:_PREVIEW],
+            tool_calls=[{"name": c.name, "arguments": c.arguments[:_PREVIEW]} for c in response.tool_calls],
+            finish_reason=response.finish_reason,
+            profile=response.profile,
+        ),
         event_id=event_id,
         model=response.model or turn.llm.model_name,
         duration_ms=(time.perf_counter() - started) * 1e3,
         tokens_in=response.usage.tokens_in,
         tokens_out=response.usage.tokens_out,
         status="ok" if recorded is None else "replayed",
-        payload={
-            "round": round_no,
-            "text": response.text[:_PREVIEW],
-            "tool_calls": [{"name": c.name, "arguments": c.arguments[:_PREVIEW]} for c in response.tool_calls],
-            "finish_reason": response.finish_reason,
-            "profile": response.profile,
-        },
     )
     await turn.charge(tokens=response.usage.tokens_in + response.usage.tokens_out, llm_calls=1)
     return response, event_id
@@ -140,8 +134,7 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
 
 async def call_llm_fitting(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tuple[LLMResponse, str]:
     """:func:`call_llm`; after a context-length error, shrink the context and try the round again."""
-    profile = turn.models.get(turn.profile or "")
-    retries = profile.context_retries if profile is not None else _CONTEXT_RETRIES
+    retries = turn.deps.context_retries
     for attempt in range(retries + 1):
         try:
             return await call_llm(turn, schemas, round_no)
@@ -154,7 +147,7 @@ async def call_llm_fitting(turn: Turn, schemas: list[ToolSchema], round_no: int)
                     raise
                 raise ProviderError(f"{e.message} (still too long after shrinking the context {attempt} time(s))",
                                     **e.fields) from None
-            turn.emit("context.compacted", payload=asdict(shrunk))
+            turn.emit(ContextCompactedPayload(**asdict(shrunk)))
     raise AssertionError("unreachable")
 
 
@@ -180,29 +173,27 @@ def _json_object(text: str) -> bool:
 
 async def run_turn(turn: Turn) -> TurnResult:
     """Run LLM rounds until the model answers without tool calls, ends its turn, or hits the cap."""
-    schemas = [t.spec.schema_for_model() for t in turn.tools.values()]
-    for round_no in range(1, turn.spec.max_rounds + 1):
+    schemas = [t.spec.schema_for_model() for t in turn.deps.tools.values()]
+    for round_no in range(1, turn.deps.spec.max_rounds + 1):
         await turn.gate()
         if compaction := turn.context.compact():
-            turn.emit("context.compacted", payload=asdict(compaction))
+            turn.emit(ContextCompactedPayload(**asdict(compaction)))
         response, response_event = await call_llm_fitting(turn, schemas, round_no)
         turn.context.add(history_message(response))
         if not response.tool_calls:
             return TurnResult(response.text, round_no, "replied")
         await turn.charge(tool_calls=len(response.tool_calls))
         outcomes = await execute_calls(response.tool_calls, run=ToolRun(
-            tools=turn.tools, agent=turn.spec, make_ctx=turn.make_ctx, emit=turn.emit,
-            parent_event_id=response_event, dispatcher=turn.dispatcher, key_prefix=f"{turn.number}.{round_no}",
-            approval_timeout_s=turn.approval_timeout_s, models=turn.models, profile=turn.profile, charge=turn.charge,
-            journal=turn.journal, checkpoints=turn.checkpoints,
+            deps=turn.deps, make_ctx=turn.make_ctx, emit=turn.emit, parent_event_id=response_event,
+            key_prefix=f"{turn.number}.{round_no}", charge=turn.charge, journal=turn.journal,
         ))
         for outcome in outcomes:
             turn.context.add(outcome.to_message())
         if turn.end_requested:
             return TurnResult(None, round_no, "waiting")
-    cap = turn.spec.max_rounds
-    turn.emit("agent.error", status="max_rounds", payload={"error": f"no final answer after {cap} LLM rounds"})
-    return TurnResult(f"[{turn.spec.id} stopped after {cap} LLM rounds without a final answer]", cap, "max_rounds")
+    cap = turn.deps.spec.max_rounds
+    turn.emit(AgentErrorPayload(error=f"no final answer after {cap} LLM rounds"), status="max_rounds")
+    return TurnResult(f"[{turn.deps.spec.id} stopped after {cap} LLM rounds without a final answer]", cap, "max_rounds")
 
 
 __all__ = ["Journal", "Turn", "TurnResult", "call_llm", "call_llm_fitting", "history_message", "run_turn"]

@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from troupe.runtime.config import AgentSpec, ModelProfile
-from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, mcp_request
+from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.agent.dispatch import mcp_request
 from troupe.runtime.errors import (
     ModelVisibleError,
     PermissionDeniedError,
@@ -68,30 +68,27 @@ def render_result(value: Any) -> str:
     return text
 
 
-@dataclass
+@dataclass(frozen=True)
 class ToolRun:
-    """What running one turn's tool calls needs besides the calls (built by the agent's turn)."""
+    """What running one round's tool calls needs besides the calls: the agent's unchanged
+    :class:`~troupe.runtime.agent.deps.AgentDeps` plus the round's own parts."""
 
-    tools: dict[str, Tool]
-    agent: AgentSpec
+    deps: AgentDeps
     make_ctx: Callable[[ToolCall], ToolContext]
     emit: Emitter
+    """The agent's emitter (it adds the task the agent is working on)."""
     parent_event_id: str | None = None
-    dispatcher: Dispatcher | None = None
-    """Where calls run; an in-process dispatcher when unset."""
+    """The ``llm.response`` event that asked for these calls."""
     key_prefix: str = ""
     """Makes idempotency keys unique per turn and round (``"<turn>.<round>"``)."""
-    approval_timeout_s: float = 300.0
-    models: dict[str, ModelProfile] = field(default_factory=dict)
-    """The session's profiles, for MCP servers allowed to ask the runtime's LLM (sampling)."""
-    profile: str | None = None
-    """The calling agent's own profile (the default for sampling)."""
     charge: Callable[..., Awaitable[None]] | None = None
-    checkpoints: str | None = None
-    """The session's checkpoint store when it is durable (tool results are recorded there)."""
     journal: Any | None = None
     """The turn's :class:`troupe.runtime.agent.loop.Journal` when the session is checkpointed: a result recorded
     there is not run again when a crash replays the turn."""
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        return self.deps.tools
 
 
 def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
@@ -100,7 +97,7 @@ def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
             f"there is no tool {call.name!r}; your tools are: {', '.join(sorted(run.tools)) or 'none'}", tool=call.name
         )
     try:
-        check_permission(run.agent, tool.spec)
+        check_permission(run.deps.spec, tool.spec)
     except PermissionDeniedError as e:
         run.emit("guardrail.denied", tool=call.name, status="denied",
                  payload={"id": call.id, "reason": e.fields.get("reason", "permission"), "error": e.message})
@@ -138,12 +135,11 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         ctx.end_turn = ending
         ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
         if tool.spec.needs_approval:
-            await request_approval(ctx, tool.spec, call, timeout_s=run.approval_timeout_s, emit=emit)
+            await request_approval(ctx, tool.spec, call, timeout_s=run.deps.approval_timeout_s, emit=emit)
         job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
-                               agent=str(ctx.agent), call_id=call.id, checkpoints=run.checkpoints)
-        mcp = mcp_request(tool, ctx, run.models, run.profile) if tool.spec.execution is Execution.MCP else None
-        assert run.dispatcher is not None
-        value = await run.dispatcher.run(tool, job, ctx, mcp)
+                               agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints)
+        mcp = mcp_request(tool, ctx, run.deps.profile) if tool.spec.execution is Execution.MCP else None
+        value = await run.deps.dispatcher.run(tool, job, ctx, mcp)
         if mcp is not None:
             value = await _mcp_value(run, call, value, extra)
     except (RunError, asyncio.CancelledError):
@@ -212,25 +208,8 @@ def _bounded(value: dict[str, Any]) -> dict[str, Any]:
     return {"truncated": True, "chars": len(text), "preview": text[:_PREVIEW]}
 
 
-async def execute_calls(
-    calls: Sequence[ToolCall],
-    *,
-    tools: dict[str, Tool] | None = None,
-    agent: AgentSpec | None = None,
-    make_ctx: Callable[[ToolCall], ToolContext] | None = None,
-    emit: Emitter | None = None,
-    parent_event_id: str | None = None,
-    run: ToolRun | None = None,
-) -> list[ToolOutcome]:
-    """Run ``calls`` concurrently and return their outcomes in call order.
-
-    Pass a :class:`ToolRun`, or its four required parts as keywords.
-    """
-    if run is None:
-        assert tools is not None and agent is not None and make_ctx is not None and emit is not None
-        run = ToolRun(tools=tools, agent=agent, make_ctx=make_ctx, emit=emit, parent_event_id=parent_event_id)
-    if run.dispatcher is None:
-        run.dispatcher = LocalDispatcher()  # its own: results remembered by key must not leak between runs
+async def execute_calls(calls: Sequence[ToolCall], run: ToolRun) -> list[ToolOutcome]:
+    """Run ``calls`` concurrently and return their outcomes in call order."""
     return list(await asyncio.gather(*(_run_one(run, i, c) for i, c in enumerate(calls))))
 
 

@@ -6,9 +6,9 @@ response has been read; a lease whose holder vanished is reclaimed after ``lease
 are served in arrival order. :meth:`RateLimiter.hold` pauses the endpoint for everyone (a 429 with
 Retry-After means the server wants *all* callers to wait, not just the one it answered).
 
-:func:`limiter_for` gives the limiter of an endpoint: one per process (per event loop), or, inside a
-Ray worker, a client of the endpoint's named limiter actor (``actors/ratelimit_actor.py``) so the limit
-holds across every host of the cluster; if Ray cannot provide it, the in-process one is used.
+:func:`limiter_for` gives the limiter of an endpoint: one per process (per event loop), or, where
+the Ray edge installed one (:mod:`troupe.runtime.llm.edge`), a client of the endpoint's named limiter
+actor so the limit holds across every host of the cluster; if that fails, the in-process one is used.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.config import RateLimit
 from troupe.runtime.ids import unique_hex
-from troupe.runtime.process import in_ray_worker
+from troupe.runtime.llm.edge import current_edge
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +199,14 @@ def local_limiter(base_url: str, limit: RateLimit, *, clock: Clock = SYSTEM_CLOC
 
 
 def limiter_for(base_url: str, limit: RateLimit, *, clock: Clock = SYSTEM_CLOCK) -> Limiter:
-    """The endpoint's limiter: cluster-wide inside a Ray worker, else this process's."""
-    if in_ray_worker():
+    """The endpoint's limiter: the cluster-wide one the Ray edge installed (:mod:`troupe.runtime.llm.edge`),
+    else this process's."""
+    shared = current_edge().shared_limiter
+    if shared is not None:
         try:
-            from troupe.actors.ratelimit_actor import ray_limiter
-
-            return ray_limiter(base_url, limit, fallback=lambda: local_limiter(base_url, limit, clock=clock))
+            return shared(base_url, limit, lambda: local_limiter(base_url, limit, clock=clock))
         except Exception:  # noqa: BLE001 - a limit that holds per process beats no request at all
-            log.warning("no shared rate limiter for %s on Ray; limiting per process", base_url, exc_info=True)
+            log.warning("no shared rate limiter for %s; limiting per process", base_url, exc_info=True)
     return local_limiter(base_url, limit, clock=clock)
 
 

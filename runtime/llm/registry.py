@@ -6,30 +6,16 @@ replay-from-log model) is one :func:`register_provider` call rather than an edit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.config import ModelProfile
 from troupe.runtime.errors import ConfigError, UnknownModelError
+from troupe.runtime.llm.factory import ProviderContext, ProviderFactory, openai_fallbacks
 from troupe.runtime.llm.function import FunctionModel, load_function
 from troupe.runtime.llm.scripted import ScriptedModel
 from troupe.runtime.llm.types import LLMClient
 
-
-@dataclass(frozen=True)
-class ProviderContext:
-    """Everything a provider factory may need to build one agent's client."""
-
-    profile_name: str
-    profile: ModelProfile
-    profiles: Mapping[str, ModelProfile]
-    """All profiles of the team, for resolving fallbacks."""
-    agent: str
-    clock: Clock
-
-
-ProviderFactory = Callable[[ProviderContext], LLMClient]
 
 PROVIDERS: dict[str, ProviderFactory] = {}
 """Provider name (``ModelProfile.provider``) -> factory."""
@@ -82,29 +68,6 @@ def _scripted(ctx: ProviderContext) -> LLMClient:
 def _function(ctx: ProviderContext) -> LLMClient:
     assert ctx.profile.function is not None  # ModelProfile's validator guarantees it
     return FunctionModel(load_function(ctx.profile.function), agent=ctx.agent, name=ctx.profile_name)
-
-
-def openai_fallbacks(ctx: ProviderContext) -> list[tuple[str, ModelProfile]]:
-    """The profile's fallbacks, in order, checked: each must exist and be OpenAI-compatible."""
-    out: list[tuple[str, ModelProfile]] = []
-    for name in ctx.profile.fallbacks:
-        if name == ctx.profile_name or name in (n for n, _ in out):
-            continue
-        fb = ctx.profiles.get(name)
-        if fb is None:
-            raise UnknownModelError(
-                f"model profile {ctx.profile_name!r} falls back to unknown profile {name!r}; "
-                f"known profiles: {sorted(ctx.profiles)}",
-                profile=name,
-            )
-        if fb.provider != "openai":
-            raise ConfigError(
-                f"model profile {ctx.profile_name!r} falls back to {name!r}, whose provider is "
-                f"{fb.provider!r}; fallbacks must be OpenAI-compatible profiles (provider: openai)",
-                profile=name,
-            )
-        out.append((name, fb))
-    return out
 
 
 def _openai(ctx: ProviderContext) -> LLMClient:

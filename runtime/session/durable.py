@@ -93,7 +93,7 @@ class Durability:
         self.savers[name] = Saver(self.store, snapshot, self._before_save, seq=restored.seq if restored else 0)
         if isinstance(guest, AgentCore):
             saver = self.savers[name]
-            guest.checkpoint = saver.save
+            guest.save_with(saver.save)
 
     async def save(self, name: AgentId) -> None:
         saver = self.savers.get(name)

@@ -18,69 +18,31 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from pydantic import BaseModel
+from typing import Any
 
 from troupe.runtime.agent.core import AgentCore, control_message
+from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
-from troupe.runtime.config import AgentSpec, Placement, TeamConfig
-from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher
+from troupe.runtime.config import AgentSpec, TeamConfig
+from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
 from troupe.runtime.events import EventSink, make_event
 from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
-from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, RunId, SessionId, current_id_scope
+from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, SessionId
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
 from troupe.runtime.agent.state import AgentState
 from troupe.runtime.session.supervisor import SessionResult, Supervisor
+from troupe.runtime.session.services import HostServices
+from troupe.runtime.session.spec import AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, root_of
 from troupe.runtime.session.tasks import TaskRegistry
 from troupe.tools.builtins import default_registry
 from troupe.tools.registry import ToolRegistry
 from troupe.tools.spec import Tool
 
-SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
 _REMEMBER_CLOSED = 100_000
-
-SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
-    BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
-    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
-    SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
-                           "request_approval", "decide", "pending_approvals", "resumed"}),
-}
-AGENT_METHODS = frozenset({"describe"})
-
-
-class SessionSpec(BaseModel):
-    """What every host of a session is told about it (crosses processes)."""
-
-    session_id: SessionId
-    run_id: RunId
-    team: TeamConfig
-    placement: Placement = Placement.DEDICATED
-    stream_tokens: bool = False
-    checkpoints: str | None = None
-    """The checkpoint store (:mod:`troupe.runtime.storage.checkpoint`) when the session is durable, else ``None``."""
-
-    def members(self) -> list[AgentId]:
-        return [a.id for a in self.team.agents]
-
-    def all_names(self) -> list[AgentId]:
-        return [*SERVICES, *self.members()]
-
-
-class Transport(Protocol):
-    """Reaches logical actors held by other hosts."""
-
-    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool: ...
-
-    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any: ...
-
-
-def root_of(agent: AgentId) -> AgentId:
-    return AgentId(agent.split(".", 1)[0])
 
 
 @dataclass
@@ -99,33 +61,8 @@ class _Held:
     """Set when the session is checkpointed (:mod:`troupe.runtime.session.durable`)."""
     owed: list[Envelope] = field(default_factory=list)
     """Notices restored services still owe, sent by :meth:`HostCore.begin`."""
-
-
-class _Services:
-    """The :class:`~troupe.tools.context.SessionServices` an agent on this host uses."""
-
-    def __init__(self, host: HostCore, session_id: SessionId) -> None:
-        self._host = host
-        self._session_id = session_id
-
-    async def call(self, target: AgentId, method: str, /, **kwargs: Any) -> Any:
-        scope = current_id_scope()
-        if scope is not None:  # in a turn or a tool call: a replay after a crash sends the same id
-            kwargs[REQUEST_ID] = scope.next_hex()
-        return await self._host.call(self._session_id, AgentId(target), method, kwargs)
-
-    async def send(self, envelope: Envelope) -> None:
-        await self._host.send(envelope)
-
-    async def spawn_child(self, spec: AgentSpec, *, parent: AgentId) -> AgentId:
-        return await self._host.spawn_child(self._session_id, spec, parent=parent)
-
-    async def terminate(self, agent: AgentId) -> None:
-        await self._host.deliver(self._session_id, agent, control_message(self._session_id, agent, ControlOp.TERMINATE))
-
-    def members(self) -> Sequence[AgentId]:
-        held = self._host.sessions[self._session_id]
-        return [*held.spec.members(), *(g for g in held.guests if "." in g)]
+    opened: bool = False
+    """The session's model profiles are registered with the dispatcher (when its MCP servers sample)."""
 
 
 class HostCore:
@@ -173,6 +110,10 @@ class HostCore:
         and leaves them still: :meth:`begin` sets them going once every host of the session is
         back (a restored agent goes on at once, and must find the others there)."""
         held = self.sessions.setdefault(spec.session_id, _Held(spec))
+        if not held.opened:
+            held.opened = True
+            if samples(spec.team.mcp_servers):
+                await self.dispatcher.open_session(str(spec.session_id), spec.team.models)
         if spec.checkpoints and held.durable is None:
             held.durable = Durability(store_at(spec.checkpoints), spec.session_id, self.flush_events)
         loaded: dict[AgentId, ActorCheckpoint] = {}
@@ -290,16 +231,15 @@ class HostCore:
         llm = self.llm_factory(profile_name, spec.team.models, agent=str(agent.id))
         held.llms.append(llm)
         tools = {t.name: t for t in (held.registry or self.registry).resolve(agent.tools)}
-        core = AgentCore(
+        profile = spec.team.models[profile_name]
+        core = AgentCore(AgentDeps(
             spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
-            services=_Services(self, spec.session_id), emit=self.emitter(spec, str(agent.id)),
-            team=spec.team.agents, stream_tokens=spec.stream_tokens,
-            temperature=spec.team.models[profile_name].temperature, parent=parent, dispatcher=self.dispatcher,
-            workspace=spec.team.workspace, approval_timeout_s=spec.team.approval_timeout_s,
-            models=spec.team.models, profile=profile_name,
-        )
-        core.checkpoints_at = spec.checkpoints
-        core.backpressure = getattr(self.sink, "wait_for_room", None)
+            services=HostServices(self, spec.session_id), emit=self.emitter(spec, str(agent.id)), dispatcher=self.dispatcher,
+            team=spec.team.agents, parent=parent, profile=profile_name, temperature=profile.temperature,
+            context_retries=profile.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
+            approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints,
+            backpressure=getattr(self.sink, "wait_for_room", None),
+        ))
         if agent.subscriptions:
             for prefix in agent.subscriptions:
                 self._spawn_bg(self.call(spec.session_id, BLACKBOARD, "subscribe", {"agent": str(agent.id), "prefix": prefix}),
@@ -370,6 +310,9 @@ class HostCore:
         for llm in held.llms:  # one at a time: most close at once, and a task each would cost more
             with contextlib.suppress(Exception):
                 await llm.aclose()
+        if held.opened and samples(held.spec.team.mcp_servers):
+            with contextlib.suppress(Exception):
+                await self.dispatcher.close_session(str(session_id))
 
     async def close(self) -> None:
         for sid in list(self.sessions):
@@ -531,4 +474,4 @@ class HostCore:
         }
 
 
-__all__ = ["SERVICES", "SessionSpec", "Transport", "HostCore", "root_of"]
+__all__ = ["HostCore"]

@@ -14,7 +14,8 @@ from troupe.runtime.config import Placement
 from troupe.runtime.eventlog.buffer import EventBuffer
 from troupe.runtime.eventlog.core import EventLogCore
 from troupe.runtime.events import Event
-from troupe.runtime.session.host import HostCore, SessionSpec
+from troupe.runtime.session.host import HostCore
+from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
 from troupe.tools.registry import ToolRegistry

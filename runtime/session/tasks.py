@@ -10,94 +10,35 @@ await completion without polling either.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final, Self
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from troupe.runtime.session.blackboard import ensure_json, json_preview
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
-from troupe.runtime.errors import InvalidTransitionError, ModelVisibleError
+from troupe.runtime.errors import InvalidTransitionError
 from troupe.runtime.events import Emitter, null_emitter
 from troupe.runtime.ids import AgentId, SessionId, TaskId
 from troupe.runtime.messages import ControlOp, MessageKind
+from troupe.runtime.session.task_model import (
+    ALLOWED_TRANSITIONS,
+    Task,
+    TaskError,
+    TaskStatus,
+    UnknownTaskError,
+    completion_text,
+    merge_artifacts,
+    status_names,
+    status_of,
+    task_id_of,
+)
 
 Notify = Callable[[AgentId, MessageKind, str, dict[str, Any]], None]
 """How a core asks its host to message an agent: recipient, kind, content text, data."""
 
 EVENT_OUTPUT_LIMIT: Final = 2048
 """Characters of JSON text of a task's output copied into a ``task.status`` event."""
-NOTICE_OUTPUT_LIMIT: Final = 500
-"""Characters of output quoted in a completion notice's text (the full output is in its data)."""
 SNAPSHOT_FORMAT: Final = 1
 _HINT_IDS: Final = 20
-
-
-class TaskStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    BLOCKED = "blocked"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-TERMINAL: Final = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
-ALLOWED_TRANSITIONS: Final[dict[TaskStatus, frozenset[TaskStatus]]] = {
-    TaskStatus.PENDING: frozenset(
-        {TaskStatus.RUNNING, TaskStatus.BLOCKED, TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED}
-    ),
-    TaskStatus.RUNNING: frozenset({TaskStatus.BLOCKED, TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED}),
-    TaskStatus.BLOCKED: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
-    TaskStatus.DONE: frozenset(),
-    TaskStatus.FAILED: frozenset(),
-    TaskStatus.CANCELLED: frozenset(),
-}
-"""A blocked task must be resumed (``running``) before it can be ``done``; terminal states are final."""
-
-_ORDER = list(TaskStatus)
-
-
-class TaskError(ModelVisibleError, ValueError):
-    """A task request that cannot be carried out as asked (duplicate id, terminal parent, bad field)."""
-
-
-class UnknownTaskError(ModelVisibleError, LookupError):
-    """No task has this id; the message lists known ids so the caller can correct itself."""
-
-
-class Task(BaseModel):
-    """One unit of delegated work. Immutable: the registry replaces it on every change."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: TaskId
-    parent_id: TaskId | None = None
-    session_id: SessionId
-    assignee: AgentId | None = None
-    created_by: AgentId
-    goal: str
-    status: TaskStatus = TaskStatus.PENDING
-    input: Any = None
-    output: Any = None
-    error: str | None = None
-    artifacts: list[str] = Field(default_factory=list)
-    """References to what the task produced (blackboard keys, file paths), in the order added."""
-    children: list[TaskId] = Field(default_factory=list)
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL
 
 
 _ANY: Any = object()
@@ -215,7 +156,7 @@ class TaskRegistry:
         """
         by = AgentId(by)
         task = self._get(TaskId(task_id))
-        new_status = _status(status) if status is not None else task.status
+        new_status = status_of(status) if status is not None else task.status
         if task.terminal:
             raise InvalidTransitionError(
                 f"task '{task.id}' is already {task.status} and cannot change any more "
@@ -227,7 +168,7 @@ class TaskRegistry:
         if new_status != task.status and new_status not in ALLOWED_TRANSITIONS[task.status]:
             raise InvalidTransitionError(
                 f"task '{task.id}' cannot move from {task.status} to {new_status}; "
-                f"allowed next statuses from {task.status}: {_names(ALLOWED_TRANSITIONS[task.status])}",
+                f"allowed next statuses from {task.status}: {status_names(ALLOWED_TRANSITIONS[task.status])}",
                 task_id=str(task.id),
                 current=task.status.value,
                 requested=new_status.value,
@@ -240,7 +181,7 @@ class TaskRegistry:
                 raise TaskError(f"task error must be a string, got {type(error).__name__}")
             changes["error"] = error
         if artifacts is not None:
-            changes["artifacts"] = _merge_artifacts(task.artifacts, artifacts)
+            changes["artifacts"] = merge_artifacts(task.artifacts, artifacts)
 
         updated = task.model_copy(update=changes)
         self._tasks[updated.id] = updated
@@ -305,7 +246,7 @@ class TaskRegistry:
     # reads ---------------------------------------------------------------------------------
     def get(self, task_id: TaskId | str) -> Task:
         """The task with this id, or :class:`UnknownTaskError` listing the known ids."""
-        return self._get(_task_id(task_id))
+        return self._get(task_id_of(task_id))
 
     def list(
         self,
@@ -321,9 +262,9 @@ class TaskRegistry:
         if status is None:
             wanted = None
         elif isinstance(status, str):
-            wanted = {_status(status)}
+            wanted = {status_of(status)}
         else:
-            wanted = {_status(s) for s in status}
+            wanted = {status_of(s) for s in status}
         out = []
         for task in self._tasks.values():
             if wanted is not None and task.status not in wanted:
@@ -342,7 +283,7 @@ class TaskRegistry:
         node is ``{session_id, children: [every top-level task]}``.
         """
         if root_id is not None:
-            return self._node(self._get(_task_id(root_id)))
+            return self._node(self._get(task_id_of(root_id)))
         roots = [t for t in self._tasks.values() if t.parent_id is None]
         return {"session_id": str(self.session_id), "children": [self._node(t) for t in roots]}
 
@@ -361,7 +302,7 @@ class TaskRegistry:
         Woken by registry changes rather than polling. ``timeout`` is measured with the registry's
         clock; when it runs out the builtin :class:`TimeoutError` is raised naming what is still open.
         """
-        ids = [_task_id(t) for t in task_ids]
+        ids = [task_id_of(t) for t in task_ids]
         for tid in ids:
             self._get(tid)
         if timeout is None:
@@ -464,7 +405,7 @@ class TaskRegistry:
         self._notify(
             target,
             MessageKind.NOTICE,
-            _completion_text(task),
+            completion_text(task),
             {"task_id": str(task.id), "status": task.status.value, "output": task.output, "error": task.error},
         )
 
@@ -499,59 +440,8 @@ class TaskRegistry:
         return registry
 
 
-def _task_id(value: TaskId | str) -> TaskId:
-    """A TaskId, turning a malformed id into an UnknownTaskError (no such task can exist)."""
-    try:
-        return TaskId(value)
-    except ValueError as e:
-        raise UnknownTaskError(str(e), task_id=str(value)) from None
-
-
-def _status(value: TaskStatus | str) -> TaskStatus:
-    try:
-        return TaskStatus(value)
-    except ValueError:
-        raise TaskError(f"unknown task status {value!r}; use one of {_names(TaskStatus)}") from None
-
-
-def _names(statuses: Iterable[TaskStatus]) -> str:
-    ordered = sorted(statuses, key=_ORDER.index)
-    return ", ".join(s.value for s in ordered) if ordered else "none"
-
-
-def _merge_artifacts(current: list[str], new: Iterable[str]) -> list[str]:
-    if isinstance(new, str):
-        new = [new]
-    out = list(current)
-    for item in new:
-        if not isinstance(item, str) or not item:
-            raise TaskError(f"artifacts must be non-empty strings (blackboard keys, paths), got {item!r}")
-        if item not in out:
-            out.append(item)
-    return out
-
-
-def _completion_text(task: Task) -> str:
-    """``Task t-1 done: <output>`` / ``Task t-1 failed: <error>``, quoting at most a few hundred characters."""
-    if task.status is TaskStatus.FAILED:
-        detail = _preview_text(task.error) if task.error else "no error given"
-    elif task.output is not None:
-        detail = _preview_text(task.output)
-    elif task.error:
-        detail = _preview_text(task.error)
-    else:
-        detail = "no output" if task.status is TaskStatus.DONE else ""
-    return f"Task {task.id} {task.status}: {detail}" if detail else f"Task {task.id} {task.status}."
-
-
-def _preview_text(value: Any, limit: int = NOTICE_OUTPUT_LIMIT) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 __all__ = [
     "ALLOWED_TRANSITIONS",
-    "TERMINAL",
     "Task",
     "TaskError",
     "TaskRegistry",

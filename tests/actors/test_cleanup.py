@@ -20,19 +20,19 @@ import psutil
 import pytest
 import ray
 
+from benchmarks.support.cancel_tools import MCP_SERVER, mcp_config
+from benchmarks.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import ModelProfile, TeamConfig, parse_team
-from troupe.runtime.agent.dispatch import McpRequest, SessionModels
+from troupe.runtime.agent.dispatch import SessionModels
 from troupe.runtime.ids import SessionId
 from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call
-from tests.support.cancel_tools import MCP_SERVER, mcp_config
 from tests.support.mcp_servers import stdio_config
-from tests.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
 from troupe.tools.mcp import McpManager
 from troupe.tools.mcp.models import CallerInfo
 
-FIX = "tests.support.cancel_tools"
+FIX = "benchmarks.support.cancel_tools"
 SLEEP_MARK = "61.25"
 """The shell command of a cancelled session is ``sleep 61.25``: a process with that in its command
 line after the batch is one the shell tool left behind."""
@@ -215,9 +215,10 @@ def test_a_node_keeps_the_sampling_profiles_of_its_latest_sessions_only() -> Non
     """The MCP actor of a node outlives every session it serves; what it keeps per session is bounded."""
     models = {"m": ModelProfile(provider="scripted")}
     kept = SessionModels(cap=2)
-    for sid in ("s-1", "s-2", "s-1", "s-3"):  # s-1 called again: it is recent, s-2 is not
-        kept.remember(McpRequest(server="x", config=stdio_config(), tool="t", session_id=sid, models=models))
-    kept.remember(McpRequest(server="x", config=stdio_config(), tool="t", session_id="s-4"))  # no sampling: not kept
+    for sid in ("s-1", "s-2", "s-1", "s-3"):  # s-1 registered again: it is recent, s-2 is not
+        kept.register(sid, models)
+    kept.register("s-4", models)
+    kept.forget("s-4")  # a closed session is forgotten
     assert len(kept) == 2
     assert kept.of(CallerInfo(session_id="s-1")) == models and kept.of(CallerInfo(session_id="s-3")) == models
     assert kept.of(CallerInfo(session_id="s-2")) == {}

@@ -23,7 +23,7 @@ from troupe.runtime.storage.checkpoint import (
 )
 from troupe.runtime.config import Placement
 from troupe.runtime.ids import IdScope, MessageId, SessionId
-from troupe.runtime.session.tasks import Task, TaskStatus
+from troupe.runtime.session.task_model import Task, TaskStatus
 from tests.runtime.teams import team
 from tests.support.s3_server import S3Server, s3_server  # noqa: F401  (fixture)
 

@@ -20,7 +20,9 @@ from troupe.runtime.errors import (
 from troupe.runtime.agent.guardrails import check_permission
 from troupe.runtime.ids import AgentId, RunId, SessionId
 from troupe.runtime.llm.types import ChatMessage, ToolCall
-from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, ToolOutcome, execute_calls, render_result
+from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, ToolOutcome, ToolRun, execute_calls, render_result
+from troupe.runtime.llm.scripted import ScriptedModel
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool, ToolSpec, tool
 
@@ -140,6 +142,10 @@ class Harness:
         self.emit = Recorder()
         self.ctx_for: list[str] = []
 
+    def deps(self) -> AgentDeps:
+        return AgentDeps(spec=self.spec, session_id=SessionId("s-1"), run_id=RunId("r-1"), llm=ScriptedModel([]),
+                         tools=self.tools, services=_Services(), emit=self.emit)
+
     def make_ctx(self, call: ToolCall) -> ToolContext:
         self.ctx_for.append(call.id)
         return ToolContext(session_id=SessionId("s-1"), run_id=RunId("r-1"), agent=AgentId(self.spec.id),
@@ -147,8 +153,8 @@ class Harness:
 
     async def run(self, *calls: ToolCall, parent_event_id: str | None = "ev-1") -> list[ToolOutcome]:
         return await asyncio.wait_for(
-            execute_calls(calls, tools=self.tools, agent=self.spec, make_ctx=self.make_ctx, emit=self.emit,
-                          parent_event_id=parent_event_id),
+            execute_calls(calls, ToolRun(deps=self.deps(), make_ctx=self.make_ctx, emit=self.emit,
+                                         parent_event_id=parent_event_id)),
             timeout=2,
         )
 

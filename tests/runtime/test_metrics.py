@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from troupe.actors.ray_metrics import MeteredBuffer, RayRecorder, sweep_progress_reporter
+from troupe.actors.ray_metrics import MeteredBuffer, RayRecorder, mailbox_depths, sweep_progress_reporter
 from troupe.runtime.events import make_event
-from troupe.runtime.eventlog.metrics import OTHER, SPECS, MetricsBatch, MetricsCore, mailbox_depths, sweep_gauges
+from troupe.runtime.eventlog.metrics import OTHER, SPECS, MetricsBatch, MetricsCore, sweep_gauges
 from tests.runtime.teams import call, team
 
 TEAMS = {"s-1": "research", "s-2": "research", "s-3": "coding"}
@@ -157,7 +157,27 @@ def test_sweep_reporter_is_none_without_ray(monkeypatch: pytest.MonkeyPatch) -> 
     import sys
 
     monkeypatch.delitem(sys.modules, "ray", raising=False)
-    assert sweep_progress_reporter("r-x", "suite") is None
+    assert sweep_progress_reporter() is None
+
+
+def test_sweep_reporter_tags_the_gauges_with_the_progress_run_and_suite(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    import troupe.actors.ray_metrics as ray_metrics
+    from troupe.evals.sweep import Progress
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: True))
+    monkeypatch.setenv("TROUPE_METRICS", "1")
+    recorded: list[MetricsBatch] = []
+    monkeypatch.setattr(ray_metrics, "recorder", lambda: types.SimpleNamespace(record=recorded.append))
+    report = sweep_progress_reporter()
+    assert report is not None
+    report(Progress(total=5, run_id="r-eval-1", suite="bench", skipped=1, done=2, running=1, passed=2))
+    assert as_dict(recorded[0].gauges) == {
+        key("troupe_sweep_samples", run="r-eval-1", suite="bench", state=state): value
+        for state, value in {"total": 5, "done": 3, "running": 1, "failed": 0, "passed": 2}.items()
+    }
 
 
 class FakeMetric:
@@ -206,7 +226,7 @@ async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically
         cfg = team([{"id": "lead", "tools": ["tests.support.tool_fixtures:io_wait"]}],
                    scripts={"lead": [{"tool_calls": [call("io_wait", seconds=0, folder="/tmp", tag="m")]},
                                      {"text": "done"}]})
-        from troupe.runtime.session.host import SessionSpec
+        from troupe.runtime.session.spec import SessionSpec
         from troupe.runtime.ids import RunId, SessionId
 
         spec = SessionSpec(session_id=SessionId.new(), run_id=RunId.new(), team=cfg, placement="packed")
@@ -230,7 +250,8 @@ async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically
 
 
 def test_mailbox_depths_sum_agents_of_one_team_across_sessions() -> None:
-    from troupe.runtime.session.host import HostCore, SessionSpec
+    from troupe.runtime.session.host import HostCore
+    from troupe.runtime.session.spec import SessionSpec
     from troupe.runtime.ids import RunId, SessionId
     from troupe.runtime.messages import Envelope
 

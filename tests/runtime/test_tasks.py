@@ -14,15 +14,15 @@ from troupe.runtime.clock import FakeClock
 from troupe.runtime.errors import InvalidTransitionError, ModelVisibleError, TroupeError
 from troupe.runtime.ids import AgentId, TaskId
 from troupe.runtime.messages import MessageKind
-from troupe.runtime.session.tasks import (
+from troupe.runtime.session.task_model import (
     ALLOWED_TRANSITIONS,
     TERMINAL,
     Task,
     TaskError,
-    TaskRegistry,
     TaskStatus,
     UnknownTaskError,
 )
+from troupe.runtime.session.tasks import TaskRegistry
 
 from tests.support.cores import SID, START, Recorder
 

@@ -20,7 +20,8 @@ from troupe.runtime.config import AgentSpec, PermissionLevel, Permissions
 from troupe.runtime.errors import ModelVisibleError, ToolArgumentError
 from troupe.runtime.ids import BLACKBOARD, TASKS, AgentId, MessageId, RunId, SessionId, TaskId
 from troupe.runtime.messages import Envelope, MessageKind
-from troupe.runtime.session.tasks import TaskRegistry, TaskStatus
+from troupe.runtime.session.task_model import TaskStatus
+from troupe.runtime.session.tasks import TaskRegistry
 from troupe.tools.builtins import BUILTIN_TOOLS, default_registry
 from troupe.tools.builtins.blackboard import blackboard_get, blackboard_list, blackboard_put
 from troupe.tools.builtins.calculator import calculator

@@ -7,8 +7,8 @@
 
 :class:`LocalModelClient` is lazy: building it checks that the extra and the weights are installed
 (config mistakes surface early) but starts nothing. The first :meth:`~LocalModelClient.complete`
-finds the endpoint - inside a Ray worker, the node's shared server actor
-(:func:`troupe.actors.local_model_actor.get_node_server`); elsewhere a server owned by this process, one per
+finds the endpoint - where the Ray edge lends one (:mod:`troupe.runtime.llm.edge`), the node's shared
+server actor; elsewhere a server owned by this process, one per
 model, stopped at exit or by :func:`stop_local_servers` - and from then on every request goes
 through a plain :class:`~troupe.runtime.llm.openai_client.OpenAIChatClient` at ``http://127.0.0.1:PORT/v1``.
 
@@ -36,9 +36,9 @@ from troupe.runtime.config import ModelProfile
 from troupe.runtime.errors import ConfigError, ProviderError
 from troupe.runtime.llm.local.weights import LOCAL_EXTRA_HINT, check_model_available, model_key, short_name
 from troupe.runtime.llm.openai_client import OpenAIChatClient
-from troupe.runtime.llm.registry import ProviderContext, openai_fallbacks
+from troupe.runtime.llm.factory import ProviderContext, openai_fallbacks
 from troupe.runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
-from troupe.runtime.process import in_ray_worker
+from troupe.runtime.llm.edge import current_edge
 
 if TYPE_CHECKING:
     import httpx2
@@ -111,12 +111,11 @@ def stop_local_servers() -> None:
 
 
 async def resolve_endpoint(model: str | None) -> str:
-    """The base URL (``http://127.0.0.1:PORT``) of a running server for ``model``."""
-    if in_ray_worker():
-        from troupe.actors.local_model_actor import get_node_server
-
-        handle = get_node_server(model_key(model), server_options=server_options())
-        return await handle.endpoint.remote(model_key(model))
+    """The base URL (``http://127.0.0.1:PORT``) of a running server for ``model``: the node's shared
+    one where the Ray edge lends it (:mod:`troupe.runtime.llm.edge`), else this process's own."""
+    shared = current_edge().local_endpoint
+    if shared is not None:
+        return await shared(model_key(model), server_options())
     return await asyncio.to_thread(_start_process_server, model)
 
 
@@ -225,14 +224,6 @@ def build_local_client(ctx: ProviderContext) -> LLMClient:
         ) from None
     return LocalModelClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=openai_fallbacks(ctx), clock=ctx.clock)
 
-
-def _register() -> None:
-    from troupe.runtime.llm.registry import register_provider
-
-    register_provider("local", build_local_client)
-
-
-_register()
 
 __all__ = [
     "CTX_ENV",

@@ -1,0 +1,64 @@
+"""What an agent needs from its session, in one frozen bag.
+
+The host builds an :class:`AgentDeps` once per agent and the agent passes it, unchanged, to each
+:class:`~troupe.runtime.agent.loop.Turn` and on to each :class:`~troupe.runtime.agent.toolexec.ToolRun`:
+one place says what a turn can reach, and nothing is set on an agent from outside after it exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher
+from troupe.runtime.config import AgentSpec, WorkspaceConfig
+from troupe.runtime.events import Emitter
+from troupe.runtime.ids import AgentId, RunId, SessionId
+from troupe.runtime.llm.types import LLMClient
+from troupe.tools.context import SessionServices
+from troupe.tools.spec import Tool
+
+DEFAULT_CONTEXT_RETRIES = 2
+"""Shrink-and-retry rounds after a context-length error when the agent's profile does not say."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentDeps:
+    """Everything an agent takes from the host that runs it (plain objects; no Ray)."""
+
+    spec: AgentSpec
+    """The agent's definition from the team file (or its parent's ``delegate`` call)."""
+    session_id: SessionId
+    run_id: RunId
+    llm: LLMClient
+    """The agent's model client, built from its profile."""
+    tools: Mapping[str, Tool]
+    """The tools granted to the agent, by name."""
+    services: SessionServices
+    """The session's blackboard, task registry, supervisor and messaging, wherever they live."""
+    emit: Emitter
+    """Emits this agent's events (the agent adds its current task id)."""
+    dispatcher: Dispatcher = field(default_factory=LocalDispatcher)
+    """Where tool calls run: in this process, or through the cluster's scheduler."""
+    team: Sequence[AgentSpec] = ()
+    """The team's agents, for the system prompt."""
+    parent: AgentId | None = None
+    """The agent that spawned this one (``delegate``), if any."""
+    profile: str | None = None
+    """The name of the model profile the agent runs on."""
+    temperature: float | None = None
+    context_retries: int = DEFAULT_CONTEXT_RETRIES
+    """Shrink-and-retry rounds after a context-length error (from the profile)."""
+    stream_tokens: bool = False
+    """Emit ``llm.token`` events while the model streams."""
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    """Where the session's files live (the file and shell tools)."""
+    approval_timeout_s: float = 300.0
+    """How long a call that needs approval waits before it is denied."""
+    checkpoints: str | None = None
+    """The session's checkpoint store when it is durable (tool results are recorded there by key)."""
+    backpressure: Callable[[], Awaitable[None]] | None = None
+    """Waits while the host's event buffer is over its high-water mark (before each model round)."""
+
+
+__all__ = ["DEFAULT_CONTEXT_RETRIES", "AgentDeps"]

@@ -1,0 +1,54 @@
+"""What every host of a session is told about it, and how hosts reach each other's logical actors."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from troupe.runtime.config import Placement, TeamConfig
+from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, RunId, SessionId
+from troupe.runtime.messages import Envelope
+
+SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
+
+SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
+    BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
+    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
+    SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
+                           "request_approval", "decide", "pending_approvals", "resumed"}),
+}
+AGENT_METHODS = frozenset({"describe"})
+
+
+class SessionSpec(BaseModel):
+    """What every host of a session is told about it (crosses processes)."""
+
+    session_id: SessionId
+    run_id: RunId
+    team: TeamConfig
+    placement: Placement = Placement.DEDICATED
+    stream_tokens: bool = False
+    checkpoints: str | None = None
+    """The checkpoint store (:mod:`troupe.runtime.storage.checkpoint`) when the session is durable, else ``None``."""
+
+    def members(self) -> list[AgentId]:
+        return [a.id for a in self.team.agents]
+
+    def all_names(self) -> list[AgentId]:
+        return [*SERVICES, *self.members()]
+
+
+class Transport(Protocol):
+    """Reaches logical actors held by other hosts."""
+
+    async def deliver(self, session_id: SessionId, agent: AgentId, envelope: Envelope) -> bool: ...
+
+    async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any: ...
+
+
+def root_of(agent: AgentId) -> AgentId:
+    return AgentId(agent.split(".", 1)[0])
+
+
+__all__ = ["AGENT_METHODS", "SERVICES", "SERVICE_METHODS", "SessionSpec", "Transport", "root_of"]
