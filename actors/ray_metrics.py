@@ -20,7 +20,8 @@ from typing import Any
 
 from troupe.runtime.eventlog.buffer import EventBuffer, Ship
 from troupe.runtime.events import Event
-from troupe.runtime.eventlog.metrics import COUNTER, GAUGE, SPECS, MetricsBatch, MetricsCore, mailbox_depths, sweep_gauges
+from troupe.runtime.agent.core import AgentCore
+from troupe.runtime.eventlog.metrics import COUNTER, GAUGE, SPECS, MetricsBatch, MetricsCore, sweep_gauges
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +82,20 @@ def recorder() -> RayRecorder:
     if _recorder is None:
         _recorder = RayRecorder()
     return _recorder
+
+
+def mailbox_depths(sessions: Mapping[Any, Any]) -> dict[tuple[str, str], int]:
+    """Messages waiting per (team, agent), summed over the sessions a host holds
+    (``HostCore.sessions``: session id -> its share, with ``spec`` and ``guests``); only the agents
+    this process runs (an :class:`~troupe.runtime.agent.core.AgentCore`) are counted."""
+    out: dict[tuple[str, str], int] = {}
+    for held in list(sessions.values()):
+        team = held.spec.team.name
+        for agent, guest in list(held.guests.items()):
+            if isinstance(guest, AgentCore):
+                key = (team, str(agent))
+                out[key] = out.get(key, 0) + len(guest.mailbox)
+    return out
 
 
 class MeteredBuffer(EventBuffer):
@@ -156,16 +171,18 @@ def host_event_buffer(ship: Ship, sessions: Callable[[], Mapping[Any, Any]]) -> 
     return EventBuffer(ship)
 
 
-def sweep_progress_reporter(run_id: str, suite: str) -> Callable[[Any], None] | None:
-    """A callback setting ``troupe_sweep_samples{run, suite, state}`` from a sweep's progress, or
-    ``None`` where there is nothing to report to (no Ray in this process, or metrics off)."""
+def sweep_progress_reporter() -> Callable[[Any], None] | None:
+    """A sweep's ``on_progress`` callback setting ``troupe_sweep_samples{run, suite, state}`` from its
+    :class:`~troupe.evals.sweep.Progress` (which names the run and the suite), or ``None`` where there
+    is nothing to report to (no Ray in this process, or metrics off)."""
     ray = sys.modules.get("ray")
     if ray is None or not ray.is_initialized() or not metrics_enabled():
         return None
 
     def report(progress: Any) -> None:
         try:
-            gauges = [("troupe_sweep_samples", {"run": run_id, "suite": suite, "state": state}, value)
+            tags = {"run": progress.run_id, "suite": progress.suite}
+            gauges = [("troupe_sweep_samples", {**tags, "state": state}, value)
                       for state, value in sweep_gauges(progress).items()]
             recorder().record(MetricsBatch(gauges=gauges))
         except Exception:
@@ -174,5 +191,5 @@ def sweep_progress_reporter(run_id: str, suite: str) -> Callable[[Any], None] | 
     return report
 
 
-__all__ = ["MeteredBuffer", "RayRecorder", "host_event_buffer", "metrics_enabled", "recorder",
+__all__ = ["MeteredBuffer", "RayRecorder", "host_event_buffer", "mailbox_depths", "metrics_enabled", "recorder",
            "sweep_progress_reporter"]

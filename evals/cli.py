@@ -63,6 +63,20 @@ def progress_printer(out: TextIO | None = None, *, every_s: float = PROGRESS_EVE
     return log_line
 
 
+def fan_out(*callbacks: Callable[[Progress], None] | None) -> Callable[[Progress], None] | None:
+    """One progress callback calling each of ``callbacks`` given (``None`` when none is)."""
+    chosen = [c for c in callbacks if c is not None]
+    if not chosen:
+        return None
+    if len(chosen) == 1:
+        return chosen[0]
+
+    def each(p: Progress) -> None:
+        for callback in chosen:
+            callback(p)
+    return each
+
+
 def _lake(value: str | None) -> str:
     from troupe.runtime.eventlog.lake import default_lake
 
@@ -72,6 +86,7 @@ def _lake(value: str | None) -> str:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    from troupe.actors.ray_metrics import sweep_progress_reporter  # the dashboard's troupe_sweep_samples gauges
     from troupe.evals.report_text import terminal_summary
     from troupe.evals.suite import load_suite
     from troupe.evals.sweep import Sweep
@@ -83,10 +98,10 @@ async def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--limit must be at least 1, got {args.limit}")
         suite.cases = suite.cases[:args.limit]
     quiet = args.json
-    show = None if quiet else progress_printer()
     troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement="packed",
                                   logging_level=logging.WARNING)
     try:
+        show = fan_out(None if quiet else progress_printer(), sweep_progress_reporter())
         sweep = Sweep(troupe, suite, grid=parse_grid(args.grid), model=args.model, samples=args.samples,
                       concurrency=args.concurrency, run_id=args.run_id, on_progress=show)
         if not quiet:
@@ -229,4 +244,4 @@ def add_parser(sub: Any) -> None:
     base.set_defaults(func=_baseline)
 
 
-__all__ = ["add_parser", "parse_grid"]
+__all__ = ["add_parser", "fan_out", "parse_grid", "progress_printer"]

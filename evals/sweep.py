@@ -131,6 +131,8 @@ def team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) -> 
 
 @dataclass
 class Progress:
+    """A sweep's counts so far, handed to its ``on_progress`` callback as they move."""
+
     total: int
     skipped: int = 0
     done: int = 0
@@ -140,6 +142,9 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     finish_s: tuple[float, float] = (0.0, 0.0)
     """Seconds the end of the sweep took: grading the last batch, then compacting events and results."""
+    run_id: str = ""
+    suite: str = ""
+    """The sweep's run id and suite name (what a progress callback reports them under)."""
 
     @property
     def rate(self) -> float:
@@ -181,10 +186,8 @@ class Sweep:
         self.concurrency = concurrency
         self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples)
         self.on_progress = on_progress or (lambda p: None)
-        from troupe.actors.ray_metrics import sweep_progress_reporter  # troupe_sweep_samples gauges; None without Ray
-
-        if (metrics := sweep_progress_reporter(self.run_id, suite.suite.name)) is not None:
-            self.on_progress = lambda p, report=self.on_progress: (metrics(p), report(p))[1]
+        """Called with the :class:`Progress` as it moves (``troupe eval run`` also feeds the Ray
+        dashboard's ``troupe_sweep_samples`` gauges from it)."""
         self.lake = str(troupe.lake)
         self._teams: dict[tuple[str, ...], TeamConfig] = {}
         self._pending: list[_Finished] = []
@@ -297,7 +300,8 @@ class Sweep:
         specs = expand(self.suite, self.grid, self.samples)
         done = done_sample_ids(self.lake, self.run_id)
         todo = [s for s in specs if s.sample_id not in done]
-        progress = Progress(total=len(specs), skipped=len(specs) - len(todo))
+        progress = Progress(total=len(specs), run_id=self.run_id, suite=self.suite.suite.name,
+                            skipped=len(specs) - len(todo))
         write_manifest(self.lake, self.manifest("running", progress))
         gate = asyncio.Semaphore(self.concurrency)
 

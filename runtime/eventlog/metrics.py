@@ -220,7 +220,8 @@ class MetricsCore:
 
     # --- sampled state ----------------------------------------------------------------------
     def sample_mailboxes(self, depths: Mapping[tuple[str, str], int]) -> None:
-        """The current mailbox depths by (team, agent) (see :func:`mailbox_depths`); replaces the last sample."""
+        """The current mailbox depths by (team, agent) (see :func:`troupe.actors.ray_metrics.mailbox_depths`);
+        replaces the last sample."""
         out: dict[tuple[str, ...], float] = {}
         for (team, agent), n in depths.items():
             key = (self._bounded("team", team), self._bounded("agent", agent))
@@ -253,21 +254,6 @@ class MetricsCore:
         return batch
 
 
-def mailbox_depths(sessions: Mapping[Any, Any]) -> dict[tuple[str, str], int]:
-    """Messages waiting per (team, agent), summed over the sessions a host holds
-    (``HostCore.sessions``: session id -> its share, with ``spec`` and ``guests``)."""
-    from troupe.runtime.agent.core import AgentCore
-
-    out: dict[tuple[str, str], int] = {}
-    for held in list(sessions.values()):
-        team = held.spec.team.name
-        for agent, guest in list(held.guests.items()):
-            if isinstance(guest, AgentCore):
-                key = (team, str(agent))
-                out[key] = out.get(key, 0) + len(guest.mailbox)
-    return out
-
-
 def sweep_gauges(progress: Any) -> dict[str, float]:
     """An eval sweep's :class:`~troupe.evals.sweep.Progress` as ``troupe_sweep_samples`` values by state."""
     return {
@@ -291,6 +277,5 @@ __all__ = [
     "MetricSpec",
     "MetricsBatch",
     "MetricsCore",
-    "mailbox_depths",
     "sweep_gauges",
 ]

@@ -116,6 +116,7 @@ async def main(out: Path) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["TROUPE_BLOCK_REMOTE_MODELS"] = "1"
     from benchmarks.sweep import write_suite
+    from troupe.actors.ray_metrics import sweep_progress_reporter
     from troupe.evals.suite import load_suite
     from troupe.evals.sweep import Sweep
     from troupe.runtime.api import Troupe
@@ -178,7 +179,8 @@ async def main(out: Path) -> None:
             })
             await session.close()
             suite = load_suite(write_suite(Path(tmp), 4))
-            progress = await Sweep(troupe, suite, concurrency=4).run()
+            # the dashboard's troupe_sweep_samples gauges, as `troupe eval run` wires them
+            progress = await Sweep(troupe, suite, concurrency=4, on_progress=sweep_progress_reporter()).run()
             report["sweep_passed"] = progress.passed
             report["sweep"] = await until(metrics_port, {
                 "total": ("ray_troupe_sweep_samples", {"suite": "bench", "state": "total"}, 4),
