@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from troupe.runtime.config import AgentSpec, PermissionLevel
 from troupe.runtime.errors import ApprovalDeniedError, PermissionDeniedError
-from troupe.runtime.events import Emitter
+from troupe.runtime.events import Emitter, GuardrailDeniedPayload
 from troupe.runtime.ids import SUPERVISOR
 from troupe.runtime.llm.types import ToolCall
 from troupe.tools.spec import ToolSpec
@@ -62,8 +62,8 @@ async def request_approval(ctx: ToolContext, spec: ToolSpec, call: ToolCall, *, 
     if decision.get("approved"):
         return
     reason = decision.get("reason") or "denied"
-    emit("guardrail.denied", tool=spec.name, status="denied",
-         payload={"id": call.id, "reason": "approval", "error": reason, "approval_id": decision.get("id")})
+    emit(GuardrailDeniedPayload(id=call.id, reason="approval", error=reason, approval_id=decision.get("id")),
+         tool=spec.name, status="denied")
     raise ApprovalDeniedError(
         f"tool {spec.name!r} needs the user's approval and did not get it ({reason}); "
         "carry on without it, or explain in your answer what you would have done",

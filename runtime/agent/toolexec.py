@@ -29,7 +29,15 @@ from troupe.runtime.errors import (
     ToolExecutionError,
     UnknownToolCallError,
 )
-from troupe.runtime.events import Emitter
+from troupe.runtime.events import (
+    Emitter,
+    GuardrailDeniedPayload,
+    LLMResponsePayload,
+    ToolCallPayload,
+    ToolErrorPayload,
+    ToolProgressPayload,
+    ToolResultPayload,
+)
 from troupe.runtime.ids import IdScope, current_id_scope
 from troupe.runtime.agent.guardrails import check_permission, request_approval
 from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
@@ -99,8 +107,8 @@ def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
     try:
         check_permission(run.deps.spec, tool.spec)
     except PermissionDeniedError as e:
-        run.emit("guardrail.denied", tool=call.name, status="denied",
-                 payload={"id": call.id, "reason": e.fields.get("reason", "permission"), "error": e.message})
+        run.emit(GuardrailDeniedPayload(id=call.id, reason=e.fields.get("reason", "permission"), error=e.message),
+                 tool=call.name, status="denied")
         raise
     return tool
 
@@ -112,8 +120,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         return _replayed(run, call, recorded)
     started = time.perf_counter()
     emit = run.emit
-    emit("tool.call", tool=call.name, parent_event_id=run.parent_event_id,
-         payload={"id": call.id, "arguments": call.arguments[:_PREVIEW]})
+    emit(ToolCallPayload(id=call.id, arguments=call.arguments[:_PREVIEW]), tool=call.name,
+         parent_event_id=run.parent_event_id)
     extra: dict[str, Any] = {}
     # Ids this call makes (messages, service calls) are the same when a crash replays its turn
     # (the turn's scope names the session, the agent and the turn).
@@ -157,12 +165,12 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         await run.journal.record(journal_key, {"ok": outcome.ok, "content": outcome.content,
                                                "error_type": outcome.error_type, "end_turn": ended})
     emit(
-        "tool.result" if outcome.ok else "tool.error",
+        (ToolResultPayload if outcome.ok else ToolErrorPayload)(
+            id=call.id, result=outcome.content[:_PREVIEW], error_type=outcome.error_type, **extra),
         tool=call.name,
         status="ok" if outcome.ok else "error",
         duration_ms=outcome.duration_ms,
         parent_event_id=run.parent_event_id,
-        payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type, **extra},
     )
     return outcome
 
@@ -172,23 +180,22 @@ def _replayed(run: ToolRun, call: ToolCall, recorded: dict[str, Any]) -> ToolOut
     outcome = ToolOutcome(call, bool(recorded["ok"]), str(recorded["content"]), recorded.get("error_type"))
     if recorded.get("end_turn"):
         run.make_ctx(call).end_turn()
-    run.emit("tool.result" if outcome.ok else "tool.error", tool=call.name, status="replayed",
-             parent_event_id=run.parent_event_id,
-             payload={"id": call.id, "result": outcome.content[:_PREVIEW], "error_type": outcome.error_type,
-                      "replayed": True})
+    run.emit((ToolResultPayload if outcome.ok else ToolErrorPayload)(
+                 id=call.id, result=outcome.content[:_PREVIEW], error_type=outcome.error_type, replayed=True),
+             tool=call.name, status="replayed", parent_event_id=run.parent_event_id)
     return outcome
 
 
 async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str, Any]) -> Any:
     """Record what an MCP call brought besides its content (progress, sampling), then unwrap it."""
     for note in result.progress:
-        run.emit("tool.progress", tool=call.name, payload={"id": call.id, **note})
+        run.emit(ToolProgressPayload(id=call.id, **note), tool=call.name)
     tokens = 0
     for sample in result.sampling:
         tokens += int(sample.get("tokens_in") or 0) + int(sample.get("tokens_out") or 0)
-        run.emit("llm.response", model=sample.get("model"), tokens_in=sample.get("tokens_in"),
-                 tokens_out=sample.get("tokens_out"), status="ok" if sample.get("ok", True) else "error",
-                 payload={"source": f"mcp:{call.name.split('__', 1)[0]}", "sampling_for": call.id})
+        run.emit(LLMResponsePayload(source=f"mcp:{call.name.split('__', 1)[0]}", sampling_for=call.id),
+                 model=sample.get("model"), tokens_in=sample.get("tokens_in"), tokens_out=sample.get("tokens_out"),
+                 status="ok" if sample.get("ok", True) else "error")
     if result.sampling and run.charge is not None:
         await run.charge(tokens=tokens, llm_calls=len(result.sampling))
     if result.blocks:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from troupe.runtime.errors import ConfigError
-from troupe.runtime.events import Emitter
+from troupe.runtime.events import ApprovalDecidedPayload, ApprovalRequestedPayload, Emitter
 
 
 class ApprovalRequest(BaseModel):
@@ -47,7 +47,7 @@ class Approvals:
                               call_id=call_id, timeout_s=timeout_s)
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._pending[req.id] = (req, future)
-        self.emit("approval.requested", agent=agent, tool=tool, status="pending", payload=req.model_dump())
+        self.emit(ApprovalRequestedPayload(**req.model_dump()), agent=agent, tool=tool, status="pending")
         try:
             decision = await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
@@ -72,8 +72,8 @@ class Approvals:
         self._pending.pop(req.id, None)
         decision = ApprovalDecision(id=req.id, approved=approved, by=by, reason=reason)
         self.decided.append(decision)
-        self.emit("approval.decided", agent=req.agent, tool=req.tool, status="approved" if approved else "denied",
-                  payload={**decision.model_dump(), "call_id": req.call_id})
+        self.emit(ApprovalDecidedPayload(**decision.model_dump(), call_id=req.call_id),
+                  agent=req.agent, tool=req.tool, status="approved" if approved else "denied")
         return decision
 
     def pending(self) -> list[dict[str, Any]]:

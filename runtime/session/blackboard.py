@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import ModelVisibleError, VersionConflictError
-from troupe.runtime.events import Emitter, null_emitter
+from troupe.runtime.events import BlackboardExpiredPayload, BlackboardPutPayload, Emitter, null_emitter
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import MessageKind
 
@@ -291,17 +291,16 @@ class Blackboard:
 
         preview, truncated = json_preview(value)
         self._emit(
-            "blackboard.put",
-            payload={
-                "key": key,
-                "version": entry.version,
-                "kind": kind.value,
-                "author": str(author),
-                "value": preview,
-                "value_truncated": truncated,
-                "ttl_s": entry.ttl_s,
-                "provenance": provenance.model_dump() if provenance is not None else None,
-            },
+            BlackboardPutPayload(
+                key=key,
+                version=entry.version,
+                kind=kind.value,
+                author=str(author),
+                value=preview,
+                value_truncated=truncated,
+                ttl_s=entry.ttl_s,
+                provenance=provenance.model_dump() if provenance is not None else None,
+            ),
             agent=str(author),
             status="ok",
         )
@@ -353,13 +352,12 @@ class Blackboard:
         if not slot.expiry_reported:
             slot.expiry_reported = True
             self._emit(
-                "blackboard.expired",
-                payload={
-                    "key": key,
-                    "version": entry.version,
-                    "author": str(entry.author),
-                    "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
-                },
+                BlackboardExpiredPayload(
+                    key=key,
+                    version=entry.version,
+                    author=str(entry.author),
+                    expires_at=entry.expires_at.isoformat() if entry.expires_at else None,
+                ),
                 status="expired",
             )
         return None

@@ -27,7 +27,7 @@ from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
 from troupe.runtime.config import AgentSpec, TeamConfig
 from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
-from troupe.runtime.events import EventSink, make_event
+from troupe.runtime.events import ActorRestoredPayload, AgentSpawnedPayload, EventSink, Payload, make_event
 from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, SessionId
 from troupe.runtime.llm.registry import build_client
@@ -96,11 +96,11 @@ class HostCore:
         run_id, session_id, sink = str(spec.run_id), str(spec.session_id), self.sink
         stream = spec.stream_tokens
 
-        def emit(type: Any, /, *, payload: Any = None, **fields: Any) -> None:
-            if type == "llm.token" and not stream:
+        def emit(payload: Payload, /, **fields: Any) -> None:
+            if payload.event_type == "llm.token" and not stream:
                 return
             fields.setdefault("agent", agent)
-            sink.emit(make_event(type, run_id=run_id, session_id=session_id, payload=payload, seq=next(seq), **fields))
+            sink.emit(make_event(payload, run_id=run_id, session_id=session_id, seq=next(seq), **fields))
 
         return emit
 
@@ -144,10 +144,10 @@ class HostCore:
                     for envelope in await asyncio.to_thread(held.durable.load_inbox, name):
                         guest.deliver(envelope)  # (ids its checkpoint already holds are skipped)
         for name, cp in sorted(loaded.items()):
-            self.emitter(spec, str(name))("actor.restored", payload={
-                "seq": cp.seq, "kind": cp.kind, "saved_at": cp.saved_at.isoformat(),
-                "replays_turn": bool(cp.state.get("turn")), "unread": len(cp.state.get("mailbox", ())),
-                "unsent": len(cp.outbox)})
+            self.emitter(spec, str(name))(ActorRestoredPayload(
+                seq=cp.seq, kind=cp.kind, saved_at=cp.saved_at.isoformat(),
+                replays_turn=bool(cp.state.get("turn")), unread=len(cp.state.get("mailbox", ())),
+                unsent=len(cp.outbox)))
         held.owed.extend(held.durable.unsent(loaded) if held.durable is not None else ())
         if not restore:
             await self.begin(spec.session_id)
@@ -260,7 +260,7 @@ class HostCore:
         core = self._make_agent(held, child, parent=parent, profile=profile)
         held.guests[child.id] = core
         held.runners.append(core.start())
-        core.emit("agent.spawned", payload={"parent": parent, "tools": child.tools, "model": profile})
+        core.emit(AgentSpawnedPayload(parent=parent, tools=child.tools, model=profile))
         if held.durable is not None:  # before its task can reach it: a restored host must know it
             held.durable.track(child.id, core)
             await held.durable.save(child.id)

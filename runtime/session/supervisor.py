@@ -14,7 +14,13 @@ from troupe.runtime.session.approvals import Approvals
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.config import Budgets
 from troupe.runtime.errors import BudgetExceededError
-from troupe.runtime.events import Emitter
+from troupe.runtime.events import (
+    BudgetExceededPayload,
+    Emitter,
+    SessionFinishedPayload,
+    SessionResumedPayload,
+    SessionStartedPayload,
+)
 from troupe.runtime.ids import USER, AgentId, RunId, SessionId
 from troupe.runtime.messages import Envelope
 
@@ -86,8 +92,8 @@ class Supervisor:
         self.input = input
         self._started_at = self.clock.now()
         self._started_mono = self.clock.monotonic()
-        self.emit("session.started", status="running", payload={"input": input, "team": team, "placement": placement,
-                                                                "entry": self.entry, "budgets": self.budgets.model_dump()})
+        self.emit(SessionStartedPayload(input=input, team=team, placement=placement, entry=self.entry,
+                                        budgets=self.budgets.model_dump()), status="running")
         if self.budgets.max_wall_s is not None:
             self._timer = asyncio.get_running_loop().create_task(self._wall_timer(self.budgets.max_wall_s))
 
@@ -98,7 +104,7 @@ class Supervisor:
     async def _exceeded(self, budget: str, limit: float) -> None:
         if self.status is not SessionStatus.RUNNING:
             return
-        self.emit("budget.exceeded", status="budget_exceeded", payload={"budget": budget, "limit": limit, "usage": self.usage.model_dump()})
+        self.emit(BudgetExceededPayload(budget=budget, limit=limit, usage=self.usage.model_dump()), status="budget_exceeded")
         await self.finish(SessionStatus.BUDGET_EXCEEDED, error=f"budget {budget}={limit:g} exceeded")
 
     async def charge(self, *, agent: str = "", tokens: int = 0, llm_calls: int = 0, tool_calls: int = 0) -> None:
@@ -159,8 +165,8 @@ class Supervisor:
         )
         if self._timer is not None and self._timer is not asyncio.current_task():
             self._timer.cancel()
-        self.emit("session.finished", status=str(status), duration_ms=self.result.duration_s * 1e3,
-                  payload={"reply": reply, "error": error, "usage": self.usage.model_dump()})
+        self.emit(SessionFinishedPayload(reply=reply, error=error, usage=self.usage.model_dump()),
+                  status=str(status), duration_ms=self.result.duration_s * 1e3)
         self.approvals.deny_all(f"the session ended ({status})")
         try:
             if self.on_finish is not None:  # first: a checkpointed result is saved before anyone hears of it
@@ -171,7 +177,7 @@ class Supervisor:
 
     def resumed(self) -> str:
         """Record that the session goes on after a stop (``troupe resume``); returns its status."""
-        self.emit("session.resumed", status=str(self.status), payload={"usage": self.usage.model_dump()})
+        self.emit(SessionResumedPayload(usage=self.usage.model_dump()), status=str(self.status))
         return str(self.status)
 
     async def wait(self, *, timeout: float | None = None) -> SessionResult:

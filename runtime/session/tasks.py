@@ -16,7 +16,7 @@ from typing import Any, Final, Self
 from troupe.runtime.session.blackboard import ensure_json, json_preview
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import InvalidTransitionError
-from troupe.runtime.events import Emitter, null_emitter
+from troupe.runtime.events import Emitter, TaskCreatedPayload, TaskStatusPayload, null_emitter
 from troupe.runtime.ids import AgentId, SessionId, TaskId
 from troupe.runtime.messages import ControlOp, MessageKind
 from troupe.runtime.session.task_model import (
@@ -116,13 +116,12 @@ class TaskRegistry:
         if parent is not None:
             self._tasks[parent.id] = parent.model_copy(update={"children": [*parent.children, tid]})
         self._emit(
-            "task.created",
-            payload={
-                "goal": goal,
-                "parent_id": task.parent_id,
-                "assignee": assignee,
-                "input": json_preview(input, EVENT_OUTPUT_LIMIT)[0],
-            },
+            TaskCreatedPayload(
+                goal=goal,
+                parent_id=task.parent_id,
+                assignee=assignee,
+                input=json_preview(input, EVENT_OUTPUT_LIMIT)[0],
+            ),
             task_id=str(tid),
             agent=str(created_by),
             status=task.status.value,
@@ -372,16 +371,16 @@ class TaskRegistry:
         return task.created_by
 
     def _emit_status(self, task: Task, *, old: TaskStatus, by: AgentId, **extra: Any) -> None:
-        payload: dict[str, Any] = {
-            "from": old.value,
-            "to": task.status.value,
-            "output": json_preview(task.output, EVENT_OUTPUT_LIMIT)[0],
-            "error": task.error,
-            "assignee": task.assignee,
-            "artifacts": task.artifacts,
-        }
-        payload.update(extra)
-        self._emit("task.status", payload=payload, task_id=str(task.id), agent=str(by), status=task.status.value)
+        payload = TaskStatusPayload(
+            from_=old.value,
+            to=task.status.value,
+            output=json_preview(task.output, EVENT_OUTPUT_LIMIT)[0],
+            error=task.error,
+            assignee=task.assignee,
+            artifacts=task.artifacts,
+            **extra,
+        )
+        self._emit(payload, task_id=str(task.id), agent=str(by), status=task.status.value)
 
     def _send_assignment(self, task: Task) -> None:
         if self._notify is None or task.assignee is None:

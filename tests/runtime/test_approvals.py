@@ -114,7 +114,7 @@ async def test_cli_prompt_answers_from_the_terminal(troupe: Troupe, tmp_path: Pa
 
 async def test_approvals_core_rejects_unknown_ids_and_ends_with_the_session() -> None:
     emitted: list[tuple[str, Any]] = []
-    approvals = Approvals(session_id="s", emit=lambda t, **f: emitted.append((t, f.get("status"))))
+    approvals = Approvals(session_id="s", emit=lambda p, **f: emitted.append((p.event_type, f.get("status"))))
     with pytest.raises(ConfigError, match="no pending approval 'nope'"):
         approvals.decide("nope", approved=True)
     waiting = asyncio.create_task(approvals.request(agent="a", tool="t", arguments="{}", call_id="c", timeout_s=5))

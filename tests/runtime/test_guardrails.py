@@ -18,6 +18,7 @@ from troupe.runtime.errors import (
     ToolArgumentError,
 )
 from troupe.runtime.agent.guardrails import check_permission
+from troupe.runtime.events import Payload
 from troupe.runtime.ids import AgentId, RunId, SessionId
 from troupe.runtime.llm.types import ChatMessage, ToolCall
 from troupe.runtime.agent.deps import AgentDeps
@@ -112,9 +113,10 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, type: str, /, *, payload: Any = None, **fields: Any) -> None:
-        json.dumps(payload)
-        self.events.append((type, {**fields, "payload": payload}))
+    def __call__(self, payload: Payload, /, **fields: Any) -> None:
+        data = payload.dump()
+        json.dumps(data)
+        self.events.append((payload.event_type, {**fields, "payload": data}))
 
     def types(self) -> list[str]:
         return [t for t, _ in self.events]

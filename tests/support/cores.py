@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from troupe.runtime.clock import FakeClock
+from troupe.runtime.events import Payload
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import MessageKind
 
@@ -23,9 +24,10 @@ class Recorder:
         self.events: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self.notes: list[tuple[AgentId, MessageKind, str, dict[str, Any]]] = []
 
-    def emit(self, type: str, /, *, payload: Any = None, **fields: Any) -> None:
-        json.dumps(payload)  # what a core emits must be JSON-able
-        self.events.append((type, payload, fields))
+    def emit(self, payload: Payload, /, **fields: Any) -> None:
+        data = payload.dump()
+        json.dumps(data)  # what a core emits must be JSON-able
+        self.events.append((payload.event_type, data, fields))
 
     def notify(self, agent: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
         json.dumps(data)  # notifications become message data: JSON-able too

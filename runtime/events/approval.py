@@ -1,0 +1,58 @@
+"""Payloads of guardrails and approvals: a call denied, an approval asked for, an approval decided."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from troupe.runtime.events.payload import Payload
+
+
+class GuardrailDeniedPayload(Payload):
+    """A tool call was refused before it ran (``tool``; ``status`` ``denied``); the model sees why."""
+
+    event_type: Literal["guardrail.denied"] = "guardrail.denied"
+    id: str
+    """The tool call id."""
+    reason: str
+    """``level`` (the agent's permission level is too low), ``allowlist``, ``approval``, ..."""
+    error: str
+    """The message the model sees."""
+    approval_id: str | None = None
+    """The approval that was denied (``reason`` ``approval``)."""
+
+
+class ApprovalRequestedPayload(Payload):
+    """A tool call waits for the client's approval (``agent``, ``tool``; ``status`` ``pending``)."""
+
+    event_type: Literal["approval.requested"] = "approval.requested"
+    id: str
+    """The approval id to answer with (``Session.approve`` / ``deny``)."""
+    agent: str
+    """The agent that wants to call the tool."""
+    tool: str
+    """The tool."""
+    arguments: str
+    """The call's arguments (JSON text), cut to 2,000 characters."""
+    call_id: str
+    """The tool call id."""
+    timeout_s: float
+    """Seconds until no answer counts as a denial."""
+
+
+class ApprovalDecidedPayload(Payload):
+    """An approval was decided (``status`` ``approved`` or ``denied``)."""
+
+    event_type: Literal["approval.decided"] = "approval.decided"
+    id: str
+    """The approval id."""
+    approved: bool
+    """Whether the call may run."""
+    by: str
+    """``client``, ``timeout`` or ``session`` (the session ended first)."""
+    reason: str
+    """The decider's reason."""
+    call_id: str
+    """The tool call id."""
+
+
+__all__ = ["ApprovalDecidedPayload", "ApprovalRequestedPayload", "GuardrailDeniedPayload"]

@@ -1,0 +1,104 @@
+"""Event type -> payload model: look one up, parse a row's payload into it, or the whole union.
+
+    payload_model("tool.call")                  # ToolCallPayload
+    parse_payload("tool.call", row["payload"])  # ToolCallPayload(id=..., arguments=...)
+    event.typed                                 # the same, from an Event
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Union
+
+from pydantic import Field, TypeAdapter
+
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
+from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalRequestedPayload, GuardrailDeniedPayload
+from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
+from troupe.runtime.events.kinds import EVENT_TYPES
+from troupe.runtime.events.llm import (
+    ContextCompactedPayload,
+    LLMErrorPayload,
+    LLMRequestPayload,
+    LLMResponsePayload,
+    LLMTokenPayload,
+)
+from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
+from troupe.runtime.events.payload import VERSION_KEY, Payload, registered
+from troupe.runtime.events.session import (
+    ActorRestoredPayload,
+    BudgetExceededPayload,
+    SessionFinishedPayload,
+    SessionResumedPayload,
+    SessionStartedPayload,
+)
+from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
+from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
+
+AnyPayload = Annotated[
+    Union[  # noqa: UP007 - a discriminated union reads best spelled out
+        SessionStartedPayload, SessionFinishedPayload, SessionResumedPayload, ActorRestoredPayload,
+        MessageSentPayload, MessageDeliveredPayload,
+        LLMRequestPayload, LLMTokenPayload, LLMResponsePayload, LLMErrorPayload,
+        ToolCallPayload, ToolResultPayload, ToolErrorPayload, ToolProgressPayload,
+        TaskCreatedPayload, TaskStatusPayload,
+        BlackboardPutPayload, BlackboardExpiredPayload,
+        AgentStatePayload, AgentSpawnedPayload, AgentErrorPayload, ContextCompactedPayload,
+        GuardrailDeniedPayload, ApprovalRequestedPayload, ApprovalDecidedPayload,
+        BudgetExceededPayload,
+    ],
+    Field(discriminator="event_type"),
+]
+"""Any payload, tagged by ``event_type`` (validate a dict that carries its type with :data:`ANY_PAYLOAD`)."""
+
+PAYLOAD_MODELS: Final[Mapping[str, type[Payload]]] = {t: registered()[t] for t in EVENT_TYPES}
+"""Every event type's payload model, in :data:`~troupe.runtime.events.kinds.EventType` order."""
+
+_OLDER: Final[dict[tuple[str, int], type[Payload]]] = {}
+"""Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``."""
+
+ANY_PAYLOAD: Final = TypeAdapter(AnyPayload)
+
+
+class UnknownEventTypeError(ConfigError):
+    """An event type without a payload model, or a payload version this code does not know."""
+
+
+def _check_registry() -> None:
+    models = registered()
+    missing = [t for t in EVENT_TYPES if t not in models]
+    extra = sorted(set(models) - set(EVENT_TYPES))
+    if missing or extra:  # pragma: no cover - an import-time guard for whoever adds an event type
+        raise UnknownEventTypeError(f"event types without a payload model: {missing}; models without a type: {extra}")
+
+
+_check_registry()
+
+
+def payload_model(type: str, *, version: int | None = None) -> type[Payload]:
+    """The payload model of event ``type`` (of payload ``version``; the current one by default)."""
+    model = PAYLOAD_MODELS.get(type)
+    if model is None:
+        raise UnknownEventTypeError(f"unknown event type {type!r}; known: {', '.join(EVENT_TYPES)}", type=type)
+    if version is None or version == model.payload_version:
+        return model
+    older = _OLDER.get((type, version))
+    if older is None:
+        raise UnknownEventTypeError(f"{type!r} has no payload version {version} (the current one is {model.payload_version})",
+                                    type=type, version=version)
+    return older
+
+
+def parse_payload(type: str, payload: str | Mapping[str, Any]) -> Payload:
+    """A row's payload (its JSON text, or the dict of it) as the typed model of its type and version.
+
+    Raises pydantic's ``ValidationError`` when the row does not fit the model.
+    """
+    data = dict(json.loads(payload) if isinstance(payload, str) else payload)
+    version = data.pop(VERSION_KEY, 1)
+    return payload_model(type, version=version).model_validate(data)
+
+
+__all__ = ["ANY_PAYLOAD", "PAYLOAD_MODELS", "AnyPayload", "UnknownEventTypeError", "parse_payload", "payload_model"]

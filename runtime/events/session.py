@@ -1,0 +1,82 @@
+"""Payloads of a session's life: started, finished, resumed, over budget, an actor back from its checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from troupe.runtime.events.payload import Payload
+
+
+class SessionStartedPayload(Payload):
+    """The supervisor accepted the session's input (``status`` is ``running``)."""
+
+    event_type: Literal["session.started"] = "session.started"
+    input: str
+    """The user's first message."""
+    team: str
+    """The team's name."""
+    placement: str
+    """Where its actors run (``local``, ``one-host``, ``per-agent``, ...)."""
+    entry: str
+    """The agent that receives the input and whose reply ends the session."""
+    budgets: dict[str, Any]
+    """The session's budgets (``max_tokens``, ``max_llm_calls``, ``max_tool_calls``, ``max_wall_s``; null = none)."""
+
+
+class SessionFinishedPayload(Payload):
+    """The session ended (``status``: completed, failed, cancelled, budget_exceeded; ``duration_ms`` set)."""
+
+    event_type: Literal["session.finished"] = "session.finished"
+    reply: str | None
+    """The entry agent's final answer, if it gave one."""
+    error: str | None
+    """Why it did not complete, if it did not."""
+    usage: dict[str, int]
+    """What it used: ``tokens``, ``llm_calls``, ``tool_calls``."""
+
+
+class SessionResumedPayload(Payload):
+    """The session goes on after a stop (``troupe resume``); ``status`` is its status then."""
+
+    event_type: Literal["session.resumed"] = "session.resumed"
+    usage: dict[str, int]
+    """What it had used before the stop: ``tokens``, ``llm_calls``, ``tool_calls``."""
+
+
+class BudgetExceededPayload(Payload):
+    """A budget ran out; the session finishes with status ``budget_exceeded`` right after."""
+
+    event_type: Literal["budget.exceeded"] = "budget.exceeded"
+    budget: str
+    """Which budget (``max_tokens``, ``max_llm_calls``, ``max_tool_calls``, ``max_wall_s``)."""
+    limit: int | float
+    """Its limit."""
+    usage: dict[str, int]
+    """What the session had used: ``tokens``, ``llm_calls``, ``tool_calls``."""
+
+
+class ActorRestoredPayload(Payload):
+    """A logical actor came back from its checkpoint after a crash or a stop (``agent`` names it)."""
+
+    event_type: Literal["actor.restored"] = "actor.restored"
+    seq: int
+    """The checkpoint's sequence number."""
+    kind: str
+    """What was checkpointed (``agent`` or a service such as ``blackboard``)."""
+    saved_at: str
+    """When the checkpoint was written (ISO 8601)."""
+    replays_turn: bool
+    """Whether the agent was inside a turn, which it now replays from its journal."""
+    unread: int
+    """Messages waiting in its restored mailbox."""
+    unsent: int
+    """Messages it had produced but not yet handed on (sent again now)."""
+
+
+__all__ = [
+    "ActorRestoredPayload",
+    "BudgetExceededPayload",
+    "SessionFinishedPayload",
+    "SessionResumedPayload",
+    "SessionStartedPayload",
+]
