@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from troupe.actors.eventlog_actor import get_or_create_event_log
 from troupe.actors.host_actor import HostActor
@@ -24,25 +26,27 @@ from troupe.actors.naming import (
     NAMESPACE,
     dedicated_name,
     event_log_name,
-    host_options,
     node_scope,
     pool_host_name,
     scheduler_name,
 )
-from troupe.actors.scheduler_actor import SchedulerActor, scheduler_options
+from troupe.actors.options import host_options, scheduler_options
+from troupe.actors.scheduler_actor import SchedulerActor
 from troupe.actors.transport import deliver_ref, remote_call, unwrap
 from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.runtime.config import Placement
 from troupe.runtime.errors import ConfigError, HostLostError, UnknownAgentError
 from troupe.runtime.eventlog.core import NotSubscribedError
 from troupe.runtime.events import Event
-from troupe.runtime.session.host import SessionSpec, root_of
+from troupe.runtime.session.spec import SessionSpec, root_of
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY
 from troupe.runtime.storage.location import normalize as normalize_lake
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
 
 TAIL_POLL_S = 1.0
+NODES_TTL_S = 10.0
+"""How long the list of nodes that host actors go to is trusted (nodes come and go)."""
 
 
 def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
@@ -67,6 +71,36 @@ def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
         init_options.setdefault("include_dashboard", False)
     ray.init(address=address, **init_options)
     return True
+
+
+class NodeRing:
+    """Where the next host actor goes: the cluster's alive nodes that have CPUs, in turn.
+
+    Host actors take no CPU slot, so Ray's own placement scatters them at random (a pool of five
+    hosts on three nodes measured 3/1/1, 3/2/0, 1/2/2 ...; ``SPREAD`` did no better): sending them
+    round the nodes spreads pool hosts and a session's agents evenly. The affinity is soft: a host
+    whose node is gone is restarted wherever Ray finds room. One node (or none with CPUs): Ray's
+    default placement, as before."""
+
+    def __init__(self) -> None:
+        self._nodes: list[str] = []
+        self._at = float("-inf")
+        self._turn = itertools.count()
+
+    def _refresh(self) -> None:
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        with_cpus = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
+        self._nodes = sorted(n["NodeID"] for n in with_cpus)
+        self._at = time.monotonic()
+
+    def next(self) -> dict[str, Any]:
+        """Options placing one more host actor."""
+        if time.monotonic() - self._at > NODES_TTL_S:
+            self._refresh()
+        if len(self._nodes) < 2:
+            return {}
+        node = self._nodes[next(self._turn) % len(self._nodes)]
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=True)}
 
 
 @dataclass
@@ -133,6 +167,7 @@ class RayBackend:
         self.started_ray = started_ray
         self._pool: list[ActorHandle] = []
         self._next = itertools.count()
+        self._nodes = NodeRing()
         self._sessions: dict[SessionId, _Placed] = {}
         self._subscribed: set[SessionId] = set()
         self._queued_runs: dict[int, tuple[ActorHandle, list[_PackedRun]]] = {}
@@ -170,8 +205,8 @@ class RayBackend:
     def _pool_host(self) -> ActorHandle:
         if not self._pool:
             self._pool = [
-                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i), restartable=True)
-                                               ).remote(self.log_name, self.scheduler_name)
+                ray.remote(HostActor).options(**{**host_options(pool_host_name(self.lake, self.job, i), restartable=True),
+                                                 **self._nodes.next()}).remote(self.log_name, self.scheduler_name)
                 for i in range(self.pool_size)
             ]
         return self._pool[next(self._next) % len(self._pool)]
@@ -187,9 +222,9 @@ class RayBackend:
             return
         durable = spec.checkpoints is not None
         for name in spec.all_names():
-            placed.hosts[name] = ray.remote(HostActor).options(
-                **host_options(dedicated_name(spec.session_id, name), restartable=durable, resend=durable)
-            ).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
+            placed.hosts[name] = ray.remote(HostActor).options(**{
+                **host_options(dedicated_name(spec.session_id, name), restartable=durable, resend=durable),
+                **self._nodes.next()}).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)], restore))
                                for n, h in placed.hosts.items()))
         if restore:  # every host holds its restored actor now: they may go on and reach each other
@@ -361,4 +396,4 @@ class RayBackend:
             ray.shutdown()
 
 
-__all__ = ["RayBackend", "ensure_ray"]
+__all__ = ["NodeRing", "RayBackend", "ensure_ray"]

@@ -28,6 +28,7 @@ from typing import Any, Final
 import ray
 from ray.actor import ActorHandle
 
+from troupe.actors.options import event_log_options
 from troupe.actors.ship import RayShip
 from troupe.runtime.eventlog.core import EventLogCore
 from troupe.runtime.storage.location import open_storage
@@ -35,8 +36,6 @@ from troupe.runtime.storage.wal import WalBusyError
 
 _log = logging.getLogger(__name__)
 
-MAX_CONCURRENCY: Final = 1000
-"""Concurrent calls the actor serves: long-poll readers each hold one while they wait."""
 WAL_DIR_ENV: Final = "TROUPE_WAL_DIR"
 """Parent directory of the event logs' write-ahead logs on each node (default: ``<tmp>/troupe-wal``)."""
 NAME_RELEASE_TIMEOUT_S: Final = 30.0
@@ -193,15 +192,7 @@ def get_or_create_event_log(
     lake = storage.location
     return (
         ray.remote(EventLogActor)
-        .options(
-            name=name,
-            namespace=namespace,
-            get_if_exists=True,
-            num_cpus=0,
-            max_concurrency=MAX_CONCURRENCY,
-            max_restarts=-1,
-            max_task_retries=-1,
-        )
+        .options(**event_log_options(name, namespace))
         .remote(lake, **options)
     )
 
@@ -229,7 +220,6 @@ async def close_event_log(handle: ActorHandle, *, timeout: float = NAME_RELEASE_
 
 
 __all__ = [
-    "MAX_CONCURRENCY",
     "WAL_DIR_ENV",
     "EventLogActor",
     "RayShip",

@@ -20,7 +20,8 @@ from typing import Any
 
 import ray
 
-from troupe.actors.naming import LOCAL_MODEL_PREFIX, NAMESPACE, local_model_name, local_model_options
+from troupe.actors.naming import LOCAL_MODEL_PREFIX, NAMESPACE, local_model_name
+from troupe.actors.options import local_model_options
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.llm.local.server import LocalServer
 from troupe.runtime.llm.local.weights import model_key

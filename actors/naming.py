@@ -1,4 +1,4 @@
-"""Every Ray actor name and option Troupe uses, in one place.
+"""Every Ray actor name Troupe uses, in one place (their options are in :mod:`troupe.actors.options`).
 
 Names are what a person sees in the Ray dashboard's actor list and in ``ray list actors``, so each
 says what the actor is: a dedicated logical actor is ``<session>/<agent>`` (``s-1a2b.../lead``);
@@ -20,13 +20,10 @@ Ray task names say what ran: ``tool:<name>`` for a tool call that runs outside i
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from troupe.runtime.ids import RAY_NAMESPACE, Address, AgentId, SessionId
 
 NAMESPACE = RAY_NAMESPACE
-HOST_MAX_CONCURRENCY = 10_000
-"""Async host actors serve many logical actors; each waiting call (a long task_wait) holds a slot."""
 
 
 def lake_tag(lake: str) -> str:
@@ -48,24 +45,6 @@ def dedicated_name(session_id: SessionId, agent: AgentId) -> str:
 def pool_host_name(lake: str, job: str, index: int) -> str:
     """A pool host (it holds whole packed sessions, many at once): ``troupe-pool-<lake tag>-<job>-<i>``."""
     return f"troupe-pool-{lake_tag(lake)}-{job}-{index}"
-
-
-def host_options(name: str, *, get_if_exists: bool = False, restartable: bool = False,
-                 resend: bool = False) -> dict[str, Any]:
-    """Options for a host actor: it waits on I/O, so it takes no CPU slot. A ``restartable`` one is
-    restarted by Ray after a crash; with ``resend`` the calls that were in flight to it are sent again
-    to the new instance (a dedicated host of a checkpointed session, which restores its logical actor
-    first). A pool host is restarted without re-sending: the sweep samples it held fail with the
-    reason (running them again is the sweep's decision), and later ones find it back."""
-    return {
-        "name": name,
-        "namespace": NAMESPACE,
-        "num_cpus": 0,
-        "max_concurrency": HOST_MAX_CONCURRENCY,
-        "get_if_exists": get_if_exists,
-        "max_restarts": -1 if restartable else 0,
-        "max_task_retries": -1 if resend else 0,
-    }
 
 
 def scheduler_name(lake: str, job: str) -> str:
@@ -91,25 +70,6 @@ def node_actor_name(scope: str, kind: str, node_id: str) -> str:
     return f"troupe-{kind}-{scope}-{node_id[:12]}"
 
 
-def node_actor_options(name: str, node_id: str) -> dict[str, Any]:
-    """Pinned to its node (it serves the agents there), async, no CPU slot. Restarted after a crash;
-    only the LLM worker's calls are sent again (a model call has no side effects), while a tool call
-    in flight on a dying tool or MCP worker fails with an error the model reads (it may have had its
-    effect: running it again is the tool's retry policy's decision, not the transport's)."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    return {
-        "name": name,
-        "namespace": NAMESPACE,
-        "num_cpus": 0,
-        "max_concurrency": HOST_MAX_CONCURRENCY,
-        "get_if_exists": True,
-        "max_restarts": -1,
-        "max_task_retries": -1 if name.startswith(f"troupe-{LLM_WORKER}-") else 0,
-        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
-    }
-
-
 LOCAL_MODEL_PREFIX = "troupe-local-llm-"
 
 
@@ -118,37 +78,16 @@ def local_model_name(node_id: str, model_key: str) -> str:
     return f"{LOCAL_MODEL_PREFIX}{node_id[:12]}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}"
 
 
-def local_model_options(name: str, node_id: str) -> dict[str, Any]:
-    """Options for a node's local model actor: shared by every agent on the node (so detached: it
-    outlives whichever worker created it), takes no CPU slot (the server process it owns uses the
-    cores), and is pinned to ``node_id`` because the server is only reachable on that node's loopback."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    return {
-        "name": name,
-        "namespace": NAMESPACE,
-        "num_cpus": 0,
-        "get_if_exists": True,
-        "lifetime": "detached",
-        "max_restarts": 0,
-        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
-    }
-
-
 __all__ = [
-    "HOST_MAX_CONCURRENCY",
     "LLM_WORKER",
     "LOCAL_MODEL_PREFIX",
     "MCP_NODE",
     "NAMESPACE",
     "dedicated_name",
     "event_log_name",
-    "host_options",
     "lake_tag",
     "local_model_name",
-    "local_model_options",
     "node_actor_name",
-    "node_actor_options",
     "node_scope",
     "pool_host_name",
     "scheduler_name",

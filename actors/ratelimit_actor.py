@@ -19,7 +19,8 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from troupe.actors.naming import NAMESPACE, host_options
+from troupe.actors.naming import NAMESPACE
+from troupe.actors.options import rate_limit_options
 from troupe.runtime.config import RateLimit
 from troupe.runtime.llm.ratelimit import Limiter, RateLimiter, endpoint_key
 
@@ -31,11 +32,6 @@ RATE_LIMIT_PREFIX = "troupe-ratelimit-"
 def rate_limit_name(base_url: str) -> str:
     """``troupe-ratelimit-<sha1 of the endpoint>[:12]``: one per endpoint, whichever job asks."""
     return RATE_LIMIT_PREFIX + hashlib.sha1(endpoint_key(base_url).encode()).hexdigest()[:12]
-
-
-def rate_limit_options(name: str) -> dict[str, Any]:
-    """Async, no CPU slot, found by name if it exists (first caller's limit wins)."""
-    return host_options(name, get_if_exists=True)
 
 
 class RateLimitActor:
@@ -119,4 +115,4 @@ def get_rate_limiter(base_url: str) -> Any:
 
 
 __all__ = ["RATE_LIMIT_PREFIX", "RateLimitActor", "RayLimiter", "get_rate_limiter", "rate_limit_name",
-           "rate_limit_options", "ray_limiter"]
+           "ray_limiter"]

@@ -35,13 +35,14 @@ from ray.actor import ActorHandle
 from ray.exceptions import RayError
 
 from troupe.actors.llm_edge import install_ray_llm_edge
-from troupe.actors.naming import LLM_WORKER, MCP_NODE, NAMESPACE, TOOL_WORKER, node_actor_name, node_actor_options
+from troupe.actors.naming import LLM_WORKER, MCP_NODE, TOOL_WORKER, node_actor_name
+from troupe.actors.options import node_actor_options, task_options
 from troupe.actors.transport import remote_call
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sampler
 from troupe.runtime.errors import ToolUnavailableError
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
-from troupe.tools.spec import RAY_RESOURCE_KEYS, Execution, ToolSpec, call_target
+from troupe.tools.spec import Execution, ToolSpec, call_target
 
 WORKER_THREADS = 256
 """Threads for sync I/O tools on a worker: they wait, they don't compute."""
@@ -122,20 +123,6 @@ async def _force_if_running(ref: ray.ObjectRef) -> None:
         ray.cancel(ref, force=True)
     except RayError:
         pass  # it stopped: cancelled, or failed on its own
-
-
-def task_options(job: ToolJob) -> dict[str, Any]:
-    """Ray options for a ``cpu`` call: its declared resources (1 CPU unless it says otherwise)."""
-    res = job.resources
-    custom = {k: v for k, v in res.items() if k not in RAY_RESOURCE_KEYS}
-    options: dict[str, Any] = {"name": f"tool:{job.tool}", "num_cpus": res.get("num_cpus", 1), "max_retries": 0}
-    if "num_gpus" in res:
-        options["num_gpus"] = res["num_gpus"]
-    if "memory" in res:
-        options["memory"] = res["memory"]
-    if custom:
-        options["resources"] = custom
-    return options
 
 
 def _ray_demand(resources: dict[str, float]) -> dict[str, float]:
@@ -258,11 +245,4 @@ class SchedulerActor:
         self._llm.clear()
 
 
-def scheduler_options(name: str) -> dict[str, Any]:
-    """Restarted after a crash, with the calls in flight sent again: a call whose result a durable
-    session recorded is answered from the record (:class:`troupe.runtime.agent.scheduler.ToolJob`), not run twice."""
-    return {"name": name, "namespace": NAMESPACE, "num_cpus": 0, "max_concurrency": 100_000, "get_if_exists": True,
-            "max_restarts": -1, "max_task_retries": -1}
-
-
-__all__ = ["McpNodeActor", "SchedulerActor", "ToolWorkerActor", "scheduler_options", "task_options"]
+__all__ = ["McpNodeActor", "SchedulerActor", "ToolWorkerActor"]

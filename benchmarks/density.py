@@ -5,7 +5,7 @@ batches of 100, as a sweep does) and reports agents
 created per second and resident memory per idle agent (the host's RSS growth / agents), beside the
 start time and RSS of one dedicated host actor. Ends with one JSON line of figures.
 
-    python benchmarks/density.py [--agents 10000]
+    python benchmarks/density.py [--agents 10000] [--smoke]
 """
 
 from __future__ import annotations
@@ -13,16 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import ray
 
 from troupe.actors.backend import ensure_ray
 from troupe.actors.host_actor import HostActor
-from troupe.actors.naming import host_options
+from troupe.actors.options import host_options
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import parse_team
+
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import parse_args
 
 TEAM_SIZE = 10
 BATCH = 100
@@ -37,9 +43,9 @@ def team(size: int):
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"agents": 200})
     ensure_ray("local", num_cpus=2)
     troupe = await Troupe.connect(lake=tempfile.mkdtemp(prefix="troupe-bench-"), pool_size=1)
     backend = troupe.backend
@@ -65,7 +71,7 @@ async def main() -> None:
 
     # One dedicated actor: process start to first answer, and its memory.
     t0 = time.perf_counter()
-    single = ray.remote(HostActor).options(**host_options("density-probe")).remote(backend.log_name)
+    single = ray.remote(HostActor).options(**host_options("density-probe")).remote(backend.log_name, backend.scheduler_name)
     await single.rss_bytes.remote()
     dedicated_start_s = time.perf_counter() - t0
     dedicated_rss = await single.rss_bytes.remote()
