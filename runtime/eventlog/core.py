@@ -22,28 +22,25 @@ Live viewers (``troupe run --stream``, a dashboard) subscribe to a session and l
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import ConfigError, TroupeError
-from troupe.runtime.events import ARROW_SCHEMA, EPHEMERAL_TYPES, EVENT_COLUMNS
-from troupe.runtime.eventlog.lake import CompactionResult, LakeWriter, compact_run, query
+from troupe.runtime.eventlog.columns import InvalidEventBatchError, check_lengths, take, to_arrow
+from troupe.runtime.eventlog.lake import CompactionResult, LakeWriter, compact_run
+from troupe.runtime.eventlog.recovery import not_in_lake
+from troupe.runtime.eventlog.stats import EventLogStats
+from troupe.runtime.eventlog.tails import LiveTails, NotSubscribedError
+from troupe.runtime.events import ARROW_SCHEMA, EPHEMERAL_TYPES
 from troupe.runtime.storage.location import Storage, open_storage, redact
 from troupe.runtime.storage.wal import Segment, WriteAheadLog
 
-Columns = dict[str, list[Any]]
 _log = logging.getLogger(__name__)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 DEFAULT_FLUSH_ROWS: Final = 50_000
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.5
@@ -57,77 +54,6 @@ WRITE_RETRY_S: Final = 0.5
 
 class EventLogClosedError(TroupeError):
     """``append`` after ``close``."""
-
-
-class InvalidEventBatchError(TroupeError):
-    """A batch that cannot become rows of :data:`ARROW_SCHEMA` (missing column, wrong type)."""
-
-
-class NotSubscribedError(TroupeError):
-    """``read`` on a session nobody subscribed to (or whose idle tail was dropped): subscribe again."""
-
-
-@dataclass(eq=False)
-class _Tail:
-    """One session's live events: ``events[0]`` has cursor ``start``."""
-
-    events: deque[dict[str, Any]]
-    start: int = 0
-    refs: int = 1
-    last_read: float = 0.0
-    waker: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set (and replaced) whenever events arrive; readers wait on the one they saw."""
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.events)
-
-
-@dataclass
-class EventLogStats:
-    """Counters for ``stats()``. ``rows_buffered`` + ``rows_in_flight`` are accepted and not yet in
-    Parquet: with a write-ahead log they are in its segments, without one a crash would lose them."""
-
-    rows_accepted: int = 0
-    rows_ephemeral: int = 0
-    rows_written: int = 0
-    rows_buffered: int = 0
-    rows_in_flight: int = 0
-    """Rows of Parquet writes under way."""
-    rows_duplicate: int = 0
-    """Recovered rows the lake already had, and rows of recovered events that a producer sent again."""
-    files_written: int = 0
-    flushes: int = 0
-    write_errors: int = 0
-    compactions: int = 0
-    subscribed_sessions: int = 0
-    appends_waited: int = 0
-    """Appends that waited for Parquet writes (back-pressure)."""
-    wal_segments: int = 0
-    """Write-ahead log segments on disk now."""
-    wal_bytes: int = 0
-    wal_rows_recovered: int = 0
-    """Rows read back from segments a previous process left."""
-    wal_torn_segments: int = 0
-    """Recovered segments that ended in a torn (never acknowledged) record."""
-
-
-def _take(columns: Mapping[str, Sequence[Any]], keep: list[int]) -> Columns:
-    return {name: [columns[name][i] for i in keep] for name in EVENT_COLUMNS}
-
-
-def _sql_list(values: Sequence[Any]) -> str:
-    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
-
-
-def _to_arrow(columns: Mapping[str, Sequence[Any]]) -> pa.Table:
-    try:
-        table = pa.Table.from_pydict({name: columns[name] for name in EVENT_COLUMNS}, schema=ARROW_SCHEMA)
-    except (KeyError, pa.ArrowException, TypeError, ValueError) as e:
-        raise InvalidEventBatchError(f"bad event batch: {e!r}") from None
-    if table["ts"].null_count or table["run_id"].null_count:
-        raise InvalidEventBatchError("bad event batch: every event needs a ts and a run_id")
-    return table
 
 
 class EventLogCore:
@@ -165,14 +91,13 @@ class EventLogCore:
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self.max_buffered_rows = max_buffered_rows
-        self.tail_max = tail_max
-        self.tail_idle_s = tail_idle_s
         self._clock = clock
+        self.tails = LiveTails(tail_max=tail_max, tail_idle_s=tail_idle_s, clock=clock)
+        """The live tails of watched sessions (``subscribe`` / ``read`` / ``unsubscribe``)."""
         self._writer = LakeWriter(self._storage)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._oldest: float | None = None
-        self._tails: dict[str, _Tail] = {}
         self._stats = EventLogStats()
         self._inflight: set[asyncio.Future[tuple[int, int]]] = set()
         self._inflight_rows = 0
@@ -196,7 +121,7 @@ class EventLogCore:
         self._segments = recovery.segments
         if table.num_rows:
             self._recovered = frozenset(table["event_id"].to_pylist())
-            fresh = self._not_in_lake(table)
+            fresh = not_in_lake(self._storage, table)
             self._stats.rows_duplicate += table.num_rows - fresh.num_rows
             if fresh.num_rows:
                 self._pending.append(fresh)
@@ -209,23 +134,6 @@ class EventLogCore:
             self._write_now()  # also deletes segments that held nothing left to write
         except Exception:
             _log.exception("event log: writing %d recovered rows failed; they stay buffered", self._pending_rows)
-
-    def _not_in_lake(self, table: pa.Table) -> pa.Table:
-        """``table`` without the rows the lake already has: a process that died during a Parquet
-        write of several files, or after it and before deleting its segments, left rows in both."""
-        days = pc.unique(pc.cast(pc.cast(table["ts"], pa.timestamp("us")), pa.date32())).to_pylist()
-        runs = pc.unique(table["run_id"]).to_pylist()
-        sql = (f"SELECT event_id FROM events WHERE date IN ({_sql_list(days)}) "
-               f"AND run_id IN ({_sql_list(runs)})")  # hive keys: only these partitions are read
-        try:
-            found = query(self._storage, sql)["event_id"]
-        except (TroupeError, OSError) as e:
-            _log.warning("event log: could not check the lake for recovered rows already written (%s); "
-                         "writing them all", e)
-            return table
-        if len(found) == 0:
-            return table
-        return table.filter(pc.invert(pc.is_in(table["event_id"], value_set=found.combine_chunks())))
 
     # --- ingest --------------------------------------------------------------------------
     async def append(self, columns: Mapping[str, Sequence[Any]]) -> int:
@@ -242,16 +150,14 @@ class EventLogCore:
         """
         if self._closed:
             raise EventLogClosedError("the event log is closed")
-        n = len(columns.get("type", ()))
-        if any(len(columns.get(name, ())) != n for name in EVENT_COLUMNS):
-            raise InvalidEventBatchError("bad event batch: every column of the schema, all of one length")
+        n = check_lengths(columns)
         if n == 0:
             return 0
         types = columns["type"]
         ephemeral = [i for i, t in enumerate(types) if t in EPHEMERAL_TYPES]
         if ephemeral:
             drop = set(ephemeral)
-            batch = _take(columns, [i for i in range(n) if i not in drop])
+            batch = take(columns, [i for i in range(n) if i not in drop])
         else:
             batch = columns
         kept = n - len(ephemeral)
@@ -259,15 +165,15 @@ class EventLogCore:
             batch, kept = self._without_recovered(batch, kept)
         # Validate now (types, lengths, partition keys): a bad batch written later would
         # fail every flush after it; here it is refused and the producer hears about it.
-        table = _to_arrow(batch) if kept else None
+        table = to_arrow(batch) if kept else None
         if table is not None:
             await self._wait_for_room()
             if self._closed:
                 raise EventLogClosedError("the event log was closed while this batch waited for room")
             if self._wal is not None:
                 self._wal.append(table)  # durable before it is acknowledged
-        if self._tails:
-            self._deliver(columns, n)
+        if self.tails:
+            self.tails.deliver(columns, n)
         self._stats.rows_accepted += n
         self._stats.rows_ephemeral += len(ephemeral)
         if table is not None:
@@ -291,7 +197,7 @@ class EventLogCore:
         if len(fresh) == kept:
             return batch, kept
         self._stats.rows_duplicate += kept - len(fresh)
-        return _take(batch, fresh), len(fresh)
+        return take(batch, fresh), len(fresh)
 
     async def _wait_for_room(self) -> None:
         """Back-pressure: wait while ``max_buffered_rows`` rows are accepted and not yet in Parquet,
@@ -311,24 +217,6 @@ class EventLogCore:
 
     def _unwritten(self) -> int:
         return self._pending_rows + self._inflight_rows
-
-    def _deliver(self, columns: Mapping[str, Sequence[Any]], n: int) -> None:
-        sessions = columns["session_id"]
-        touched: set[_Tail] = set()
-        for i in range(n):
-            tail = self._tails.get(sessions[i])
-            if tail is None:
-                continue
-            if len(tail.events) == tail.events.maxlen:
-                tail.start += 1
-            row = {name: columns[name][i] for name in EVENT_COLUMNS}
-            if isinstance(row["ts"], int):  # the producers' wire form (troupe.runtime.eventlog.buffer.to_columns)
-                row["ts"] = _EPOCH + timedelta(microseconds=row["ts"])
-            tail.events.append(row)
-            touched.add(tail)
-        for tail in touched:
-            tail.waker.set()
-            tail.waker = asyncio.Event()
 
     # --- persistence ---------------------------------------------------------------------
     def _drain(self) -> tuple[list[pa.Table], list[Segment]]:
@@ -420,9 +308,8 @@ class EventLogCore:
     async def maybe_flush(self) -> int:
         """Flush if the oldest buffered row is older than ``flush_interval_s``; also drop tails
         nobody has read for ``tail_idle_s`` (a viewer that died without unsubscribing)."""
+        self.tails.drop_idle()
         now = self._clock.monotonic()
-        for sid in [s for s, t in self._tails.items() if now - t.last_read > self.tail_idle_s]:
-            del self._tails[sid]
         if self._oldest is not None and now - self._oldest >= self.flush_interval_s:
             return await self._write_pending()
         return 0
@@ -459,54 +346,25 @@ class EventLogCore:
         if self._wal is not None and not self._inflight and not self._pending:
             self._wal.close()
 
-    # --- live tail -----------------------------------------------------------------------
+    # --- live tail (see LiveTails) ---------------------------------------------------------
     def subscribe(self, session_id: str) -> int:
-        """Start keeping a live tail for a session; returns the cursor to read from.
-
-        Subscriptions are counted: each ``subscribe`` needs its own ``unsubscribe``.
-        """
-        tail = self._tails.get(session_id)
-        if tail is None:
-            tail = self._tails[session_id] = _Tail(events=deque(maxlen=self.tail_max))
-        else:
-            tail.refs += 1
-        tail.last_read = self._clock.monotonic()
-        return tail.end
+        """Start keeping a live tail for a session; returns the cursor to read from (counted: each
+        ``subscribe`` needs its own ``unsubscribe``)."""
+        return self.tails.subscribe(session_id)
 
     def unsubscribe(self, session_id: str) -> None:
-        tail = self._tails.get(session_id)
-        if tail is not None:
-            tail.refs -= 1
-            if tail.refs <= 0:
-                del self._tails[session_id]
+        self.tails.unsubscribe(session_id)
 
     async def read(self, session_id: str, cursor: int, timeout: float) -> tuple[list[dict[str, Any]], int]:
-        """Events of a session after ``cursor``, waiting up to ``timeout`` seconds for some.
-
-        Returns ``(events, next_cursor)``; ``([], cursor)`` on timeout. If the tail overflowed
-        past ``cursor``, reading resumes at the oldest event still held.
-        """
-        tail = self._tails.get(session_id)
-        if tail is None:
-            raise NotSubscribedError(f"session {session_id!r} is not subscribed", session_id=session_id)
-        tail.last_read = self._clock.monotonic()
-        cursor = min(max(cursor, tail.start), tail.end)  # overflowed, or stale from an older log
-        if tail.end <= cursor and timeout > 0:
-            try:
-                await asyncio.wait_for(tail.waker.wait(), timeout)
-            except TimeoutError:
-                pass
-        tail.last_read = self._clock.monotonic()
-        cursor = max(cursor, tail.start)
-        if tail.end <= cursor:
-            return [], cursor
-        return list(itertools.islice(tail.events, cursor - tail.start, None)), tail.end
+        """Events of a session after ``cursor``, waiting up to ``timeout`` seconds for some
+        (:meth:`LiveTails.read`)."""
+        return await self.tails.read(session_id, cursor, timeout)
 
     # --- introspection -------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         self._stats.rows_buffered = self._pending_rows
         self._stats.rows_in_flight = self._inflight_rows
-        self._stats.subscribed_sessions = len(self._tails)
+        self._stats.subscribed_sessions = len(self.tails)
         if self._wal is not None:
             self._stats.wal_segments = self._wal.segments
             self._stats.wal_bytes = self._wal.bytes

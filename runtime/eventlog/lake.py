@@ -35,6 +35,7 @@ import pyarrow.dataset as ds
 
 from troupe.runtime.errors import TroupeError
 from troupe.runtime.events import ARROW_SCHEMA
+from troupe.runtime.events.arrow import empty_select
 from troupe.runtime.storage.location import LakeLocationError, Ref, Storage, is_uri, open_storage
 
 EVENTS_DIR: Final = "events"
@@ -49,14 +50,6 @@ _VIEW_SCHEMA: Final = ARROW_SCHEMA.append(pa.field("date", pa.date32()))
 """The ``events`` view's columns: the file schema plus the ``date`` hive key (``run_id`` is in both)."""
 _EVENTS_DATA: Final = "_troupe_events_data"
 """The name a non-local lake's dataset is registered under on a DuckDB connection."""
-
-_DUCK_TYPES: Final[dict[pa.DataType, str]] = {
-    pa.int16(): "SMALLINT",
-    pa.int64(): "BIGINT",
-    pa.float64(): "DOUBLE",
-    pa.string(): "VARCHAR",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-}
 
 Format = Literal["table", "json", "csv"]
 
@@ -173,8 +166,7 @@ def _has_files(root: Path) -> bool:
 
 
 def _empty_select() -> str:
-    cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {f.name}" for f in ARROW_SCHEMA)
-    return f"SELECT {cols}, CAST(NULL AS DATE) AS date WHERE false"
+    return empty_select(_VIEW_SCHEMA)
 
 
 def _sql_str(text: str) -> str:

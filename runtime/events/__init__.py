@@ -12,7 +12,7 @@ from typing import Any
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
 from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalRequestedPayload, GuardrailDeniedPayload
 from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
-from troupe.runtime.events.emit import EventSink, Emitter, ListSink, make_event, null_emitter
+from troupe.runtime.events.emit import Emitter, EventSink, ListSink, make_event, null_emitter
 from troupe.runtime.events.envelope import EVENT_SCHEMA_VERSION, Event
 from troupe.runtime.events.kinds import EPHEMERAL_TYPES, EVENT_TYPES, EventType
 from troupe.runtime.events.llm import (

@@ -25,10 +25,12 @@ _DUCK: Final[dict[str, str]] = {
     "string": "VARCHAR",
     "int16": "SMALLINT",
     "int64": "BIGINT",
-    "float64": "DOUBLE",
+    "double": "DOUBLE",
     "bool": "BOOLEAN",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+    "date32[day]": "DATE",
 }
+"""DuckDB type by the Arrow type's name (``str(pa.float64())`` is ``double``)."""
 
 
 @dataclass(frozen=True)

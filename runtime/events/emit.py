@@ -77,4 +77,4 @@ class ListSink:
         return [e.type for e in self.events]
 
 
-__all__ = ["EventSink", "Emitter", "ListSink", "make_event", "null_emitter", "payload_text"]
+__all__ = ["Emitter", "EventSink", "ListSink", "make_event", "null_emitter", "payload_text"]

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from troupe.runtime.events.arrow import ArrowType
 from troupe.runtime.events.kinds import EPHEMERAL_TYPES, EventType
 from troupe.runtime.events.payload import Payload
 from troupe.runtime.events.registry import parse_payload
-from troupe.runtime.events.arrow import ArrowType
 from troupe.runtime.ids import unique_hex
 
 EVENT_SCHEMA_VERSION: Final = 1

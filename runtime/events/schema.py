@@ -39,4 +39,4 @@ def events_to_columns(events: list[Event]) -> dict[str, list[Any]]:
     return cols
 
 
-__all__ = ["ARROW_SCHEMA", "EVENT_COLUMNS", "event_arrow_schema", "events_to_columns"]
+__all__ = ["EVENT_COLUMNS", "event_arrow_schema", "events_to_columns"]  # and ARROW_SCHEMA, built on first use
