@@ -42,10 +42,9 @@ class Payload(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        tag = cls.model_fields.get("event_type")
-        if tag is None:
-            return  # a shared base (the fields of tool.result and tool.error)
-        name = tag.default
+        if "event_type" not in cls.__dict__.get("__annotations__", {}):
+            return  # a shared base (the fields of tool.result and tool.error), or a subclass of a model
+        name = cls.model_fields["event_type"].default
         if name in _REGISTERED and _REGISTERED[name].__qualname__ != cls.__qualname__:
             raise TypeError(f"event type {name!r} has two payload models: {_REGISTERED[name].__name__} and {cls.__name__}")
         _REGISTERED[name] = cls

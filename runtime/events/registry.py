@@ -57,7 +57,11 @@ PAYLOAD_MODELS: Final[Mapping[str, type[Payload]]] = {t: registered()[t] for t i
 """Every event type's payload model, in :data:`~troupe.runtime.events.kinds.EventType` order."""
 
 _OLDER: Final[dict[tuple[str, int], type[Payload]]] = {}
-"""Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``."""
+"""Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
+
+To change a payload's fields: keep the old model under another name (a subclass of :class:`Payload`
+that does not declare ``event_type``, so it is not registered as current), add it here under its
+old version, then change the current model and raise its ``payload_version``."""
 
 ANY_PAYLOAD: Final = TypeAdapter(AnyPayload)
 

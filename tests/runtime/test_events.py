@@ -1,0 +1,196 @@
+"""Typed events: one documented, versioned payload model per event type, a registry, the lake schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+
+from troupe.runtime.events import (
+    ARROW_SCHEMA,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    PAYLOAD_MODELS,
+    AgentStatePayload,
+    Event,
+    ListSink,
+    Payload,
+    TaskStatusPayload,
+    ToolCallPayload,
+    ToolResultPayload,
+    UnknownEventTypeError,
+    make_event,
+    parse_payload,
+    payload_model,
+)
+from troupe.runtime.events.arrow import arrow_schema, duckdb_type, empty_select
+from troupe.runtime.events.registry import ANY_PAYLOAD
+
+USAGE = {"tokens": 10, "llm_calls": 1, "tool_calls": 0}
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "session.started": {"input": "hi", "team": "t", "placement": "local", "entry": "lead", "budgets": {"max_tokens": None}},
+    "session.finished": {"reply": "done", "error": None, "usage": USAGE},
+    "session.resumed": {"usage": USAGE},
+    "actor.restored": {"seq": 3, "kind": "agent", "saved_at": "2026-01-01T00:00:00+00:00", "replays_turn": True,
+                       "unread": 1, "unsent": 0},
+    "message.sent": {"id": "m1", "to": "b", "topic": None, "kind": "text", "content": "hello"},
+    "message.delivered": {"id": "m1", "sender": "a", "kind": "task", "content": "do it", "data": {"task_id": "t-1"}},
+    "llm.request": {"round": 1, "messages": 2, "tools": ["add"], "last": "2+3?"},
+    "llm.token": {"text": "he"},
+    "llm.response": {"round": 1, "text": "", "tool_calls": [{"name": "add", "arguments": "{}"}],
+                     "finish_reason": "tool_calls", "profile": "m"},
+    "llm.error": {"round": 2, "error": "HTTP 500", "type": "ProviderError", "reason": "error", "http_status": 500},
+    "tool.call": {"id": "c1", "arguments": '{"a": 2}'},
+    "tool.result": {"id": "c1", "result": "5", "error_type": None},
+    "tool.error": {"id": "c1", "result": "[tool error] no", "error_type": "ToolExecutionError", "replayed": True},
+    "tool.progress": {"id": "c1", "progress": 0.5, "total": 1.0, "message": "half"},
+    "task.created": {"goal": "g", "parent_id": None, "assignee": "a", "input": {"n": 1}},
+    "task.status": {"from": "pending", "to": "running", "output": None, "error": None, "assignee": "a", "artifacts": []},
+    "blackboard.put": {"key": "k", "version": 1, "kind": "fact", "author": "a", "value": [1], "value_truncated": False,
+                       "ttl_s": None, "provenance": None},
+    "blackboard.expired": {"key": "k", "version": 1, "author": "a", "expires_at": "2026-01-01T00:00:00+00:00"},
+    "agent.state": {"from": "idle", "to": "running"},
+    "agent.spawned": {"parent": "lead", "tools": ["add"], "model": None},
+    "agent.error": {"error": "boom", "type": "RunError"},
+    "context.compacted": {"removed_messages": 4, "tokens_before": 900, "tokens_after": 300, "clipped_messages": 0,
+                          "reason": "budget"},
+    "guardrail.denied": {"id": "c1", "reason": "approval", "error": "no", "approval_id": "s:a1"},
+    "approval.requested": {"id": "s:a1", "agent": "a", "tool": "rm", "arguments": "{}", "call_id": "c1", "timeout_s": 5.0},
+    "approval.decided": {"id": "s:a1", "approved": False, "by": "timeout", "reason": "late", "call_id": "c1"},
+    "budget.exceeded": {"budget": "max_tokens", "limit": 100, "usage": USAGE},
+}
+
+
+def test_every_event_type_has_exactly_one_payload_model_tagged_with_it() -> None:
+    assert list(PAYLOAD_MODELS) == list(EVENT_TYPES) == list(EXAMPLES)
+    for type_, model in PAYLOAD_MODELS.items():
+        assert payload_model(type_) is model
+        assert model.model_fields["event_type"].default == type_
+        assert model.payload_version >= 1
+
+
+def test_every_payload_model_and_field_is_documented() -> None:
+    undocumented = [f"{m.__name__}.{name}" for m in PAYLOAD_MODELS.values() for name, info in m.model_fields.items()
+                    if name != "event_type" and not (info.description or "").strip()]
+    assert undocumented == []
+    assert all((m.__doc__ or "").strip() for m in PAYLOAD_MODELS.values())
+
+
+@pytest.mark.parametrize("type_", EVENT_TYPES)
+def test_a_payload_round_trips_through_a_row(type_: str) -> None:
+    model = payload_model(type_).model_validate(EXAMPLES[type_])
+    event = make_event(model, run_id="r", session_id="s", agent="a")
+    assert event.type == type_
+    assert event.data == EXAMPLES[type_]  # the row holds the keys that were set, under their JSON names
+    assert event.typed == model == parse_payload(type_, event.payload)
+    assert ANY_PAYLOAD.validate_python({**EXAMPLES[type_], "event_type": type_}) == model
+
+
+def test_optional_keys_that_were_not_set_stay_out_of_the_row() -> None:
+    assert ToolResultPayload(id="c1", result="5", error_type=None).dump() == {"id": "c1", "result": "5", "error_type": None}
+    assert AgentStatePayload(turn=3).dump() == {"turn": 3}
+    assert AgentStatePayload(from_="idle", to="running").dump() == {"from": "idle", "to": "running"}
+
+
+def test_a_wrong_key_or_type_is_an_error_where_the_payload_is_built() -> None:
+    with pytest.raises(ValidationError, match="extra_forbidden"):
+        ToolCallPayload(id="c1", arguments="{}", argumnets="{}")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="arguments"):
+        ToolCallPayload(id="c1")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        TaskStatusPayload(from_="a", to="b", output=None, error=None, assignee=None, artifacts="x")  # type: ignore[arg-type]
+
+
+def test_unknown_event_types_are_refused() -> None:
+    with pytest.raises(UnknownEventTypeError, match="unknown event type 'tool.called'"):
+        payload_model("tool.called")
+    with pytest.raises(ValidationError):
+        make_event("tool.called", run_id="r", session_id="s")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not both"):
+        make_event(ToolCallPayload(id="c", arguments=""), run_id="r", session_id="s", payload={"id": "c"})
+
+
+def test_a_later_payload_version_is_written_into_the_row_and_read_back_by_version() -> None:
+    class ToolCallV2(ToolCallPayload):  # a subclass is not registered as the current model
+        payload_version: ClassVar[int] = 2
+
+    event = make_event(ToolCallV2(id="c1", arguments="{}"), run_id="r", session_id="s")
+    assert event.type == "tool.call" and event.data == {"id": "c1", "arguments": "{}", "v": 2}
+    assert payload_model("tool.call") is ToolCallPayload
+    with pytest.raises(UnknownEventTypeError, match="no payload version 2"):
+        event.typed
+    assert parse_payload("tool.call", '{"id": "c1", "arguments": "{}", "v": 1}') == ToolCallPayload(id="c1", arguments="{}")
+
+
+def test_secrets_in_a_typed_payload_are_redacted() -> None:
+    event = make_event(ToolCallPayload(id="c1", arguments='{"api_key": "sk-live0123456789abcdef"}'),
+                       run_id="r", session_id="s")
+    assert "sk-live" not in event.payload
+
+
+def test_list_sink_collects_events() -> None:
+    sink = ListSink()
+    sink.emit(make_event(ToolCallPayload(id="c1", arguments=""), run_id="r", session_id="s"))
+    assert sink.types() == ["tool.call"]
+
+
+def test_the_lake_schema_is_derived_from_the_event_model_and_unchanged() -> None:
+    assert EVENT_COLUMNS == tuple(Event.model_fields)
+    # The lake's contract: existing lakes are read with this schema, so it must not drift.
+    assert [(f.name, str(f.type), f.nullable) for f in ARROW_SCHEMA] == [
+        ("schema_version", "int16", True), ("event_id", "string", True), ("ts", "timestamp[us, tz=UTC]", True),
+        ("run_id", "string", True), ("session_id", "string", True), ("task_id", "string", True),
+        ("agent", "string", True), ("type", "string", True), ("seq", "int64", True),
+        ("parent_event_id", "string", True), ("duration_ms", "double", True), ("model", "string", True),
+        ("tool", "string", True), ("tokens_in", "int64", True), ("tokens_out", "int64", True),
+        ("status", "string", True), ("payload", "string", True),
+    ]
+    assert [duckdb_type(f.type) for f in ARROW_SCHEMA][:4] == ["SMALLINT", "VARCHAR", "TIMESTAMPTZ", "VARCHAR"]
+
+
+def test_arrow_types_of_a_model() -> None:
+    from datetime import datetime
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Row(BaseModel):
+        name: str
+        kind: Literal["a", "b"]
+        n: int = Field(default=0, ge=0)
+        tags: list[str] = []
+        score: float | None = None
+        ok: bool = False
+        at: datetime | None = None
+
+    schema = arrow_schema(Row, metadata={"k": "v"})
+    assert [(f.name, f.type, f.nullable) for f in schema] == [
+        ("name", pa.string(), False), ("kind", pa.string(), False), ("n", pa.int64(), False),
+        ("tags", pa.list_(pa.string()), False), ("score", pa.float64(), True), ("ok", pa.bool_(), False),
+        ("at", pa.timestamp("us", tz="UTC"), True),
+    ]
+    assert schema.metadata == {b"k": b"v"}
+    assert empty_select(schema) == (
+        "SELECT CAST(NULL AS VARCHAR) AS name, CAST(NULL AS VARCHAR) AS kind, CAST(NULL AS BIGINT) AS n, "
+        "CAST(NULL AS VARCHAR[]) AS tags, CAST(NULL AS DOUBLE) AS score, CAST(NULL AS BOOLEAN) AS ok, "
+        "CAST(NULL AS TIMESTAMPTZ) AS at WHERE false"
+    )
+
+    class Bad(BaseModel):
+        blob: dict[str, int]
+
+    with pytest.raises(TypeError, match="no Arrow type"):
+        arrow_schema(Bad)
+
+
+def test_payload_models_are_json_schemas_too() -> None:
+    schema = TaskStatusPayload.model_json_schema(by_alias=True)
+    assert "from" in schema["properties"] and schema["properties"]["to"]["description"] == "The status after."
+    json.dumps(schema)
+
+
+def test_the_base_payload_is_not_an_event_type() -> None:
+    assert Payload not in PAYLOAD_MODELS.values()
