@@ -33,16 +33,16 @@ from troupe.actors.naming import (
 from troupe.actors.options import host_options, scheduler_options
 from troupe.actors.scheduler_actor import SchedulerActor
 from troupe.actors.transport import deliver_ref, remote_call, unwrap
-from troupe.runtime.storage.checkpoint import checkpoint_location
+from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY
 from troupe.runtime.config import Placement
 from troupe.runtime.errors import ConfigError, HostLostError, UnknownAgentError
 from troupe.runtime.eventlog.core import NotSubscribedError
 from troupe.runtime.events import Event
-from troupe.runtime.session.spec import SessionSpec, root_of
-from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY
-from troupe.runtime.storage.location import normalize as normalize_lake
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.session.spec import SessionSpec, root_of
+from troupe.runtime.storage.checkpoint import checkpoint_location
+from troupe.runtime.storage.location import normalize as normalize_lake
 
 TAIL_POLL_S = 1.0
 NODES_TTL_S = 10.0

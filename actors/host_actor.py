@@ -10,21 +10,20 @@ from typing import Any
 
 import ray
 
-from troupe.actors.ray_dispatch import RayDispatcher
 from troupe.actors.gc_tuning import tune_gc
-from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.llm_actor import RemoteLLMFactory
+from troupe.actors.llm_edge import install_ray_llm_edge
+from troupe.actors.naming import NAMESPACE
+from troupe.actors.ray_dispatch import RayDispatcher
 from troupe.actors.ray_metrics import host_event_buffer
 from troupe.actors.ship import RayShip
-from troupe.actors.naming import NAMESPACE
 from troupe.actors.transport import RayTransport
 from troupe.runtime.errors import TroupeError
-from troupe.runtime.session.host import HostCore
-from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.session.host import HostCore
+from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
-
 
 COALESCE_S = 0.001
 """How long :meth:`HostActor.run_sessions` waits after a session ends for others to end with it."""

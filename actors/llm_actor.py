@@ -240,4 +240,4 @@ class RemoteLLMClient:
         """Nothing to release here: the worker's clients are shared by the node's agents."""
 
 
-__all__ = ["LLMWorkerActor", "REMOTE_PROVIDERS", "RemoteLLMClient", "RemoteLLMFactory", "llm_task_name"]
+__all__ = ["REMOTE_PROVIDERS", "LLMWorkerActor", "RemoteLLMClient", "RemoteLLMFactory", "llm_task_name"]

@@ -83,6 +83,7 @@ __all__ = [
     "LOCAL_MODEL_PREFIX",
     "MCP_NODE",
     "NAMESPACE",
+    "TOOL_WORKER",
     "dedicated_name",
     "event_log_name",
     "lake_tag",
@@ -91,5 +92,4 @@ __all__ = [
     "node_scope",
     "pool_host_name",
     "scheduler_name",
-    "TOOL_WORKER",
 ]

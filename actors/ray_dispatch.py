@@ -11,9 +11,9 @@ from ray.actor import ActorHandle
 
 from troupe.actors.naming import NAMESPACE
 from troupe.actors.transport import remote_call
-from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.dispatch import McpRequest
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
+from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Execution, Tool, ToolSpec
 

@@ -18,10 +18,10 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from troupe.runtime.eventlog.buffer import EventBuffer, Ship
-from troupe.runtime.events import Event
 from troupe.runtime.agent.core import AgentCore
+from troupe.runtime.eventlog.buffer import EventBuffer, Ship
 from troupe.runtime.eventlog.metrics import COUNTER, GAUGE, SPECS, MetricsBatch, MetricsCore, sweep_gauges
+from troupe.runtime.events import Event
 
 _log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.naming import LLM_WORKER, MCP_NODE, TOOL_WORKER, node_actor_name
 from troupe.actors.options import node_actor_options, task_options
 from troupe.actors.transport import remote_call
-from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sampler
-from troupe.runtime.errors import ToolUnavailableError
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
+from troupe.runtime.config import McpServerConfig, ModelProfile
+from troupe.runtime.errors import ToolUnavailableError
 from troupe.tools.spec import Execution, ToolSpec, call_target
 
 WORKER_THREADS = 256

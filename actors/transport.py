@@ -10,9 +10,9 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from troupe.actors.naming import NAMESPACE, dedicated_name
 from troupe.runtime.errors import TroupeError, UnknownAgentError
-from troupe.runtime.session.spec import root_of
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.session.spec import root_of
 
 
 def unwrap(error: RayTaskError) -> BaseException:

@@ -79,7 +79,6 @@ def fan_out(*callbacks: Callable[[Progress], None] | None) -> Callable[[Progress
 
 def _lake(value: str | None) -> str:
     from troupe.runtime.eventlog.lake import default_lake
-
     from troupe.runtime.storage.location import normalize
 
     return normalize(value or default_lake())

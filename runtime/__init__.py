@@ -22,7 +22,7 @@ _EXPORTS = {
     "query": "troupe.runtime.eventlog.lake",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605  (lazy re-exports, resolved by __getattr__)
 
 
 def __getattr__(name: str) -> Any:

@@ -102,7 +102,7 @@ class IdScope:
     concurrently each get their own scope (it lives in a ``ContextVar``, copied into child tasks).
     """
 
-    __slots__ = ("prefix", "_count")
+    __slots__ = ("_count", "prefix")
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

@@ -25,10 +25,10 @@ if not os.environ.get("CI"):  # under CI they fail instead: a green CI run must 
     for _module in ("nbformat", "nbclient", "ipykernel", "matplotlib"):
         pytest.importorskip(_module, reason="the notebook tests need the 'dev' extra")
 
-import nbformat  # noqa: E402
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
 
 from tests.conftest import REPO
 

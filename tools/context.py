@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
 from pathlib import Path
+from typing import Any, Protocol
 
 from troupe.runtime.config import AgentSpec, WorkspaceConfig
 from troupe.runtime.events import Emitter, null_emitter

@@ -146,7 +146,7 @@ async def call_target(target: Callable[..., Any] | type, kwargs: dict[str, Any])
     This is all a worker in another process needs: the target travels, the :class:`Tool` does not.
     """
     fn = _callable_of(target)
-    method = getattr(fn, "__call__", fn) if not inspect.isfunction(fn) else fn
+    method = getattr(fn, "__call__", fn) if not inspect.isfunction(fn) else fn  # noqa: B004  (the method itself)
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(method):
         return await fn(**kwargs)
     return await asyncio.to_thread(fn, **kwargs)
@@ -287,4 +287,4 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-__all__ = ["Execution", "RAY_RESOURCE_KEYS", "Tool", "ToolSpec", "call_target", "tool"]
+__all__ = ["RAY_RESOURCE_KEYS", "Execution", "Tool", "ToolSpec", "call_target", "tool"]

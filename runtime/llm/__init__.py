@@ -3,8 +3,8 @@
 Pick a client from a team's model profiles with :func:`build_client`.
 """
 
-from troupe.runtime.llm.function import FunctionModel, load_function
 from troupe.runtime.llm.factory import ProviderContext
+from troupe.runtime.llm.function import FunctionModel, load_function
 from troupe.runtime.llm.registry import PROVIDERS, build_client, register_provider
 from troupe.runtime.llm.scripted import ScriptedModel
 from troupe.runtime.llm.text_tools import parse_text_tool_calls

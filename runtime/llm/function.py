@@ -7,8 +7,8 @@ which agent is asking) and answer accordingly - pydantic-ai's ``FunctionModel`` 
 from __future__ import annotations
 
 import importlib
-import sys
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 

@@ -16,7 +16,6 @@ from troupe.runtime.llm.function import FunctionModel, load_function
 from troupe.runtime.llm.scripted import ScriptedModel
 from troupe.runtime.llm.types import LLMClient
 
-
 PROVIDERS: dict[str, ProviderFactory] = {}
 """Provider name (``ModelProfile.provider``) -> factory."""
 
@@ -71,7 +70,9 @@ def _function(ctx: ProviderContext) -> LLMClient:
 
 
 def _openai(ctx: ProviderContext) -> LLMClient:
-    from troupe.runtime.llm.openai_client import OpenAIChatClient  # lazy: processes without openai profiles skip the SDK
+    from troupe.runtime.llm.openai_client import (
+        OpenAIChatClient,  # lazy: processes without openai profiles skip the SDK
+    )
 
     return OpenAIChatClient(ctx.profile, profile_name=ctx.profile_name, fallbacks=openai_fallbacks(ctx), clock=ctx.clock)
 

@@ -125,12 +125,12 @@ class LLMClient(Protocol):
 
 
 __all__ = [
+    "TOOL_ERROR_PREFIX",
     "ChatMessage",
     "LLMClient",
     "LLMRequest",
     "LLMResponse",
     "Role",
-    "TOOL_ERROR_PREFIX",
     "TokenCallback",
     "ToolCall",
     "ToolSchema",

@@ -112,7 +112,7 @@ class WriteAheadLog:
         for _ in range(_LOCK_ATTEMPTS):  # a closing log may remove the lock file, or the directory
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                file = open(path, "ab")
+                file = open(path, "ab")  # noqa: SIM115  (the lock is held until release() closes it)
             except FileNotFoundError as e:
                 error = e
                 continue
@@ -207,7 +207,7 @@ class WriteAheadLog:
     def _open(self) -> _Active:
         segment = Segment(self._next, self.directory / _segment_name(self._next))
         self._next += 1
-        file = open(segment.path, "xb", buffering=0)  # unbuffered: each record reaches the OS at once
+        file = open(segment.path, "xb", buffering=0)  # noqa: SIM115  (the active segment, unbuffered: each record reaches the OS at once)
         try:
             writer = pa.ipc.new_stream(file, self.schema)
             if self.fsync:

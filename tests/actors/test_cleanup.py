@@ -22,13 +22,13 @@ import ray
 
 from benchmarks.support.cancel_tools import MCP_SERVER, mcp_config
 from benchmarks.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
-from troupe.runtime.api import Troupe
-from troupe.runtime.config import ModelProfile, TeamConfig, parse_team
-from troupe.runtime.agent.dispatch import SessionModels
-from troupe.runtime.ids import SessionId
-from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call
 from tests.support.mcp_servers import stdio_config
+from troupe.runtime.agent.dispatch import SessionModels
+from troupe.runtime.api import Troupe
+from troupe.runtime.config import ModelProfile, TeamConfig, parse_team
+from troupe.runtime.ids import SessionId
+from troupe.runtime.session.supervisor import SessionStatus
 from troupe.tools.mcp import McpManager
 from troupe.tools.mcp.models import CallerInfo
 

@@ -20,8 +20,8 @@ import ray
 from troupe.actors.eventlog_actor import WAL_DIR_ENV, RayShip, close_event_log, get_or_create_event_log, wal_dir_for
 from troupe.runtime.eventlog.buffer import EventBuffer
 from troupe.runtime.eventlog.core import InvalidEventBatchError, NotSubscribedError
-from troupe.runtime.events import events_to_columns, make_event
 from troupe.runtime.eventlog.lake import query
+from troupe.runtime.events import events_to_columns, make_event
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
@@ -240,9 +240,9 @@ def test_wal_dir_is_stable_per_lake_under_the_configured_parent(tmp_path: Path,
 
 
 async def test_the_next_log_of_a_lake_writes_what_logs_that_died_with_their_cluster_left(tmp_path: Path) -> None:
+    from tests.runtime.test_eventlog import _crash, _evs
     from troupe.actors.eventlog_actor import _core_with_wal
     from troupe.runtime.eventlog.buffer import to_columns
-    from tests.runtime.test_eventlog import _crash, _evs
 
     lake, wal = str(tmp_path / "lake"), tmp_path / "wal" / "abc"
     live = _core_with_wal(lake, wal, {})  # slot 0: a log that stays alive throughout

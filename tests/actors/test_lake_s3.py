@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE_TEAM
+from tests.support.eval_suites import CASES, write_suite
+from tests.support.s3_server import S3Server, s3_bucket, s3_lake, s3_server  # noqa: F401  (fixtures)
 from troupe.evals.results import connect, read_manifest, results_table
 from troupe.evals.suite import load_suite
 from troupe.evals.sweep import Sweep
 from troupe.runtime.api import Troupe
 from troupe.runtime.cli.main import main as troupe_main
 from troupe.runtime.eventlog.lake import query
-from troupe.runtime.storage.location import LakeLocationError
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.conftest import EXAMPLE_TEAM
-from tests.support.eval_suites import CASES, write_suite
-from tests.support.s3_server import S3Server, s3_bucket, s3_lake, s3_server  # noqa: F401  (fixtures)
+from troupe.runtime.storage.location import LakeLocationError
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 

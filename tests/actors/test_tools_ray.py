@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import ray
 
+from tests.runtime.teams import call, team
 from troupe.runtime.api import Troupe
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.runtime.teams import call, team
 
 pytestmark = pytest.mark.ray
 FIX = "tests.support.tool_fixtures"

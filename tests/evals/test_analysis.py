@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.evals.test_results import M0, M1, M2, M3, Built, build_lake
 from troupe.evals.analysis import (
     OVERALL,
     Z95,
@@ -21,7 +22,6 @@ from troupe.evals.analysis import (
 )
 from troupe.evals.models import Gates
 from troupe.evals.results import UnknownRunError
-from tests.evals.test_results import M0, M1, M2, M3, Built, build_lake
 
 
 @pytest.fixture

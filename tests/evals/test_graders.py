@@ -15,8 +15,8 @@ from troupe.evals.grade_text import grade_contains, grade_exact, grade_json, gra
 from troupe.evals.graders import grade, graders_for
 from troupe.evals.models import Case, Expect, ExpectedCall, Grade, GradeInput, GraderWeight
 from troupe.runtime.config import ModelProfile
-from troupe.runtime.events import events_to_columns, make_event
 from troupe.runtime.eventlog.lake import LakeWriter
+from troupe.runtime.events import events_to_columns, make_event
 from troupe.runtime.llm.types import LLMRequest
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

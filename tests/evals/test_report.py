@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.evals.test_results import M1, Built, build_lake, sample_rows
 from troupe.evals.analysis import compare
 from troupe.evals.models import Gates
 from troupe.evals.report import render_html, write_html
 from troupe.evals.report_svg import svg_box_plots, svg_pass_rates
 from troupe.evals.report_text import compare_text, terminal_summary
 from troupe.evals.results import RunManifest, UnknownRunError, write_manifest, write_results
-from tests.evals.test_results import M1, Built, build_lake, sample_rows
 
 VOID = {"meta", "link", "br", "hr", "img", "input", "wbr", "col", "source"}
 

@@ -40,8 +40,8 @@ from troupe.evals.results import (
     write_results,
 )
 from troupe.runtime.errors import ConfigError
-from troupe.runtime.events import events_to_columns, make_event
 from troupe.runtime.eventlog.lake import LakeWriter
+from troupe.runtime.events import events_to_columns, make_event
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 M1, M2, M3, M0 = (json.dumps({"model": m}, separators=(",", ":")) for m in ("m1", "m2", "m3", "m0"))

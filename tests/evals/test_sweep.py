@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.eval_suites import CASES, write_suite
 from troupe.evals.results import done_sample_ids, read_manifest, results_table
 from troupe.evals.suite import load_suite
 from troupe.evals.sweep import Sweep, expand, sweep_run_id
 from troupe.runtime.api import Troupe
-from tests.support.eval_suites import CASES, write_suite
+
 
 @pytest.fixture
 def suite_file(tmp_path: Path) -> Path:

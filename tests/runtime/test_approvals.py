@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from troupe.runtime.api import Troupe
-from troupe.runtime.cli.approval_prompt import ApprovalPrompt, ApproveMode
-from troupe.runtime.session.approvals import Approvals
-from troupe.runtime.errors import ConfigError
-from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call, team
 from tests.support.lakes import rows
+from troupe.runtime.api import Troupe
+from troupe.runtime.cli.approval_prompt import ApprovalPrompt, ApproveMode
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.session.approvals import Approvals
+from troupe.runtime.session.supervisor import SessionStatus
 
 APPROVED = "tests.support.tool_fixtures:approved_write"
 MARKER = "tests.support.tool_fixtures:write_marker"
@@ -103,7 +103,7 @@ async def test_cli_prompt_answers_from_the_terminal(troupe: Troupe, tmp_path: Pa
         target = tmp_path / f"prompt-{exists}.txt"
         out = io.StringIO()
 
-        async def prompt(session: Any, event: Any) -> None:
+        async def prompt(session: Any, event: Any, answer: str = answer, out: io.StringIO = out) -> None:
             await ApprovalPrompt(session, ApproveMode.ASK, read_line=lambda: answer, out=out)(event)
 
         result, _ = await run_with(troupe, one_call_team(APPROVED, "approved_write", target), prompt)

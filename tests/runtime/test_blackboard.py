@@ -9,6 +9,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.cores import SID, START, Recorder
+from troupe.runtime.clock import FakeClock
+from troupe.runtime.errors import ModelVisibleError, TroupeError, VersionConflictError
+from troupe.runtime.ids import AgentId
+from troupe.runtime.messages import MessageKind
 from troupe.runtime.session.blackboard import (
     Blackboard,
     BlackboardEntry,
@@ -19,13 +24,6 @@ from troupe.runtime.session.blackboard import (
     ensure_json,
     json_preview,
 )
-from troupe.runtime.clock import FakeClock
-from troupe.runtime.errors import ModelVisibleError, TroupeError, VersionConflictError
-from troupe.runtime.ids import AgentId
-from troupe.runtime.messages import MessageKind
-
-from tests.support.cores import SID, START, Recorder
-
 
 
 @pytest.fixture

@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime.teams import team
+from tests.support.s3_server import S3Server, s3_server  # noqa: F401  (fixture)
+from troupe.runtime.config import Placement
+from troupe.runtime.ids import IdScope, MessageId, SessionId
+from troupe.runtime.session.task_model import Task, TaskStatus
 from troupe.runtime.storage.checkpoint import (
     ActorCheckpoint,
     CheckpointError,
@@ -21,11 +26,6 @@ from troupe.runtime.storage.checkpoint import (
     portable,
     revive,
 )
-from troupe.runtime.config import Placement
-from troupe.runtime.ids import IdScope, MessageId, SessionId
-from troupe.runtime.session.task_model import Task, TaskStatus
-from tests.runtime.teams import team
-from tests.support.s3_server import S3Server, s3_server  # noqa: F401  (fixture)
 
 
 def _manifest(sid: str = "s-1") -> SessionManifest:
@@ -125,7 +125,7 @@ def test_checkpoint_location_defaults_to_the_lake(tmp_path: Path) -> None:
     assert checkpoint_location(tmp_path / "lake", str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere")
 
 
-def test_store_on_s3(s3_server: S3Server) -> None:  # noqa: F811
+def test_store_on_s3(s3_server: S3Server) -> None:
     bucket = s3_server.new_bucket("ckpt")
     store = CheckpointStore(s3_server.uri(bucket, "lake/checkpoints"))
     store.save_manifest(_manifest())

@@ -11,10 +11,10 @@ from unittest import mock
 
 import pytest
 
+from tests.conftest import EXAMPLE_TEAM, REPO
 from troupe.evals.cli import progress_printer
 from troupe.evals.sweep import Progress
 from troupe.runtime.cli.main import main
-from tests.conftest import EXAMPLE_TEAM, REPO
 
 
 def test_sweep_progress_without_a_terminal_is_whole_lines_at_most_every_few_seconds() -> None:

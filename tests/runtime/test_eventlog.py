@@ -15,8 +15,8 @@ import pytest
 
 from troupe.runtime.clock import FakeClock
 from troupe.runtime.eventlog.core import EventLogClosedError, EventLogCore, InvalidEventBatchError, NotSubscribedError
-from troupe.runtime.events import Event, events_to_columns, make_event
 from troupe.runtime.eventlog.lake import query
+from troupe.runtime.events import Event, events_to_columns, make_event
 from troupe.runtime.storage.location import Storage, open_storage
 
 

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.agent.guardrails import check_permission
+from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, ToolOutcome, ToolRun, execute_calls, render_result
 from troupe.runtime.config import AgentSpec, PermissionLevel, Permissions
 from troupe.runtime.errors import (
     BudgetExceededError,
@@ -17,13 +20,10 @@ from troupe.runtime.errors import (
     RunError,
     ToolArgumentError,
 )
-from troupe.runtime.agent.guardrails import check_permission
 from troupe.runtime.events import Payload
 from troupe.runtime.ids import AgentId, RunId, SessionId
-from troupe.runtime.llm.types import ChatMessage, ToolCall
-from troupe.runtime.agent.deps import AgentDeps
-from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, ToolOutcome, ToolRun, execute_calls, render_result
 from troupe.runtime.llm.scripted import ScriptedModel
+from troupe.runtime.llm.types import ChatMessage, ToolCall
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool, ToolSpec, tool
 
@@ -185,7 +185,7 @@ async def test_single_call_event_sequence_and_outcome():
     assert out.duration_ms >= 0
     assert out.to_message() == ChatMessage(role="tool", content="5", tool_call_id="c1", name="add")
     assert h.emit.types() == ["tool.call", "tool.result"]
-    (t1, f1), (t2, f2) = h.emit.events
+    (_, f1), (_, f2) = h.emit.events
     assert f1 == {"tool": "add", "parent_event_id": "ev-1", "payload": {"id": "c1", "arguments": '{"a": 2, "b": 3}'}}
     assert isinstance(f2.pop("duration_ms"), float)
     assert f2 == {"tool": "add", "status": "ok", "parent_event_id": "ev-1",

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
+from tests.runtime.teams import call, team
 from troupe.actors.transport import RayTransport
 from troupe.runtime.agent.core import user_message
 from troupe.runtime.errors import UnknownAgentError
 from troupe.runtime.events import ListSink
-from troupe.runtime.session.host import HostCore
-from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import AgentId, RunId, SessionId
 from troupe.runtime.messages import Envelope
-from tests.runtime.teams import call, team
+from troupe.runtime.session.host import HostCore
+from troupe.runtime.session.spec import SessionSpec
 
 
 class RecordingTransport:

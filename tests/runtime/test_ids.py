@@ -229,7 +229,7 @@ def test_address_constructor_validates_parts():
 # --- reserved names --------------------------------------------------------------------------
 def test_reserved_names():
     assert (BLACKBOARD, TASKS, SUPERVISOR, USER) == ("blackboard", "tasks", "session", "user")
-    assert RESERVED_NAMES == frozenset({"blackboard", "tasks", "session", "user"})
+    assert frozenset({"blackboard", "tasks", "session", "user"}) == RESERVED_NAMES
     assert all(type(n) is AgentId for n in RESERVED_NAMES)
 
 

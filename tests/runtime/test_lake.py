@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from troupe.runtime.errors import TroupeError
-from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns, make_event
 from troupe.runtime.eventlog.lake import (
     LakeQueryError,
     LakeWriter,
@@ -25,6 +24,7 @@ from troupe.runtime.eventlog.lake import (
     query,
     refresh,
 )
+from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns, make_event
 
 T0 = datetime(2026, 3, 1, 23, 59, 30, tzinfo=UTC)
 
@@ -136,7 +136,7 @@ def test_compaction_leaves_one_file_per_run_date_with_the_same_rows(tmp_path: Pa
     assert len(per_dir) == 3
     assert query(tmp_path, sql).equals(before)
     # Compacted rows are sorted by time; compacting again is a no-op.
-    day1 = [f for f in files if "run_id=r1" in str(f) and "2026-03-01" in str(f)][0]
+    day1 = next(f for f in files if "run_id=r1" in str(f) and "2026-03-01" in str(f))
     ts = pq.read_table(day1)["ts"].to_pylist()
     assert ts == sorted(ts)
     again = compact_run(tmp_path, "r1")

@@ -10,6 +10,10 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
+from tests.conftest import EXAMPLE_TEAM
+from tests.evals.test_results import build_lake
+from tests.runtime.test_lake import T0, _events
+from tests.support.s3_server import S3Server, free_port, s3_bucket, s3_lake, s3_server  # noqa: F401  (fixtures)
 from troupe.evals.analysis import check_gates, summary
 from troupe.evals.report import render_html
 from troupe.evals.results import (
@@ -27,15 +31,11 @@ from troupe.evals.results import (
 from troupe.runtime.api import Troupe
 from troupe.runtime.cli.main import main as troupe_main
 from troupe.runtime.eventlog.core import EventLogCore
-from troupe.runtime.events import events_to_columns
 from troupe.runtime.eventlog.lake import LakeWriter, compact_run, default_lake, query, refresh
 from troupe.runtime.eventlog.lake import connect as connect_events
-from troupe.runtime.storage.location import LakeLocationError, Storage
+from troupe.runtime.events import events_to_columns
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.conftest import EXAMPLE_TEAM
-from tests.evals.test_results import build_lake
-from tests.runtime.test_lake import T0, _events
-from tests.support.s3_server import S3Server, free_port, s3_bucket, s3_lake, s3_server  # noqa: F401  (fixtures)
+from troupe.runtime.storage.location import LakeLocationError, Storage
 
 SQL = "SELECT run_id, date::VARCHAR AS d, count(*) AS n, sum(seq) AS seqs FROM events GROUP BY ALL ORDER BY ALL"
 

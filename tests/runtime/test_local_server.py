@@ -21,13 +21,13 @@ import pytest
 
 pytest.importorskip("xllamacpp")
 
-from troupe.runtime.config import ModelProfile  # noqa: E402
-from troupe.runtime.errors import ConfigError  # noqa: E402
-from troupe.runtime.llm.local import serve as serve_mod  # noqa: E402
-from troupe.runtime.llm.local.provider import LocalModelClient  # noqa: E402
-from troupe.runtime.llm.local.server import LocalServer  # noqa: E402
-from troupe.runtime.llm.local.weights import check_model_available  # noqa: E402
-from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema  # noqa: E402
+from troupe.runtime.config import ModelProfile
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.llm.local import serve as serve_mod
+from troupe.runtime.llm.local.provider import LocalModelClient
+from troupe.runtime.llm.local.server import LocalServer
+from troupe.runtime.llm.local.weights import check_model_available
+from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
 
 pytestmark = pytest.mark.local_model
 

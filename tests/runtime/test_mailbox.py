@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from troupe.runtime.ids import MessageId
 from troupe.runtime.agent.mailbox import Mailbox
+from troupe.runtime.ids import MessageId
 from troupe.runtime.messages import Envelope, MessageKind
 
 

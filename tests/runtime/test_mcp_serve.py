@@ -19,12 +19,12 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 
+from tests.support.mcp_serve_teams import REPO, write_teams
+from tests.support.mcp_servers import free_port
 from troupe.runtime.cli.main import main
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.mcp_server.core import ServiceOptions, TroupeService
 from troupe.runtime.mcp_server.tools import build_server
-from tests.support.mcp_serve_teams import REPO, write_teams
-from tests.support.mcp_servers import free_port
 
 SERVER = [sys.executable, "-m", "troupe.runtime.cli.main", "mcp", "serve"]
 ENV = {"RAY_AUTH_MODE": "disabled", "TROUPE_BLOCK_REMOTE_MODELS": "1"}

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.mcp_serve_teams import write_teams
 from troupe.runtime.api import Troupe
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.mcp_server.core import ServiceError, ServiceOptions, TroupeService
 from troupe.runtime.mcp_server.lake_query import LakeSqlError, check_read_only, run_query
 from troupe.runtime.mcp_server.teams import TeamNotAllowedError, TeamResolver
-from tests.support.mcp_serve_teams import write_teams
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from troupe.actors.ray_metrics import MeteredBuffer, RayRecorder, mailbox_depths, sweep_progress_reporter
-from troupe.runtime.events import make_event
-from troupe.runtime.eventlog.metrics import OTHER, SPECS, MetricsBatch, MetricsCore, sweep_gauges
 from tests.runtime.teams import call, team
+from troupe.actors.ray_metrics import MeteredBuffer, RayRecorder, mailbox_depths, sweep_progress_reporter
+from troupe.runtime.eventlog.metrics import OTHER, SPECS, MetricsBatch, MetricsCore, sweep_gauges
+from troupe.runtime.events import make_event
 
 TEAMS = {"s-1": "research", "s-2": "research", "s-3": "coding"}
 
@@ -226,8 +226,8 @@ async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically
         cfg = team([{"id": "lead", "tools": ["tests.support.tool_fixtures:io_wait"]}],
                    scripts={"lead": [{"tool_calls": [call("io_wait", seconds=0, folder="/tmp", tag="m")]},
                                      {"text": "done"}]})
-        from troupe.runtime.session.spec import SessionSpec
         from troupe.runtime.ids import RunId, SessionId
+        from troupe.runtime.session.spec import SessionSpec
 
         spec = SessionSpec(session_id=SessionId.new(), run_id=RunId.new(), team=cfg, placement="packed")
         result = await host["core"].run_session(spec, "go", timeout=30)
@@ -250,10 +250,10 @@ async def test_metered_buffer_folds_events_and_records_on_flush_and_periodically
 
 
 def test_mailbox_depths_sum_agents_of_one_team_across_sessions() -> None:
-    from troupe.runtime.session.host import HostCore
-    from troupe.runtime.session.spec import SessionSpec
     from troupe.runtime.ids import RunId, SessionId
     from troupe.runtime.messages import Envelope
+    from troupe.runtime.session.host import HostCore
+    from troupe.runtime.session.spec import SessionSpec
 
     async def scenario() -> dict[tuple[str, str], int]:
         host = HostCore(sink=_NullSink())

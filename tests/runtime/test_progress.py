@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from troupe.runtime.events import make_event
 from troupe.runtime.cli.progress import ProgressPrinter
+from troupe.runtime.events import make_event
 
 
 def ev(type: str, agent: str, **payload: object):

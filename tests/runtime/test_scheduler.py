@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob, idempotency_key
 from troupe.runtime.clock import FakeClock
 from troupe.runtime.errors import ToolArgumentError, ToolTimeoutError
-from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob, idempotency_key
 from troupe.tools.spec import Execution
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from troupe.runtime.errors import InvalidTransitionError, ModelVisibleError
 from troupe.runtime.agent.state import ALLOWED, AgentState, StateMachine
+from troupe.runtime.errors import InvalidTransitionError, ModelVisibleError
 
 S = AgentState
 

@@ -10,9 +10,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.s3_server import S3Server, s3_bucket, s3_server  # noqa: F401  (fixtures)
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.storage.location import LakeLocationError, Storage, is_uri, normalize, open_storage, redact
-from tests.support.s3_server import S3Server, s3_bucket, s3_server  # noqa: F401  (fixtures)
 
 TABLE = pa.table({"x": pa.array([1, 2, 3], pa.int64()), "s": ["a", "b", None]})
 

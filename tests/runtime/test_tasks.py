@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from troupe.runtime.session.blackboard import InvalidValueError
+from tests.support.cores import SID, START, Recorder
 from troupe.runtime.clock import FakeClock
 from troupe.runtime.errors import InvalidTransitionError, ModelVisibleError, TroupeError
 from troupe.runtime.ids import AgentId, TaskId
 from troupe.runtime.messages import MessageKind
+from troupe.runtime.session.blackboard import InvalidValueError
 from troupe.runtime.session.task_model import (
     ALLOWED_TRANSITIONS,
     TERMINAL,
@@ -23,8 +24,6 @@ from troupe.runtime.session.task_model import (
     UnknownTaskError,
 )
 from troupe.runtime.session.tasks import TaskRegistry
-
-from tests.support.cores import SID, START, Recorder
 
 S = TaskStatus
 
@@ -128,15 +127,15 @@ def test_input_must_be_json(reg: TaskRegistry, rec: Recorder) -> None:
 
 # --- the state machine -----------------------------------------------------------------------
 def test_transition_table_is_the_documented_one() -> None:
-    assert ALLOWED_TRANSITIONS == {
+    assert {
         S.PENDING: {S.RUNNING, S.BLOCKED, S.DONE, S.FAILED, S.CANCELLED},
         S.RUNNING: {S.BLOCKED, S.DONE, S.FAILED, S.CANCELLED},
         S.BLOCKED: {S.RUNNING, S.FAILED, S.CANCELLED},
         S.DONE: set(),
         S.FAILED: set(),
         S.CANCELLED: set(),
-    }
-    assert TERMINAL == {S.DONE, S.FAILED, S.CANCELLED}
+    } == ALLOWED_TRANSITIONS
+    assert {S.DONE, S.FAILED, S.CANCELLED} == TERMINAL
     assert [s.terminal for s in S] == [False, False, False, True, True, True]
 
 

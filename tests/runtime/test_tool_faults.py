@@ -12,15 +12,15 @@ import types
 from pathlib import Path
 from typing import Any
 
+from tests.runtime.teams import call, team
+from tests.support.lakes import rows
+from tests.support.mcp_servers import stdio_config
+from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, MAX_STRUCTURED_CHARS
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import parse_team
 from troupe.runtime.errors import ToolExecutionError
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.runtime.session.supervisor import SessionResult, SessionStatus
-from troupe.runtime.agent.toolexec import MAX_RESULT_CHARS, MAX_STRUCTURED_CHARS
-from tests.runtime.teams import call, team
-from tests.support.lakes import rows
-from tests.support.mcp_servers import stdio_config
 from troupe.tools.spec import tool
 
 

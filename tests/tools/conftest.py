@@ -9,16 +9,15 @@ from typing import Any
 
 import pytest
 
-from troupe.runtime.config import McpServerConfig
-from troupe.runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, Usage
 from tests.support.mcp_install import (
     mcp_filesystem_server,
     mcp_memory_server,
     mcp_npm_servers,
     mcp_time_server,
 )
-
 from tests.support.mcp_servers import HttpTestServer, stdio_config
+from troupe.runtime.config import McpServerConfig
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, TokenCallback, Usage
 
 __all__ = ["mcp_filesystem_server", "mcp_memory_server", "mcp_npm_servers", "mcp_time_server"]
 """Re-exported session fixtures (listed so linters see them used)."""

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from troupe.runtime.session.blackboard import Blackboard, Provenance
 from troupe.runtime.clock import FakeClock
 from troupe.runtime.config import AgentSpec, PermissionLevel, Permissions
 from troupe.runtime.errors import ModelVisibleError, ToolArgumentError
 from troupe.runtime.ids import BLACKBOARD, TASKS, AgentId, MessageId, RunId, SessionId, TaskId
 from troupe.runtime.messages import Envelope, MessageKind
+from troupe.runtime.session.blackboard import Blackboard, Provenance
 from troupe.runtime.session.task_model import TaskStatus
 from troupe.runtime.session.tasks import TaskRegistry
 from troupe.tools.builtins import BUILTIN_TOOLS, default_registry

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.mcp_servers import HttpTestServer, stdio_config
+from tests.support.mcp_test_server import NOTES_TEXT, PNG_1X1, SAMPLING_MAX_TOKENS
+from tests.tools.conftest import EchoModel
 from troupe.runtime.config import McpServerConfig, PermissionLevel
 from troupe.runtime.errors import ConfigError, ModelVisibleError, ToolExecutionError, ToolTimeoutError
-from tests.support.mcp_test_server import NOTES_TEXT, PNG_1X1, SAMPLING_MAX_TOKENS
-from tests.support.mcp_servers import HttpTestServer, stdio_config
-from tests.tools.conftest import EchoModel
 from troupe.tools.mcp import CallerInfo, McpConnectionError, McpManager
 from troupe.tools.spec import Execution
 

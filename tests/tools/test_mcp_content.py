@@ -23,7 +23,7 @@ def text(t: str) -> mt.TextContent:
 
 
 def test_b64_size() -> None:
-    for n in range(0, 10):
+    for n in range(10):
         assert b64_size(base64.b64encode(b"x" * n).decode()) == n
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from tests.runtime.teams import call
+from tests.support.mcp_servers import HttpTestServer, stdio_config
 from troupe.runtime.api import Troupe
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.runtime.teams import call
-from tests.support.mcp_servers import HttpTestServer, stdio_config
 
 
 def mcp_team(servers: dict[str, Any], agents: list[dict[str, Any]], scripts: dict[str, list[dict[str, Any]]],

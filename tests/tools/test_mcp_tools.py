@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from troupe.runtime.errors import ToolArgumentError, ToolExecutionError
 from tests.support.mcp_servers import stdio_config
+from troupe.runtime.errors import ToolArgumentError, ToolExecutionError
 from troupe.tools.mcp import McpCallResult, McpManager, McpTool, default_manager, mcp_tools
 from troupe.tools.mcp.tools import McpInvoker
 

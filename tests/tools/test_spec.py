@@ -7,6 +7,7 @@ import threading
 from typing import Any, Literal
 
 import pytest
+from pydantic import ValidationError
 
 from troupe.runtime.config import PermissionLevel
 from troupe.runtime.errors import ConfigError, ModelVisibleError, ToolArgumentError, UnknownToolError
@@ -120,7 +121,7 @@ def test_spec_defaults():
 
 
 def test_spec_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         search.spec.name = "other"  # type: ignore[misc]
 
 

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.config import ModelProfile
 from troupe.runtime.errors import ConfigError, ProviderError
+from troupe.runtime.llm.edge import current_edge
+from troupe.runtime.llm.factory import ProviderContext, openai_fallbacks
 from troupe.runtime.llm.local.weights import LOCAL_EXTRA_HINT, check_model_available, model_key, short_name
 from troupe.runtime.llm.openai_client import OpenAIChatClient
-from troupe.runtime.llm.factory import ProviderContext, openai_fallbacks
 from troupe.runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback
-from troupe.runtime.llm.edge import current_edge
 
 if TYPE_CHECKING:
     import httpx2
