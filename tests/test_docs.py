@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -105,3 +106,50 @@ def test_readme_python_snippet_runs(index: int, tmp_path: Path) -> None:
     assert "Error" not in proc.stdout, proc.stdout[-3000:]
     if "troupe.run(" in block or "session.send(" in block:
         assert "completed" in proc.stdout, proc.stdout[-3000:]
+
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    return dict(actions[0].choices) if actions else {}
+
+
+def _synopsis_gaps(synopsis: str) -> tuple[list[str], list[str]]:
+    """The commands of a `troupe ...` synopsis (continuation lines joined), and what the parser lacks."""
+    from troupe.runtime.cli.main import build_parser
+
+    commands = re.findall(r"^troupe ((?:[a-z]+ )+)(.*)$", re.sub(r"\n +", " ", synopsis), re.M)
+    missing = []
+    for words, rest in commands:
+        parser = build_parser()
+        for word in words.split():
+            if word not in _subcommands(parser):
+                missing.append(f"troupe {words.strip()}: no command {word!r}")
+                break
+            parser = _subcommands(parser)[word]
+        options = {s for a in parser._actions for s in a.option_strings}  # noqa: SLF001
+        missing += [f"troupe {words.strip()}: no option {o}" for o in re.findall(r"--[a-z][a-z-]*", rest)
+                    if o not in options]
+    return [words.strip() for words, _ in commands], missing
+
+
+def test_readme_command_line_matches_the_parser() -> None:
+    """Every command and option of the README's synopsis exists in `troupe`'s parser."""
+    section = README.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
+    commands, missing = _synopsis_gaps(_FENCE.search(section).group(2))  # type: ignore[union-attr]
+    assert [c.split()[0] for c in commands] == ["demo", "run", "events", "sessions", "resume", "eval", "mcp"]
+    assert missing == []
+
+
+def test_evals_page_command_line_matches_the_parser() -> None:
+    blocks = [m.group(2) for m in _FENCE.finditer((REPO / "docs" / "evals.md").read_text())
+              if m.group(2).startswith("troupe eval ")]
+    assert len(blocks) == 1
+    commands, missing = _synopsis_gaps(blocks[0])
+    assert commands == ["eval run", "eval report", "eval compare", "eval baseline", "eval list"]
+    assert missing == []
+
+
+def test_the_synopsis_check_sees_a_missing_option() -> None:
+    assert _synopsis_gaps("troupe run TEAM [--bogus]\ntroupe nothing here")[1] == [
+        "troupe run: no option --bogus", "troupe nothing: no command 'nothing'"]
