@@ -18,7 +18,7 @@ from troupe.actors.ray_dispatch import RayDispatcher
 from troupe.actors.ray_metrics import host_event_buffer
 from troupe.actors.ship import RayShip
 from troupe.actors.transport import RayTransport
-from troupe.runtime.errors import TroupeError
+from troupe.runtime.errors import TroupeError, UnknownAgentError
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
 from troupe.runtime.session.host import HostCore
@@ -111,7 +111,10 @@ class HostActor:
         One argument in the common case: each Ray call argument is serialised on its own.
         """
         await self._ensure_restored()
-        return await self.core.deliver(envelope.session_id, AgentId(agent) if agent else envelope.recipient, envelope)
+        recipient = AgentId(agent) if agent else envelope.recipient
+        if recipient is None:
+            raise UnknownAgentError("a message needs a recipient or a topic", message_id=envelope.id)
+        return await self.core.deliver(envelope.session_id, recipient, envelope)
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
         await self._ensure_restored()

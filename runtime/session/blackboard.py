@@ -11,6 +11,7 @@ be serialised is rejected at write time rather than failing somewhere far away l
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import re
@@ -325,16 +326,16 @@ class Blackboard:
                     out.append(entry)
         return out
 
-    def history(self, key: str) -> list[BlackboardEntry]:
+    def history(self, key: str) -> builtins.list[BlackboardEntry]:
         """The retained versions of ``key``, oldest first (expired ones included)."""
         key = validate_key(key)
         slot = self._slots.get(key)
         return list(slot.history) if slot is not None else []
 
-    def sweep(self) -> list[BlackboardEntry]:
+    def sweep(self) -> builtins.list[BlackboardEntry]:
         """Report every entry that has expired since the last look (for a host's periodic timer)."""
         now = self._clock.now()
-        newly: list[BlackboardEntry] = []
+        newly: builtins.list[BlackboardEntry] = []
         for key in sorted(self._slots):
             slot = self._slots[key]
             entry = slot.latest
@@ -383,7 +384,7 @@ class Blackboard:
             del self._subs[agent]
         return removed
 
-    def subscriptions(self) -> dict[AgentId, list[str]]:
+    def subscriptions(self) -> dict[AgentId, builtins.list[str]]:
         return {a: sorted(p) for a, p in sorted(self._subs.items())}
 
     def _notify_subscribers(self, entry: BlackboardEntry) -> None:

@@ -231,12 +231,12 @@ class HostCore:
         llm = self.llm_factory(profile_name, spec.team.models, agent=str(agent.id))
         held.llms.append(llm)
         tools = {t.name: t for t in (held.registry or self.registry).resolve(agent.tools)}
-        profile = spec.team.models[profile_name]
+        model = spec.team.models[profile_name]
         core = AgentCore(AgentDeps(
             spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
             services=HostServices(self, spec.session_id), emit=self.emitter(spec, str(agent.id)), dispatcher=self.dispatcher,
-            team=spec.team.agents, parent=parent, profile=profile_name, temperature=profile.temperature,
-            context_retries=profile.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
+            team=spec.team.agents, parent=parent, profile=profile_name, temperature=model.temperature,
+            context_retries=model.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
             approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints,
             backpressure=getattr(self.sink, "wait_for_room", None),
         ))
@@ -280,10 +280,10 @@ class HostCore:
                                                        "placement": str(spec.placement)})
             await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, text))
             try:
-                return await self.call(sid, SUPERVISOR, "wait", {"timeout": timeout})  # type: ignore[no-any-return]
+                return await self.call(sid, SUPERVISOR, "wait", {"timeout": timeout})
             except TimeoutError:
                 await self.call(sid, SUPERVISOR, "cancel", {"reason": f"no result within {timeout}s"})
-                return await self.call(sid, SUPERVISOR, "wait", {"timeout": 30})  # type: ignore[no-any-return]
+                return await self.call(sid, SUPERVISOR, "wait", {"timeout": 30})
             except asyncio.CancelledError:
                 # The client stopped waiting (a sweep gave up on this sample): end it as cancelled,
                 # so its events say why, before closing it stops the agents' work.
@@ -380,7 +380,7 @@ class HostCore:
             await asyncio.gather(*(self.deliver(envelope.session_id, t, envelope.to(t)) for t in targets))
             return
         if envelope.recipient is None:
-            raise UnknownAgentError("a message needs a recipient or a topic", message=envelope.id)
+            raise UnknownAgentError("a message needs a recipient or a topic", message_id=envelope.id)
         await self.deliver(envelope.session_id, envelope.recipient, envelope)
 
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ await completion without polling either.
 
 from __future__ import annotations
 
+import builtins
 import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Self
@@ -295,7 +296,7 @@ class TaskRegistry:
             "children": [self._node(self._tasks[c]) for c in task.children],
         }
 
-    async def wait(self, task_ids: Iterable[TaskId | str], *, timeout: float | None = None) -> list[Task]:
+    async def wait(self, task_ids: Iterable[TaskId | str], *, timeout: float | None = None) -> builtins.list[Task]:
         """Wait until every task in ``task_ids`` is terminal; returns them in the order asked.
 
         Woken by registry changes rather than polling. ``timeout`` is measured with the registry's
@@ -323,14 +324,14 @@ class TaskRegistry:
                 raise TimeoutError(f"timed out after {timeout}s waiting for tasks to finish; still open: {still_open}")
         return [self._tasks[tid] for tid in ids]
 
-    async def _until_terminal(self, ids: list[TaskId]) -> None:
+    async def _until_terminal(self, ids: builtins.list[TaskId]) -> None:
         while True:
             changed = self._changed  # captured before the check, so no signal can be missed
             if self._all_terminal(ids):
                 return
             await changed.wait()
 
-    def _all_terminal(self, ids: list[TaskId]) -> bool:
+    def _all_terminal(self, ids: builtins.list[TaskId]) -> bool:
         return all(self._tasks[tid].terminal for tid in ids)
 
     def _signal(self) -> None:
@@ -352,9 +353,9 @@ class TaskRegistry:
             hint = f"known task ids: {shown}{more}"
         raise UnknownTaskError(f"unknown {role} {str(task_id)!r}; {hint}", task_id=str(task_id))
 
-    def _subtree(self, root: Task) -> list[Task]:
+    def _subtree(self, root: Task) -> builtins.list[Task]:
         """``root`` and all its descendants, depth-first, parents before children."""
-        out: list[Task] = []
+        out: builtins.list[Task] = []
         stack = [root.id]
         while stack:
             task = self._tasks[stack.pop()]
