@@ -310,7 +310,7 @@ characters OpenAI refuses in tool names become `_`; the original name is the des
 line, `Original name: math.factorial`), BFCL's types are mapped to JSON Schema (`dict` -> `object`,
 `float` -> `number`, `tuple` -> `array`, `any` -> no type), and BFCL's `possible_answer` becomes
 `expect.tool_calls` (all acceptable values per argument; `""` means it may be left out), graded by
-a BFCL-style matcher (`evals/graders.py`). All suites run on [`{TEAM_FILE}`]({TEAM_FILE}).
+a BFCL-style matcher (`evals/grade_calls.py`). All suites run on [`{TEAM_FILE}`]({TEAM_FILE}).
 
 To regenerate (the wheel is a dev-time source only, not a dependency of Troupe):
 
