@@ -209,14 +209,14 @@ def _case_matrix(cases: list[dict[str, Any]], cell_order: list[str]) -> str:
     for case_id in sorted(grid):
         row = [esc(case_id) + (' <small class="bad">required</small>' if required[case_id] else "")]
         for cell in cell_order:
-            r = grid[case_id].get(cell)
-            if r is None:
+            entry = grid[case_id].get(cell)
+            if entry is None:
                 row.append("–")
                 continue
-            rate = r["pass_rate"]
+            rate = entry["pass_rate"]
             hue = int(120 * rate)  # red (0) to green (120)
             row.append(f'<span class="heat" style="background:hsl({hue},70%,88%);padding:1px 6px" '
-                       f'title="mean score {num(r["mean_score"], 3)}">{r["passed"]}/{r["samples"]}</span>')
+                       f'title="mean score {num(entry["mean_score"], 3)}">{entry["passed"]}/{entry["samples"]}</span>')
         rows.append(row)
     return "<section><h2>Cases × cells (passed / samples)</h2>" + html_table(headers, rows) + "</section>"
 

@@ -72,4 +72,4 @@ class McpCallResult(BaseModel):
         return self.text
 
 
-__all__ = ["CallerInfo", "McpCallResult", "SEPARATOR", "model_tool_name", "split_tool_name"]
+__all__ = ["SEPARATOR", "CallerInfo", "McpCallResult", "model_tool_name", "split_tool_name"]

@@ -135,8 +135,8 @@ async def answer(sampler: Sampler | None, server: str, cfg: McpServerConfig,
 
 
 __all__ = [
-    "Sampler",
     "USAGE_META_KEY",
+    "Sampler",
     "answer",
     "disabled_message",
     "llm_sampler",

@@ -40,7 +40,7 @@ def _install_spawn_hook() -> bool:
         return process
 
     spawn._troupe_hook = True  # type: ignore[attr-defined]
-    sdk_stdio._create_platform_compatible_process = spawn  # type: ignore[attr-defined]
+    sdk_stdio._create_platform_compatible_process = spawn
     return True
 
 
