@@ -16,7 +16,7 @@ Ray task (for ``task``) and of a sleeping call on an async actor (for ``llm`` an
 run on async worker actors). Ratios are medians over medians. (A Ray task blocked in a C call,
 where no KeyboardInterrupt reaches it, is killed ``FORCE_AFTER_S`` after the cancel, by design.)
 
-    python -m benchmarks.cancel [--reps 7]
+    python -m benchmarks.cancel [--reps 7] [--smoke]   (or python benchmarks/cancel.py)
 """
 
 from __future__ import annotations
@@ -26,13 +26,18 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.cancel_tools import cancelled_at, mark, mark_cancelled, sleep_marked
-from tests.support.openai_server import OpenAICompatServer, TextReply
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support import cancel_tools
+from benchmarks.support.cancel_tools import cancelled_at, mark, mark_cancelled, sleep_marked
+from benchmarks.support.cli import parse_args
+from benchmarks.support.openai_server import OpenAICompatServer, TextReply
 
 KINDS = ("llm", "task", "io")
 PLACEMENTS = ("dedicated", "packed")
@@ -40,7 +45,7 @@ WORK_S = 60.0
 """How long each piece of work would run if nobody stopped it."""
 WATCH_S = 0.002
 """How often the test server looks for a closed connection (the resolution of the llm figure)."""
-FIX = "tests.support.cancel_tools"
+FIX = cancel_tools.__name__
 
 
 def team(kind: str, base_url: str, folder: Path, tag: str) -> Any:
@@ -149,7 +154,8 @@ def summary(samples: list[float]) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
-    args = parser.parse_args()
+    parser.add_argument("--warm", type=int, default=1, help="untimed rounds first (start the pool and workers)")
+    args = parse_args(parser, smoke={"reps": 1, "warm": 0})
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TROUPE_BLOCK_REMOTE_MODELS", "1")
     import ray
@@ -165,9 +171,10 @@ async def main() -> None:
             base = {"ray task": [], "async actor call": []}
             figures: dict[str, dict[str, list[float]]] = {f"{p} {k}": {step: [] for step in STEPS}
                                                           for p in PLACEMENTS for k in KINDS}
-            for placement in PLACEMENTS:  # warm-up: start the pool, the node workers, Ray's task workers
-                for kind in KINDS:
-                    await one_cancel(troupe, server, folder, kind, placement, -1)
+            for warm in range(args.warm):  # warm-up: start the pool, the node workers, Ray's task workers
+                for placement in PLACEMENTS:
+                    for kind in KINDS:
+                        await one_cancel(troupe, server, folder, kind, placement, -1 - warm)
             for rep in range(args.reps):
                 base["ray task"].append(await baseline(
                     lambda tag: task.remote(WORK_S, str(folder), tag), folder, f"base-task-{rep}"))

@@ -1,6 +1,6 @@
 """Chaos: N checkpointed sessions, each with one actor killed at a random point; what survives.
 
-The session: the three-agent team of tests/support/recovery_team.py (the lead hands a task each to
+The session: the three-agent team of benchmarks/support/recovery_team.py (the lead hands a task each to
 two workers; each applies a side effect on the node's tool worker, writes the blackboard and
 replies; the lead reads the blackboard and answers), ``dedicated`` placement (each logical actor
 its own Ray actor, checkpointed), a deterministic model that waits ``--step-s`` per call.
@@ -12,14 +12,14 @@ the session's six logical actors and the runtime's event log and scheduler, kill
 Reported:
 
   completed        sessions that ended ``completed`` with the undisturbed answer, of N;
-  lost events      gaps in a killed session's log (tests/support/recovery_team.py ``gaps``): a message
+  lost events      gaps in a killed session's log (benchmarks/support/recovery_team.py ``gaps``): a message
                    sent to an agent that no mailbox took, a tool call without a result, a task that
                    never ended, no ``session.finished`` (replays add events; none may be missing);
   duplicated side effects   effects applied twice (a ledger line seen twice);
   recovery time    a killed session's time over that of an undisturbed session run right after it
                    (its own baseline, as the machine's load drifts), and the extra seconds.
 
-    python -m benchmarks.chaos [--sessions 30] [--step-s 0.1] [--seed 1]
+    python -m benchmarks.chaos [--sessions 30] [--step-s 0.1] [--seed 1] [--smoke]   (or python benchmarks/chaos.py)
 """
 
 from __future__ import annotations
@@ -39,7 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import parse_args
+from benchmarks.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
+
 VICTIMS = ("lead", "worker_a", "worker_b", "blackboard", "tasks", "session", "eventlog", "scheduler")
 
 
@@ -47,7 +51,6 @@ async def _one(troupe: Any, folder: Path, tag: str, kill: tuple[str, str, int] |
     import ray
 
     from troupe.actors.naming import NAMESPACE, dedicated_name
-    from tests.support.recovery_team import expected_reply, ledger_items, recovery_team, request_text
 
     ledger = folder / f"ledger-{tag}"
     started = time.perf_counter()
@@ -81,13 +84,10 @@ async def _one(troupe: Any, folder: Path, tag: str, kill: tuple[str, str, int] |
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["TROUPE_CHAOS_STEP_S"] = str(args.step_s)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    sys.path.insert(0, str(REPO))
     import ray
 
     from troupe.runtime.api import Troupe
     from troupe.runtime.eventlog.lake import query
-    from tests.support.recovery_team import gaps
 
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="troupe-chaos-"))
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=2, help="undisturbed sessions first (the events counted)")
     parser.add_argument("--step-s", type=float, default=0.1, help="the model's wait per call")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"sessions": 1, "baseline": 1, "step_s": 0.02})
     report = asyncio.run(main_async(args))
     print(f"completed {report['completed']}/{report['sessions']} ({report['killed']} with a kill before the end); "
           f"lost events {report['lost_events']} {report['lost']}; "

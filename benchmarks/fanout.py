@@ -4,13 +4,13 @@
   worker). Ideal: 0.5 s. Measured from the turn's first ``tool.call`` to its last result event.
 * CPU-bound: one turn asks for M calls of a tool that spins for a fixed amount of work (a Ray task
   with ``num_cpus=1``). Ideal: the work the calls report (their own compute seconds) / cores.
-* MCP per-call overhead: ``echo`` on our own test MCP server over stdio and streamable HTTP,
+* MCP per-call overhead: ``echo`` on our own MCP server (benchmarks/support/echo_mcp.py) over stdio and streamable HTTP,
   called (a) with the ``mcp`` package's own client, (b) through Troupe's MCP manager, and (c) as a
   tool call of an agent through the scheduler and the node's MCP actor on Ray.
 
 Ends with one JSON line of figures. Run from the repository root:
 
-    python -m benchmarks.fanout [--io-calls 100] [--cpu-calls 16] [--mcp-calls 200]
+    python -m benchmarks.fanout [--io-calls 100] [--cpu-calls 16] [--mcp-calls 200] [--smoke]   (or python benchmarks/fanout.py)
 """
 
 from __future__ import annotations
@@ -32,9 +32,13 @@ from troupe.runtime.config import McpServerConfig, parse_team
 from troupe.runtime.eventlog.lake import query
 from troupe.tools.spec import tool
 
-REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import REPO, parse_args
+
 IO_WAIT_S = 0.5
 SPIN = 10_000_000
+"""The work of one CPU-bound call (about 1 s here): a sum of this many squares."""
 
 
 @tool(timeout_s=30)
@@ -77,8 +81,8 @@ async def io_batch(troupe: Troupe, n: int) -> dict[str, Any]:
     return {"calls": n, "ok": ok, "ideal_s": IO_WAIT_S, "wall_s": round(wall, 3), "ratio": round(wall / IO_WAIT_S, 2)}
 
 
-async def cpu_batch(troupe: Troupe, n: int, cores: int) -> dict[str, Any]:
-    calls = [{"name": "spin", "arguments": {"n": SPIN}} for _ in range(n)]
+async def cpu_batch(troupe: Troupe, n: int, cores: int, spin_n: int = SPIN) -> dict[str, Any]:
+    calls = [{"name": "spin", "arguments": {"n": spin_n}} for _ in range(n)]
     await troupe.run(_team("benchmarks.fanout:spin", calls[:cores]), "go", timeout=300)  # start the task workers
     many = await troupe.run(_team("benchmarks.fanout:spin", calls), "go", timeout=600)
     await troupe.backend.log.flush.remote()
@@ -100,7 +104,7 @@ def _free_port() -> int:
 
 def _servers() -> tuple[dict[str, McpServerConfig], subprocess.Popen[bytes]]:
     port = _free_port()
-    http = subprocess.Popen([sys.executable, "-m", "tests.support.mcp_test_server", "--http", str(port)], cwd=REPO,
+    http = subprocess.Popen([sys.executable, "-m", "benchmarks.support.echo_mcp", "--http", str(port)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -108,7 +112,7 @@ def _servers() -> tuple[dict[str, McpServerConfig], subprocess.Popen[bytes]]:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.1)
-    stdio = McpServerConfig(command=sys.executable, args=["-m", "tests.support.mcp_test_server", "--stdio"], cwd=str(REPO))
+    stdio = McpServerConfig(command=sys.executable, args=["-m", "benchmarks.support.echo_mcp", "--stdio"], cwd=str(REPO))
     return {"stdio": stdio, "http": McpServerConfig(url=f"http://127.0.0.1:{port}/mcp")}, http
 
 
@@ -185,7 +189,8 @@ async def main() -> None:
     parser.add_argument("--io-calls", type=int, default=100)
     parser.add_argument("--cpu-calls", type=int, default=16)
     parser.add_argument("--mcp-calls", type=int, default=200)
-    args = parser.parse_args()
+    parser.add_argument("--spin", type=int, default=SPIN, help="the work of one CPU-bound call")
+    args = parse_args(parser, smoke={"io_calls": 4, "cpu_calls": 2, "mcp_calls": 5, "spin": 100_000})
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
@@ -194,7 +199,8 @@ async def main() -> None:
         troupe = await Troupe.connect(lake=lake, address="local", num_cpus=cores, log_to_driver=False)
         try:
             await io_batch(troupe, 4)  # warm the worker
-            figures = {"io": await io_batch(troupe, args.io_calls), "cpu": await cpu_batch(troupe, args.cpu_calls, cores),
+            figures = {"io": await io_batch(troupe, args.io_calls),
+                       "cpu": await cpu_batch(troupe, args.cpu_calls, cores, args.spin),
                        "mcp": await mcp_overhead(troupe, args.mcp_calls)}
         finally:
             await troupe.shutdown()

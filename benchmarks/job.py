@@ -1,7 +1,7 @@
 """What running a session as a Ray job costs: ``ray job submit -- troupe run`` against the same session
 run directly on the same cluster.
 
-The cluster: a private ``ray start --head`` (its own ports and temp dir; tests/support/ray_head.py),
+The cluster: a private ``ray start --head`` (its own ports and temp dir; benchmarks/support/ray_head.py),
 2 CPUs, token auth off. The session: the 3-agent team of benchmarks/sweep.py (``lead`` hands a task
 each to ``a`` and ``b``, they answer, the lead answers; a deterministic model that waits 50 ms per
 call, 4 calls, 3 on the critical path), ``dedicated`` placement (the CLI's default), lake in a temp dir.
@@ -16,7 +16,7 @@ Three ways, each timed from the caller's side, from start to the command's exit:
 The first job also uploads the working directory (its package is cached by content hash after that);
 it is reported apart. Ratios: job / direct and job / session, on the medians.
 
-    python -m benchmarks.job [--reps 5] [--placement dedicated|packed]
+    python -m benchmarks.job [--reps 5] [--placement dedicated|packed] [--smoke]   (or python benchmarks/job.py)
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import REPO, parse_args
 
 
 def write_team(folder: Path) -> Path:
@@ -119,10 +121,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5, help="runs of each kind after the first job (default 5)")
     parser.add_argument("--placement", choices=["dedicated", "packed"], default="dedicated",
                         help="dedicated (the CLI's default): the session starts an actor per agent")
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"reps": 1})
     os.environ["RAY_AUTH_MODE"] = "disabled"  # before ray is imported; the private head has token auth off
-    sys.path.insert(0, str(REPO))
-    from tests.support.ray_head import start_head
+    from benchmarks.support.ray_head import start_head
 
     with tempfile.TemporaryDirectory() as tmp:
         team, lake = write_team(Path(tmp)), Path(tmp) / "lake"

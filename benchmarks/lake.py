@@ -7,7 +7,7 @@
    count / group-by type / p50-p95 duration by type / tool.call<->tool.result self-join are timed
    on both layouts (the small-file layout is the baseline). Target group-by < 0.5 s.
 
-Run: ``.venv/bin/python benchmarks/lake.py`` (about a minute). The last line is JSON.
+Run: ``.venv/bin/python benchmarks/lake.py`` (about a minute; ``--smoke``: seconds). The last line is JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -29,8 +30,12 @@ import ray
 
 from troupe.actors.eventlog_actor import RayShip, close_event_log, get_or_create_event_log
 from troupe.runtime.eventlog.buffer import EventBuffer
-from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns
 from troupe.runtime.eventlog.lake import LakeWriter, compact_run, connect
+from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns
+
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import parse_args
 
 TYPES = ["llm.request", "llm.response", "tool.call", "tool.result", "message.sent", "message.delivered", "agent.state"]
 
@@ -75,7 +80,7 @@ async def ingest(n_per_producer: int, lake: Path) -> dict[str, float]:
     await asyncio.gather(*(p.__ray_ready__.remote() for p in producers))
     build_s = time.perf_counter() - t_build
 
-    base_n = 2000
+    base_n = min(2000, n_per_producer)
     base_s = await producers[0].unbatched.remote(base_n)
     await log.flush.remote()
     base_rate = base_n / base_s
@@ -175,8 +180,8 @@ def time_queries(lake: Path, repeats: int = 3) -> dict[str, float]:
     return out
 
 
-def queries(n: int, lake: Path) -> dict[str, Any]:
-    runs, sessions = 10, 100
+def queries(n: int, lake: Path, sessions: int = 100) -> dict[str, Any]:
+    runs = 10
     t0 = time.perf_counter()
     tables = synthetic(n, runs, sessions)
     gen_s = time.perf_counter() - t0
@@ -222,7 +227,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-producer", type=int, default=200_000)
     parser.add_argument("--lake-events", type=int, default=1_000_000)
-    args = parser.parse_args()
+    parser.add_argument("--sessions-per-run", type=int, default=100, help="small files per run (10 runs)")
+    args = parse_args(parser, smoke={"per_producer": 2000, "lake_events": 10_000, "sessions_per_run": 10})
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="troupe-lake-bench-") as tmp:
         ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="troupe", log_to_driver=False)
@@ -230,7 +236,7 @@ def main() -> None:
             figures.update(asyncio.run(ingest(args.per_producer, Path(tmp) / "ingest")))
         finally:
             ray.shutdown()
-        figures.update(queries(args.lake_events, Path(tmp) / "query"))
+        figures.update(queries(args.lake_events, Path(tmp) / "query", args.sessions_per_run))
     figures["ingest_target_met"] = figures["ingest_events_per_s"] >= 100_000
     figures["group_by_target_met"] = figures["group_by_type_ms"] < 500
     print(json.dumps(figures))

@@ -1,9 +1,10 @@
 """The embedded local model: time to first token, tokens per second, and what the runtime adds to
 the demo (its wall time as a ratio to the sum of its LLM calls' times, from the lake).
 
-    python benchmarks/local_model.py [--runs 3] [--placement packed]
+    python benchmarks/local_model.py [--runs 3] [--placement packed] [--smoke]
 
-Needs the 'local' extra. Ends with one JSON line of figures.
+Needs the 'local' extra. Ends with one JSON line of figures. ``--smoke`` streams 8 tokens once and
+stops the demo after 2 model calls of at most 8 tokens each (its answer is then not expected to be correct).
 """
 
 from __future__ import annotations
@@ -12,25 +13,32 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import ray
 
 from troupe.actors.backend import ensure_ray
 from troupe.runtime.api import Troupe
-from troupe.runtime.config import ModelProfile
+from troupe.runtime.config import ModelProfile, TeamConfig
 from troupe.runtime.demo import QUESTION, answer_is_correct, demo_team
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import ChatMessage, LLMRequest
 
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import parse_args
+
 PROMPT = "Write three short sentences about actors in distributed systems."
 
 
-async def stream_once() -> dict[str, float]:
+async def stream_once(max_tokens: int = 128) -> dict[str, float]:
     """One streamed completion through the same client path the agents use."""
-    profiles = {"local": ModelProfile(provider="local", model="default", temperature=0, max_tokens=128)}
+    profiles = {"local": ModelProfile(provider="local", model="default", temperature=0, max_tokens=max_tokens)}
     client = build_client("local", profiles, agent="bench")
     first: list[float] = []
     started = time.perf_counter()
@@ -45,14 +53,30 @@ async def stream_once() -> dict[str, float]:
             "tokens_out": response.usage.tokens_out}
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--placement", default="packed")
-    args = parser.parse_args()
+def team(llm_calls: int | None, max_tokens: int | None) -> TeamConfig:
+    """The demo team, its model calls capped at ``llm_calls`` and their answers at ``max_tokens`` if given."""
+    cfg = demo_team()
+    update: dict[str, Any] = {}
+    if llm_calls is not None:
+        update["budgets"] = cfg.budgets.model_copy(update={"max_llm_calls": llm_calls})
+    if max_tokens is not None:
+        profile = ModelProfile(provider="local", model="default", temperature=0, max_tokens=max_tokens)
+        update["models"] = {**cfg.models, cfg.default_model: profile}
+    return cfg.model_copy(update=update)
 
-    await stream_once()  # warm: assemble the model, start the server, load weights
-    streams = [await stream_once() for _ in range(3)]
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="demo runs")
+    parser.add_argument("--placement", default="packed")
+    parser.add_argument("--streams", type=int, default=3, help="timed streamed completions")
+    parser.add_argument("--max-tokens", type=int, default=128, help="tokens per streamed completion")
+    parser.add_argument("--demo-llm-calls", type=int, default=None, help="cap the demo's model calls (default: its own budget)")
+    parser.add_argument("--demo-max-tokens", type=int, default=None, help="cap each demo answer (default: no cap)")
+    args = parse_args(parser, smoke={"runs": 1, "streams": 1, "max_tokens": 8, "demo_llm_calls": 2, "demo_max_tokens": 8})
+
+    await stream_once(args.max_tokens)  # warm: assemble the model, start the server, load weights
+    streams = [await stream_once(args.max_tokens) for _ in range(args.streams)]
 
     ensure_ray("local", num_cpus=2)
     lake = tempfile.mkdtemp(prefix="troupe-bench-")
@@ -60,7 +84,7 @@ async def main() -> None:
     demos = []
     for _ in range(args.runs):
         started = time.perf_counter()
-        result = await troupe.run(demo_team(), QUESTION, timeout=600)
+        result = await troupe.run(team(args.demo_llm_calls, args.demo_max_tokens), QUESTION, timeout=600)
         wall = time.perf_counter() - started
         per_agent = {r["agent"]: r["s"] for r in query(
             lake, f"select agent, sum(duration_ms) / 1000 s from events where session_id = '{result.session_id}' "

@@ -7,7 +7,7 @@ dedicated sessions: a message is acknowledged once the recipient's checkpointed 
 without.
 Ends with one JSON line of figures.
 
-    python benchmarks/messaging.py [--messages 5000]
+    python benchmarks/messaging.py [--messages 5000] [--repeats 3] [--smoke]
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import ray
 
@@ -24,6 +26,10 @@ from troupe.actors.backend import ensure_ray
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import parse_team
 from troupe.runtime.messages import Envelope
+
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import parse_args
 
 WINDOW = 100
 
@@ -68,10 +74,10 @@ async def troupe_rate(troupe: Troupe, placement: str, n: int) -> float:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"messages": 200, "repeats": 1})
     ensure_ray("local", num_cpus=2)
     troupe = await Troupe.connect(lake=tempfile.mkdtemp(prefix="troupe-bench-"))
     plain = await Troupe.connect(lake=tempfile.mkdtemp(prefix="troupe-bench-"), checkpoints=False)

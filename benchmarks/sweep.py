@@ -6,7 +6,7 @@ lead), so a sample takes at least 150 ms. The latency-bound ideal for N samples 
 ceil(N / C) x 150 ms. Reports samples per second, the runtime's CPU time per sample (this process
 plus every Ray worker of the run, from /proc), and the wall time as a ratio to that ideal.
 
-    python -m benchmarks.sweep [--samples 1000] [--concurrency 200]
+    python -m benchmarks.sweep [--samples 1000] [--concurrency 200] [--smoke]   (or python benchmarks/sweep.py)
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ from typing import Any
 import yaml
 
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+
+if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.support.cli import parse_args
 
 CALL_S = 0.05
 CRITICAL_PATH_CALLS = 3
@@ -40,7 +45,8 @@ async def reply(request: LLMRequest, agent: str) -> LLMResponse | str:
         {"tasks": [{"assignee": "a", "goal": "part a"}, {"assignee": "b", "goal": "part b"}]}))])
 
 
-def write_suite(folder: Path, n: int) -> Path:
+def write_suite(folder: Path, n: int, name: str = "bench") -> Path:
+    """A suite of ``n`` cases; the name tells suites apart (the same suite in one lake is resumed, not run)."""
     (folder / "team.yaml").write_text(yaml.safe_dump({
         "name": "bench", "entry": "lead", "default_model": "m",
         "models": {"m": {"provider": "function", "function": "benchmarks.sweep:reply"}},
@@ -49,7 +55,7 @@ def write_suite(folder: Path, n: int) -> Path:
     with open(folder / "cases.jsonl", "w") as f:
         for i in range(n):
             f.write(json.dumps({"id": f"c{i}", "input": f"job {i}", "expect": {"contains": "done"}}) + "\n")
-    (folder / "suite.yaml").write_text(yaml.safe_dump({"name": "bench", "team": "team.yaml", "cases": "cases.jsonl"}))
+    (folder / "suite.yaml").write_text(yaml.safe_dump({"name": name, "team": "team.yaml", "cases": "cases.jsonl"}))
     return folder / "suite.yaml"
 
 
@@ -103,7 +109,7 @@ async def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--pool-size", type=int, default=None, help="host actors (default: one per CPU)")
-    args = parser.parse_args()
+    args = parse_args(parser, smoke={"samples": 20, "concurrency": 10})
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
@@ -118,12 +124,14 @@ async def main() -> None:
         try:
             warm_dir = Path(tmp) / "warm"
             warm_dir.mkdir()
-            await Sweep(troupe, load_suite(write_suite(warm_dir, 20)), concurrency=20).run()  # start the pool
+            await Sweep(troupe, load_suite(write_suite(warm_dir, 20, "warm")), concurrency=20).run()  # start the pool
             pids = _ray_pids()
             cpu0, by0, t0 = _cpu_seconds(pids), _cpu_by_process(pids), time.monotonic()
             sweep = Sweep(troupe, suite, concurrency=args.concurrency)
             progress = await sweep.run()
             wall = time.monotonic() - t0
+            if progress.passed + progress.failed != args.samples:
+                raise RuntimeError(f"{args.samples} samples asked for, {progress.passed + progress.failed} ran: {progress}")
             from troupe.evals.results import results_table
 
             failing = [r for r in results_table(troupe.lake, sweep.run_id).to_pylist() if not r["passed"]]

@@ -7,7 +7,7 @@ streamed answer from an OpenAI-compatible server (a ``llm:talker`` task on the n
 where no KeyboardInterrupt reaches it, a coroutine on the node's I/O tool worker, and a call on the
 node's MCP actor to a stdio server). The evidence that work stopped is outside the runtime: the
 HTTP server sees the stream's connection closed, each tool leaves ``<tag>.cancelled`` (the blocked
-one's process is gone instead), and none ever leaves ``<tag>.done`` (tests/support/cancel_tools.py).
+one's process is gone instead), and none ever leaves ``<tag>.done`` (benchmarks/support/cancel_tools.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 import psutil
 import pytest
 
+from benchmarks.support.cancel_tools import MCP_SERVER, mcp_config
+from benchmarks.support.openai_server import OpenAICompatServer, TextReply
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import TeamConfig, parse_team
 from troupe.runtime.events import Event
@@ -30,8 +32,6 @@ from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.handle import Session
 from troupe.runtime.session.supervisor import SessionStatus
 from tests.runtime.teams import call
-from tests.support.cancel_tools import MCP_SERVER, mcp_config
-from tests.support.openai_server import OpenAICompatServer, TextReply
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ BOUND_S = 5.0
 """How long cancellation may take to reach everything (the issue's bound)."""
 TOOL_S = 8.0
 """How long each slow tool would run if nobody stopped it."""
-FIX = "tests.support.cancel_tools"
+FIX = "benchmarks.support.cancel_tools"
 TOOL_TAGS = {"task": f"{FIX}:slow_task", "blocked": f"{FIX}:blocked_task", "io": f"{FIX}:slow_io",
              "mcp": f"{MCP_SERVER}__slow_mark"}
 """Marker tag -> the tool that leaves it (two Ray tasks, the I/O worker, the MCP actor)."""

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from benchmarks.support.openai_server import OpenAICompatServer, TextReply, ToolCallSpec, ToolCallsReply
 from troupe.actors.llm_actor import LLMWorkerActor, RemoteLLMClient, RemoteLLMFactory
 from troupe.runtime.config import ModelProfile, parse_team
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.llm import ChatMessage, LLMRequest, LLMResponse, ScriptedModel
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.support.openai_server import OpenAICompatServer, TextReply, ToolCallSpec, ToolCallsReply
 
 FIX = "tests.support.tool_fixtures"
 

@@ -16,12 +16,12 @@ import pytest
 import ray
 from ray.actor import ActorHandle
 
+from benchmarks.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
 from troupe.actors.naming import NAMESPACE, dedicated_name
 from troupe.runtime.api import Troupe
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.handle import Session
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
 
 pytestmark = pytest.mark.ray
 

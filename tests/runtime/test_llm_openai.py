@@ -22,7 +22,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # until pytest's `pythonpath` puts the repo root there
     sys.path.insert(0, _ROOT)
 
-from tests.support.openai_server import (  # noqa: E402
+from benchmarks.support.openai_server import (  # noqa: E402
     Disconnect,
     OpenAICompatServer,
     TextReply,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support.openai_server import OpenAICompatServer
 from troupe.runtime.config import ModelProfile
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.llm.local import weights
 from troupe.runtime.llm.local.weights import MODELS, ModelSpec, assemble, ensure_model
 from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
-from tests.support.openai_server import OpenAICompatServer
 
 
 def _parts(tmp_path: Path, chunks: list[bytes]) -> tuple[list[Path], str]:

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from benchmarks.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
 from troupe.runtime.api import Troupe
 from troupe.runtime.clock import FakeClock
 from troupe.runtime.config import RateLimit, TeamConfig, parse_team
 from troupe.runtime.llm.ratelimit import RateLimiter, endpoint_key, lease, local_limiter
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.support.openai_server import ErrorReply, OpenAICompatServer, TextReply
 
 
 def limiter(clock: FakeClock, **limit: Any) -> RateLimiter:

@@ -327,7 +327,7 @@ async def test_context_compaction_is_recorded(troupe: Troupe, lake: Path) -> Non
 
 
 async def test_no_secret_reaches_the_lake(troupe: Troupe, lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.support.openai_server import OpenAICompatServer
+    from benchmarks.support.openai_server import OpenAICompatServer
 
     secret = "sk-test-0123456789abcdefSECRET"
     monkeypatch.setenv("TEST_TROUPE_KEY", secret)

@@ -115,13 +115,13 @@ async def actor_names(dashboard: str) -> list[dict[str, str]]:
 async def main(out: Path) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["TROUPE_BLOCK_REMOTE_MODELS"] = "1"
+    from benchmarks.support.openai_server import OpenAICompatServer, TextReply, ToolCallSpec, ToolCallsReply, free_port
     from benchmarks.sweep import write_suite
     from troupe.actors.ray_metrics import sweep_progress_reporter
     from troupe.evals.suite import load_suite
     from troupe.evals.sweep import Sweep
     from troupe.runtime.api import Troupe
     from troupe.runtime.config import parse_team
-    from tests.support.openai_server import OpenAICompatServer, TextReply, ToolCallSpec, ToolCallsReply, free_port
 
     report: dict[str, Any] = {}
     metrics_port, dashboard_port = free_port(), free_port()

@@ -1,4 +1,4 @@
-"""A driver that starts the recovery team's session (tests/support/recovery_team.py) on the Ray
+"""A driver that starts the recovery team's session (benchmarks/support/recovery_team.py) on the Ray
 cluster at ``$RAY_ADDRESS``, prints the session id, and waits for the result; the resume test stops
 the whole cluster under it.
 
@@ -11,8 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from benchmarks.support.recovery_team import recovery_team, request_text
 from troupe.runtime.api import Troupe
-from tests.support.recovery_team import recovery_team, request_text
 
 
 async def main(lake: str, ledger: str, tag: str) -> None:

@@ -7,7 +7,7 @@ notices, reads the blackboard and answers. Every model call waits a while (:func
 crash can land in the middle of any step. The answer depends on every part: the
 effects, the blackboard, the tasks and the messages.
 
-Importable by path (``tests.support.recovery_team:model``) so Ray workers load it.
+Importable by path (``benchmarks.support.recovery_team:model``) so Ray workers load it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from troupe.runtime.config import TeamConfig, parse_team
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.tools.spec import tool
 
-HERE = "tests.support.recovery_team"
+HERE = "benchmarks.support.recovery_team"
 WORKERS = ("worker_a", "worker_b")
 
 

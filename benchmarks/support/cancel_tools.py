@@ -1,4 +1,4 @@
-"""Slow tools for the cancellation and cleanup tests, one per place a tool call can run.
+"""Slow tools for the cancellation and cleanup tests and `benchmarks/cancel.py`, one per place a tool call can run.
 
 Each leaves evidence in ``folder``: ``<tag>.start`` (holding the pid that runs it) when it begins,
 ``<tag>.cancelled`` (holding the wall-clock time the cancellation arrived, for latency figures) when
@@ -9,7 +9,7 @@ stopped" is checkable from the test process on any placement: ``.cancelled`` app
 * :data:`slow_io`: a coroutine on the node's I/O tool worker (``execution="io"``);
 * :data:`slow_task`: a Ray task ``tool:slow_task`` (it declares resources, so ``execution="cpu"``);
 * :data:`blocked_task`: the same, blocked in one C call (stopped only by killing its process);
-* ``slow_mark`` of the stdio MCP server this module also is (``python -m tests.support.cancel_tools``,
+* ``slow_mark`` of the stdio MCP server this module also is (``python -m benchmarks.support.cancel_tools``,
   see :func:`mcp_config`), on the node's MCP actor.
 """
 
@@ -105,7 +105,7 @@ def blocked_task(seconds: float, folder: str, tag: str) -> str:
 
 def mcp_config(**overrides: Any) -> dict[str, Any]:
     """A team's ``mcpServers`` entry for this module as a stdio MCP server."""
-    return {"command": sys.executable, "args": ["-m", "tests.support.cancel_tools"], "cwd": str(REPO),
+    return {"command": sys.executable, "args": ["-m", "benchmarks.support.cancel_tools"], "cwd": str(REPO),
             "timeout_s": 120, "connect_timeout_s": 30, **overrides}
 
 
