@@ -58,6 +58,15 @@ class RateLimit(_Strict):
         return self
 
 
+class CircuitBreakerConfig(_Strict):
+    """A model endpoint's circuit breaker: after ``failures`` consecutive failed requests that say the
+    endpoint is down (unreachable, timeout, 5xx, a stream cut or garbled), its profile is skipped for
+    ``cooldown_s`` while a fallback exists; then one request probes it."""
+
+    failures: int = Field(default=5, ge=1)
+    cooldown_s: float = Field(default=30.0, gt=0)
+
+
 class ModelProfile(_Strict):
     """How to reach a model. ``provider`` picks the implementation."""
 
@@ -90,6 +99,12 @@ class ModelProfile(_Strict):
     """Shared limit on requests to this profile's endpoint (a sweep must not hammer one server)."""
     context_retries: int = Field(default=2, ge=0)
     """After a context-length error: how many times the agent compacts its context and retries the round."""
+    retry_deadline_s: float | None = Field(default=None, gt=0)
+    """Budget retries by time instead of count: a retryable failure is retried (with the usual
+    backoff) while this many seconds since the first attempt allow, however many attempts that
+    takes; ``max_retries`` then does not apply."""
+    circuit_breaker: CircuitBreakerConfig | None = Field(default_factory=CircuitBreakerConfig)
+    """Skip this profile's endpoint for a while after it failed repeatedly (``null``: never)."""
 
     @model_validator(mode="after")
     def _check_provider_fields(self) -> ModelProfile:
@@ -375,6 +390,7 @@ def load_mcp_servers(path: str | Path) -> dict[str, McpServerConfig]:
 __all__ = [
     "AgentSpec",
     "Budgets",
+    "CircuitBreakerConfig",
     "DeclaredTool",
     "McpServerConfig",
     "ModelProfile",

@@ -30,6 +30,13 @@ def _rebuild(cls: type[TroupeError], message: str, fields: dict[str, Any]) -> Tr
     return err
 
 
+def sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (or its own ``!``/``?``), for composing messages
+    from parts that may or may not end in one (no ``..``)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 # --- errors the model sees -------------------------------------------------------------------
 class ModelVisibleError(TroupeError):
     """Rendered into a tool result; the agent's loop goes on."""
@@ -143,4 +150,5 @@ __all__ = [
     "UnknownToolCallError",
     "UnknownToolError",
     "VersionConflictError",
+    "sentence",
 ]

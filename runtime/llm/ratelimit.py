@@ -89,6 +89,10 @@ class RateLimiter:
         """Ids released before they were granted (the caller gave up waiting)."""
         self._turn: asyncio.Lock | None = None
         self._freed: asyncio.Event | None = None
+        self._after_hold = False
+        """A hold was asked for: the next lease granted is the probe, and the bucket restarts at the rate."""
+        self._probe: str | None = None
+        """The first lease after a hold: nobody else starts until it is released (no stampede)."""
         self.stats = LimiterStats()
 
     @property
@@ -101,11 +105,14 @@ class RateLimiter:
             self._turn, self._freed = asyncio.Lock(), asyncio.Event()
         queued = self._turn.locked()
         async with self._turn:  # FIFO: one waiter at a time claims the next token and slot
-            waited = await self._wait_slot()
+            waited = await self._wait_probe()
+            waited = await self._wait_slot() or waited
             waited = await self._wait_token() or waited or queued
             if lease_id in self._dropped:
                 self._dropped.remove(lease_id)
                 return lease_id
+            if self._after_hold:
+                self._after_hold, self._probe = False, lease_id
             self._leases[lease_id] = self.clock.monotonic() + self.limit.lease_ttl_s
             self.stats.granted += 1
             self.stats.waited += waited
@@ -113,13 +120,18 @@ class RateLimiter:
         return lease_id
 
     async def release(self, lease_id: str) -> None:
+        if lease_id == self._probe:
+            self._probe = None
         if self._leases.pop(lease_id, None) is None:
             self._dropped.append(lease_id)
         elif self._freed is not None:
             self._freed.set()
 
     async def hold(self, seconds: float) -> None:
+        """Start nothing for ``seconds``; after that, one request goes first and the others follow
+        when it is back (at the sustained rate, not a burst), so the pause does not end in a stampede."""
         self._held_until = max(self._held_until, self.clock.monotonic() + max(0.0, seconds))
+        self._after_hold = True
 
     def reap(self) -> int:
         """Reclaim expired leases; returns how many."""
@@ -134,6 +146,21 @@ class RateLimiter:
             if self._freed is not None:
                 self._freed.set()
         return len(expired)
+
+    async def _wait_probe(self) -> bool:
+        """Wait while the first request after a hold is out (or until its lease expires)."""
+        assert self._freed is not None
+        waited = False
+        while self._probe is not None and self._probe in self._leases:
+            waited = True
+            self._freed.clear()
+            expiry = self._leases[self._probe] - self.clock.monotonic()
+            try:
+                await asyncio.wait_for(self._freed.wait(), timeout=max(0.01, expiry))
+            except TimeoutError:
+                pass
+            self.reap()
+        return waited
 
     async def _wait_slot(self) -> bool:
         cap = self.limit.max_concurrent
@@ -166,6 +193,8 @@ class RateLimiter:
                 return waited
             self._tokens = min(self.burst, self._tokens + (now - self._refilled) * rate)
             self._refilled = now
+            if self._after_hold:  # the hold is over: one request now, then the sustained rate
+                self._tokens = min(self._tokens, 1.0)
             if self._tokens >= 1:
                 self._tokens -= 1
                 return waited

@@ -472,6 +472,8 @@ def test_model_profile_defaults():
         "extra_body": {},
         "rate_limit": None,
         "context_retries": 2,
+        "retry_deadline_s": None,
+        "circuit_breaker": {"failures": 5, "cooldown_s": 30.0},
     }
 
 

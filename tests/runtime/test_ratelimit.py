@@ -98,9 +98,36 @@ async def test_a_lease_never_released_is_reclaimed_after_its_ttl(clock: FakeCloc
 async def test_hold_pauses_every_caller(clock: FakeClock) -> None:
     lim = limiter(clock, max_concurrent=4)
     await lim.hold(3.0)
-    await lim.acquire()
+    await lim.release(await lim.acquire())  # the first after the hold goes alone (see the next test)
     await lim.acquire()
     assert clock.slept == [3.0] and clock.monotonic() == 3.0
+
+
+async def test_after_a_hold_one_caller_probes_before_the_rest_go(clock: FakeClock) -> None:
+    """A 429 pause must not end in a stampede: the first caller after it goes alone, the others
+    follow once its answer is back (and on a rate, at that rate, not in a burst)."""
+    lim = limiter(clock, max_concurrent=4)
+    await lim.hold(3.0)
+    first = await lim.acquire()
+    second = asyncio.ensure_future(lim.acquire())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not second.done() and lim.in_flight == 1  # the probe is alone
+    await lim.release(first)
+    await asyncio.wait_for(second, 1)
+    third = await lim.acquire()  # the probe came back: the endpoint's cap applies again
+    assert lim.in_flight == 2 and third
+
+
+async def test_after_a_hold_a_rate_limit_resumes_at_its_rate_not_a_burst(clock: FakeClock) -> None:
+    lim = limiter(clock, requests_per_s=2, burst=4)
+    await lim.hold(5.0)
+    granted = []
+    for _ in range(3):
+        lease_id = await lim.acquire()
+        granted.append(clock.monotonic())
+        await lim.release(lease_id)
+    assert granted == [5.0, 5.5, 6.0]
 
 
 async def test_lease_without_a_limiter_is_free() -> None:
@@ -195,8 +222,10 @@ class _Caller:
     """A process of its own that sends ``n`` requests at once through the endpoint's limiter."""
 
     async def run(self, base_url: str, n: int, hold_s: float) -> list[str]:
+        from troupe.actors.llm_edge import install_ray_llm_edge
         from troupe.runtime.llm.ratelimit import limiter_for
 
+        install_ray_llm_edge()  # as every Troupe actor that builds model clients does
         lim = limiter_for(base_url, RateLimit(max_concurrent=2))
 
         async def one() -> None:
