@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
@@ -55,6 +56,22 @@ class SessionResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.status is SessionStatus.COMPLETED
+
+
+_REASON = re.compile(r"([a-z][a-z_]*): (.*)", re.DOTALL)
+
+
+def failure_text(agent: str, error_type: str, message: str, reason: str | None = None) -> str:
+    """The session's error for an agent's failure. A model failure starts with its reason, the
+    ``llm.error`` event's status (``rate_limited: agent 'a': model request failed ...``): the
+    :class:`~troupe.runtime.errors.ProviderError` message starts with it, or ``reason`` gives it.
+    Anything else says the agent and the error's type (``agent 'a' failed: ScriptExhaustedError: ...``)."""
+    if error_type == "ProviderError" or reason:
+        found = _REASON.fullmatch(message)
+        if found and (reason is None or found.group(1) == reason):
+            reason, message = found.group(1), found.group(2)
+        return f"{reason or 'error'}: agent {agent!r}: {message}"
+    return f"agent {agent!r} failed: {error_type}: {message}"
 
 
 class Supervisor:
@@ -129,12 +146,13 @@ class Supervisor:
             await self.finish(SessionStatus.COMPLETED, reply=envelope.content)
         return True
 
-    async def agent_failed(self, *, agent: str, error_type: str, message: str, status: str = "failed") -> None:
+    async def agent_failed(self, *, agent: str, error_type: str, message: str, status: str = "failed",
+                           reason: str | None = None) -> None:
         if self.status is not SessionStatus.RUNNING:
             return
         ending = {s.value for s in SessionStatus} - {SessionStatus.RUNNING.value}
         final = SessionStatus(status) if status in ending else SessionStatus.FAILED
-        await self.finish(final, error=f"agent {agent!r} failed: {error_type}: {message}")
+        await self.finish(final, error=failure_text(agent, error_type, message, reason))
 
     async def request_approval(self, *, agent: str, tool: str, arguments: str, call_id: str,
                                timeout_s: float) -> dict[str, Any]:
@@ -223,4 +241,4 @@ class Supervisor:
         await self._exceeded("max_wall_s", self.budgets.max_wall_s)
 
 
-__all__ = ["SessionResult", "SessionStatus", "Supervisor", "Usage"]
+__all__ = ["SessionResult", "SessionStatus", "Supervisor", "Usage", "failure_text"]

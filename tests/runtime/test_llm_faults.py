@@ -74,7 +74,9 @@ def events(lake: Path, session_id: str, *types: str) -> list[dict[str, Any]]:
 def assert_failed(result: SessionResult, lake: Path, reason: str) -> dict[str, Any]:
     """The session failed, its error starts with the reason, and one ``llm.error`` says it too."""
     assert result.status is SessionStatus.FAILED, result
-    assert f"ProviderError: {reason}: model request failed" in (result.error or "")
+    # The reason is the error's first word (docs/recovery.md), then who failed, then what happened.
+    assert (result.error or "").startswith(f"{reason}: agent 'a': model request failed"), result.error
+    assert ".." not in (result.error or "")
     [error] = events(lake, result.session_id, "llm.error")
     assert error["status"] == reason and error["reason"] == reason
     [finished] = events(lake, result.session_id, "session.finished")
@@ -215,7 +217,7 @@ async def test_context_length_that_compaction_cannot_fix_fails_cleanly(
     server.default = context_length_error()
     result = await run(troupe, remote_team(server.base_url, context_retries=retries), text="summarise this: " + "x" * 9000)
     assert result.status is SessionStatus.FAILED
-    assert "ProviderError: context_length: " in (result.error or "")
+    assert (result.error or "").startswith("context_length: agent 'a': ")
     assert len(server.chat_requests) == retries + 1  # never retried without shrinking first
     errors = events(lake, result.session_id, "llm.error")
     assert [e["status"] for e in errors] == ["context_length"] * (retries + 1)
@@ -298,3 +300,22 @@ def test_history_message_keeps_valid_calls_as_they_are() -> None:
     assert history_message(ok) == ok.to_message()
     bad = LLMResponse(text="hm", tool_calls=[ToolCall(id="c", name="t", arguments="[1]")])
     assert json.loads(history_message(bad).tool_calls[0].arguments) == {"invalid_arguments": "[1]"}
+
+
+async def test_an_error_text_ending_in_a_full_stop_is_not_doubled(troupe: Troupe, lake: Path,
+                                                                  server: OpenAICompatServer) -> None:
+    server.default = ErrorReply(429, "Rate limit reached for requests.", retry_after=0.01)
+    result = await run(troupe, remote_team(server.base_url, max_retries=0))
+    assert_failed(result, lake, "rate_limited")
+    assert "Rate limit reached for requests. Last error: " in (result.error or "")
+
+
+def test_failure_text_puts_a_model_failures_reason_first() -> None:
+    from troupe.runtime.session.supervisor import failure_text
+
+    assert failure_text("w", "ProviderError", "timeout: model request failed; 'main': slow.") == \
+        "timeout: agent 'w': model request failed; 'main': slow."
+    assert failure_text("w", "ProviderError", "model call failed: KeyError: 'x'") == \
+        "error: agent 'w': model call failed: KeyError: 'x'"
+    assert failure_text("w", "ScriptExhaustedError", "ran out of script") == \
+        "agent 'w' failed: ScriptExhaustedError: ran out of script"
