@@ -15,7 +15,8 @@ from typing import Any
 
 from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary, store_at
 from troupe.runtime.config import Placement, TeamConfig, load_team
-from troupe.runtime.errors import UnknownToolError
+from troupe.runtime.errors import TroupeError, UnknownToolError
+from troupe.runtime.llm.preflight import check_models
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
 from troupe.runtime.eventlog.lake import default_lake
@@ -26,10 +27,13 @@ from troupe.tools.registry import ToolRegistry
 
 
 def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
-    """Fail before any actor starts if an agent names a tool that does not exist.
+    """Fail before any actor starts (and before a checkpoint is written) if an agent names a tool
+    that does not exist or a model profile its client could not be built from (an API key variable
+    that is not set, a remote endpoint while they are blocked, a script missing for an agent).
 
     MCP tools (``<server>__<tool>``) are checked when the server is first reached.
     """
+    check_models(team)
     declared = {d.name for d in team.declared_tools}
     for agent in team.agents:
         for name in agent.tools:
@@ -126,7 +130,14 @@ class Troupe:
             manifest = SessionManifest(session_id=spec.session_id, run_id=spec.run_id, team=spec.team,
                                        placement=spec.placement, stream_tokens=stream_tokens, lake=self.lake)
             await asyncio.to_thread(store_at(spec.checkpoints).save_manifest, manifest)
-        await self.backend.start_session(spec)
+        try:
+            await self.backend.start_session(spec)
+        except Exception as e:
+            if spec.checkpoints:  # never listed as running, never resumed: it has nothing to go on with
+                why = e.message if isinstance(e, TroupeError) else f"{type(e).__name__}: {e}"
+                failed = manifest.model_copy(update={"start_error": why})
+                await asyncio.to_thread(store_at(spec.checkpoints).save_manifest, failed)
+            raise
         return Session(self.backend, spec)
 
     def _store(self) -> CheckpointStore:
@@ -146,6 +157,10 @@ class Troupe:
         Returns its handle; ``await session.result()`` waits for it as usual."""
         store = self._store()
         manifest = await asyncio.to_thread(store.load_manifest, session_id)
+        if manifest.start_error is not None:
+            raise CheckpointError(f"session {session_id} failed when it was created ({manifest.start_error}); "
+                                  "nothing to resume: fix that and run the team again",
+                                  session=session_id, status="failed")
         supervisor = (await asyncio.to_thread(store.load_actors, session_id, names=[str(SUPERVISOR)])).get(str(SUPERVISOR))
         status = supervisor.state.get("status", "running") if supervisor else "running"
         if status != "running":

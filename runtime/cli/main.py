@@ -48,38 +48,58 @@ async def _run_session(args: argparse.Namespace, team: Any, text: str) -> dict[s
 
 async def _follow(args: argparse.Namespace, start: Any) -> dict[str, Any]:
     """Connect, ``start(troupe)`` a session, show its progress (unless ``--json``) until it ends,
-    and return the outcome. Ctrl-C or SIGTERM cancels it."""
+    and return the outcome. Ctrl-C or SIGTERM cancels it, and so does ``--timeout``: it bounds
+    the whole run (starting, following and waiting for the reply), not only the wait at the end."""
     from troupe.runtime.api import Troupe
-    from troupe.runtime.cli.approval_prompt import ApprovalPrompt, default_mode
-    from troupe.runtime.cli.progress import ProgressPrinter
 
     troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=getattr(args, "placement", None),
                                   logging_level=logging.WARNING)
     _cancel_on_sigterm()
-    session = None
+    timeout = args.timeout
+    opened: list[Any] = []
     try:
-        session = await start(troupe)
-        show = None if args.json else ProgressPrinter()
-        approvals = ApprovalPrompt(session, default_mode(getattr(args, "approve", None)))
-        async for event in session.events():
-            if show is not None:
-                show(event)
-            await approvals(event)
-        result = await session.result(timeout=args.timeout)
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                result = await _start_and_watch(args, troupe, start, opened)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            if not opened:
+                raise RunError(f"the session did not start within {timeout:g}s (--timeout)") from None
+            print(f"troupe: no result within {timeout:g}s (--timeout); the session was cancelled", file=sys.stderr)
+            await opened[0].cancel(f"no result within {timeout:g}s (--timeout)")
+            result = await opened[0].result(timeout=30)
     except (KeyboardInterrupt, asyncio.CancelledError):
-        if session is not None:
-            await session.cancel("interrupted (Ctrl-C or SIGTERM)")
-            await session.result(timeout=30)
+        if opened:
+            await opened[0].cancel("interrupted (Ctrl-C or SIGTERM)")
+            await opened[0].result(timeout=30)
         raise
     finally:
-        if session is not None:
-            await session.close()
+        if opened:
+            await opened[0].close()
         await troupe.shutdown()
+    session = opened[0]
     return {
         "session_id": str(result.session_id), "run_id": str(result.run_id), "status": str(result.status),
         "reply": result.reply, "error": result.error, "lake": troupe.lake, "usage": result.usage.model_dump(),
         "duration_s": result.duration_s, "placement": str(session.spec.placement), "ok": result.ok,
     }
+
+
+async def _start_and_watch(args: argparse.Namespace, troupe: Any, start: Any, opened: list[Any]) -> Any:
+    """``start(troupe)``, show the session's events until it ends, and return its result."""
+    from troupe.runtime.cli.approval_prompt import ApprovalPrompt, default_mode
+    from troupe.runtime.cli.progress import ProgressPrinter
+
+    session = await start(troupe)
+    opened.append(session)
+    show = None if args.json else ProgressPrinter()
+    approvals = ApprovalPrompt(session, default_mode(getattr(args, "approve", None)))
+    async for event in session.events():
+        if show is not None:
+            show(event)
+        await approvals(event)
+    return await session.result()
 
 
 def _cancel_on_sigterm() -> None:
@@ -106,8 +126,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
+    from troupe.runtime.storage.checkpoint import CheckpointError
+
     async def start(troupe: Any) -> Any:
-        return await troupe.resume(args.session_id, stream_tokens=not args.json)
+        session = await troupe.resume(args.session_id, stream_tokens=not args.json)
+        if not session._started:  # opened but never given its input: following it would wait forever
+            await session.close()
+            raise CheckpointError(f"session {args.session_id} never received its input (it was opened, then its "
+                                  "process stopped before anything was sent); nothing to resume: run the team again",
+                                  session=args.session_id)
+        return session
 
     return _report(args, asyncio.run(_follow(args, start)))
 
@@ -171,7 +199,8 @@ def _cmd_events_sql(args: argparse.Namespace) -> int:
     from troupe.runtime.eventlog.lake import format_table, query
 
     table = query(_lake(args.lake), args.query)
-    print(format_table(table, args.format, max_width=None if args.format != "table" else 60))
+    text = format_table(table, args.format, max_width=None if args.format != "table" else 60)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")  # csv ends in a newline already
     return EXIT_OK
 
 

@@ -63,6 +63,8 @@ class SessionManifest(BaseModel):
     stream_tokens: bool = False
     lake: str = ""
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    start_error: str | None = None
+    """Why the session failed while its actors were made (it never ran: not resumable)."""
 
 
 class ActorCheckpoint(BaseModel):
@@ -156,11 +158,14 @@ class CheckpointStore:
             supervisor = self.load_actors(sid, names=["session"]).get("session")
             state = supervisor.state if supervisor else {}
             result = state.get("result") or {}
+            failed_at_start = manifest.start_error is not None and not result
             out.append(SessionSummary(
                 session_id=manifest.session_id, run_id=manifest.run_id, team=manifest.team.name,
-                placement=manifest.placement, status=str(state.get("status", "running")),
+                placement=manifest.placement,
+                status="failed" if failed_at_start else str(state.get("status", "running")),
                 created_at=manifest.created_at, saved_at=supervisor.saved_at if supervisor else None,
-                reply=result.get("reply"), error=result.get("error")))
+                reply=result.get("reply"),
+                error=f"failed when it was created: {manifest.start_error}" if failed_at_start else result.get("error")))
         return sorted(out, key=lambda s: s.created_at, reverse=True)
 
     # --- actors -------------------------------------------------------------------------------
