@@ -166,3 +166,27 @@ def test_timeout_bounds_the_whole_run(tmp_path: Path, lake: Path, capsys: pytest
     result = json.loads(out)
     assert result["status"] == "cancelled" and "no result within 1s" in result["error"]
     assert "troupe: no result within 1s (--timeout); the session was cancelled" in err
+
+
+def test_resume_of_a_session_that_never_got_its_input_answers_at_once(
+    lake: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = parse_team({"name": "t", "entry": "a", "models": {"default": {"provider": "scripted", "scripts": {
+        "*": [{"text": "done"}]}}}, "agents": [{"id": "a"}]})
+
+    async def open_only() -> str:
+        troupe = Troupe.local(lake=lake, checkpoints=True)
+        session = await troupe.open(team)  # its process stops before anything is sent
+        await troupe.shutdown()
+        return str(session.id)
+
+    session_id = asyncio.run(open_only())
+
+    async def connect(*args: object, **kwargs: object) -> Troupe:
+        return Troupe.local(lake=lake, checkpoints=True)
+
+    monkeypatch.setattr(Troupe, "connect", connect)
+    started = time.monotonic()
+    code, _, err = run_cli(capsys, "resume", session_id, "--lake", str(lake), "--json")
+    assert time.monotonic() - started < 10
+    assert code == 2 and "never received its input" in err
