@@ -17,6 +17,7 @@ written before these models existed.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 VERSION_KEY: Final = "v"
 """The JSON key of a payload's schema version (written only when it is not 1)."""
 
+_TAG: Final = frozenset({"event_type"})
 _REGISTERED: dict[str, type[Payload]] = {}
 """Event type -> its payload model, filled as the models are defined."""
 
@@ -57,6 +59,19 @@ class Payload(BaseModel):
         if self.payload_version != 1:
             data[VERSION_KEY] = self.payload_version
         return data
+
+    def dump_text(self) -> str:
+        """:meth:`dump` as compact JSON text (the row's ``payload`` before redaction).
+
+        Serialised by pydantic's Rust serializer: about five times cheaper than ``json.dumps`` of the
+        dict, which more than pays for validating the model (emitting is a hot path). Values it does
+        not know are written as ``str(value)``, as ``json.dumps(default=str)`` would.
+        """
+        if self.payload_version != 1:
+            return json.dumps(self.dump(), default=str, ensure_ascii=False, separators=(",", ":"))
+        return self.__pydantic_serializer__.to_json(  # type: ignore[no-any-return]
+            self, by_alias=True, exclude_unset=True, exclude=_TAG, fallback=str
+        ).decode()
 
 
 def registered() -> dict[str, type[Payload]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,4 +154,4 @@ async def test_a_failed_model_call_reaches_the_agent_as_a_provider_error(troupe_
     assert "ProviderError" in (result.error or "") and "the model fell over" in (result.error or "")
     [row] = query(lake, f"select payload from events where session_id = '{result.session_id}' "
                         "and type = 'llm.error'").to_pylist()
-    assert "HTTP 500" in row["payload"] and '"type": "ProviderError"' in row["payload"]
+    assert "HTTP 500" in row["payload"] and json.loads(row["payload"])["type"] == "ProviderError"
