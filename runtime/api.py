@@ -13,7 +13,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionManifest, SessionSummary, store_at
+from troupe.runtime.storage.checkpoint import (
+    ActorCheckpoint,
+    CheckpointError,
+    CheckpointStore,
+    SessionManifest,
+    SessionSummary,
+    store_at,
+)
 from troupe.runtime.config import Placement, TeamConfig, load_team
 from troupe.runtime.errors import TroupeError, UnknownToolError
 from troupe.runtime.llm.preflight import check_models
@@ -43,6 +50,24 @@ def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
                 registry.resolve([name])
             except UnknownToolError as e:
                 raise UnknownToolError(f"agent {agent.id!r}: {e.message}", agent=agent.id, tool=name) from None
+
+
+def check_resumable(store: CheckpointStore, session_id: str) -> tuple[SessionManifest, ActorCheckpoint | None]:
+    """The session's manifest and supervisor checkpoint, or a :class:`CheckpointError` saying why
+    there is nothing to resume (it ended, or failed while it was created). No actor is needed: the
+    CLI asks before it starts Ray."""
+    manifest = store.load_manifest(session_id)
+    if manifest.start_error is not None:
+        raise CheckpointError(f"session {session_id} failed when it was created ({manifest.start_error}); "
+                              "nothing to resume: fix that and run the team again",
+                              session=session_id, status="failed")
+    supervisor = store.load_actors(session_id, names=[str(SUPERVISOR)]).get(str(SUPERVISOR))
+    status = supervisor.state.get("status", "running") if supervisor else "running"
+    if status != "running":
+        raise CheckpointError(f"session {session_id} already ended ({status}); nothing to resume "
+                              f"(its events are in the lake: troupe events sql ... where session_id='{session_id}')",
+                              session=session_id, status=status)
+    return manifest, supervisor
 
 
 def as_team(team: TeamConfig | str | Path) -> TeamConfig:
@@ -155,18 +180,7 @@ class Troupe:
         its agents come back with their context and unread messages, and a turn that was under way
         runs again, taking the model responses and tool results it already had from its journal.
         Returns its handle; ``await session.result()`` waits for it as usual."""
-        store = self._store()
-        manifest = await asyncio.to_thread(store.load_manifest, session_id)
-        if manifest.start_error is not None:
-            raise CheckpointError(f"session {session_id} failed when it was created ({manifest.start_error}); "
-                                  "nothing to resume: fix that and run the team again",
-                                  session=session_id, status="failed")
-        supervisor = (await asyncio.to_thread(store.load_actors, session_id, names=[str(SUPERVISOR)])).get(str(SUPERVISOR))
-        status = supervisor.state.get("status", "running") if supervisor else "running"
-        if status != "running":
-            raise CheckpointError(f"session {session_id} already ended ({status}); nothing to resume "
-                                  f"(its events are in the lake: troupe events sql ... where session_id='{session_id}')",
-                                  session=session_id, status=status)
+        manifest, supervisor = await asyncio.to_thread(check_resumable, self._store(), session_id)
         spec = SessionSpec(session_id=manifest.session_id, run_id=manifest.run_id, team=manifest.team,
                            placement=manifest.placement, checkpoints=self.checkpoints,
                            stream_tokens=manifest.stream_tokens if stream_tokens is None else stream_tokens)
@@ -216,4 +230,4 @@ class Troupe:
             await self.backend.shutdown()
 
 
-__all__ = ["Troupe", "as_team", "validate_team"]
+__all__ = ["Troupe", "as_team", "check_resumable", "validate_team"]

@@ -126,7 +126,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from troupe.runtime.storage.checkpoint import CheckpointError
+    from troupe.runtime.api import check_resumable
+    from troupe.runtime.storage.checkpoint import CheckpointError, checkpoint_location, store_at
+
+    location = checkpoint_location(_lake(args.lake), True)
+    assert location is not None
+    check_resumable(store_at(location), args.session_id)  # an ended or never-made session: say so before Ray starts
 
     async def start(troupe: Any) -> Any:
         session = await troupe.resume(args.session_id, stream_tokens=not args.json)
