@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import ray
 from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from troupe.actors.eventlog_actor import get_or_create_event_log
 from troupe.actors.host_actor import HostActor
@@ -45,8 +43,13 @@ from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.runtime.storage.location import normalize as normalize_lake
 
 TAIL_POLL_S = 1.0
-NODES_TTL_S = 10.0
-"""How long the list of nodes that host actors go to is trusted (nodes come and go)."""
+SPREAD_OVER_NODES: dict[str, Any] = {"scheduling_strategy": "SPREAD", "memory": 1}
+"""Where host actors go: round the cluster's nodes, so pool hosts and a session's agents are spread
+evenly, and one whose node is lost is restarted on a node left. Ray places an actor that asks for no
+resource at all (a host takes no CPU slot) on a random node whatever its scheduling strategy (its
+GCS hands it to a random node's raylet): a pool of five on three nodes measured 3/1/1, 3/2/0,
+2/0/3 ..., and ``SPREAD`` or soft node affinity alone did no better. One byte of ``memory`` (a
+resource every node has) lets Ray's spread policy place it: round robin, 2/2/1."""
 
 
 def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
@@ -71,36 +74,6 @@ def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
         init_options.setdefault("include_dashboard", False)
     ray.init(address=address, **init_options)
     return True
-
-
-class NodeRing:
-    """Where the next host actor goes: the cluster's alive nodes that have CPUs, in turn.
-
-    Host actors take no CPU slot, so Ray's own placement scatters them at random (a pool of five
-    hosts on three nodes measured 3/1/1, 3/2/0, 1/2/2 ...; ``SPREAD`` did no better): sending them
-    round the nodes spreads pool hosts and a session's agents evenly. The affinity is soft: a host
-    whose node is gone is restarted wherever Ray finds room. One node (or none with CPUs): Ray's
-    default placement, as before."""
-
-    def __init__(self) -> None:
-        self._nodes: list[str] = []
-        self._at = float("-inf")
-        self._turn = itertools.count()
-
-    def _refresh(self) -> None:
-        alive = [n for n in ray.nodes() if n.get("Alive")]
-        with_cpus = [n for n in alive if n.get("Resources", {}).get("CPU", 0) > 0] or alive
-        self._nodes = sorted(n["NodeID"] for n in with_cpus)
-        self._at = time.monotonic()
-
-    def next(self) -> dict[str, Any]:
-        """Options placing one more host actor."""
-        if time.monotonic() - self._at > NODES_TTL_S:
-            self._refresh()
-        if len(self._nodes) < 2:
-            return {}
-        node = self._nodes[next(self._turn) % len(self._nodes)]
-        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=True)}
 
 
 @dataclass
@@ -167,7 +140,6 @@ class RayBackend:
         self.started_ray = started_ray
         self._pool: list[ActorHandle] = []
         self._next = itertools.count()
-        self._nodes = NodeRing()
         self._sessions: dict[SessionId, _Placed] = {}
         self._subscribed: set[SessionId] = set()
         self._queued_runs: dict[int, tuple[ActorHandle, list[_PackedRun]]] = {}
@@ -206,7 +178,7 @@ class RayBackend:
         if not self._pool:
             self._pool = [
                 ray.remote(HostActor).options(**{**host_options(pool_host_name(self.lake, self.job, i), restartable=True),
-                                                 **self._nodes.next()}).remote(self.log_name, self.scheduler_name)
+                                                 **SPREAD_OVER_NODES}).remote(self.log_name, self.scheduler_name)
                 for i in range(self.pool_size)
             ]
         return self._pool[next(self._next) % len(self._pool)]
@@ -224,7 +196,7 @@ class RayBackend:
         for name in spec.all_names():
             placed.hosts[name] = ray.remote(HostActor).options(**{
                 **host_options(dedicated_name(spec.session_id, name), restartable=durable, resend=durable),
-                **self._nodes.next()}).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
+                **SPREAD_OVER_NODES}).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)], restore))
                                for n, h in placed.hosts.items()))
         if restore:  # every host holds its restored actor now: they may go on and reach each other
@@ -396,4 +368,4 @@ class RayBackend:
             ray.shutdown()
 
 
-__all__ = ["NodeRing", "RayBackend", "ensure_ray"]
+__all__ = ["SPREAD_OVER_NODES", "RayBackend", "ensure_ray"]
