@@ -259,10 +259,11 @@ class AgentCore:
         await self.services.call(SUPERVISOR, "charge", agent=str(self.id), **usage)
 
     async def _report_failure(self, error: RunError) -> None:
+        reason = error.fields.get("reason")
         try:
             await self.services.call(
                 SUPERVISOR, "agent_failed", agent=str(self.id), error_type=type(error).__name__,
-                message=error.message, status=error.status,
+                message=error.message, status=error.status, **({"reason": str(reason)} if reason else {}),
             )
         except Exception:  # the session may already be gone; the agent.error event is recorded
             pass
