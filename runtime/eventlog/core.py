@@ -155,6 +155,7 @@ class EventLogCore:
             return 0
         types = columns["type"]
         ephemeral = [i for i, t in enumerate(types) if t in EPHEMERAL_TYPES]
+        batch: Mapping[str, Sequence[Any]]
         if ephemeral:
             drop = set(ephemeral)
             batch = take(columns, [i for i in range(n) if i not in drop])

@@ -48,8 +48,7 @@ def make_event(what: Payload | EventType, *, run_id: str, session_id: str, paylo
         text = what.dump_text()
         if may_hold_secret(text):
             text = json.dumps(redact(what.dump()), default=str, ensure_ascii=False, separators=(",", ":"))
-        return Event(type=what.event_type, run_id=run_id, session_id=session_id,  # type: ignore[arg-type]
-                     payload=text, **fields)
+        return Event(type=what.event_type, run_id=run_id, session_id=session_id, payload=text, **fields)
     return Event(type=what, run_id=run_id, session_id=session_id, payload=payload_text(payload), **fields)
 
 

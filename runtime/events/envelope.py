@@ -26,7 +26,7 @@ EVENT_SCHEMA_VERSION: Final = 1
 class Event(BaseModel):
     """One row of the event lake (its columns, in order, are :data:`~troupe.runtime.events.schema.EVENT_COLUMNS`)."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True)
 
     schema_version: Annotated[int, ArrowType("int16")] = EVENT_SCHEMA_VERSION
     """Version of this schema the row was written with."""

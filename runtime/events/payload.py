@@ -17,6 +17,7 @@ written before these models existed.
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 VERSION_KEY: Final = "v"
 """The JSON key of a payload's schema version (written only when it is not 1)."""
 
-_TAG: Final = frozenset({"event_type"})
+_TAG: Final[set[str]] = {"event_type"}
 _REGISTERED: dict[str, type[Payload]] = {}
 """Event type -> its payload model, filled as the models are defined."""
 
@@ -33,7 +34,9 @@ _REGISTERED: dict[str, type[Payload]] = {}
 class Payload(BaseModel):
     """The ``payload`` of one event type (subclasses declare ``event_type`` as a ``Literal``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, use_attribute_docstrings=True)
+    # defer_build: a model's validator is built when it is first used, so a process that imports
+    # the events (the event log, the driver) but never emits a type pays nothing for it.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     payload_version: ClassVar[int] = 1
     """Schema version of this payload; bump it when a field is renamed, removed or retyped."""
@@ -44,7 +47,7 @@ class Payload(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        if "event_type" not in cls.__dict__.get("__annotations__", {}):
+        if "event_type" not in inspect.get_annotations(cls):
             return  # a shared base (the fields of tool.result and tool.error), or a subclass of a model
         name = cls.model_fields["event_type"].default
         if name in _REGISTERED and _REGISTERED[name].__qualname__ != cls.__qualname__:
@@ -69,7 +72,7 @@ class Payload(BaseModel):
         """
         if self.payload_version != 1:
             return json.dumps(self.dump(), default=str, ensure_ascii=False, separators=(",", ":"))
-        return self.__pydantic_serializer__.to_json(  # type: ignore[no-any-return]
+        return self.__pydantic_serializer__.to_json(
             self, by_alias=True, exclude_unset=True, exclude=_TAG, fallback=str
         ).decode()
 

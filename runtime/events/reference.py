@@ -8,13 +8,15 @@ of date, or when a payload's fields changed without a bump of its ``payload_vers
 
 from __future__ import annotations
 
+import ast
 import inspect
+import itertools
+import textwrap
 import types
 import typing
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
 from troupe.runtime.events.arrow import arrow_type, duckdb_type
 from troupe.runtime.events.envelope import EVENT_SCHEMA_VERSION, Event
@@ -43,6 +45,28 @@ def type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """The attribute docstrings of a model's fields (its bases' too), read from the source.
+
+    Read here rather than by pydantic's ``use_attribute_docstrings``, which parses every model's
+    source when its class is created: every process that emits would pay that at import.
+    """
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError):  # pragma: no cover - a class without source (built at runtime)
+            continue
+        body = typing.cast(ast.ClassDef, tree.body[0]).body
+        for node, nxt in itertools.pairwise(body):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = inspect.cleandoc(nxt.value.value)
+    return docs
+
+
 def _cell(text: str | None) -> str:
     return " ".join((text or "").split()).replace("|", "\\|")
 
@@ -54,22 +78,23 @@ def _doc(model: type[BaseModel]) -> str:
 def payload_rows(model: type[Payload]) -> list[tuple[str, str, str, str]]:
     """(key, type, required, description) of each payload field, in field order (the tag left out)."""
     rows = []
+    docs = field_docs(model)
     for name, info in model.model_fields.items():
         if name == "event_type":
             continue
         rows.append((info.alias or name, _cell(type_name(info.annotation)), "yes" if info.is_required() else "no",
-                     _cell(info.description)))
+                     _cell(docs.get(name))))
     return rows
 
 
 def _envelope_rows() -> list[str]:
     out = []
+    docs = field_docs(Event)
     for name, info in Event.model_fields.items():
-        info = typing.cast(FieldInfo, info)
         annotation = info.annotation if not info.metadata else typing.Annotated[(info.annotation, *info.metadata)]
         dtype, _ = arrow_type(annotation)
         shown = "EventType" if name == "type" else type_name(info.annotation)
-        out.append(f"| `{name}` | `{_cell(shown)}` | `{duckdb_type(dtype)}` | {_cell(info.description)} |")
+        out.append(f"| `{name}` | `{_cell(shown)}` | `{duckdb_type(dtype)}` | {_cell(docs.get(name))} |")
     return out
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Union
@@ -51,7 +52,7 @@ AnyPayload = Annotated[
     ],
     Field(discriminator="event_type"),
 ]
-"""Any payload, tagged by ``event_type`` (validate a dict that carries its type with :data:`ANY_PAYLOAD`)."""
+"""Any payload, tagged by ``event_type`` (validate a dict that carries its type with :func:`any_payload`)."""
 
 PAYLOAD_MODELS: Final[Mapping[str, type[Payload]]] = {t: registered()[t] for t in EVENT_TYPES}
 """Every event type's payload model, in :data:`~troupe.runtime.events.kinds.EventType` order."""
@@ -63,7 +64,12 @@ To change a payload's fields: keep the old model under another name (a subclass 
 that does not declare ``event_type``, so it is not registered as current), add it here under its
 old version, then change the current model and raise its ``payload_version``."""
 
-ANY_PAYLOAD: Final = TypeAdapter(AnyPayload)
+
+
+@functools.cache
+def any_payload() -> TypeAdapter[Any]:
+    """A validator of :data:`AnyPayload` (built on first use: most processes never need it)."""
+    return TypeAdapter(AnyPayload)
 
 
 class UnknownEventTypeError(ConfigError):
@@ -105,4 +111,4 @@ def parse_payload(type: str, payload: str | Mapping[str, Any]) -> Payload:
     return payload_model(type, version=version).model_validate(data)
 
 
-__all__ = ["ANY_PAYLOAD", "PAYLOAD_MODELS", "AnyPayload", "UnknownEventTypeError", "parse_payload", "payload_model"]
+__all__ = ["PAYLOAD_MODELS", "AnyPayload", "UnknownEventTypeError", "any_payload", "parse_payload", "payload_model"]

@@ -27,7 +27,8 @@ from troupe.runtime.events import (
     payload_model,
 )
 from troupe.runtime.events.arrow import arrow_schema, duckdb_type, empty_select
-from troupe.runtime.events.registry import ANY_PAYLOAD
+from troupe.runtime.events.reference import field_docs
+from troupe.runtime.events.registry import any_payload
 
 USAGE = {"tokens": 10, "llm_calls": 1, "tool_calls": 0}
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -73,10 +74,11 @@ def test_every_event_type_has_exactly_one_payload_model_tagged_with_it() -> None
 
 
 def test_every_payload_model_and_field_is_documented() -> None:
-    undocumented = [f"{m.__name__}.{name}" for m in PAYLOAD_MODELS.values() for name, info in m.model_fields.items()
-                    if name != "event_type" and not (info.description or "").strip()]
+    undocumented = [f"{m.__name__}.{name}" for m in [Event, *PAYLOAD_MODELS.values()] for name in m.model_fields
+                    if name != "event_type" and not field_docs(m).get(name, "").strip()]
     assert undocumented == []
     assert all((m.__doc__ or "").strip() for m in PAYLOAD_MODELS.values())
+    assert field_docs(ToolResultPayload)["replayed"].startswith("True when the result came from the turn's journal")
 
 
 @pytest.mark.parametrize("type_", EVENT_TYPES)
@@ -86,7 +88,7 @@ def test_a_payload_round_trips_through_a_row(type_: str) -> None:
     assert event.type == type_
     assert event.data == EXAMPLES[type_]  # the row holds the keys that were set, under their JSON names
     assert event.typed == model == parse_payload(type_, event.payload)
-    assert ANY_PAYLOAD.validate_python({**EXAMPLES[type_], "event_type": type_}) == model
+    assert any_payload().validate_python({**EXAMPLES[type_], "event_type": type_}) == model
 
 
 def test_optional_keys_that_were_not_set_stay_out_of_the_row() -> None:
@@ -121,7 +123,7 @@ def test_a_later_payload_version_is_written_into_the_row_and_read_back_by_versio
     assert event.type == "tool.call" and event.data == {"id": "c1", "arguments": "{}", "v": 2}
     assert payload_model("tool.call") is ToolCallPayload
     with pytest.raises(UnknownEventTypeError, match="no payload version 2"):
-        event.typed
+        _ = event.typed
     assert parse_payload("tool.call", '{"id": "c1", "arguments": "{}", "v": 1}') == ToolCallPayload(id="c1", arguments="{}")
 
 
@@ -138,7 +140,7 @@ def test_list_sink_collects_events() -> None:
 
 
 def test_the_lake_schema_is_derived_from_the_event_model_and_unchanged() -> None:
-    assert EVENT_COLUMNS == tuple(Event.model_fields)
+    assert tuple(Event.model_fields) == EVENT_COLUMNS
     # The lake's contract: existing lakes are read with this schema, so it must not drift.
     assert [(f.name, str(f.type), f.nullable) for f in ARROW_SCHEMA] == [
         ("schema_version", "int16", True), ("event_id", "string", True), ("ts", "timestamp[us, tz=UTC]", True),
@@ -188,7 +190,7 @@ def test_arrow_types_of_a_model() -> None:
 
 def test_payload_models_are_json_schemas_too() -> None:
     schema = TaskStatusPayload.model_json_schema(by_alias=True)
-    assert "from" in schema["properties"] and schema["properties"]["to"]["description"] == "The status after."
+    assert {"from", "to", "previous_assignee"} <= set(schema["properties"]) and "from_" not in schema["properties"]
     json.dumps(schema)
 
 
