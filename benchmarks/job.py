@@ -14,7 +14,8 @@ Three ways, each timed from the caller's side, from start to the command's exit:
   session  ``Troupe.run`` in this process, already connected (the session's own actors, messages and
            lake writes; ``dedicated`` starts one actor process per agent, ~1 s each here).
 The first job also uploads the working directory (its package is cached by content hash after that);
-it is reported apart. Ratios: job / direct and job / session, on the medians.
+it is reported apart (``--smoke`` skips it: its one timed job does the upload). Ratios: job / direct and
+job / session, on the medians.
 
     python -m benchmarks.job [--reps 5] [--placement dedicated|packed] [--smoke]   (or python benchmarks/job.py)
 """
@@ -119,9 +120,11 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5, help="runs of each kind after the first job (default 5)")
+    parser.add_argument("--first-job", action=argparse.BooleanOptionalAction, default=True,
+                        help="time a first job (the upload) apart before the reps")
     parser.add_argument("--placement", choices=["dedicated", "packed"], default="dedicated",
                         help="dedicated (the CLI's default): the session starts an actor per agent")
-    args = parse_args(parser, smoke={"reps": 1})
+    args = parse_args(parser, smoke={"reps": 1, "first_job": False})
     os.environ["RAY_AUTH_MODE"] = "disabled"  # before ray is imported; the private head has token auth off
     from benchmarks.support.ray_head import start_head
 
@@ -131,7 +134,7 @@ def main() -> None:
         head = start_head()
         head_s = time.monotonic() - t0
         try:
-            first = run_job(head, team, lake, args.placement)
+            first = run_job(head, team, lake, args.placement) if args.first_job else None
             jobs: list[dict[str, float]] = []
             direct: list[dict[str, float]] = []
             for _ in range(args.reps):  # interleaved, so both see the same machine
@@ -144,7 +147,7 @@ def main() -> None:
     figures: dict[str, Any] = {
         "reps": args.reps, "placement": args.placement, "head_start_s": round(head_s, 2),
         "load_avg_1m": round(os.getloadavg()[0], 1),
-        "first_job_wall_s": round(first["wall_s"], 3),
+        "first_job_wall_s": round(first["wall_s"], 3) if first else None,
         "job_wall_s": job_s, "job_driver_s": _median(jobs, "job_s"), "job_session_s": _median(jobs, "session_s"),
         "direct_wall_s": direct_s, "direct_session_s": _median(direct, "session_s"),
         "in_process_wall_s": session_s, "in_process_session_s": _median(inproc, "session_s"),
@@ -155,7 +158,8 @@ def main() -> None:
     }
     print(f"private head up in {head_s:.1f} s; {args.placement} placement; medians of {args.reps} runs each "
           f"(load average {figures['load_avg_1m']} on {os.cpu_count()} CPUs)")
-    print(f"ray job submit -- troupe run: {job_s:.2f} s wall (first, with the upload: {first['wall_s']:.2f} s); "
+    upload = f"first, with the upload: {first['wall_s']:.2f} s" if first else "no first job apart"
+    print(f"ray job submit -- troupe run: {job_s:.2f} s wall ({upload}); "
           f"the job itself {figures['job_driver_s']:.2f} s; its session {figures['job_session_s']:.2f} s")
     print(f"troupe run --address (subprocess): {direct_s:.2f} s wall; its session {figures['direct_session_s']:.2f} s")
     print(f"Troupe.run in process, already connected: {session_s:.2f} s wall; its session "
