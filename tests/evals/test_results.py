@@ -245,6 +245,16 @@ def test_views_on_an_empty_lake(lake: Path) -> None:
     assert "cell" in con.sql("select * from results").columns
 
 
+def test_the_empty_view_has_the_column_types_of_written_rows(lake: Path) -> None:
+    """Both come from RESULTS_SCHEMA (troupe.runtime.events.arrow): no second type map to drift."""
+    describe = "SELECT column_name, column_type FROM (DESCRIBE results)"
+    empty = dict(connect(lake).sql(describe).fetchall())
+    write_results(lake, sample_rows("r1", (M1,), {}))
+    full = dict(connect(lake).sql(describe).fetchall())
+    assert empty == full
+    assert (empty["tags"], empty["passed"], empty["started_at"]) == ("VARCHAR[]", "BOOLEAN", "TIMESTAMP WITH TIME ZONE")
+
+
 # --- manifests ----------------------------------------------------------------------------------
 def test_manifest_round_trip_and_updated_at(lake: Path) -> None:
     m = RunManifest(run_id="r1", suite="demo", created_at=T0, updated_at=T0, gates=Gates(min_pass_rate=0.5))

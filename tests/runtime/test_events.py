@@ -196,3 +196,21 @@ def test_payload_models_are_json_schemas_too() -> None:
 
 def test_the_base_payload_is_not_an_event_type() -> None:
     assert Payload not in PAYLOAD_MODELS.values()
+
+
+def test_the_host_emitter_takes_payload_models_and_fills_in_the_envelope() -> None:
+    from tests.runtime.teams import team
+    from troupe.runtime.ids import RunId, SessionId
+    from troupe.runtime.session.host import HostCore
+    from troupe.runtime.session.spec import SessionSpec
+
+    sink = ListSink()
+    spec = SessionSpec(session_id=SessionId.new(), run_id=RunId.new(), team=team([{"id": "a"}], scripts={"*": []}))
+    emit = HostCore(sink=sink).emitter(spec, "a")
+    emit(ToolCallPayload(id="c1", arguments="{}"), tool="add")
+    emit(ToolCallPayload(id="c2", arguments="{}"), tool="add", agent="other")
+    assert [(e.type, e.agent, e.seq, e.tool, e.session_id, e.data["id"]) for e in sink.events] == [
+        ("tool.call", "a", 1, "add", spec.session_id, "c1"), ("tool.call", "other", 2, "add", spec.session_id, "c2")]
+    with pytest.raises(AttributeError, match="event_type"):  # the untyped form of before is refused
+        emit("tool.call", payload={"id": "c3", "arguments": "{}"})  # type: ignore[arg-type]
+    assert len(sink.events) == 2

@@ -24,7 +24,15 @@ from troupe.runtime.eventlog.lake import (
     query,
     refresh,
 )
-from troupe.runtime.events import ARROW_SCHEMA, Event, events_to_columns, make_event
+from troupe.runtime.events import (
+    ARROW_SCHEMA,
+    AgentStatePayload,
+    Event,
+    ToolCallPayload,
+    events_to_columns,
+    make_event,
+    parse_payload,
+)
 
 T0 = datetime(2026, 3, 1, 23, 59, 30, tzinfo=UTC)
 
@@ -152,6 +160,16 @@ def test_sql_error_is_a_clear_lake_query_error(tmp_path: Path) -> None:
     assert info.value.fields["sql"] == "SELECT no_such_column FROM events"
     with pytest.raises(LakeQueryError, match="syntax error"):
         query(tmp_path, "SELEC 1")
+
+
+def test_typed_payloads_come_back_typed_from_the_lake(tmp_path: Path) -> None:
+    call = ToolCallPayload(id="c1", arguments='{"q": "x"}')
+    state = AgentStatePayload(from_="idle", to="running")
+    LakeWriter(tmp_path).write(events_to_columns([make_event(p, run_id="r1", session_id="s1", ts=T0) for p in (call, state)]))
+    rows = query(tmp_path, "SELECT type, payload, json_extract_string(payload, '$.from') frm FROM events ORDER BY type")
+    assert rows["frm"].to_pylist() == ["idle", None]  # SQL sees the JSON keys ("from", not from_)
+    assert [parse_payload(t, p) for t, p in zip(rows["type"].to_pylist(), rows["payload"].to_pylist(), strict=True)] == [
+        state, call]
 
 
 def test_secrets_are_redacted_in_parquet(tmp_path: Path) -> None:
