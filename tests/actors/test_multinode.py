@@ -147,4 +147,6 @@ async def test_losing_a_worker_node_mid_session_leaves_the_session_completing(
     assert gaps(troupe_mn.lake, session.id) == {"messages": 0, "tool_results": 0, "tasks": 0, "session_finished": 0}
     restored = query(troupe_mn.lake, f"select distinct agent from events where session_id = '{session.id}' "
                                      "and type = 'actor.restored'").column("agent").to_pylist()
-    assert set(lost) <= set(restored), (lost, restored)
+    # Each lost actor came back from its checkpoint (the blackboard has none before its first write,
+    # which may come after the loss), and no other actor was restarted.
+    assert set(lost) - {"blackboard"} <= set(restored) <= set(lost), (lost, restored)

@@ -12,7 +12,10 @@ shared machine are not redirected to this one.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray._private import ray_constants
 from ray._private.node import Node
 from ray._private.utils import get_ray_address_file
 from ray.cluster_utils import Cluster
@@ -34,6 +38,8 @@ class SimCluster:
     head: Node
     workers: dict[str, Node] = field(default_factory=dict)
     """Worker nodes by the custom resource that names them."""
+    removed: dict[str, Node] = field(default_factory=dict)
+    """Worker nodes taken away (:meth:`remove`)."""
 
     def node_id(self, name: str) -> str:
         return (self.head if name == "head" else self.workers[name]).node_id
@@ -41,11 +47,35 @@ class SimCluster:
     def name_of(self, node_id: str) -> str:
         if node_id == self.head.node_id:
             return "head"
-        return next((name for name, node in self.workers.items() if node.node_id == node_id), node_id)
+        known = {**self.workers, **self.removed}
+        return next((name for name, node in known.items() if node.node_id == node_id), node_id)
 
     def remove(self, name: str) -> None:
-        """Take a worker node away (its raylet and every worker process on it stop)."""
-        self.cluster.remove_node(self.workers.pop(name), allow_graceful=False)
+        """Take a worker node away at once, as when its machine is lost: every worker process on it
+        (the actors and tasks there) is killed, then its raylet and the rest of the node. (Without
+        the first step the workers would live on for up to a second after their raylet, and calls
+        to them could still be answered.)"""
+        node = self.removed[name] = self.workers.pop(name)
+        raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
+        for pid in _descendants(raylet):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.cluster.remove_node(node, allow_graceful=False)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux: read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 class _AddressFile:
