@@ -151,7 +151,7 @@ async def test_a_failed_model_call_reaches_the_agent_as_a_provider_error(troupe_
     server.enqueue_error(500, "the model fell over")
     result = await troupe_ray.run(openai_team(server.base_url), "go", timeout=60, placement="packed")
     assert result.status is SessionStatus.FAILED
-    assert "ProviderError" in (result.error or "") and "the model fell over" in (result.error or "")
+    assert (result.error or "").startswith("server_error: agent 'lead'") and "the model fell over" in (result.error or "")
     [row] = query(lake, f"select payload from events where session_id = '{result.session_id}' "
                         "and type = 'llm.error'").to_pylist()
     assert "HTTP 500" in row["payload"] and json.loads(row["payload"])["type"] == "ProviderError"
