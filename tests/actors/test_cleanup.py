@@ -217,11 +217,11 @@ def test_a_node_keeps_the_sampling_profiles_of_its_latest_sessions_only() -> Non
     kept = SessionModels(cap=2)
     for sid in ("s-1", "s-2", "s-1", "s-3"):  # s-1 registered again: it is recent, s-2 is not
         kept.register(sid, models)
-    kept.register("s-4", models)
-    kept.forget("s-4")  # a closed session is forgotten
     assert len(kept) == 2
     assert kept.of(CallerInfo(session_id="s-1")) == models and kept.of(CallerInfo(session_id="s-3")) == models
     assert kept.of(CallerInfo(session_id="s-2")) == {}
+    kept.forget("s-3")  # a closed session is forgotten
+    assert len(kept) == 1 and kept.of(CallerInfo(session_id="s-3")) == {}
 
 
 async def test_an_mcp_server_nobody_uses_is_closed_and_comes_back_on_next_use() -> None:
