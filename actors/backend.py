@@ -43,13 +43,7 @@ from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.runtime.storage.location import normalize as normalize_lake
 
 TAIL_POLL_S = 1.0
-SPREAD_OVER_NODES: dict[str, Any] = {"scheduling_strategy": "SPREAD", "memory": 1}
-"""Where host actors go: round the cluster's nodes, so pool hosts and a session's agents are spread
-evenly, and one whose node is lost is restarted on a node left. Ray places an actor that asks for no
-resource at all (a host takes no CPU slot) on a random node whatever its scheduling strategy (its
-GCS hands it to a random node's raylet): a pool of five on three nodes measured 3/1/1, 3/2/0,
-2/0/3 ..., and ``SPREAD`` or soft node affinity alone did no better. One byte of ``memory`` (a
-resource every node has) lets Ray's spread policy place it: round robin, 2/2/1."""
+
 
 
 def ensure_ray(address: str | None = None, **init_options: Any) -> bool:
@@ -177,8 +171,8 @@ class RayBackend:
     def _pool_host(self) -> ActorHandle:
         if not self._pool:
             self._pool = [
-                ray.remote(HostActor).options(**{**host_options(pool_host_name(self.lake, self.job, i), restartable=True),
-                                                 **SPREAD_OVER_NODES}).remote(self.log_name, self.scheduler_name)
+                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i), restartable=True,
+                                                           spread=True)).remote(self.log_name, self.scheduler_name)
                 for i in range(self.pool_size)
             ]
         return self._pool[next(self._next) % len(self._pool)]
@@ -194,9 +188,8 @@ class RayBackend:
             return
         durable = spec.checkpoints is not None
         for name in spec.all_names():
-            placed.hosts[name] = ray.remote(HostActor).options(**{
-                **host_options(dedicated_name(spec.session_id, name), restartable=durable, resend=durable),
-                **SPREAD_OVER_NODES}).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
+            placed.hosts[name] = ray.remote(HostActor).options(**host_options(
+                dedicated_name(spec.session_id, name), restartable=durable, resend=durable, spread=True)).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)], restore))
                                for n, h in placed.hosts.items()))
         if restore:  # every host holds its restored actor now: they may go on and reach each other
@@ -368,4 +361,4 @@ class RayBackend:
             ray.shutdown()
 
 
-__all__ = ["SPREAD_OVER_NODES", "RayBackend", "ensure_ray"]
+__all__ = ["RayBackend", "ensure_ray"]

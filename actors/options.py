@@ -15,19 +15,27 @@ from troupe.tools.spec import RAY_RESOURCE_KEYS
 
 HOST_MAX_CONCURRENCY = 10_000
 """Async host actors serve many logical actors; each waiting call (a long task_wait) holds a slot."""
+SPREAD_OVER_NODES: dict[str, Any] = {"scheduling_strategy": "SPREAD", "memory": 1}
+"""Where host actors go: round the cluster's nodes, so pool hosts and a session's agents are spread
+evenly, and one whose node is lost is restarted on a node left. Ray places an actor that asks for no
+resource at all (a host takes no CPU slot) on a random node whatever its scheduling strategy (its
+GCS hands it to a random node's raylet): a pool of five on three nodes measured 3/1/1, 3/2/0,
+2/0/3 ..., and ``SPREAD`` or soft node affinity alone did no better. One byte of ``memory`` (a
+resource every node has) lets Ray's spread policy place it: round robin, 2/2/1."""
 EVENT_LOG_MAX_CONCURRENCY = 1_000
 """Concurrent calls the event log serves: long-poll readers (and appends waiting on back-pressure)
 each hold one while they wait."""
 
 
 def host_options(name: str, *, get_if_exists: bool = False, restartable: bool = False,
-                 resend: bool = False) -> dict[str, Any]:
+                 resend: bool = False, spread: bool = False) -> dict[str, Any]:
     """Options for a host actor: it waits on I/O, so it takes no CPU slot. A ``restartable`` one is
     restarted by Ray after a crash; with ``resend`` the calls that were in flight to it are sent again
     to the new instance (a dedicated host of a checkpointed session, which restores its logical actor
     first). A pool host is restarted without re-sending: the sweep samples it held fail with the
-    reason (running them again is the sweep's decision), and later ones find it back."""
-    return {
+    reason (running them again is the sweep's decision), and later ones find it back. A ``spread``
+    one goes round the cluster's nodes (:data:`SPREAD_OVER_NODES`)."""
+    return {**(SPREAD_OVER_NODES if spread else {}),
         "name": name,
         "namespace": NAMESPACE,
         "num_cpus": 0,
@@ -108,5 +116,5 @@ def task_options(job: ToolJob) -> dict[str, Any]:
     return options
 
 
-__all__ = ["EVENT_LOG_MAX_CONCURRENCY", "HOST_MAX_CONCURRENCY", "event_log_options", "host_options",
+__all__ = ["EVENT_LOG_MAX_CONCURRENCY", "HOST_MAX_CONCURRENCY", "SPREAD_OVER_NODES", "event_log_options", "host_options",
            "local_model_options", "node_actor_options", "rate_limit_options", "scheduler_options", "task_options"]
