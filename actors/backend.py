@@ -28,7 +28,7 @@ from troupe.actors.naming import (
     pool_host_name,
     scheduler_name,
 )
-from troupe.actors.options import host_options, scheduler_options
+from troupe.actors.options import actor_class, host_options, scheduler_options
 from troupe.actors.scheduler_actor import SchedulerActor
 from troupe.actors.transport import deliver_ref, remote_call, unwrap
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY
@@ -154,7 +154,7 @@ class RayBackend:
         log_name = event_log_name(lake, job)
         log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)
         sched_name = scheduler_name(lake, job)
-        scheduler = ray.remote(SchedulerActor).options(**scheduler_options(sched_name)).remote(
+        scheduler = actor_class(SchedulerActor, scheduler_options(sched_name)).remote(
             tool_concurrency, node_scope(lake, job))
         await asyncio.gather(log.stats.remote(), scheduler.describe.remote())
         size = pool_size or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -171,7 +171,7 @@ class RayBackend:
     def _pool_host(self) -> ActorHandle:
         if not self._pool:
             self._pool = [
-                ray.remote(HostActor).options(**host_options(pool_host_name(self.lake, self.job, i), restartable=True,
+                actor_class(HostActor, host_options(pool_host_name(self.lake, self.job, i), restartable=True,
                                                            spread=True)).remote(self.log_name, self.scheduler_name)
                 for i in range(self.pool_size)
             ]
@@ -188,7 +188,7 @@ class RayBackend:
             return
         durable = spec.checkpoints is not None
         for name in spec.all_names():
-            placed.hosts[name] = ray.remote(HostActor).options(**host_options(
+            placed.hosts[name] = actor_class(HostActor, host_options(
                 dedicated_name(spec.session_id, name), restartable=durable, resend=durable, spread=True)).remote(self.log_name, self.scheduler_name, (spec, [str(name)]) if durable else None)
         await asyncio.gather(*(remote_call(h.start_session.remote(spec, [str(n)], restore))
                                for n, h in placed.hosts.items()))
@@ -312,7 +312,7 @@ class RayBackend:
     async def _consume_runs(host: ActorHandle, items: list[_PackedRun], died: Any) -> None:
         futures = [item.future for item in items]
         try:
-            stream = host.run_sessions.options(num_returns="streaming").remote(
+            stream: Any = host.run_sessions.options(num_returns="streaming").remote(
                 [(item.spec, item.text, item.timeout) for item in items])
             async for ref in stream:
                 for index, result, error in await ref:

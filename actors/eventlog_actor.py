@@ -28,7 +28,7 @@ from typing import Any, Final
 import ray
 from ray.actor import ActorHandle
 
-from troupe.actors.options import event_log_options
+from troupe.actors.options import actor_class, event_log_options
 from troupe.actors.ship import RayShip
 from troupe.runtime.eventlog.core import EventLogCore
 from troupe.runtime.storage.location import open_storage
@@ -191,8 +191,7 @@ def get_or_create_event_log(
     storage.check()
     lake = storage.location
     return (
-        ray.remote(EventLogActor)
-        .options(**event_log_options(name, namespace))
+        actor_class(EventLogActor, event_log_options(name, namespace))
         .remote(lake, **options)
     )
 

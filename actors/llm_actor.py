@@ -216,7 +216,7 @@ class RemoteLLMClient:
 
     async def complete(self, request: LLMRequest, *, on_token: TokenCallback | None = None) -> LLMResponse:
         worker = await self._factory.worker()
-        stream = worker.complete.options(name=self.task_name, num_returns="streaming").remote(
+        stream: Any = worker.complete.options(name=self.task_name, num_returns="streaming").remote(
             self._key, self.profile_name, self._profiles_json, self.agent, request, on_token is not None)
         response: LLMResponse | None = None
         try:

@@ -25,7 +25,7 @@ async def _local_endpoint(key: str, server_options: dict[str, Any]) -> str:
     from troupe.actors.local_model_actor import get_node_server
 
     handle = get_node_server(key, server_options=server_options)
-    return await handle.endpoint.remote(key)  # type: ignore[no-any-return]
+    return await handle.endpoint.remote(key)
 
 
 RAY_LLM_EDGE = LLMEdge(shared_limiter=_shared_limiter, local_endpoint=_local_endpoint)

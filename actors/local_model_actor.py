@@ -21,7 +21,7 @@ from typing import Any
 import ray
 
 from troupe.actors.naming import LOCAL_MODEL_PREFIX, NAMESPACE, local_model_name
-from troupe.actors.options import local_model_options
+from troupe.actors.options import actor_class, local_model_options
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.llm.local.server import LocalServer
 from troupe.runtime.llm.local.weights import model_key
@@ -62,7 +62,7 @@ def get_node_server(model_name_or_path: str | None, *, server_options: dict[str,
     key = model_key(model_name_or_path)
     node_id = ray.get_runtime_context().get_node_id()
     name = local_model_name(node_id, key)
-    return ray.remote(LocalModelActor).options(**local_model_options(name, node_id)).remote(key, server_options)
+    return actor_class(LocalModelActor, local_model_options(name, node_id)).remote(key, server_options)
 
 
 async def stop_node_servers(*, timeout: float = 15.0) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
+
 from troupe.actors.naming import LLM_WORKER, NAMESPACE
 from troupe.runtime.agent.scheduler import ToolJob
 from troupe.tools.spec import RAY_RESOURCE_KEYS
@@ -25,6 +27,12 @@ resource every node has) lets Ray's spread policy place it: round robin, 2/2/1."
 EVENT_LOG_MAX_CONCURRENCY = 1_000
 """Concurrent calls the event log serves: long-poll readers (and appends waiting on back-pressure)
 each hold one while they wait."""
+
+
+def actor_class(cls: type, options: dict[str, Any]) -> Any:
+    """``ray.remote(cls).options(**options)``, ready for ``.remote(...)`` (typed ``Any``: Ray's stubs make
+    it a handle-or-class union; what ``.remote`` returns is an ``ActorHandle``)."""
+    return ray.remote(cls).options(**options)
 
 
 def host_options(name: str, *, get_if_exists: bool = False, restartable: bool = False,
@@ -116,5 +124,5 @@ def task_options(job: ToolJob) -> dict[str, Any]:
     return options
 
 
-__all__ = ["EVENT_LOG_MAX_CONCURRENCY", "HOST_MAX_CONCURRENCY", "SPREAD_OVER_NODES", "event_log_options", "host_options",
+__all__ = ["EVENT_LOG_MAX_CONCURRENCY", "HOST_MAX_CONCURRENCY", "SPREAD_OVER_NODES", "actor_class", "event_log_options", "host_options",
            "local_model_options", "node_actor_options", "rate_limit_options", "scheduler_options", "task_options"]

@@ -20,7 +20,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from troupe.actors.naming import NAMESPACE
-from troupe.actors.options import rate_limit_options
+from troupe.actors.options import actor_class, rate_limit_options
 from troupe.runtime.config import RateLimit
 from troupe.runtime.llm.ratelimit import Limiter, RateLimiter, endpoint_key
 
@@ -68,7 +68,7 @@ class RayLimiter:
 
     def _actor(self) -> Any:
         if self._handle is None:
-            self._handle = ray.remote(RateLimitActor).options(**rate_limit_options(self.name)).remote(
+            self._handle = actor_class(RateLimitActor, rate_limit_options(self.name)).remote(
                 self.base_url, self.limit.model_dump(mode="json"))
         return self._handle
 

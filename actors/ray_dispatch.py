@@ -36,7 +36,7 @@ class RayDispatcher:
         if job.execution is Execution.INLINE:
             return await self.local.run(job, lambda: tool.call_validated(job.kwargs, ctx))
         job = job.model_copy(update={"node_id": self.node_id})
-        ref = self.scheduler.run.remote(job, mcp if job.execution is Execution.MCP else tool.fn)
+        ref: Any = self.scheduler.run.remote(job, mcp if job.execution is Execution.MCP else tool.fn)
         try:
             return await remote_call(ref)
         except asyncio.CancelledError:

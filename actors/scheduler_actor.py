@@ -36,7 +36,7 @@ from ray.exceptions import RayError
 
 from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.naming import LLM_WORKER, MCP_NODE, TOOL_WORKER, node_actor_name
-from troupe.actors.options import node_actor_options, task_options
+from troupe.actors.options import actor_class, node_actor_options, task_options
 from troupe.actors.transport import remote_call
 from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sampler
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
@@ -152,15 +152,13 @@ class SchedulerActor:
     def _worker(self, node_id: str | None) -> ActorHandle:
         node = self._node(node_id)
         if node not in self._workers:
-            self._workers[node] = ray.remote(ToolWorkerActor).options(
-                **node_actor_options(node_actor_name(self.prefix, TOOL_WORKER, node), node)).remote()
+            self._workers[node] = actor_class(ToolWorkerActor, node_actor_options(node_actor_name(self.prefix, TOOL_WORKER, node), node)).remote()
         return self._workers[node]
 
     def _mcp_actor(self, node_id: str | None) -> ActorHandle:
         node = self._node(node_id)
         if node not in self._mcp:
-            self._mcp[node] = ray.remote(McpNodeActor).options(
-                **node_actor_options(node_actor_name(self.prefix, MCP_NODE, node), node)).remote()
+            self._mcp[node] = actor_class(McpNodeActor, node_actor_options(node_actor_name(self.prefix, MCP_NODE, node), node)).remote()
             if len(self._models):  # a new node's MCP actor learns the sessions registered so far
                 self._mcp[node].register_models.remote(self._models.all())
         return self._mcp[node]
@@ -181,8 +179,7 @@ class SchedulerActor:
 
         node = self._node(node_id)
         if node not in self._llm:
-            self._llm[node] = ray.remote(LLMWorkerActor).options(
-                **node_actor_options(node_actor_name(self.prefix, LLM_WORKER, node), node)).remote()
+            self._llm[node] = actor_class(LLMWorkerActor, node_actor_options(node_actor_name(self.prefix, LLM_WORKER, node), node)).remote()
         return self._llm[node]
 
     def _check_feasible(self, job: ToolJob) -> None:
@@ -204,6 +201,7 @@ class SchedulerActor:
         return await self.core.run(job, lambda: self._attempt(job, target))
 
     async def _attempt(self, job: ToolJob, target: Any) -> Any:
+        ref: Any
         if job.execution is Execution.IO:
             ref = self._worker(job.node_id).run.options(name=f"tool:{job.tool}").remote(target, job.kwargs)
         elif job.execution is Execution.CPU:

@@ -13,6 +13,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from troupe.runtime.config import Placement, TeamConfig, load_team
+from troupe.runtime.errors import TroupeError, UnknownToolError
+from troupe.runtime.eventlog.lake import default_lake
+from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
+from troupe.runtime.llm.preflight import check_models
+from troupe.runtime.session.handle import Backend, Session
+from troupe.runtime.session.spec import SessionSpec
+from troupe.runtime.session.supervisor import SessionResult
 from troupe.runtime.storage.checkpoint import (
     ActorCheckpoint,
     CheckpointError,
@@ -21,14 +29,6 @@ from troupe.runtime.storage.checkpoint import (
     SessionSummary,
     store_at,
 )
-from troupe.runtime.config import Placement, TeamConfig, load_team
-from troupe.runtime.errors import TroupeError, UnknownToolError
-from troupe.runtime.llm.preflight import check_models
-from troupe.runtime.session.spec import SessionSpec
-from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
-from troupe.runtime.eventlog.lake import default_lake
-from troupe.runtime.session.handle import Backend, Session
-from troupe.runtime.session.supervisor import SessionResult
 from troupe.tools.builtins import default_registry
 from troupe.tools.registry import ToolRegistry
 

@@ -128,6 +128,7 @@ class HostLostError(RunError):
 
 
 __all__ = [
+    "ApprovalDeniedError",
     "BudgetExceededError",
     "CancelledError",
     "ConfigError",
@@ -135,8 +136,6 @@ __all__ = [
     "InvalidTransitionError",
     "ModelVisibleError",
     "PermissionDeniedError",
-    "ApprovalDeniedError",
-    "ToolUnavailableError",
     "ProviderError",
     "RunError",
     "ScriptExhaustedError",
@@ -144,6 +143,7 @@ __all__ = [
     "ToolArgumentError",
     "ToolExecutionError",
     "ToolTimeoutError",
+    "ToolUnavailableError",
     "TroupeError",
     "UnknownAgentError",
     "UnknownModelError",

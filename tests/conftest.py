@@ -5,7 +5,7 @@ the tests that say they need Ray may use it (tests/actors/, or a ``ray``/``dashb
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if unmarked:
         raise pytest.UsageError("these tests use the ray_session fixture but have no Ray mark "
                                 f"({', '.join(RAY_MARKS)}): add @pytest.mark.ray\n  " + "\n  ".join(unmarked))
+
+
+@pytest.fixture(autouse=True)
+def _llm_edge_per_test() -> Iterator[None]:
+    """A test that builds an actor class in-process (``LLMWorkerActor()``) installs the Ray edge into
+    this process's LLM layer, as the actor would in its own worker; later tests get it back as it was."""
+    from troupe.runtime.llm.edge import current_edge, install_edge
+
+    before = current_edge()
+    yield
+    install_edge(before)
 
 
 @pytest.fixture(autouse=True)

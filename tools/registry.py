@@ -108,7 +108,7 @@ def import_tool(path: str) -> Tool:
         try:
             made = _made.get(obj)
         except TypeError:  # not weakly referable: made afresh (the registry still accepts its twin)
-            return make_tool(obj)  # type: ignore[no-any-return]
+            return make_tool(obj)
         if made is None:
             made = _made[obj] = make_tool(obj)
         return made

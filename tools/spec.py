@@ -135,7 +135,7 @@ def _callable_of(target: Callable[..., Any] | type) -> Callable[..., Any]:
     if isinstance(target, type):
         if target not in _INSTANCES:
             _INSTANCES[target] = target()
-        return _INSTANCES[target]  # type: ignore[no-any-return]
+        return _INSTANCES[target]
     return target
 
 
@@ -198,7 +198,7 @@ def _signature_target(f: Callable[..., Any] | type) -> Callable[..., Any]:
         call = next((vars(c)["__call__"] for c in f.__mro__[:-1] if "__call__" in vars(c)), None)
         if call is None:
             raise TypeError(f"tool class {f.__name__} needs a typed __call__ method (its arguments are the tool's)")
-        return call  # type: ignore[no-any-return]
+        return call
     return f
 
 
@@ -258,7 +258,7 @@ def tool(
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[pname] = (annotation, Field(default, description=arg_docs.get(pname)))
         tool_name = name or (_snake(f.__name__) if isinstance(f, type) else f.__name__)
-        args_model = create_model(  # type: ignore[call-overload]
+        args_model = create_model(
             f"{tool_name}_args", __config__=ConfigDict(extra="forbid"), **fields
         )
         raw = args_model.model_json_schema()

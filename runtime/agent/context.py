@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
 from troupe.runtime.ids import USER
+from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
 from troupe.runtime.messages import Envelope, MessageKind
 
 _CHARS_PER_TOKEN = 4

@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from troupe.runtime.agent.deps import AgentDeps
-from troupe.runtime.config import AgentSpec
 from troupe.runtime.agent.context import Context
+from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.agent.loop import Turn, run_turn
+from troupe.runtime.agent.mailbox import Mailbox
+from troupe.runtime.agent.state import AgentState, StateMachine
+from troupe.runtime.config import AgentSpec
 from troupe.runtime.errors import InvalidTransitionError, RunError
 from troupe.runtime.events import (
     AgentErrorPayload,
@@ -19,12 +22,20 @@ from troupe.runtime.events import (
     MessageSentPayload,
     Payload,
 )
-from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, IdScope, MessageId, RunId, SessionId, TaskId
+from troupe.runtime.ids import (
+    BLACKBOARD,
+    SUPERVISOR,
+    TASKS,
+    USER,
+    AgentId,
+    IdScope,
+    MessageId,
+    RunId,
+    SessionId,
+    TaskId,
+)
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
-from troupe.runtime.agent.loop import Turn, run_turn
-from troupe.runtime.agent.mailbox import Mailbox
 from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
-from troupe.runtime.agent.state import AgentState, StateMachine
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
+from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.tools.spec import Execution, Tool, ToolSpec
 
 if TYPE_CHECKING:
@@ -180,5 +180,13 @@ class LocalDispatcher:
         return {"scheduler": self.core.describe(), "mcp": self._mcp.describe() if self._mcp is not None else {}}
 
 
-__all__ = ["Dispatcher", "LocalDispatcher", "MAX_SAMPLING_SESSIONS", "McpRequest", "SessionModels", "manager_sampler",
-           "mcp_request", "samples"]
+__all__ = [
+    "MAX_SAMPLING_SESSIONS",
+    "Dispatcher",
+    "LocalDispatcher",
+    "McpRequest",
+    "SessionModels",
+    "manager_sampler",
+    "mcp_request",
+    "samples",
+]

@@ -25,10 +25,7 @@ _ORDER = list(PermissionLevel)
 
 
 def _has_scope(granted: list[str], needed: str) -> bool:
-    for g in granted:
-        if g == needed or g == "*" or (g.endswith(":*") and needed.startswith(g[:-1])):
-            return True
-    return False
+    return any(g in (needed, "*") or (g.endswith(":*") and needed.startswith(g[:-1])) for g in granted)
 
 
 def check_permission(agent: AgentSpec, tool: ToolSpec) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from troupe.runtime.agent.context import Context
 from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.agent.toolexec import ToolRun, execute_calls
 from troupe.runtime.errors import ProviderError, RunError
 from troupe.runtime.events import (
     AgentErrorPayload,
@@ -27,7 +28,6 @@ from troupe.runtime.events import (
 )
 from troupe.runtime.ids import unique_hex
 from troupe.runtime.llm.types import ChatMessage, LLMClient, LLMResponse, ToolCall, ToolSchema
-from troupe.runtime.agent.toolexec import ToolRun, execute_calls
 from troupe.tools.context import ToolContext
 
 _PREVIEW = 2_000

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from troupe.runtime.storage.checkpoint import store_at
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import ModelVisibleError, ToolTimeoutError
+from troupe.runtime.storage.checkpoint import store_at
 from troupe.tools.spec import Execution, ToolSpec
 
 DEFAULT_MAX_CONCURRENCY = 256
@@ -28,7 +28,7 @@ _NOT_RETRIED = ("ToolArgumentError", "PermissionDeniedError", "ApprovalDeniedErr
                 "UnknownToolCallError")
 
 
-class ToolJob(BaseModel):
+class ToolJob(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin's __init__ has **kwargs too
     """One tool call as the scheduler sees it (crosses from the agent's host to the scheduler)."""
 
     tool: str

@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import mcp_request
+from troupe.runtime.agent.guardrails import check_permission, request_approval
+from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
 from troupe.runtime.errors import (
     ModelVisibleError,
     PermissionDeniedError,
@@ -39,9 +41,7 @@ from troupe.runtime.events import (
     ToolResultPayload,
 )
 from troupe.runtime.ids import IdScope, current_id_scope
-from troupe.runtime.agent.guardrails import check_permission, request_approval
 from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
-from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Execution, Tool
 

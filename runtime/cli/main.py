@@ -155,10 +155,11 @@ def _report(args: argparse.Namespace, out: dict[str, Any]) -> int:
 
 
 def _cmd_sessions_list(args: argparse.Namespace) -> int:
-    from troupe.runtime.storage.checkpoint import CheckpointStore, checkpoint_location
     from troupe.runtime.eventlog.lake import format_table
+    from troupe.runtime.storage.checkpoint import CheckpointStore, checkpoint_location
 
     location = args.checkpoints or checkpoint_location(_lake(args.lake), True)
+    assert location is not None  # True asks for the lake's own store
     rows = [s.model_dump(mode="json") for s in CheckpointStore(location).summaries()]
     if args.json:
         print(json.dumps(rows))

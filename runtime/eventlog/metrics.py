@@ -247,7 +247,7 @@ class MetricsCore:
         batch.observations = [(name, _tags(name, values), vs) for (name, values), vs in observed.items()]
         self._active = {team: n for team, n in self._active.items() if n}
         live = self._gauges_now()
-        now = {**{key: 0.0 for key in self._reported.keys() - live.keys()}, **live}
+        now = {**dict.fromkeys(self._reported.keys() - live.keys(), 0.0), **live}
         batch.gauges = [(name, _tags(name, values), v) for (name, values), v in now.items()
                         if self._reported.get((name, values)) != v]
         self._reported = live

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from troupe.runtime.ids import SessionId
 from troupe.runtime.eventlog.lake import query
+from troupe.runtime.ids import SessionId
 
 PER_AGENT = """
 select agent,

@@ -9,6 +9,7 @@ YAML and never a path outside those folders.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def _within(path: Path, root: Path) -> bool:
 class TeamResolver:
     """Turns what a client passed as ``team`` into a loaded team, enforcing the team folders."""
 
-    def __init__(self, roots: list[str | Path]) -> None:
+    def __init__(self, roots: Sequence[str | Path]) -> None:
         self.roots = [Path(r).expanduser().resolve() for r in roots] or [Path.cwd().resolve()]
 
     def _hint(self) -> str:

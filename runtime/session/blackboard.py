@@ -150,7 +150,7 @@ class BlackboardEntry(BaseModel):
 class _Slot:
     """Everything kept for one key: its bounded history and its latest version number."""
 
-    __slots__ = ("history", "version", "expiry_reported")
+    __slots__ = ("expiry_reported", "history", "version")
 
     def __init__(self, limit: int) -> None:
         self.history: deque[BlackboardEntry] = deque(maxlen=limit)
@@ -455,8 +455,8 @@ def _entry_kind(kind: EntryKind | str) -> EntryKind:
 
 
 __all__ = [
-    "BlackboardEntry",
     "Blackboard",
+    "BlackboardEntry",
     "EntryKind",
     "InvalidKeyError",
     "InvalidValueError",

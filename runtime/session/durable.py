@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from troupe.runtime.agent.core import AgentCore
-from troupe.runtime.session.blackboard import Blackboard
-from troupe.runtime.storage.checkpoint import ActorCheckpoint, ActorKind, CheckpointStore, Saver, portable, revive
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, MessageId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.session.supervisor import Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
+from troupe.runtime.storage.checkpoint import ActorCheckpoint, ActorKind, CheckpointStore, Saver, portable, revive
 
 REQUEST_ID: Final = "_rid"
 """The keyword that carries a service call's request id (taken off before the method sees it)."""

@@ -14,9 +14,9 @@ from troupe.runtime.agent.core import control_message, user_message
 from troupe.runtime.config import Placement
 from troupe.runtime.errors import UnknownAgentError
 from troupe.runtime.events import Event
-from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, SessionId
 from troupe.runtime.messages import ControlOp, Envelope
+from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
 
 

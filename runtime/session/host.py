@@ -22,22 +22,22 @@ from typing import Any
 
 from troupe.runtime.agent.core import AgentCore, control_message
 from troupe.runtime.agent.deps import AgentDeps
-from troupe.runtime.session.blackboard import Blackboard
-from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
-from troupe.runtime.config import AgentSpec, TeamConfig
 from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples
+from troupe.runtime.agent.state import AgentState
+from troupe.runtime.config import AgentSpec, TeamConfig
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
 from troupe.runtime.events import ActorRestoredPayload, AgentSpawnedPayload, EventSink, Payload, make_event
-from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, SessionId
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
-from troupe.runtime.agent.state import AgentState
-from troupe.runtime.session.supervisor import SessionResult, Supervisor
+from troupe.runtime.session.blackboard import Blackboard
+from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
 from troupe.runtime.session.services import HostServices
 from troupe.runtime.session.spec import AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, root_of
+from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
+from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
 from troupe.tools.builtins import default_registry
 from troupe.tools.registry import ToolRegistry
 from troupe.tools.spec import Tool

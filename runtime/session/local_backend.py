@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.runtime.config import Placement
 from troupe.runtime.eventlog.buffer import EventBuffer
 from troupe.runtime.eventlog.core import EventLogCore
 from troupe.runtime.events import Event
-from troupe.runtime.session.host import HostCore
-from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.session.host import HostCore
+from troupe.runtime.session.spec import SessionSpec
+from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.tools.registry import ToolRegistry
 
 

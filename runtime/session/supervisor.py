@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from troupe.runtime.session.approvals import Approvals
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.config import Budgets
 from troupe.runtime.errors import BudgetExceededError
@@ -24,6 +23,7 @@ from troupe.runtime.events import (
 )
 from troupe.runtime.ids import USER, AgentId, RunId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.session.approvals import Approvals
 
 
 class SessionStatus(StrEnum):
@@ -184,7 +184,7 @@ class Supervisor:
         if self._timer is not None and self._timer is not asyncio.current_task():
             self._timer.cancel()
         self.emit(SessionFinishedPayload(reply=reply, error=error, usage=self.usage.model_dump()),
-                  status=str(status), duration_ms=self.result.duration_s * 1e3)
+                  status=str(status), duration_ms=(self.result.duration_s or 0.0) * 1e3)
         self.approvals.deny_all(f"the session ended ({status})")
         try:
             if self.on_finish is not None:  # first: a checkpointed result is saved before anyone hears of it
@@ -213,7 +213,7 @@ class Supervisor:
         started = self._started_at is not None
         return {
             "status": str(self.status), "usage": self.usage.model_dump(), "input": self.input,
-            "started_at": self._started_at.isoformat() if started else None,
+            "started_at": self._started_at.isoformat() if self._started_at is not None else None,
             "elapsed_s": (self.clock.monotonic() - self._started_mono) if started and self.result is None
             else (self.result.duration_s if self.result else 0.0),
             "result": self.result.model_dump(mode="json") if self.result else None,

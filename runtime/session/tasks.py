@@ -9,17 +9,17 @@ await completion without polling either.
 
 from __future__ import annotations
 
-import builtins
 import asyncio
+import builtins
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Self
 
-from troupe.runtime.session.blackboard import ensure_json, json_preview
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import InvalidTransitionError
 from troupe.runtime.events import Emitter, TaskCreatedPayload, TaskStatusPayload, null_emitter
 from troupe.runtime.ids import AgentId, SessionId, TaskId
 from troupe.runtime.messages import ControlOp, MessageKind
+from troupe.runtime.session.blackboard import ensure_json, json_preview
 from troupe.runtime.session.task_model import (
     ALLOWED_TRANSITIONS,
     Task,

@@ -24,14 +24,14 @@ import pytest
 
 from benchmarks.support.cancel_tools import MCP_SERVER, mcp_config
 from benchmarks.support.openai_server import OpenAICompatServer, TextReply
+from tests.runtime.teams import call
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import TeamConfig, parse_team
+from troupe.runtime.eventlog.lake import query
 from troupe.runtime.events import Event
 from troupe.runtime.ids import SUPERVISOR, TASKS, RunId
-from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.handle import Session
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.runtime.teams import call
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

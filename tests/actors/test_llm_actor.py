@@ -139,7 +139,7 @@ def test_the_worker_sees_which_profile_fields_were_set() -> None:
                          "models": {"m": {"provider": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1",
                                           "tools_after_results": False}}}).models
     client = RemoteLLMFactory("x", "node")("m", models, agent="a")
-    [(name, sent)] = json.loads(client._profiles_json).items()
+    [(_, sent)] = json.loads(client._profiles_json).items()
     rebuilt = ModelProfile.model_validate(sent)
     assert rebuilt.model_fields_set == models["m"].model_fields_set
     assert "parse_text_tool_calls" not in rebuilt.model_fields_set

@@ -13,8 +13,8 @@ import pytest
 
 from benchmarks.support.ray_head import start_head
 from benchmarks.support.recovery_team import expected_reply, ledger_items
-from troupe.runtime.eventlog.lake import query
 from tests.conftest import REPO
+from troupe.runtime.eventlog.lake import query
 
 pytestmark = [pytest.mark.job, pytest.mark.slow, pytest.mark.timeout(400)]
 TROUPE = str(Path(sys.executable).with_name("troupe"))

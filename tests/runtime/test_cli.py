@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support.openai_server import OpenAICompatServer, TextReply
+from tests.conftest import EXAMPLE_TEAM
 from troupe.runtime.api import Troupe
 from troupe.runtime.cli.main import main
 from troupe.runtime.config import parse_team
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.storage.checkpoint import CheckpointError
-from benchmarks.support.openai_server import OpenAICompatServer, TextReply
-from tests.conftest import EXAMPLE_TEAM
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -25,14 +25,14 @@ from benchmarks.support.openai_server import (
     context_length_error,
     free_port,
 )
+from tests.support.lakes import rows
+from troupe.runtime.agent.context import Context
+from troupe.runtime.agent.loop import history_message
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import TeamConfig, parse_team
-from troupe.runtime.agent.context import Context
 from troupe.runtime.llm.openai_client import repair_arguments
 from troupe.runtime.llm.types import ChatMessage, LLMResponse, ToolCall
-from troupe.runtime.agent.loop import history_message
 from troupe.runtime.session.supervisor import SessionResult, SessionStatus
-from tests.support.lakes import rows
 
 
 @pytest.fixture

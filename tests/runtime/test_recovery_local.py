@@ -14,10 +14,10 @@ import pytest
 
 from benchmarks.support.recovery_team import expected_reply, gaps, ledger_items, recovery_team, request_text
 from troupe.runtime.api import Troupe
-from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionNotFoundError
 from troupe.runtime.cli.main import main as troupe_main
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.supervisor import SessionResult, SessionStatus
+from troupe.runtime.storage.checkpoint import CheckpointError, CheckpointStore, SessionNotFoundError
 
 
 @pytest.fixture(autouse=True)

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import EXAMPLE_TEAM
+from tests.runtime.teams import call, team
+from tests.support.lakes import rows
 from troupe.runtime.api import Troupe
 from troupe.runtime.errors import UnknownAgentError, UnknownToolError
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.runtime.session.supervisor import SessionStatus
-from tests.conftest import EXAMPLE_TEAM
-from tests.runtime.teams import call, team
-from tests.support.lakes import rows
 
 
 async def test_example_team_end_to_end(troupe: Troupe, lake: Path) -> None:

@@ -47,7 +47,7 @@ async def blackboard_get(ctx: ToolContext, key: str) -> dict[str, Any] | str:
         key: The exact key.
     """
     entry = await ctx.services.call(BLACKBOARD, "get", key=key)
-    return _entry(entry) if entry is not None else f"no entry under key {key!r}"
+    return _entry(entry) or f"no entry under key {key!r}"
 
 
 @tool(name="blackboard_list", level="L0", idempotent=True)

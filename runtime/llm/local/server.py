@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import json
 import logging
 import os
@@ -104,7 +105,8 @@ def _spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     with _spawner_lock:
         if _spawner is None:
             _spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="troupe-local-spawn")
-    return _spawner.submit(subprocess.Popen, cmd, **kwargs).result()
+    spawn: Any = functools.partial(subprocess.Popen, cmd, **kwargs)
+    return _spawner.submit(spawn).result()
 
 
 def _pid_alive(pid: int) -> bool:
