@@ -102,6 +102,8 @@ class EventBuffer:
         """Set (and replaced) after each acknowledged batch; :meth:`wait_for_room` waits on the one it saw."""
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._inflight: asyncio.Task[bool] | None = None
+        """The ship under way (it outlives a cancelled caller: see :meth:`_ship_one`)."""
         self._closed = False
         self.shipped = 0
         """Events the log has acknowledged."""
@@ -192,8 +194,21 @@ class EventBuffer:
                         break
 
     async def _ship_one(self, limit: int) -> bool:
-        """Ship up to ``limit`` of the oldest events, retrying; removes them only once acknowledged."""
-        batch = self._events[:limit]
+        """Ship up to ``limit`` of the oldest events, retrying; removes them only once acknowledged.
+
+        The ship runs as a task of its own that its caller's cancellation does not stop: a call
+        that reached the log lands, so its batch must leave the buffer then, or the next ship would
+        send it again. A ship a cancelled caller left running is waited for before the next one.
+        """
+        while self._inflight is not None and not self._inflight.done():
+            await asyncio.shield(self._inflight)
+        if not self._events:
+            return True
+        task = asyncio.get_running_loop().create_task(self._ship_batch(self._events[:limit]))
+        self._inflight = task
+        return await asyncio.shield(task)
+
+    async def _ship_batch(self, batch: list[Event]) -> bool:
         columns = to_columns(batch)
         delay = self.backoff_s
         for attempt in range(1, self.attempts + 1):

@@ -261,3 +261,24 @@ def test_high_water_defaults_to_ten_batches_and_is_checked() -> None:
     for bad in (0, 301):
         with pytest.raises(ValueError, match="high_water must be between 1 and max_pending"):
             EventBuffer(ship, max_pending=300, high_water=bad)
+
+
+async def test_a_flush_cancelled_mid_ship_never_ships_its_batch_twice() -> None:
+    """A turn cancelled while its checkpoint flushes events (an agent terminated by its parent just
+    as its turn ends) must not leave the batch that reached the log to be sent again."""
+    recorder = Recorder(delay=0.05)
+
+    async def ship(columns: dict[str, list[Any]]) -> int:  # a remote call: it lands whoever stops waiting
+        return await asyncio.shield(asyncio.ensure_future(recorder(columns)))
+
+    buf = EventBuffer(ship, max_batch=10, max_delay_s=60)
+    for i in range(3):
+        buf.emit(_ev(i))
+    flushing = asyncio.create_task(buf.flush())
+    await asyncio.sleep(0.01)  # the ship call is on its way to the log
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    buf.emit(_ev(3))
+    await buf.flush()
+    assert recorder.seqs == [0, 1, 2, 3]
