@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -97,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=200)
     return parser
+
+
+@pytest.fixture(autouse=True)
+def _keep_pythonpath(monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_args puts the repository on PYTHONPATH for the processes a benchmark starts: here it
+    must not leak into the tests that run after these (a pip run in a fresh venv, say)."""
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
 
 
 def test_smoke_swaps_the_default_sizes_for_tiny_ones() -> None:

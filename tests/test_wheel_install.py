@@ -73,8 +73,13 @@ def _run(*argv: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str
     return proc.stdout
 
 
+def _clean_env() -> dict[str, str]:
+    """This process's environment less what would point a fresh venv back at the checkout."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+
+
 def _pip(*args: str | Path, cwd: Path) -> str:
-    return _run(sys.executable, "-m", "pip", "--disable-pip-version-check", *args, cwd=cwd)
+    return _run(sys.executable, "-m", "pip", "--disable-pip-version-check", *args, cwd=cwd, env=_clean_env())
 
 
 def test_the_wheel_installs_troupe_alone_and_runs_beside_another_tools_package(tmp_path: Path) -> None:
@@ -111,7 +116,7 @@ def test_the_wheel_installs_troupe_alone_and_runs_beside_another_tools_package(t
     _pip("--python", python, "install", "-q", "--no-deps", wheel, cwd=tmp_path)
     assert (venv / "bin" / "troupe").exists()  # the console script
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env = _clean_env()
     script = tmp_path / "session.py"
     script.write_text(SESSION)
 
