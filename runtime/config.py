@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -157,6 +158,12 @@ class McpServerConfig(_Strict):
     sampling: bool | str = False
     """Answer the server's sampling requests: ``true`` with the calling agent's model, or a profile name."""
     sampling_max_tokens: int = Field(default=1024, ge=1)
+    scope: Literal["node", "session"] = "node"
+    """``node``: one connection per config per node, shared by every session there. ``session``: one
+    process (or HTTP connection) per session, closed when the session ends; its args, env, cwd, url
+    and headers may use ``${session_id}``, ``${sample_dir}``, ``${case_id}`` and ``${sample}``."""
+    sequential: bool = False
+    """The calls one session makes to this server run one after another, in the order the model made them."""
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerConfig:
@@ -221,6 +228,8 @@ class AgentSpec(_Strict):
     """Blackboard key prefixes whose writes wake this agent."""
     publish_results: bool = False
     """Write each reply that completes a task to the blackboard as ``results/<task id>``."""
+    parallel_tool_calls: bool = True
+    """``false``: the model is asked for one call at a time, and a round's calls run one after another, in order."""
 
     @field_validator("id")
     @classmethod
@@ -235,6 +244,34 @@ class Budgets(_Strict):
     max_tool_calls: int | None = Field(default=None, ge=1)
     max_llm_calls: int | None = Field(default=None, ge=1)
     max_wall_s: float | None = Field(default=None, gt=0)
+
+
+class EnvironmentSpec(_Strict):
+    """A stateful environment made for each session (each sample of a sweep) and torn down after it.
+
+    Its MCP servers are the team's ``mcpServers`` with ``scope: session``. Hooks are import paths
+    (``pkg.mod:fn``), sync or async, called with an ``EnvironmentContext`` (session_id, run_id, case_id,
+    sample, sample_dir, params): ``setup`` before the first turn, ``teardown`` after the last (on every
+    exit path), returning the final state (a JSON-able dict) that the session's result and the
+    ``environment.captured`` event carry."""
+
+    sample_dir: str | None = None
+    """Base folder: each session gets ``<sample_dir>/<session id>``. Default: ``<temp dir>/troupe-samples``."""
+    fixture: str | None = None
+    """A folder whose contents are copied into the session's sample dir before ``setup`` runs."""
+    setup: str | None = None
+    teardown: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the hooks as ``ctx.params`` (what a shared hook needs to know about this environment)."""
+    keep_dir: bool = True
+    """Keep the sample dir after the session (graders read it); ``false`` removes it after teardown."""
+
+    @field_validator("setup", "teardown")
+    @classmethod
+    def _import_path(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", v):
+            raise ValueError(f"a hook is an import path 'package.module:function', not {v!r}")
+        return v
 
 
 class TeamConfig(_Strict):
@@ -256,6 +293,8 @@ class TeamConfig(_Strict):
     """Schema-only tools agents may list by name (see :class:`DeclaredTool`)."""
     approval_timeout_s: float = Field(default=300.0, gt=0)
     """How long a tool call that needs approval waits for a decision; no answer means denied."""
+    environment: EnvironmentSpec | None = None
+    """A per-session environment (sample dir, fixture, setup/teardown hooks); see :class:`EnvironmentSpec`."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -392,6 +431,7 @@ __all__ = [
     "Budgets",
     "CircuitBreakerConfig",
     "DeclaredTool",
+    "EnvironmentSpec",
     "McpServerConfig",
     "ModelProfile",
     "PermissionLevel",

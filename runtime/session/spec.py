@@ -31,6 +31,9 @@ class SessionSpec(BaseModel):
     stream_tokens: bool = False
     checkpoints: str | None = None
     """The checkpoint store (:mod:`troupe.runtime.storage.checkpoint`) when the session is durable, else ``None``."""
+    labels: dict[str, str] = {}
+    """What the session is a sample of, for its environment: a sweep sets ``case_id`` and ``sample``
+    (``${case_id}``/``${sample}`` in a session-scoped MCP server's config and the environment's hooks)."""
 
     def members(self) -> list[AgentId]:
         return [a.id for a in self.team.agents]

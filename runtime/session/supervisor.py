@@ -52,6 +52,8 @@ class SessionResult(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
+    final_state: dict[str, Any] | None = None
+    """The environment's final state, as its teardown hook captured it (``None``: no environment or no hook)."""
 
     @property
     def ok(self) -> bool:
