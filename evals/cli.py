@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from troupe.runtime.approval_policy import ApprovalPolicy, load_approval_policy
 from troupe.runtime.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -77,6 +78,16 @@ def fan_out(*callbacks: Callable[[Progress], None] | None) -> Callable[[Progress
     return each
 
 
+def approval_policy(flag: str | None) -> ApprovalPolicy | None:
+    """``--approve``: ``yes`` or ``no`` for every gated call, else a policy YAML file (see
+    :mod:`troupe.runtime.approval_policy`); None when not given (gated calls wait, then are denied)."""
+    if flag is None:
+        return None
+    if flag in ("yes", "no"):
+        return ApprovalPolicy(default=flag)
+    return load_approval_policy(flag)
+
+
 def _lake(value: str | None) -> str:
     from troupe.runtime.eventlog.lake import default_lake
     from troupe.runtime.storage.location import normalize
@@ -92,6 +103,7 @@ async def _run(args: argparse.Namespace) -> int:
     from troupe.runtime.api import Troupe
 
     suite = load_suite(args.suite)
+    policy = approval_policy(args.approve)
     if args.limit is not None:
         if args.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {args.limit}")
@@ -102,7 +114,7 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         show = fan_out(None if quiet else progress_printer(), sweep_progress_reporter())
         sweep = Sweep(troupe, suite, grid=parse_grid(args.grid), model=args.model, samples=args.samples,
-                      concurrency=args.concurrency, run_id=args.run_id, on_progress=show)
+                      concurrency=args.concurrency, run_id=args.run_id, on_progress=show, approval_policy=policy)
         if not quiet:
             print(f"[eval] suite {suite.suite.name}: run {sweep.run_id}, lake {troupe.lake}, "
                   f"concurrency {args.concurrency}", file=sys.stderr, flush=True)
@@ -212,6 +224,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--address", help="Ray address (default: a running cluster, else a new local one)")
     run.add_argument("--run-id", help="record under this run id (default: derived from suite, grid and samples, "
                                       "so re-running the same sweep resumes it)")
+    run.add_argument("--approve", metavar="yes|no|POLICY.yaml",
+                     help="decide tool calls that need approval: yes, no, or a policy file (rules per tool); "
+                          "recorded as approval.decided by: policy. Without it they wait approval_timeout_s, "
+                          "then are denied")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of progress and a table")
     lake_option(run)
     run.set_defaults(func=lambda a: asyncio.run(_run(a)))
@@ -243,4 +259,4 @@ def add_parser(sub: Any) -> None:
     base.set_defaults(func=_baseline)
 
 
-__all__ = ["add_parser", "fan_out", "parse_grid", "progress_printer"]
+__all__ = ["add_parser", "approval_policy", "fan_out", "parse_grid", "progress_printer"]

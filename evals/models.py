@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from troupe.runtime.config import DeclaredTool
+from troupe.runtime.events import Event
 
 
 class _Strict(BaseModel):
@@ -144,6 +145,9 @@ class Suite(_Strict):
     """Per sample."""
     license: str | None = None
     """Where the cases come from and under what terms (shown in reports)."""
+    python_path: list[str] = Field(default_factory=list)
+    """Folders (relative to the suite file) put on ``sys.path`` for the suite's ``python:`` graders and
+    function models, here and in the hosts that run its samples (no ``PYTHONPATH`` needed)."""
 
 
 class Grade(BaseModel):
@@ -165,6 +169,37 @@ class GradeInput(BaseModel):
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     """``{"name": ..., "arguments": {...}}`` per call the session made, in order (declared-tool names
     mapped back to the case's own names)."""
+    sample: int = 0
+    """The sample's index among the case's samples in its cell."""
+    cell: dict[str, Any] = Field(default_factory=dict)
+    """The grid values the sample ran with (``{}`` for no grid)."""
+    team: dict[str, Any] | None = None
+    """The team as run (``TeamConfig`` dumped: the case's overrides, the cell's settings applied)."""
+    final_state: dict[str, Any] | None = None
+    """What the environment's teardown captured (None without an environment)."""
+    env_dir: str | None = None
+    """The sample's environment directory (``${sample_dir}``), when it had one."""
+    _events: list[Event] | None = PrivateAttr(default=None)
+
+    @property
+    def events(self) -> list[Event]:
+        """The session's events from the lake, in order (read on first use, then kept)."""
+        if self._events is None:
+            from troupe.runtime.eventlog.lake import query
+
+            if not self.session_id:
+                self._events = []
+            else:
+                sid, rid = self.session_id.replace("'", "''"), self.run_id.replace("'", "''")
+                rows = query(self.lake, f"select * from events where run_id = '{rid}' and session_id = '{sid}' "
+                                        f"order by ts, seq").to_pylist()
+                self._events = [Event.model_validate(r) for r in rows]
+        return self._events
+
+    def with_events(self, events: list[Event]) -> GradeInput:
+        """This input with ``events`` given instead of read from the lake (tests, in-memory runs)."""
+        self._events = list(events)
+        return self
 
 
 class SampleResult(BaseModel):

@@ -14,7 +14,8 @@ import copy
 import difflib
 import json
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,8 @@ class LoadedSuite:
     cases_path: Path | None = None
     lines: dict[str, int] = field(default_factory=dict)
     """Case id -> its line in the cases file (for messages)."""
+    python_path: list[str] = field(default_factory=list)
+    """The suite's ``python_path`` folders, absolute (already on this process's ``sys.path``)."""
     _teams: dict[Path, TeamConfig] = field(default_factory=dict, repr=False)
 
     def case(self, case_id: str) -> Case:
@@ -306,8 +309,10 @@ def _read_cases(path: Path) -> tuple[list[Case], dict[str, int]]:
     return cases, lines
 
 
-def check_expect(expect: Expect, *, where: str, models: Mapping[str, Any] | None = None) -> None:
-    """Catch mistakes in an expectation that would otherwise surface only while grading."""
+def check_expect(expect: Expect, *, where: str, models: Mapping[str, Any] | None = None,
+                 python_path: Sequence[str] = ()) -> None:
+    """Catch mistakes in an expectation that would otherwise surface only while grading (a
+    ``python:`` grader is imported and its signature checked here)."""
     if expect.regex is not None:
         try:
             re.compile(expect.regex)
@@ -325,6 +330,14 @@ def check_expect(expect: Expect, *, where: str, models: Mapping[str, Any] | None
         mod, sep, fn = expect.python.partition(":")
         if not sep or not mod or not fn:
             raise CaseError(f"{where}: expect.python {expect.python!r} must be 'package.module:function'")
+        from troupe.evals.grade_python import check_python_grader
+
+        try:
+            check_python_grader(expect.python, path=python_path)
+        except ConfigError as e:
+            hint = " (a suite-local module: list its folder under python_path in the suite)" \
+                if "cannot import" in e.message else ""
+            raise CaseError(f"{where}: expect.python {expect.python!r}: {e.message}{hint}") from e
     if expect.judge is not None and models is not None and expect.judge.profile not in models:
         raise CaseError(f"{where}: expect.judge.profile {expect.judge.profile!r} is not a model profile of the "
                         f"case's team (profiles: {sorted(models)}); add it under 'models' in the team file")
@@ -332,6 +345,21 @@ def check_expect(expect: Expect, *, where: str, models: Mapping[str, Any] | None
         for i, check in enumerate(expect.sql):
             if not check.query.strip():
                 raise CaseError(f"{where}: expect.sql.{i}.query is empty")
+
+
+def _python_path(suite: Suite, base: Path, path: Path) -> list[str]:
+    """The suite's ``python_path`` folders, absolute, checked, and put on ``sys.path``."""
+    out: list[str] = []
+    for rel in suite.python_path:
+        found = (base / rel).resolve()
+        if not found.is_dir():
+            raise SuiteError(f"invalid suite file {path}: python_path {rel!r} is not a folder (looked for {found}); "
+                             f"paths are relative to the suite file", source=str(path))
+        out.append(str(found))
+    for folder in reversed(out):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    return out
 
 
 def load_suite(path: str | Path, *, check_overrides: bool = False) -> LoadedSuite:
@@ -350,6 +378,7 @@ def load_suite(path: str | Path, *, check_overrides: bool = False) -> LoadedSuit
     p = p.resolve()
     suite = _read_suite_yaml(p)
     base = p.parent
+    python_path = _python_path(suite, base, p)
     for w in suite.weights:
         if w.grader not in GRADERS:
             close = difflib.get_close_matches(w.grader, GRADERS, n=1)
@@ -358,7 +387,8 @@ def load_suite(path: str | Path, *, check_overrides: bool = False) -> LoadedSuit
                              f"{list(GRADERS)}", source=str(p))
     cases_path = (base / suite.cases).resolve()
     cases, lines = _read_cases(cases_path)
-    loaded = LoadedSuite(suite=suite, cases=cases, base_dir=base, path=p, cases_path=cases_path, lines=lines)
+    loaded = LoadedSuite(suite=suite, cases=cases, base_dir=base, path=p, cases_path=cases_path, lines=lines,
+                         python_path=python_path)
 
     # Teams: the suite's, and every case's own, must load.
     try:
@@ -386,7 +416,10 @@ def load_suite(path: str | Path, *, check_overrides: bool = False) -> LoadedSuit
                     raise CaseError(f"{where}: overrides: {e.message}", source=str(cases_path),
                                     line=lines[case.id]) from e
                 models = None  # the overrides may be what adds the judge's profile
-        check_expect(case.expect, where=where, models=models)
+        try:
+            check_expect(case.expect, where=where, models=models, python_path=python_path)
+        except CaseError as e:
+            raise CaseError(e.message, source=str(cases_path), line=lines[case.id]) from e
 
     unknown = [c for c in suite.gates.required_cases if c not in lines]
     if unknown:

@@ -23,7 +23,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from troupe.evals.models import Case, GradeInput, SampleResult
+from troupe.evals.run_id import sweep_run_id
 from troupe.evals.suite import LoadedSuite, apply_overrides, load_suite
+from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.config import ModelProfile, ScriptStep, ScriptToolCall, TeamConfig, parse_team
 from troupe.runtime.errors import ConfigError, HostLostError
 
@@ -34,6 +36,8 @@ HOST_LOST_ATTEMPTS = 2
 """Runs of a sample whose pool host died under it (Ray restarts the host) before it is recorded as an error."""
 GRADE_BATCH = 200
 GRADE_EVERY_S = 2.0
+GRADE_CONCURRENCY = 16
+"""Samples of one batch graded at once (python graders run in threads, judges call models)."""
 
 
 class SampleSpec(BaseModel):
@@ -62,13 +66,6 @@ def expand(suite: LoadedSuite, grid: dict[str, list[Any]], samples: int) -> list
     return out
 
 
-def sweep_run_id(suite: LoadedSuite, grid: dict[str, list[Any]], samples: int) -> str:
-    """The same suite, grid and samples give the same run id: re-running a sweep resumes it."""
-    basis = json.dumps({"suite": suite.suite.name, "grid": grid, "samples": samples,
-                        "cases": [c.id for c in suite.cases]}, sort_keys=True, default=str)
-    return f"r-eval-{hashlib.sha1(basis.encode()).hexdigest()[:12]}"
-
-
 def input_text(case: Case) -> str:
     if isinstance(case.input, str):
         return case.input
@@ -95,10 +92,24 @@ def oracle_profile(case: Case, entry: str) -> ModelProfile:
     return ModelProfile(provider="scripted", scripts={entry: steps, "*": [ScriptStep(text="done")]})
 
 
-def team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) -> TeamConfig:
+def team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None,
+                    approval_policy: ApprovalPolicy | None = None) -> TeamConfig:
     """The case's team with the cell's settings applied: ``model`` picks a profile (``oracle``,
     ``local``, or one of the team's), ``prompt`` is added to the entry agent's instructions,
-    ``seed`` goes to every OpenAI-compatible profile, and any other key is a team field path."""
+    ``seed`` goes to every OpenAI-compatible profile, and any other key is a team field path.
+    The suite's ``python_path`` goes to every function profile (so hosts on Ray find its modules)
+    and ``approval_policy``, when given, decides the team's gated tool calls."""
+    out = _team_for_sample(suite, spec, model)
+    if suite.python_path:
+        models = {name: p.model_copy(update={"python_path": [*suite.python_path, *p.python_path]})
+                  if p.provider == "function" else p for name, p in out.models.items()}
+        out = out.model_copy(update={"models": models})
+    if approval_policy is not None:
+        out = out.model_copy(update={"approval_policy": approval_policy})
+    return out
+
+
+def _team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) -> TeamConfig:
     team = suite.team_for(spec.case)
     data = team.model_dump(by_alias=True, exclude_unset=True)
     entry = next(i for i, a in enumerate(data["agents"]) if a["id"] == team.entry)
@@ -127,6 +138,17 @@ def team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) -> 
     if chosen:
         return out.with_model(str(chosen))
     return out
+
+
+def _env_dir(result: Any) -> str | None:
+    """The sample's environment directory, if the session had one (``SessionResult.env_dir`` or
+    ``sample_dir``, or the ``final_state``'s ``sample_dir``)."""
+    for name in ("env_dir", "sample_dir"):
+        value = getattr(result, name, None)
+        if value:
+            return str(value)
+    state = getattr(result, "final_state", None)
+    return str(state["sample_dir"]) if isinstance(state, dict) and state.get("sample_dir") else None
 
 
 @dataclass
@@ -167,6 +189,8 @@ class _Finished:
     error: str | None = None
     session_id: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    final_state: dict[str, Any] | None = None
+    env_dir: str | None = None
     latency_s: float | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -175,7 +199,8 @@ class _Finished:
 class Sweep:
     def __init__(self, troupe: Any, suite: LoadedSuite, *, grid: dict[str, list[Any]] | None = None,
                  model: str | None = None, samples: int | None = None, concurrency: int = 32,
-                 run_id: str | None = None, on_progress: Callable[[Progress], None] | None = None) -> None:
+                 run_id: str | None = None, on_progress: Callable[[Progress], None] | None = None,
+                 approval_policy: ApprovalPolicy | None = None) -> None:
         self.troupe = troupe
         self.suite = suite
         self.grid = {**suite.suite.grid, **(grid or {})}
@@ -184,7 +209,11 @@ class Sweep:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
         self.concurrency = concurrency
-        self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples)
+        self.approval_policy = approval_policy
+        """Decides every sample's gated tool calls (``troupe eval run --approve``); None: they wait."""
+        policy = approval_policy.model_dump(mode="json") if approval_policy is not None else None
+        self.run_id = run_id or sweep_run_id(suite, {**self.grid, "_model": [model]}, self.samples,
+                                             {"approval_policy": policy} if policy is not None else None)
         self.on_progress = on_progress or (lambda p: None)
         """Called with the :class:`Progress` as it moves (``troupe eval run`` also feeds the Ray
         dashboard's ``troupe_sweep_samples`` gauges from it)."""
@@ -203,7 +232,7 @@ class Sweep:
                json.dumps([t.model_dump() for t in case.tools], sort_keys=True),
                case.expect.model_dump_json() if oracle else "")
         if key not in self._teams:
-            self._teams[key] = team_for_sample(self.suite, spec, self.model)
+            self._teams[key] = team_for_sample(self.suite, spec, self.model, self.approval_policy)
         return self._teams[key]
 
     async def _one(self, spec: SampleSpec, progress: Progress) -> None:
@@ -215,13 +244,15 @@ class Sweep:
             for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
                 try:
                     result = await self.troupe.run_packed(self._team(spec), input_text(spec.case),
-                                                          run_id=self.run_id, timeout=self.suite.suite.timeout_s)
+                                                          run_id=self.run_id, timeout=self.suite.suite.timeout_s,
+                                                          labels={"case_id": spec.case.id, "sample": str(spec.sample)})
                     break
                 except HostLostError:  # its pool host died under it (not the sample's fault): once more
                     if attempt == HOST_LOST_ATTEMPTS:
                         raise
             done = _Finished(spec, str(result.status), result.reply, result.error, str(result.session_id),
-                             result.usage.model_dump(), result.duration_s, result.started_at, result.finished_at)
+                             result.usage.model_dump(), getattr(result, "final_state", None),
+                             _env_dir(result), result.duration_s, result.started_at, result.finished_at)
         except Exception as e:  # a sample that crashes is recorded, and the sweep goes on
             done = _Finished(spec, "error", error=f"{type(e).__name__}: {e}", latency_s=time.monotonic() - t0,
                              started_at=started_at, finished_at=datetime.now(UTC))
@@ -244,9 +275,12 @@ class Sweep:
             wants = [b.session_id for b in batch
                      if b.session_id and (b.spec.case.expect.tool_calls is not None or b.spec.case.expect.python)]
             calls = self._tool_calls(wants)
-            rows = []
-            for item in batch:
-                rows.append(await self._row(item, calls.get(item.session_id or "", []), grade))
+            gate = asyncio.Semaphore(GRADE_CONCURRENCY)
+
+            async def row(item: _Finished) -> SampleResult:
+                async with gate:
+                    return await self._row(item, calls.get(item.session_id or "", []), grade)
+            rows = list(await asyncio.gather(*(row(item) for item in batch)))
             write_results(self.lake, rows)
             progress.done += len(rows)
             progress.failed += sum(1 for r in rows if r.status != "completed")
@@ -275,7 +309,8 @@ class Sweep:
     async def _row(self, item: _Finished, calls: list[dict[str, Any]], grade: Any) -> SampleResult:
         spec, s = item.spec, self.suite.suite
         inp = GradeInput(case=spec.case, reply=item.reply, status=item.status, session_id=item.session_id or "",
-                         run_id=self.run_id, lake=self.lake, tool_calls=calls)
+                         run_id=self.run_id, lake=self.lake, tool_calls=calls, sample=spec.sample, cell=spec.cell,
+                         team=self._team_dump(spec), final_state=item.final_state, env_dir=item.env_dir)
         try:
             score, passed, grades = await grade(inp, weights=s.weights, pass_threshold=s.pass_threshold,
                                                 models=self._team(spec).models)
@@ -292,6 +327,12 @@ class Sweep:
             latency_s=item.latency_s, session_id=item.session_id, started_at=item.started_at,
             finished_at=item.finished_at,
         )
+
+    def _team_dump(self, spec: SampleSpec) -> dict[str, Any] | None:
+        try:
+            return self._team(spec).model_dump(mode="json", by_alias=True)
+        except ConfigError:
+            return None  # the case's overrides do not fit its team: the sample never ran
 
     # --- the whole sweep ----------------------------------------------------------------------
     async def run(self) -> Progress:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import TeamConfigError
 from troupe.runtime.ids import RESERVED_NAMES, AgentId
 
@@ -91,6 +92,9 @@ class ModelProfile(_Strict):
     """``scripted`` provider: responses per agent id (``"*"`` for any agent without its own)."""
     function: str | None = None
     """``function`` provider: ``"package.module:callable"`` taking (request, agent) and returning a response."""
+    python_path: list[str] = Field(default_factory=list)
+    """``function`` provider: folders put on ``sys.path`` before importing ``function`` (a suite's
+    ``python_path`` sets it, so hosts on Ray workers find a suite-local module)."""
     parse_text_tool_calls: bool = False
     """Weak models: turn a tool call written as text into a real tool call (declared tools only)."""
     tools_after_results: bool = True
@@ -293,6 +297,8 @@ class TeamConfig(_Strict):
     """Schema-only tools agents may list by name (see :class:`DeclaredTool`)."""
     approval_timeout_s: float = Field(default=300.0, gt=0)
     """How long a tool call that needs approval waits for a decision; no answer means denied."""
+    approval_policy: ApprovalPolicy | None = None
+    """Decides gated tool calls by rules instead of waiting for the client (``troupe eval run --approve``)."""
     environment: EnvironmentSpec | None = None
     """A per-session environment (sample dir, fixture, setup/teardown hooks); see :class:`EnvironmentSpec`."""
 

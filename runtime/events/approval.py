@@ -48,7 +48,7 @@ class ApprovalDecidedPayload(Payload):
     approved: bool
     """Whether the call may run."""
     by: str
-    """``client``, ``timeout`` or ``session`` (the session ended first)."""
+    """``client``, ``timeout``, ``session`` (the session ended first) or ``policy`` (the team's approval policy)."""
     reason: str
     """The decider's reason."""
     call_id: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from troupe.runtime.errors import ConfigError
@@ -65,13 +65,17 @@ def _describe(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def load_function(spec: str) -> ModelFunction:
-    """Resolve ``"package.module:callable"`` (the attribute may be dotted, ``mod:Class.method``)."""
+def load_function(spec: str, *, path: Sequence[str] = ()) -> ModelFunction:
+    """Resolve ``"package.module:callable"`` (the attribute may be dotted, ``mod:Class.method``);
+    the folders in ``path`` are put on ``sys.path`` first (a suite's ``python_path``)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(
             f"function spec {spec!r} is not of the form 'package.module:callable'", spec=spec
         )
+    for folder in reversed(path):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     try:
         module = sys.modules.get(module_name) or importlib.import_module(module_name)
     except ImportError as e:

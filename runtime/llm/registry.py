@@ -66,7 +66,8 @@ def _scripted(ctx: ProviderContext) -> LLMClient:
 
 def _function(ctx: ProviderContext) -> LLMClient:
     assert ctx.profile.function is not None  # ModelProfile's validator guarantees it
-    return FunctionModel(load_function(ctx.profile.function), agent=ctx.agent, name=ctx.profile_name)
+    fn = load_function(ctx.profile.function, path=ctx.profile.python_path)
+    return FunctionModel(fn, agent=ctx.agent, name=ctx.profile_name)
 
 
 def _openai(ctx: ProviderContext) -> LLMClient:

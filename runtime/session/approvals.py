@@ -2,7 +2,9 @@
 
 Held by the session supervisor. ``request`` records ``approval.requested`` and waits;
 ``decide`` (from the Python API or the CLI prompt) answers it; a timeout or the end of the session
-denies it. Either way ``approval.decided`` says who decided and why.
+denies it. With an :class:`~troupe.runtime.approval_policy.ApprovalPolicy` (the team's
+``approval_policy``; ``troupe eval run --approve``) the policy decides at once unless it says ``ask``.
+Either way ``approval.decided`` says who decided (``client``, ``timeout``, ``session``, ``policy``) and why.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.events import ApprovalDecidedPayload, ApprovalRequestedPayload, Emitter
 
@@ -30,14 +33,16 @@ class ApprovalDecision(BaseModel):
     id: str
     approved: bool
     by: str
-    """``client``, ``timeout`` or ``session``."""
+    """``client``, ``timeout``, ``session`` or ``policy``."""
     reason: str = ""
 
 
 class Approvals:
-    def __init__(self, *, session_id: str, emit: Emitter) -> None:
+    def __init__(self, *, session_id: str, emit: Emitter, policy: ApprovalPolicy | None = None) -> None:
         self.session_id = session_id
         self.emit = emit
+        self.policy = policy
+        """Decides requests by rules before anyone is asked (set by the session's host from the team)."""
         self._pending: dict[str, tuple[ApprovalRequest, asyncio.Future[ApprovalDecision]]] = {}
         self._ids = itertools.count(1)
         self.decided: list[ApprovalDecision] = []
@@ -48,6 +53,10 @@ class Approvals:
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._pending[req.id] = (req, future)
         self.emit(ApprovalRequestedPayload(**req.model_dump()), agent=agent, tool=tool, status="pending")
+        ruled = self.policy.decide(tool, arguments) if self.policy is not None else None
+        if ruled is not None:
+            self._pending.pop(req.id, None)
+            return self._record(req, approved=ruled[0], by="policy", reason=ruled[1]).model_dump()
         try:
             decision = await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:

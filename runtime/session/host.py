@@ -198,6 +198,7 @@ class HostCore:
 
         supervisor = Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
                                 budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
+        supervisor.approvals.policy = spec.team.approval_policy
         if state is not None:
             supervisor.restore(state)
         return supervisor

@@ -1,0 +1,119 @@
+"""Approval policies: tool calls that need approval, decided by rules instead of a person.
+
+A team (or ``troupe eval run --approve``, which sets it on every sample's team) may carry an
+:class:`ApprovalPolicy`. The session's supervisor consults it when a gated call asks for approval:
+the first rule that matches decides (``approval.decided`` with ``by: policy``); when none matches,
+``default`` decides, and ``default: ask`` leaves the call to the client as without a policy.
+
+.. code-block:: yaml
+
+    default: no            # yes | no | ask
+    rules:
+      - tool: "files__read_*"        # a tool name or a glob (fnmatch)
+        decision: yes
+      - tool: bank__transfer
+        when: {currency: [EUR, USD]} # every named argument equals one of these values
+        decision: yes
+      - tool: "*"
+        decision: no
+        reason: nothing else in the sweep
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from troupe.runtime.errors import ConfigError
+
+Decision = Literal["yes", "no"]
+
+
+def _yes_no(v: Any) -> Any:
+    """YAML reads a bare ``yes``/``no`` as a boolean: take it back."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return v
+
+
+class ApprovalRule(BaseModel):
+    """One rule: a tool name (or glob), optionally argument values, and the decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = "*"
+    """A tool name as the agent calls it (``server__tool`` for MCP tools) or an fnmatch glob."""
+    when: dict[str, list[Any]] = Field(default_factory=dict)
+    """Argument name -> acceptable values (a plain value is a one-value list); every one named must
+    match. Arguments that are not valid JSON never match a rule with ``when``."""
+    decision: Decision
+    reason: str = ""
+    """Recorded with the decision (default: which rule decided)."""
+
+    _decision = field_validator("decision", mode="before")(_yes_no)
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: (x if isinstance(x, list) else [x]) for k, x in v.items()}
+        return v
+
+    def matches(self, tool: str, arguments: dict[str, Any] | None) -> bool:
+        if not fnmatch.fnmatchcase(tool, self.tool):
+            return False
+        if not self.when:
+            return True
+        if arguments is None:
+            return False
+        return all(name in arguments and arguments[name] in values for name, values in self.when.items())
+
+
+class ApprovalPolicy(BaseModel):
+    """Rules in order (the first match decides), then ``default``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default: Literal["yes", "no", "ask"] = "no"
+    """What a call no rule matches gets; ``ask`` waits for the client as without a policy."""
+    rules: list[ApprovalRule] = Field(default_factory=list)
+
+    _default = field_validator("default", mode="before")(_yes_no)
+
+    def decide(self, tool: str, arguments: str) -> tuple[bool, str] | None:
+        """``(approved, reason)`` for a call of ``tool`` with ``arguments`` (JSON text), or None to ask."""
+        try:
+            parsed = json.loads(arguments) if arguments else {}
+        except json.JSONDecodeError:
+            parsed = None
+        args = parsed if isinstance(parsed, dict) else None
+        for i, rule in enumerate(self.rules):
+            if rule.matches(tool, args):
+                return rule.decision == "yes", rule.reason or f"approval policy rule {i} ({rule.tool!r}): {rule.decision}"
+        if self.default == "ask":
+            return None
+        return self.default == "yes", f"approval policy default: {self.default}"
+
+
+def load_approval_policy(path: str | Path) -> ApprovalPolicy:
+    """An :class:`ApprovalPolicy` from a YAML file, with errors that name the file and the field."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"approval policy {p} does not exist; pass yes, no or a policy YAML file", source=str(p))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"approval policy {p}: not valid YAML: {e}", source=str(p)) from e
+    try:
+        return ApprovalPolicy.model_validate(data or {})
+    except ValidationError as e:
+        lines = [f"  - {'.'.join(map(str, x['loc'])) or '(top level)'}: {x['msg']}" for x in e.errors()]
+        raise ConfigError("\n".join([f"invalid approval policy {p}:", *lines]), source=str(p)) from e
+
+
+__all__ = ["ApprovalPolicy", "ApprovalRule", "load_approval_policy"]
