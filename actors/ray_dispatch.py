@@ -53,8 +53,8 @@ class RayDispatcher:
     async def close_session(self, session_id: str) -> None:
         await remote_call(self.scheduler.close_session.remote(session_id))
 
-    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
-        return await remote_call(self.scheduler.mcp_specs.remote(server, config, self.node_id))
+    async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
+        return await remote_call(self.scheduler.mcp_specs.remote(server, config, self.node_id, session_id))
 
     async def close(self) -> None:
         """The scheduler belongs to the runtime, not to this host: nothing to release here."""

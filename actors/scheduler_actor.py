@@ -91,11 +91,16 @@ class McpNodeActor:
     async def forget_models(self, session_id: str) -> None:
         self._models.forget(session_id)
 
+    async def close_session(self, session_id: str) -> int:
+        """Forget the session's profiles and close its own (``scope: session``) connections."""
+        self._models.forget(session_id)
+        return await self.manager.close_session(session_id)
+
     async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
         return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
 
-    async def list_tools(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
-        return await self.manager.list_tools(server, config)
+    async def list_tools(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
+        return await self.manager.list_tools(server, config, session_id)
 
     async def close(self) -> None:
         await self.manager.close()
@@ -170,7 +175,7 @@ class SchedulerActor:
 
     async def close_session(self, session_id: str) -> None:
         self._models.forget(session_id)
-        await asyncio.gather(*(h.forget_models.remote(session_id) for h in self._mcp.values()),
+        await asyncio.gather(*(h.close_session.remote(session_id) for h in self._mcp.values()),
                              return_exceptions=True)
 
     async def llm_worker(self, node_id: str | None = None) -> ActorHandle:
@@ -221,8 +226,9 @@ class SchedulerActor:
                 task.add_done_callback(self._forcing.discard)
             raise
 
-    async def mcp_specs(self, server: str, config: McpServerConfig, node_id: str | None = None) -> list[ToolSpec]:
-        return await remote_call(self._mcp_actor(node_id).list_tools.remote(server, config))
+    async def mcp_specs(self, server: str, config: McpServerConfig, node_id: str | None = None,
+                        session_id: str = "") -> list[ToolSpec]:
+        return await remote_call(self._mcp_actor(node_id).list_tools.remote(server, config, session_id))
 
     async def describe(self) -> dict[str, Any]:
         return {"pid": os.getpid(), **self.core.describe(), "io_workers": len(self._workers), "mcp_nodes": len(self._mcp),

@@ -54,6 +54,12 @@ def mcp_request(tool: Tool, ctx: ToolContext, profile: str | None) -> McpRequest
     )
 
 
+def session_scoped(team_servers: Mapping[str, McpServerConfig]) -> bool:
+    """Whether any of a team's MCP servers is the session's own (``scope: session``): then the session's
+    host must tell the dispatcher when the session ends (:meth:`Dispatcher.close_session`)."""
+    return any(cfg.scope == "session" for cfg in team_servers.values())
+
+
 def samples(team_servers: Mapping[str, McpServerConfig]) -> bool:
     """Whether any of a team's MCP servers may ask the runtime's LLM (``sampling: true``): only
     then does a session register its model profiles with the dispatcher."""
@@ -65,8 +71,9 @@ class Dispatcher(Protocol):
         """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`."""
         ...
 
-    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
-        """The tools an MCP server offers (connecting on first use)."""
+    async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
+        """The tools an MCP server offers (connecting on first use; a ``scope: session`` server's
+        connection is ``session_id``'s own)."""
         ...
 
     async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
@@ -74,7 +81,7 @@ class Dispatcher(Protocol):
         ...
 
     async def close_session(self, session_id: str) -> None:
-        """Forget what :meth:`open_session` registered."""
+        """Forget what :meth:`open_session` registered, and close the session's own MCP connections."""
         ...
 
     async def close(self) -> None: ...
@@ -162,6 +169,8 @@ class LocalDispatcher:
 
     async def close_session(self, session_id: str) -> None:
         self._models.forget(session_id)
+        if self._mcp is not None:
+            await self._mcp.close_session(session_id)
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:
@@ -169,8 +178,8 @@ class LocalDispatcher:
                                                                   caller=mcp.caller()))
         return await self.core.run(job, lambda: tool.call_validated(job.kwargs, ctx))
 
-    async def mcp_specs(self, server: str, config: McpServerConfig) -> list[ToolSpec]:
-        return await self.mcp.list_tools(server, config)
+    async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
+        return await self.mcp.list_tools(server, config, session_id)
 
     async def close(self) -> None:
         if self._mcp is not None:
@@ -189,4 +198,5 @@ __all__ = [
     "manager_sampler",
     "mcp_request",
     "samples",
+    "session_scoped",
 ]

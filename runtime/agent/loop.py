@@ -85,6 +85,8 @@ class Turn:
 
 async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tuple[LLMResponse, str]:
     request = turn.context.request(schemas, temperature=turn.deps.temperature)
+    if not turn.deps.spec.parallel_tool_calls:
+        request.parallel_tool_calls = False
     last = request.messages[-1]
     turn.emit(LLMRequestPayload(round=round_no, messages=len(request.messages), tools=[s.name for s in schemas],
                                 last=(last.content or "")[:_PREVIEW]), model=turn.llm.model_name)

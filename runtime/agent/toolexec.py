@@ -215,9 +215,33 @@ def _bounded(value: dict[str, Any]) -> dict[str, Any]:
     return {"truncated": True, "chars": len(text), "preview": text[:_PREVIEW]}
 
 
+def _lane(run: ToolRun, index: int, call: ToolCall) -> str:
+    """The calls of one lane run one after another, in call order; lanes run concurrently. Every call
+    is a lane of its own, but the calls to a ``sequential`` MCP server share one, and an agent with
+    ``parallel_tool_calls: false`` has a single lane."""
+    if not run.deps.spec.parallel_tool_calls:
+        return "all"
+    tool = run.tools.get(call.name)
+    cfg = getattr(tool, "cfg", None)
+    if tool is not None and tool.spec.execution is Execution.MCP and getattr(cfg, "sequential", False):
+        return f"mcp:{getattr(tool, 'server', '')}"
+    return f"#{index}"
+
+
 async def execute_calls(calls: Sequence[ToolCall], run: ToolRun) -> list[ToolOutcome]:
-    """Run ``calls`` concurrently and return their outcomes in call order."""
-    return list(await asyncio.gather(*(_run_one(run, i, c) for i, c in enumerate(calls))))
+    """Run ``calls`` concurrently (but in order within a lane, see :func:`_lane`) and return their
+    outcomes in call order."""
+    lanes: dict[str, list[int]] = {}
+    for i, call in enumerate(calls):
+        lanes.setdefault(_lane(run, i, call), []).append(i)
+    outcomes: dict[int, ToolOutcome] = {}
+
+    async def in_order(indexes: list[int]) -> None:
+        for i in indexes:
+            outcomes[i] = await _run_one(run, i, calls[i])
+
+    await asyncio.gather(*(in_order(ix) for ix in lanes.values()))
+    return [outcomes[i] for i in range(len(calls))]
 
 
 __all__ = ["MAX_RESULT_CHARS", "MAX_STRUCTURED_CHARS", "ToolOutcome", "ToolRun", "execute_calls", "render_result"]

@@ -293,6 +293,8 @@ def _request_kwargs(profile: ModelProfile, request: LLMRequest) -> dict[str, Any
         kwargs["tools"] = [t.to_openai() for t in request.tools]
         if request.tool_choice:
             kwargs["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is False:
+            kwargs["parallel_tool_calls"] = False
     if request.tools and withhold:
         messages.append({"role": "user", "content": ANSWER_NUDGE})
     temperature = request.temperature if request.temperature is not None else profile.temperature

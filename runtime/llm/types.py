@@ -84,6 +84,8 @@ class LLMRequest(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = None
     tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+    """``False``: ask for at most one tool call per response (sent only when tools are offered)."""
 
 
 class Usage(BaseModel):

@@ -88,6 +88,7 @@ def test_agent_defaults():
         "context_tokens": 16_000,
         "subscriptions": [],
         "publish_results": False,
+        "parallel_tool_calls": True,
     }
     assert team.profile_for(spec) == "m"
 

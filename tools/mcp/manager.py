@@ -10,6 +10,9 @@ A connection nobody used for ``idle_close_s`` is closed (a stdio server exits) a
 next use, so a server started under a config only ended sessions had (a per-session folder in its
 arguments) does not stay, a child process each, for as long as the runtime lives.
 
+A server with ``scope: session`` gets a connection per session (its key names the session), closed by
+:meth:`McpManager.close_session` when the session ends.
+
 A manager belongs to the event loop it first runs on (its connections are tasks there);
 :func:`default_manager` keeps one per loop.
 """
@@ -72,6 +75,8 @@ class McpManager:
         self._starting: dict[str, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._by_session: dict[str, set[str]] = {}
+        """The keys of each session's own (``scope: session``) connections."""
 
     # ---- connections ----
     def _bind_loop(self) -> None:
@@ -82,13 +87,15 @@ class McpManager:
             raise RuntimeError("this McpManager runs on another event loop; use one manager per loop "
                                "(default_manager() keeps one per loop)")
         # First use, or the old loop is gone (and its connection tasks with it).
-        self._loop, self._conns, self._starting, self._reaper = loop, {}, {}, None
+        self._loop, self._conns, self._starting, self._reaper, self._by_session = loop, {}, {}, None, {}
 
-    async def connection(self, server: str, cfg: McpServerConfig) -> McpConnection:
-        """The live connection for ``server`` under ``cfg``: started on first use, restarted
-        (counted as a reconnect) when the previous one is known dead."""
+    async def connection(self, server: str, cfg: McpServerConfig, session_id: str = "") -> McpConnection:
+        """The live connection for ``server`` under ``cfg`` (and ``session_id``, for a ``scope: session``
+        server): started on first use, restarted (counted as a reconnect) when the previous one is known dead."""
         self._bind_loop()
-        key = connection_key(server, cfg)
+        if cfg.scope == "session" and not session_id:
+            raise ValueError(f"MCP server {server!r} has scope: session; its calls need a session id")
+        key = connection_key(server, cfg, session_id)
         conn = self._conns.get(key)
         if conn is not None and conn.alive:
             conn.idle_since = time.monotonic()  # about to be used: not idle
@@ -104,6 +111,8 @@ class McpManager:
                 await conn.close()
             conn = McpConnection(server, cfg, sampler=self._sample, generation=generation)
             self._conns[key] = conn
+            if cfg.scope == "session":
+                self._by_session.setdefault(session_id, set()).add(key)
             if self.idle_close_s is not None and self._reaper is None:
                 self._reaper = asyncio.get_running_loop().create_task(self._close_idle(self.idle_close_s))
             await conn.start()
@@ -134,14 +143,27 @@ class McpManager:
             raise LookupError(no_sampler_message(server))
         return await self.sampler(server, cfg, params, caller)
 
-    async def _request(self, server: str, cfg: McpServerConfig, what: str, op: Callable[[Client], Awaitable[T]]) -> T:
-        conn = await self.connection(server, cfg)
+    async def close_session(self, session_id: str) -> int:
+        """Close a session's own connections (its ``scope: session`` servers exit); returns how many."""
+        keys = self._by_session.pop(session_id, set())
+        conns = [c for c in (self._conns.pop(k, None) for k in keys) if c is not None]
+        for key in keys:
+            lock = self._starting.get(key)
+            if lock is not None and not lock.locked():
+                del self._starting[key]
+        if conns:
+            await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        return len(conns)
+
+    async def _request(self, server: str, cfg: McpServerConfig, what: str, op: Callable[[Client], Awaitable[T]],
+                       session_id: str = "") -> T:
+        conn = await self.connection(server, cfg, session_id)
         return await conn.request(what, op, cfg.timeout_s)
 
     # ---- tools ----
-    async def list_tools(self, server: str, cfg: McpServerConfig) -> list[ToolSpec]:
+    async def list_tools(self, server: str, cfg: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
         """Specs for the server's tools, plus its resource / prompt tools."""
-        conn = await self.connection(server, cfg)
+        conn = await self.connection(server, cfg, session_id)
         caps = conn.capabilities
         tools: list[mt.Tool] = []
         if caps.tools is not None:
@@ -163,9 +185,10 @@ class McpManager:
         """Call ``tool`` (the server's own name, or a resource / prompt pseudo tool) with a timeout
         of ``cfg.timeout_s``. Progress notifications are collected and forwarded to ``on_progress``;
         sampling requests made during the call are answered for ``caller``."""
-        conn = await self.connection(server, cfg)
+        session_id = caller.session_id if caller is not None else ""
+        conn = await self.connection(server, cfg, session_id)
         if tool in PSEUDO_TOOLS and not await self._is_real_tool(conn, tool):
-            return await self._pseudo(server, cfg, tool, arguments or {})
+            return await self._pseudo(server, cfg, tool, arguments or {}, session_id)
         state = CallState(caller=caller, on_progress=on_progress)
         with conn.track(state):
             result = await conn.request(
@@ -183,16 +206,17 @@ class McpManager:
             conn.tool_names = {t.name for t in tools}
         return name in conn.tool_names
 
-    async def _pseudo(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any]) -> McpCallResult:
+    async def _pseudo(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any],
+                      session_id: str = "") -> McpCallResult:
         if tool == LIST_RESOURCES:
-            return render_resource_list(await self.list_resources(server, cfg))
+            return render_resource_list(await self.list_resources(server, cfg, session_id))
         if tool == READ_RESOURCE:
             uri = arguments.get("uri")
             if not isinstance(uri, str) or not uri:
                 raise ToolArgumentError(f"{tool} needs a 'uri' string argument", tool=tool)
-            return render_resource_read(await self.read_resource(server, cfg, uri))
+            return render_resource_read(await self.read_resource(server, cfg, uri, session_id))
         if tool == LIST_PROMPTS:
-            return render_prompt_list(await self.list_prompts(server, cfg))
+            return render_prompt_list(await self.list_prompts(server, cfg, session_id))
         assert tool == GET_PROMPT
         name = arguments.get("name")
         if not isinstance(name, str) or not name:
@@ -200,29 +224,32 @@ class McpManager:
         prompt_args = arguments.get("arguments") or {}
         if not isinstance(prompt_args, dict):
             raise ToolArgumentError(f"{tool}: 'arguments' must be an object of strings", tool=tool)
-        return render_prompt(await self.get_prompt(server, cfg, name, {k: str(v) for k, v in prompt_args.items()}))
+        return render_prompt(await self.get_prompt(server, cfg, name, {k: str(v) for k, v in prompt_args.items()},
+                                                   session_id))
 
     # ---- resources and prompts ----
-    async def list_resources(self, server: str, cfg: McpServerConfig) -> list[mt.Resource]:
+    async def list_resources(self, server: str, cfg: McpServerConfig, session_id: str = "") -> list[mt.Resource]:
         return await self._request(server, cfg, "listing its resources",
-                                   lambda c: _all_pages(lambda cur: c.list_resources(cursor=cur), "resources"))
+                                   lambda c: _all_pages(lambda cur: c.list_resources(cursor=cur), "resources"), session_id)
 
-    async def read_resource(self, server: str, cfg: McpServerConfig, uri: str) -> mt.ReadResourceResult:
-        return await self._request(server, cfg, f"reading resource {uri!r}", lambda c: c.read_resource(uri))
+    async def read_resource(self, server: str, cfg: McpServerConfig, uri: str,
+                            session_id: str = "") -> mt.ReadResourceResult:
+        return await self._request(server, cfg, f"reading resource {uri!r}", lambda c: c.read_resource(uri), session_id)
 
-    async def list_prompts(self, server: str, cfg: McpServerConfig) -> list[mt.Prompt]:
+    async def list_prompts(self, server: str, cfg: McpServerConfig, session_id: str = "") -> list[mt.Prompt]:
         return await self._request(server, cfg, "listing its prompts",
-                                   lambda c: _all_pages(lambda cur: c.list_prompts(cursor=cur), "prompts"))
+                                   lambda c: _all_pages(lambda cur: c.list_prompts(cursor=cur), "prompts"), session_id)
 
     async def get_prompt(self, server: str, cfg: McpServerConfig, name: str,
-                         arguments: dict[str, str] | None = None) -> mt.GetPromptResult:
-        return await self._request(server, cfg, f"getting prompt {name!r}", lambda c: c.get_prompt(name, arguments or {}))
+                         arguments: dict[str, str] | None = None, session_id: str = "") -> mt.GetPromptResult:
+        return await self._request(server, cfg, f"getting prompt {name!r}", lambda c: c.get_prompt(name, arguments or {}),
+                                   session_id)
 
     # ---- lifecycle ----
     async def close(self) -> None:
         """Close every connection (stdio children are stopped and reaped); the manager can be used
         again afterwards and starts afresh."""
-        conns, self._conns, self._starting = list(self._conns.values()), {}, {}
+        conns, self._conns, self._starting, self._by_session = list(self._conns.values()), {}, {}, {}
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from mcp import StdioServerParameters
@@ -39,13 +40,40 @@ def expand_vars(value: str, *, where: str, server: str) -> str:
     return _VAR.sub(sub, value)
 
 
+SESSION_VARIABLES = ("session_id", "sample_dir", "case_id", "sample")
+"""What a ``scope: session`` server's config may name besides the process environment."""
+
+
+def session_config(server: str, cfg: McpServerConfig, values: Mapping[str, str]) -> McpServerConfig:
+    """``cfg`` for one session: ``${session_id}``, ``${sample_dir}``, ``${case_id}`` and ``${sample}``
+    expanded in its args, env, cwd, url and headers (from ``values``). In args, cwd and url any other
+    ``${VAR}`` comes from this process's environment (or its default; neither is a config error); env and
+    headers keep theirs, expanded where the server starts, as for every server."""
+
+    def session_only(value: str) -> str:
+        return _VAR.sub(lambda m: values[m.group(1)] if m.group(1) in values else m.group(0), value)
+
+    def full(value: str, where: str) -> str:
+        return expand_vars(session_only(value), where=where, server=server)
+
+    return cfg.model_copy(update={
+        "args": [full(a, f"args[{i}]") for i, a in enumerate(cfg.args)],
+        "env": {k: session_only(v) for k, v in cfg.env.items()},
+        "cwd": full(cfg.cwd, "cwd") if cfg.cwd else cfg.cwd,
+        "url": full(cfg.url, "url") if cfg.url else cfg.url,
+        "headers": {k: session_only(v) for k, v in cfg.headers.items()},
+    })
+
+
 def config_hash(cfg: McpServerConfig) -> str:
     """Stable hash of a server config: a changed config is a different connection."""
     return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
 
 
-def connection_key(server: str, cfg: McpServerConfig) -> str:
-    return f"{server}@{config_hash(cfg)}"
+def connection_key(server: str, cfg: McpServerConfig, session_id: str = "") -> str:
+    """A node-scoped server's connection is known by name and config; a session-scoped one also by its session."""
+    key = f"{server}@{config_hash(cfg)}"
+    return f"{key}#{session_id}" if cfg.scope == "session" else key
 
 
 def stdio_parameters(server: str, cfg: McpServerConfig) -> StdioServerParameters:
@@ -68,5 +96,5 @@ def safe_url(url: str | None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-__all__ = ["EXTRA_INHERITED_ENV", "config_hash", "connection_key", "expand_vars", "http_headers", "safe_url",
-           "stdio_parameters"]
+__all__ = ["EXTRA_INHERITED_ENV", "SESSION_VARIABLES", "config_hash", "connection_key", "expand_vars", "http_headers", "safe_url",
+           "session_config", "stdio_parameters"]
