@@ -278,6 +278,35 @@ class EnvironmentSpec(_Strict):
         return v
 
 
+USER_SIM = AgentId("user_sim")
+"""The id of a team's simulated user (a logical actor hosted with the session)."""
+
+
+class UserSimSpec(_Strict):
+    """A simulated user: an LLM (or scripted/function model) that answers the entry agent's replies as
+    the user would, until its answer holds ``stop`` or ``max_turns`` user turns were taken."""
+
+    model: str | None = None
+    """Model profile; defaults to the team's ``default_model``."""
+    persona: str = ""
+    instructions: str = ""
+    stop: str = "###STOP###"
+    """Put in an answer, it ends the conversation (the entry agent's last reply is the result)."""
+    max_turns: int = Field(default=10, ge=1)
+    """User turns at most (the first message counts); the conversation ends after that turn's reply."""
+    tools: list[str] = Field(default_factory=list)
+    first_message: str | None = None
+    """The user's first message; then the session's input, if any, is the user's scenario."""
+    max_rounds: int = Field(default=4, ge=1)
+
+    def agent_spec(self, default_model: str) -> AgentSpec:
+        text = "\n\n".join(t for t in (self.persona.strip(), self.instructions.strip()) if t)
+        rule = (f"You are the user talking with an assistant: write only what the user says next. When your "
+                f"goal is reached or the conversation should end, include {self.stop} in your message.")
+        return AgentSpec(id=USER_SIM, name="the user", role="user", model=self.model or default_model,
+                         instructions=f"{text}\n\n{rule}".strip(), tools=self.tools, max_rounds=self.max_rounds)
+
+
 class TeamConfig(_Strict):
     name: str
     description: str = ""
@@ -299,6 +328,8 @@ class TeamConfig(_Strict):
     """How long a tool call that needs approval waits for a decision; no answer means denied."""
     approval_policy: ApprovalPolicy | None = None
     """Decides gated tool calls by rules instead of waiting for the client (``troupe eval run --approve``)."""
+    user: UserSimSpec | None = None
+    """A simulated user: sessions become conversations it drives (see docs/conversations.md)."""
     environment: EnvironmentSpec | None = None
     """A per-session environment (sample dir, fixture, setup/teardown hooks); see :class:`EnvironmentSpec`."""
 
@@ -321,6 +352,8 @@ class TeamConfig(_Strict):
                     f"agent {a.id!r} uses model profile {name!r}, which is not under 'models' "
                     f"(profiles: {sorted(self.models)})"
                 )
+        if self.user is not None and (USER_SIM in ids or (self.user.model or self.default_model) not in self.models):
+            raise ValueError(f"user: no agent may be named {USER_SIM!r}, and its model profile must be under 'models'")
         for server in self.mcp_servers:
             if not server or "__" in server or not all(c.isalnum() or c in "-_" for c in server):
                 raise ValueError(f"MCP server name {server!r} must be letters, digits, '-' or '_' (no '__'); "
@@ -361,7 +394,8 @@ class TeamConfig(_Strict):
                 f"unknown model profile {profile!r}; this team defines {sorted(self.models)}", profile=profile
             )
         agents = [a.model_copy(update={"model": profile}) for a in self.agents]
-        return self.model_copy(update={"agents": agents, "default_model": profile, "models": models})
+        user = self.user.model_copy(update={"model": profile}) if self.user is not None else None
+        return self.model_copy(update={"agents": agents, "default_model": profile, "models": models, "user": user})
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -433,6 +467,7 @@ def load_mcp_servers(path: str | Path) -> dict[str, McpServerConfig]:
 
 
 __all__ = [
+    "USER_SIM",
     "AgentSpec",
     "Budgets",
     "CircuitBreakerConfig",
@@ -447,6 +482,7 @@ __all__ = [
     "ScriptStep",
     "ScriptToolCall",
     "TeamConfig",
+    "UserSimSpec",
     "WorkspaceConfig",
     "load_mcp_servers",
     "load_team",

@@ -14,6 +14,7 @@ from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalReque
 from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
 from troupe.runtime.events.emit import Emitter, EventSink, ListSink, make_event, null_emitter
 from troupe.runtime.events.envelope import EVENT_SCHEMA_VERSION, Event
+from troupe.runtime.events.environment import EnvironmentCapturedPayload, EnvironmentOpenedPayload
 from troupe.runtime.events.kinds import EPHEMERAL_TYPES, EVENT_TYPES, EventType
 from troupe.runtime.events.llm import (
     ContextCompactedPayload,
@@ -38,6 +39,7 @@ from troupe.runtime.events.session import (
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
+    TurnFinishedPayload,
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
@@ -68,6 +70,8 @@ __all__ = [
     "BudgetExceededPayload",
     "ContextCompactedPayload",
     "Emitter",
+    "EnvironmentCapturedPayload",
+    "EnvironmentOpenedPayload",
     "Event",
     "EventSink",
     "EventType",
@@ -89,6 +93,7 @@ __all__ = [
     "ToolErrorPayload",
     "ToolProgressPayload",
     "ToolResultPayload",
+    "TurnFinishedPayload",
     "UnknownEventTypeError",
     "events_to_columns",
     "make_event",

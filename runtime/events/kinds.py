@@ -9,6 +9,7 @@ EventType = Literal[
     "session.finished",
     "session.resumed",
     "actor.restored",
+    "turn.finished",
     "message.sent",
     "message.delivered",
     "llm.request",
@@ -31,6 +32,8 @@ EventType = Literal[
     "approval.requested",
     "approval.decided",
     "budget.exceeded",
+    "environment.opened",
+    "environment.captured",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""
 

@@ -18,6 +18,7 @@ from troupe.runtime.errors import ConfigError
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
 from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalRequestedPayload, GuardrailDeniedPayload
 from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
+from troupe.runtime.events.environment import EnvironmentCapturedPayload, EnvironmentOpenedPayload
 from troupe.runtime.events.kinds import EVENT_TYPES
 from troupe.runtime.events.llm import (
     ContextCompactedPayload,
@@ -34,13 +35,14 @@ from troupe.runtime.events.session import (
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
+    TurnFinishedPayload,
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
 
 AnyPayload = Annotated[
     Union[  # noqa: UP007 - a discriminated union reads best spelled out
-        SessionStartedPayload, SessionFinishedPayload, SessionResumedPayload, ActorRestoredPayload,
+        SessionStartedPayload, SessionFinishedPayload, SessionResumedPayload, ActorRestoredPayload, TurnFinishedPayload,
         MessageSentPayload, MessageDeliveredPayload,
         LLMRequestPayload, LLMTokenPayload, LLMResponsePayload, LLMErrorPayload,
         ToolCallPayload, ToolResultPayload, ToolErrorPayload, ToolProgressPayload,
@@ -49,6 +51,7 @@ AnyPayload = Annotated[
         AgentStatePayload, AgentSpawnedPayload, AgentErrorPayload, ContextCompactedPayload,
         GuardrailDeniedPayload, ApprovalRequestedPayload, ApprovalDecidedPayload,
         BudgetExceededPayload,
+        EnvironmentOpenedPayload, EnvironmentCapturedPayload,
     ],
     Field(discriminator="event_type"),
 ]

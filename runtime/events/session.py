@@ -43,6 +43,21 @@ class SessionResumedPayload(Payload):
     """What it had used before the stop: ``tokens``, ``llm_calls``, ``tool_calls``."""
 
 
+class TurnFinishedPayload(Payload):
+    """A conversation's turn ended: the entry agent replied to the user's ``turn``-th message (the
+    session stays running, waiting for the next message, unless the conversation ends here)."""
+
+    event_type: Literal["turn.finished"] = "turn.finished"
+    turn: int
+    """The user turn, from 1."""
+    input: str | None
+    """The user's message that started it."""
+    reply: str
+    """The entry agent's reply."""
+    usage: dict[str, int]
+    """What the session has used so far, all turns: ``tokens``, ``llm_calls``, ``tool_calls``."""
+
+
 class BudgetExceededPayload(Payload):
     """A budget ran out; the session finishes with status ``budget_exceeded`` right after."""
 
@@ -79,4 +94,5 @@ __all__ = [
     "SessionFinishedPayload",
     "SessionResumedPayload",
     "SessionStartedPayload",
+    "TurnFinishedPayload",
 ]

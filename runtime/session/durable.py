@@ -37,7 +37,7 @@ REQUEST_ID: Final = "_rid"
 MUTATING: Final[dict[AgentId, frozenset[str]]] = {
     BLACKBOARD: frozenset({"put", "subscribe", "unsubscribe"}),
     TASKS: frozenset({"create", "update", "assign", "cancel"}),
-    SUPERVISOR: frozenset({"start", "charge", "agent_failed", "cancel", "decide", "resumed"}),
+    SUPERVISOR: frozenset({"start", "charge", "agent_failed", "cancel", "decide", "resumed", "say", "end"}),
 }
 """Service methods that change state: saved before they return, and answered once per request id."""
 

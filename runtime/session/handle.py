@@ -88,13 +88,29 @@ class Session:
                 f"unknown agent {recipient!r}; this session's agents are {self.spec.members()}", agent=recipient
             )
         if not self._started:
-            await self.backend.call(self.id, SUPERVISOR, "start", {
+            first = await self.backend.call(self.id, SUPERVISOR, "start", {
                 "input": text, "team": self.spec.team.name, "placement": str(self.spec.placement)})
             self._started = True
+            text = first or text
+        elif self.spec.converses and recipient == self.spec.team.entry:
+            await self.backend.call(self.id, SUPERVISOR, "say", {"text": text})  # the next turn
         await self.backend.deliver(self.id, recipient, user_message(self.id, self.run_id, recipient, text))
 
     async def result(self, *, timeout: float | None = None) -> SessionResult:
+        """The session's result; in a conversation, the latest turn's (status ``running``, ``reply``
+        that turn's, ``turns`` every turn so far) or, once it ended, the whole conversation's. With a
+        simulated user, whose answers drive the turns, the whole conversation's."""
+        if self.spec.conversation and self.spec.team.user is None:
+            return await self.backend.call(self.id, SUPERVISOR, "wait_turn", {"timeout": timeout})
         return await self.backend.call(self.id, SUPERVISOR, "wait", {"timeout": timeout})
+
+    async def turns(self) -> list[dict[str, Any]]:
+        """A conversation's turns so far: ``turn``, ``input``, ``reply``, ``usage``."""
+        return await self.backend.call(self.id, SUPERVISOR, "conversation_turns", {})
+
+    async def end(self) -> SessionResult:
+        """End a conversation: completed, its reply the last turn's, ``turns`` all of them."""
+        return await self.backend.call(self.id, SUPERVISOR, "end", {})
 
     async def events(self) -> AsyncIterator[Event]:
         """Events as they happen (tokens included when the session streams them), until it finishes."""

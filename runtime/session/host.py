@@ -24,7 +24,7 @@ from troupe.runtime.agent.core import AgentCore, control_message
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples
 from troupe.runtime.agent.state import AgentState
-from troupe.runtime.config import AgentSpec, TeamConfig
+from troupe.runtime.config import USER_SIM, AgentSpec, TeamConfig
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
 from troupe.runtime.events import ActorRestoredPayload, AgentSpawnedPayload, EventSink, Payload, make_event
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, SessionId
@@ -120,7 +120,7 @@ class HostCore:
         if restore and held.durable is not None:
             loaded = await asyncio.to_thread(held.durable.load, map(AgentId, names))
         if held.registry is None:
-            agents = [spec.team.agent(n) for n in names if AgentId(n) not in SERVICES]
+            agents = [spec.agent(n) for n in names if AgentId(n) not in SERVICES]
             held.registry = await self._session_registry(spec.team, agents)
         for name in map(AgentId, names):
             if name in held.guests:
@@ -129,7 +129,7 @@ class HostCore:
             if name in SERVICES:
                 held.guests[name] = self._make_service(spec, name, cp)
             else:
-                agent = self._make_agent(held, spec.team.agent(name))
+                agent = self._make_agent(held, spec.agent(name))
                 if cp is not None:
                     agent.restore(cp.state)
                 held.guests[name] = agent
@@ -197,7 +197,9 @@ class HostCore:
                                spec.session_id)
 
         supervisor = Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
-                                budgets=spec.team.budgets, emit=emit, on_finish=on_finish)
+                                budgets=spec.team.budgets, emit=emit, on_finish=on_finish, conversation=spec.conversation,
+                                user=spec.team.user, send=lambda env: self._spawn_bg(
+                                    self._deliver_quietly(env), spec.session_id))
         supervisor.approvals.policy = spec.team.approval_policy
         if state is not None:
             supervisor.restore(state)
@@ -236,7 +238,7 @@ class HostCore:
         core = AgentCore(AgentDeps(
             spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
             services=HostServices(self, spec.session_id), emit=self.emitter(spec, str(agent.id)), dispatcher=self.dispatcher,
-            team=spec.team.agents, parent=parent, profile=profile_name, temperature=model.temperature,
+            team=[agent] if agent.id == USER_SIM else spec.team.agents, parent=parent, profile=profile_name, temperature=model.temperature,
             context_retries=model.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
             approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints,
             backpressure=getattr(self.sink, "wait_for_room", None),
@@ -277,9 +279,9 @@ class HostCore:
         self.sessions[sid] = _Held(spec, closing_here=True)
         await self.start_session(spec, spec.all_names())
         try:
-            await self.call(sid, SUPERVISOR, "start", {"input": text, "team": spec.team.name,
-                                                       "placement": str(spec.placement)})
-            await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, text))
+            first = await self.call(sid, SUPERVISOR, "start", {"input": text, "team": spec.team.name,
+                                                               "placement": str(spec.placement)})
+            await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, first or text))
             try:
                 return await self.call(sid, SUPERVISOR, "wait", {"timeout": timeout})
             except TimeoutError:

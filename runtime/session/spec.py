@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from troupe.runtime.config import Placement, TeamConfig
+from troupe.runtime.config import USER_SIM, AgentSpec, Placement, TeamConfig
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, RunId, SessionId
 from troupe.runtime.messages import Envelope
 
@@ -16,7 +16,8 @@ SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
     TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
     SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
-                           "request_approval", "decide", "pending_approvals", "resumed"}),
+                           "request_approval", "decide", "pending_approvals", "resumed",
+                           "say", "end", "wait_turn", "conversation_turns"}),
 }
 AGENT_METHODS = frozenset({"describe"})
 
@@ -35,8 +36,23 @@ class SessionSpec(BaseModel):
     """What the session is a sample of, for its environment: a sweep sets ``case_id`` and ``sample``
     (``${case_id}``/``${sample}`` in a session-scoped MCP server's config and the environment's hooks)."""
 
+    conversation: bool = False
+    """A conversation: the entry agent's reply ends a turn, not the session (see :mod:`troupe.runtime.session.supervisor`)."""
+
+    @property
+    def converses(self) -> bool:
+        """Whether replies end turns (asked for, or driven by a simulated user)."""
+        return self.conversation or self.team.user is not None
+
     def members(self) -> list[AgentId]:
-        return [a.id for a in self.team.agents]
+        ids = [a.id for a in self.team.agents]
+        return [*ids, USER_SIM] if self.team.user is not None else ids
+
+    def agent(self, name: str) -> AgentSpec:
+        """A member's spec (the simulated user's included)."""
+        if name == USER_SIM and self.team.user is not None:
+            return self.team.user.agent_spec(self.team.default_model)
+        return self.team.agent(name)
 
     def all_names(self) -> list[AgentId]:
         return [*SERVICES, *self.members()]

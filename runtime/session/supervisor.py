@@ -1,4 +1,12 @@
-"""The session supervisor: budgets, the final result, and the session's lifecycle events."""
+"""The session supervisor: budgets, turns, the final result, and the session's lifecycle events.
+
+A one-shot session ends at the entry agent's first reply to the user. A *conversation* (opened with
+``conversation=True``, or any session of a team with a simulated ``user``) takes many user turns: the
+entry agent's reply ends turn ``n`` (event ``turn.finished``) and the session waits for the next
+message (:meth:`Supervisor.say`) or :meth:`Supervisor.end`. With a simulated user the supervisor
+forwards each reply to it (``user_sim``) and sends its answer back as the next turn, until the answer
+holds the stop token or ``max_turns`` turns were taken.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +20,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
-from troupe.runtime.config import Budgets
-from troupe.runtime.errors import BudgetExceededError
+from troupe.runtime.config import USER_SIM, Budgets, UserSimSpec
+from troupe.runtime.errors import BudgetExceededError, TroupeError
 from troupe.runtime.events import (
     BudgetExceededPayload,
     Emitter,
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
+    TurnFinishedPayload,
 )
 from troupe.runtime.ids import USER, AgentId, RunId, SessionId
-from troupe.runtime.messages import Envelope
+from troupe.runtime.messages import Envelope, Trace
 from troupe.runtime.session.approvals import Approvals
 
 
@@ -40,6 +49,16 @@ class Usage(BaseModel):
     tool_calls: int = 0
 
 
+class TurnRecord(BaseModel):
+    """One user turn of a conversation: the user's message and the entry agent's reply."""
+
+    turn: int
+    input: str | None = None
+    reply: str
+    usage: Usage = Field(default_factory=Usage)
+    """The session's usage when the turn ended (all turns so far)."""
+
+
 class SessionResult(BaseModel):
     """How a session ended; what ``troupe run --json`` prints."""
 
@@ -54,6 +73,10 @@ class SessionResult(BaseModel):
     duration_s: float | None = None
     final_state: dict[str, Any] | None = None
     """The environment's final state, as its teardown hook captured it (``None``: no environment or no hook)."""
+    sample_dir: str | None = None
+    """The environment's folder (``${sample_dir}``), when the session had an environment."""
+    turns: list[TurnRecord] = Field(default_factory=list)
+    """A conversation's turns so far (empty for a one-shot session)."""
 
     @property
     def ok(self) -> bool:
@@ -87,6 +110,9 @@ class Supervisor:
         emit: Emitter,
         on_finish: Callable[[SessionResult], Awaitable[None]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        conversation: bool = False,
+        user: UserSimSpec | None = None,
+        send: Callable[[Envelope], None] | None = None,
     ) -> None:
         self.session_id = session_id
         self.run_id = run_id
@@ -104,17 +130,37 @@ class Supervisor:
         self._timer: asyncio.Task[None] | None = None
         self.input: str | None = None
         self.approvals = Approvals(session_id=str(session_id), emit=emit)
+        self.conversation = conversation or user is not None
+        self.user = user
+        self.send = send
+        """Sends a message for the supervisor (to the entry agent or the simulated user), in the background."""
+        self.turn = 0
+        self.turns: list[TurnRecord] = []
+        self.turn_input: str | None = None
+        self.first: str | None = None
+        self.scenario: str | None = None
+        self.answered: list[str] = []
+        """The messages whose replies ended turns (a restored agent that replays its turn replies again)."""
+        self._changed = asyncio.Event()
 
-    def start(self, *, input: str, team: str, placement: str) -> None:
+    def start(self, *, input: str, team: str, placement: str) -> str:
+        """Start the clock and budgets; returns the entry agent's first message (a simulated user's
+        ``first_message`` when it has one: then ``input`` is the user's scenario)."""
         if self._started_at is not None:
-            return  # a re-sent start (the client's call retried after this actor restarted)
+            return self.first or input  # a re-sent start (the client's call retried after this actor restarted)
         self.input = input
+        if self.user is not None and self.user.first_message is not None:
+            self.first, self.scenario = self.user.first_message, input or None
+        else:
+            self.first = input
+        self.turn, self.turn_input = 1, self.first
         self._started_at = self.clock.now()
         self._started_mono = self.clock.monotonic()
         self.emit(SessionStartedPayload(input=input, team=team, placement=placement, entry=self.entry,
                                         budgets=self.budgets.model_dump()), status="running")
         if self.budgets.max_wall_s is not None:
             self._timer = asyncio.get_running_loop().create_task(self._wall_timer(self.budgets.max_wall_s))
+        return self.first
 
     async def _wall_timer(self, seconds: float) -> None:
         await self.clock.sleep(seconds)
@@ -143,10 +189,88 @@ class Supervisor:
                 raise BudgetExceededError(f"budget {name}={limit} exceeded ({used} used)", budget=name, agent=agent)
 
     async def deliver(self, envelope: Envelope) -> bool:
-        """A message to the user: the entry agent's reply completes the session."""
-        if envelope.recipient == USER and envelope.sender == self.entry and self.status is SessionStatus.RUNNING:
-            await self.finish(SessionStatus.COMPLETED, reply=envelope.content)
+        """A message to the user: the entry agent's reply completes the session (one-shot) or the
+        turn (conversation); a simulated user's answer starts the next turn or ends the conversation."""
+        if self.status is not SessionStatus.RUNNING:
+            return True
+        if envelope.recipient == USER and envelope.sender == self.entry:
+            if not self.conversation:
+                await self.finish(SessionStatus.COMPLETED, reply=envelope.content)
+            else:
+                await self._turn_done(envelope.content, str(envelope.reply_to or ""))
+        elif envelope.sender == USER_SIM and self.user is not None:
+            await self._user_said(envelope.content)
         return True
+
+    # --- conversations ----------------------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _send(self, recipient: AgentId, content: str) -> None:
+        if self.send is None:
+            raise TroupeError("this supervisor cannot send messages (no host gave it a way to)")
+        self.send(Envelope(session_id=self.session_id, sender=USER, recipient=recipient, content=content,
+                           trace=Trace(run_id=self.run_id)))
+
+    async def _turn_done(self, reply: str, answers: str) -> None:
+        if len(self.turns) >= self.turn or (answers and answers in self.answered):
+            return  # a second reply in one turn (woken by a notice), or a turn replayed after a crash
+        if answers:
+            self.answered = [*self.answered[-99:], answers]
+        record = TurnRecord(turn=self.turn, input=self.turn_input, reply=reply, usage=self.usage.model_copy())
+        self.turns.append(record)
+        self.emit(TurnFinishedPayload(turn=record.turn, input=record.input, reply=reply, usage=self.usage.model_dump()),
+                  status="ok")
+        self._notify()
+        if self.user is None:
+            return
+        if self.turn >= self.user.max_turns:
+            await self.finish(SessionStatus.COMPLETED, reply=reply)
+            return
+        said = reply if self.turn > 1 or not self.scenario else f"Your scenario: {self.scenario}\n\nThe assistant said: {reply}"
+        self._send(USER_SIM, said)
+
+    async def _user_said(self, text: str) -> None:
+        assert self.user is not None
+        if self.user.stop in text or len(self.turns) < self.turn:
+            await self.finish(SessionStatus.COMPLETED, reply=self.turns[-1].reply if self.turns else None)
+            return
+        self.turn, self.turn_input = self.turn + 1, text
+        self._send(self.entry, text)
+
+    def say(self, *, text: str) -> int:
+        """Open the next user turn (the client then delivers ``text`` to the entry agent); returns its number."""
+        if not self.conversation:
+            raise TroupeError("this session is one-shot: open it with conversation=True to send again", session=self.session_id)
+        if self.status is not SessionStatus.RUNNING:
+            raise TroupeError(f"the conversation is {self.status}; it takes no more messages", session=self.session_id,
+                              status=str(self.status))
+        if len(self.turns) < self.turn:
+            raise TroupeError(f"turn {self.turn} is still under way: await session.result() before sending again",
+                              session=self.session_id)
+        self.turn, self.turn_input = self.turn + 1, text
+        return self.turn
+
+    async def end(self) -> SessionResult:
+        """End a conversation (completed, its reply the last turn's)."""
+        return await self.finish(SessionStatus.COMPLETED, reply=self.turns[-1].reply if self.turns else None)
+
+    async def wait_turn(self, *, turn: int | None = None, timeout: float | None = None) -> SessionResult:
+        """Wait for turn ``turn`` (default: the current one) to end, or the session; the session's
+        result once it finished, else a ``running`` result whose ``reply`` is that turn's."""
+        want = turn or self.turn
+        async with asyncio.timeout(timeout):
+            while self.result is None and len(self.turns) < want:
+                await self._changed.wait()
+        if self.result is not None:
+            return self.result
+        record = self.turns[want - 1]
+        return SessionResult(session_id=self.session_id, run_id=self.run_id, status=self.status, reply=record.reply,
+                             usage=self.usage.model_copy(), started_at=self._started_at, turns=list(self.turns))
+
+    def conversation_turns(self) -> list[dict[str, Any]]:
+        return [t.model_dump(mode="json") for t in self.turns]
 
     async def agent_failed(self, *, agent: str, error_type: str, message: str, status: str = "failed",
                            reason: str | None = None) -> None:
@@ -181,13 +305,14 @@ class Supervisor:
         self.result = SessionResult(
             session_id=self.session_id, run_id=self.run_id, status=status, reply=reply, error=error,
             usage=self.usage.model_copy(), started_at=self._started_at, finished_at=now,
-            duration_s=round(self.clock.monotonic() - self._started_mono, 6),
+            duration_s=round(self.clock.monotonic() - self._started_mono, 6), turns=list(self.turns),
         )
         if self._timer is not None and self._timer is not asyncio.current_task():
             self._timer.cancel()
         self.emit(SessionFinishedPayload(reply=reply, error=error, usage=self.usage.model_dump()),
                   status=str(status), duration_ms=(self.result.duration_s or 0.0) * 1e3)
         self.approvals.deny_all(f"the session ended ({status})")
+        self._notify()
         try:
             if self.on_finish is not None:  # first: a checkpointed result is saved before anyone hears of it
                 await self.on_finish(self.result)
@@ -219,6 +344,8 @@ class Supervisor:
             "elapsed_s": (self.clock.monotonic() - self._started_mono) if started and self.result is None
             else (self.result.duration_s if self.result else 0.0),
             "result": self.result.model_dump(mode="json") if self.result else None,
+            "turn": self.turn, "turns": self.conversation_turns(), "turn_input": self.turn_input,
+            "first": self.first, "scenario": self.scenario, "answered": self.answered,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -227,6 +354,10 @@ class Supervisor:
         self.status = SessionStatus(state["status"])
         self.usage = Usage.model_validate(state["usage"])
         self.input = state.get("input")
+        self.turn, self.turn_input = int(state.get("turn") or 0), state.get("turn_input")
+        self.turns = [TurnRecord.model_validate(t) for t in state.get("turns") or ()]
+        self.first, self.scenario = state.get("first"), state.get("scenario")
+        self.answered = list(state.get("answered") or ())
         if state.get("started_at"):
             self._started_at = datetime.fromisoformat(state["started_at"])
             self._started_mono = self.clock.monotonic() - float(state.get("elapsed_s") or 0.0)
@@ -243,4 +374,4 @@ class Supervisor:
         await self._exceeded("max_wall_s", self.budgets.max_wall_s)
 
 
-__all__ = ["SessionResult", "SessionStatus", "Supervisor", "Usage", "failure_text"]
+__all__ = ["SessionResult", "SessionStatus", "Supervisor", "TurnRecord", "Usage", "failure_text"]

@@ -61,6 +61,7 @@ class SessionManifest(BaseModel):
     team: TeamConfig
     placement: Placement
     stream_tokens: bool = False
+    conversation: bool = False
     lake: str = ""
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     start_error: str | None = None

@@ -37,6 +37,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "session.resumed": {"usage": USAGE},
     "actor.restored": {"seq": 3, "kind": "agent", "saved_at": "2026-01-01T00:00:00+00:00", "replays_turn": True,
                        "unread": 1, "unsent": 0},
+    "turn.finished": {"turn": 2, "input": "and now?", "reply": "done", "usage": USAGE},
     "message.sent": {"id": "m1", "to": "b", "topic": None, "kind": "text", "content": "hello"},
     "message.delivered": {"id": "m1", "sender": "a", "kind": "task", "content": "do it", "data": {"task_id": "t-1"}},
     "llm.request": {"round": 1, "messages": 2, "tools": ["add"], "last": "2+3?"},
@@ -62,6 +63,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "approval.requested": {"id": "s:a1", "agent": "a", "tool": "rm", "arguments": "{}", "call_id": "c1", "timeout_s": 5.0},
     "approval.decided": {"id": "s:a1", "approved": False, "by": "timeout", "reason": "late", "call_id": "c1"},
     "budget.exceeded": {"budget": "max_tokens", "limit": 100, "usage": USAGE},
+    "environment.opened": {"sample_dir": "/tmp/s/1", "fixture": None, "setup": "m:seed", "servers": ["kv"],
+                           "labels": {"case_id": "c1", "sample": "0"}, "error": None},
+    "environment.captured": {"sample_dir": "/tmp/s/1", "teardown": "m:capture", "final_state": {"n": 2}, "error": None},
 }
 
 

@@ -1,0 +1,111 @@
+"""``troupe chat TEAM``: a multi-turn conversation with a team on the terminal (or a pipe).
+
+Each line read from stdin is the user's next turn; the entry agent's reply is printed to stdout
+(progress, tokens included, streams to stderr as in ``troupe run``). End of input (Ctrl-D) ends
+the conversation; its summary goes to stderr, or the whole result to stdout with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any
+
+from troupe.runtime.config import Placement
+from troupe.runtime.errors import ConfigError
+
+
+async def _read_line() -> str:
+    if sys.stdin.isatty():
+        print("you> ", end="", file=sys.stderr, flush=True)
+    return await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def _show(session: Any, quiet: bool) -> None:
+    from troupe.runtime.cli.progress import ProgressPrinter
+
+    show = None if quiet else ProgressPrinter()
+    async for event in session.events():
+        if show is not None:
+            show(event)
+
+
+def _lake(value: str | None) -> str:
+    from troupe.runtime.eventlog.lake import default_lake
+    from troupe.runtime.storage.location import normalize
+
+    return normalize(value or default_lake())
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from troupe.runtime.api import Troupe, as_team, validate_team
+    from troupe.runtime.session.supervisor import SessionStatus
+    from troupe.tools.builtins import default_registry
+
+    team = as_team(args.team)
+    if args.model:
+        team = team.with_model(args.model)
+    if team.user is not None:
+        raise ConfigError("this team has a simulated user, which talks for you: use troupe run")
+    validate_team(team, default_registry())
+    if args.local:
+        troupe = Troupe.local(lake=_lake(args.lake))
+    else:
+        troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=args.placement,
+                                      logging_level=logging.WARNING)
+    session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json, conversation=True)
+    watcher = asyncio.get_running_loop().create_task(_show(session, args.json))
+    result = None
+    try:
+        while (line := await _read_line()) != "":
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            await session.send(text)
+            result = await session.result(timeout=args.timeout)
+            if result.status is not SessionStatus.RUNNING:
+                break
+            if not args.json:
+                print(result.reply, flush=True)
+        if result is None or result.status is SessionStatus.RUNNING:
+            result = await session.end()
+    except (KeyboardInterrupt, asyncio.CancelledError, TimeoutError):
+        await session.cancel("interrupted (Ctrl-C, SIGTERM or --timeout)")
+        raise
+    finally:
+        await asyncio.wait([watcher], timeout=5)
+        watcher.cancel()
+        await session.close()
+        await troupe.shutdown()
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2))
+    else:
+        if result.status is not SessionStatus.COMPLETED:
+            print(f"(the conversation ended: {result.status}: {result.error})", flush=True)
+        print(f"\nsession {result.session_id}  run {result.run_id}  status {result.status}  "
+              f"turns {len(result.turns)}  lake {troupe.lake}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    return asyncio.run(_chat(args))
+
+
+def add_parser(sub: Any) -> None:
+    chat = sub.add_parser("chat", help="talk with a team over many turns (a line per turn; Ctrl-D ends)")
+    chat.add_argument("team", help="team YAML file, or a folder with team.yaml")
+    chat.add_argument("--model", help="model profile every agent uses (a profile of the team, 'local' or 'local:/path.gguf')")
+    chat.add_argument("--placement", choices=[p.value for p in Placement], default=None,
+                      help="dedicated: one Ray actor per agent; packed: agents share pooled host actors")
+    chat.add_argument("--local", action="store_true", help="run in this process, without Ray")
+    chat.add_argument("--lake", help="event lake: a directory or a pyarrow.fs URI (default $TROUPE_LAKE or ./.troupe/lake)")
+    chat.add_argument("--address", help="Ray address HOST:PORT (default: $RAY_ADDRESS, else a running cluster, else a new local one)")
+    chat.add_argument("--timeout", type=float, default=None, help="seconds to wait for each reply")
+    chat.add_argument("--json", action="store_true", help="no progress; print the whole conversation as JSON at the end")
+    chat.set_defaults(func=_cmd_chat)
+
+
+__all__ = ["add_parser"]
