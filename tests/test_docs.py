@@ -137,7 +137,7 @@ def test_readme_command_line_matches_the_parser() -> None:
     """Every command and option of the README's synopsis exists in `troupe`'s parser."""
     section = README.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
     commands, missing = _synopsis_gaps(_FENCE.search(section).group(2))  # type: ignore[union-attr]
-    assert [c.split()[0] for c in commands] == ["demo", "run", "events", "sessions", "resume", "eval", "mcp"]
+    assert [c.split()[0] for c in commands] == ["demo", "run", "chat", "events", "sessions", "resume", "eval", "mcp"]
     assert missing == []
 
 
