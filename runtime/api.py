@@ -219,12 +219,16 @@ class Troupe:
             await session.close()
 
     async def run_packed(self, team: TeamConfig | str | Path, input: str, *, timeout: float | None = None,
-                         run_id: str | None = None, model: str | None = None) -> SessionResult:
+                         run_id: str | None = None, model: str | None = None,
+                         labels: dict[str, str] | None = None) -> SessionResult:
         """Run one session on packed placement start to finish in a single call to its host (no
         session handle, no live events; the events reach the lake with the next flush). What
-        sweeps use: one round trip per sample instead of one per step."""
+        sweeps use: one round trip per sample instead of one per step. ``labels``: what the session is a
+        sample of (``case_id``, ``sample``: for its environment's ``${case_id}``/``${sample}`` and hooks)."""
         [spec] = self._specs(team, 1, placement=Placement.PACKED, model=model, stream_tokens=False,
                              run_id=run_id, session_id=None)
+        if labels:
+            spec = spec.model_copy(update={"labels": dict(labels)})
         return await self.backend.run_session(spec, input, timeout)
 
     async def shutdown(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from troupe.runtime.agent.core import AgentCore, control_message
 from troupe.runtime.agent.deps import AgentDeps
-from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples
+from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples, session_scoped
 from troupe.runtime.agent.state import AgentState
 from troupe.runtime.config import USER_SIM, AgentSpec, TeamConfig
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
@@ -31,6 +31,7 @@ from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, Ses
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from troupe.runtime.session import environment as envs
 from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
 from troupe.runtime.session.services import HostServices
@@ -63,6 +64,7 @@ class _Held:
     """Notices restored services still owe, sent by :meth:`HostCore.begin`."""
     opened: bool = False
     """The session's model profiles are registered with the dispatcher (when its MCP servers sample)."""
+    environment: envs.SessionEnvironment | None = None  # on the entry agent's host (its .error: why setup failed)
 
 
 class HostCore:
@@ -116,12 +118,17 @@ class HostCore:
                 await self.dispatcher.open_session(str(spec.session_id), spec.team.models)
         if spec.checkpoints and held.durable is None:
             held.durable = Durability(store_at(spec.checkpoints), spec.session_id, self.flush_events)
+        if held.environment is None and spec.team.entry in names and envs.has_environment(spec.team):
+            held.environment = env = await envs.open_environment(spec, self.emitter(spec, "environment"), restore)
+            if env.error is not None and not held.closing_here:  # run_session fails the session itself
+                await self.close_session(spec.session_id)
+                raise envs.EnvironmentSetupError(env.error, session=str(spec.session_id))
         loaded: dict[AgentId, ActorCheckpoint] = {}
         if restore and held.durable is not None:
             loaded = await asyncio.to_thread(held.durable.load, map(AgentId, names))
         if held.registry is None:
             agents = [spec.agent(n) for n in names if AgentId(n) not in SERVICES]
-            held.registry = await self._session_registry(spec.team, agents)
+            held.registry = await self._session_registry(spec.team, agents, spec)
         for name in map(AgentId, names):
             if name in held.guests:
                 continue
@@ -188,6 +195,8 @@ class HostCore:
 
         async def on_finish(result: SessionResult) -> None:
             held = self.sessions.get(spec.session_id)
+            if held is not None and held.environment is not None:  # after the last turn: capture the final state
+                result.final_state, result.sample_dir = await held.environment.close(), str(held.environment.dir)
             if held is not None and held.durable is not None:
                 await held.durable.save(SUPERVISOR)  # the result is durable before anyone is told
             if held is not None and held.closing_here:
@@ -205,7 +214,8 @@ class HostCore:
             supervisor.restore(state)
         return supervisor
 
-    async def _session_registry(self, team: TeamConfig, agents: Sequence[AgentSpec]) -> ToolRegistry:
+    async def _session_registry(self, team: TeamConfig, agents: Sequence[AgentSpec],
+                                spec: SessionSpec | None = None) -> ToolRegistry:
         """The host's tools, plus the tools of every MCP server these agents (or their children) name."""
         wanted = {server for server in team.mcp_servers
                   for a in agents for entry in a.tools if entry.startswith(f"{server}__")}
@@ -217,6 +227,9 @@ class HostCore:
         tools: list[Tool] = declared_tools(team.declared_tools)
         for server in sorted(wanted):
             cfg = team.mcp_servers[server]
+            if cfg.scope == "session" and spec is not None:
+                tools.extend(await envs.session_mcp_tools(self.dispatcher, self._mcp_tools, server, cfg, spec))
+                continue
             key = f"{server}:{cfg.model_dump_json()}"
             if key not in self._mcp_tools:
                 try:
@@ -281,7 +294,11 @@ class HostCore:
         try:
             first = await self.call(sid, SUPERVISOR, "start", {"input": text, "team": spec.team.name,
                                                                "placement": str(spec.placement)})
-            await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, first or text))
+            if (env := self.sessions[sid].environment) is not None and (error := env.error):
+                await self.call(sid, SUPERVISOR, "agent_failed", {"agent": "environment", "message": error,
+                                                                  "error_type": "EnvironmentSetupError"})
+            else:
+                await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, first or text))
             try:
                 return await self.call(sid, SUPERVISOR, "wait", {"timeout": timeout})
             except TimeoutError:
@@ -313,7 +330,10 @@ class HostCore:
         for llm in held.llms:  # one at a time: most close at once, and a task each would cost more
             with contextlib.suppress(Exception):
                 await llm.aclose()
-        if held.opened and samples(held.spec.team.mcp_servers):
+        if held.environment is not None:
+            await held.environment.close()  # records a failed teardown, never raises one
+        servers = held.spec.team.mcp_servers
+        if held.opened and (samples(servers) or session_scoped(servers)):
             with contextlib.suppress(Exception):
                 await self.dispatcher.close_session(str(session_id))
 
