@@ -84,7 +84,7 @@ def load_hook(path: str) -> Callable[..., Any]:
         raise ConfigError(f"environment hook {path!r} cannot be imported: {type(e).__name__}: {e}", hook=path) from e
     if not callable(target):
         raise ConfigError(f"environment hook {path!r} is not callable", hook=path)
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 async def _call_hook(path: str, ctx: EnvironmentContext) -> Any:
