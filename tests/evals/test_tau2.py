@@ -127,3 +127,35 @@ def test_a_refused_call_leaves_the_db_alone() -> None:
     assert failed and "Order not found" in text and db_hash(db) == before
     text, failed = call("retail", db, "list_all_product_types", {})
     assert not failed and len(json.loads(text)) == 50
+
+
+def test_the_mcp_server_keeps_each_sessions_db_in_its_own_file(tmp_path: Any) -> None:
+    import asyncio
+
+    from mcp import Client
+
+    from troupe.evals.tau2.grade import final_db_of
+    from troupe.evals.tau2.server import build
+
+    task = next(t for t in tasks("airline").values() if any(a.name == "cancel_reservation" for a in gold_actions(t)))
+
+    async def replay(folder: Any, actions: bool) -> list[bool]:
+        errors = []
+        async with Client(build("airline", folder, task.id)) as client:
+            for action in gold_actions(task) if actions else []:
+                errors.append((await client.call_tool(action.name, action.arguments)).is_error)
+            bad = await client.call_tool("get_reservation_details", {"reservation_id": "NOPE00"})
+            assert bad.is_error and "Reservation NOPE00 not found" in bad.content[0].text  # type: ignore[union-attr]
+        return errors
+
+    assert asyncio.run(replay(tmp_path / "a", True)) == [False] * len(gold_actions(task))
+    asyncio.run(replay(tmp_path / "b", False))
+
+    class Sample:
+        final_state = None
+        env_dir = str(tmp_path / "a")
+
+    done, untouched = final_db_of(Sample()), json.loads((tmp_path / "b" / "db.json").read_text())  # type: ignore[arg-type]
+    assert done is not None
+    assert score("airline", task, done, [" ".join(task.evaluation_criteria.communicate_info or [])], []).passed  # type: ignore[union-attr]
+    assert db_hash(untouched) == db_hash(initial_db("airline", task)) != db_hash(done)
