@@ -131,6 +131,19 @@ async def test_parallel_tool_call_deltas_are_reassembled(server: OpenAICompatSer
     assert server.chat_requests[0].body["tools"] == [SEARCH.to_openai(), READ.to_openai()]
 
 
+async def test_parallel_tool_calls_false_is_sent_only_with_tools(server: OpenAICompatServer, make_client: MakeClient) -> None:
+    server.enqueue_text("a")
+    server.enqueue_text("b")
+    server.enqueue_text("c")
+    client = make_client(_profile(server.base_url))
+    await client.complete(_req("one at a time", tools=[SEARCH]).model_copy(update={"parallel_tool_calls": False}))
+    await client.complete(_req("no tools").model_copy(update={"parallel_tool_calls": False}))
+    await client.complete(_req("default", tools=[SEARCH]))
+    assert server.chat_requests[0].body["parallel_tool_calls"] is False
+    assert "parallel_tool_calls" not in server.chat_requests[1].body
+    assert "parallel_tool_calls" not in server.chat_requests[2].body
+
+
 async def test_profile_sampling_settings_and_extra_body_are_sent(server: OpenAICompatServer, make_client: MakeClient) -> None:
     server.enqueue_text("a")
     server.enqueue_text("b")
