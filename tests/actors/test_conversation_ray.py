@@ -50,3 +50,33 @@ async def test_a_packed_sweep_sample_with_a_simulated_user_runs_several_turns(tr
                user={"persona": "a customer", "max_turns": 3})
     results = [await troupe_ray.run_packed(cfg, "m1", timeout=60) for _ in range(2)]
     assert [(r.status, r.reply, len(r.turns)) for r in results] == [(SessionStatus.COMPLETED, "r3", 3)] * 2
+
+
+@pytest.mark.parametrize("victim", ["a", "session"])
+async def test_a_dedicated_conversation_goes_on_after_an_actor_dies_between_turns(troupe_ray: Troupe, victim: str) -> None:
+    import ray
+
+    from troupe.actors.naming import NAMESPACE, dedicated_name
+
+    cfg = team([{"id": "a"}], function="tests.runtime.test_conversation_local:echo")
+    session = await troupe_ray.open(cfg, placement="dedicated", conversation=True)
+    await session.send("hi")
+    assert (await session.result(timeout=60)).reply == "reply 1 to hi"
+    ray.kill(ray.get_actor(dedicated_name(session.id, victim), namespace=NAMESPACE), no_restart=False)
+    await session.send("and now?")  # reaches the restarted actor, restored from its checkpoint
+    turn = await session.result(timeout=60)
+    assert (turn.status, turn.reply, [t.turn for t in turn.turns]) == (SessionStatus.RUNNING, "reply 2 to and now?", [1, 2])
+    done = await session.end()
+    assert (done.status, len(done.turns)) == (SessionStatus.COMPLETED, 2)
+    await session.close()
+
+
+async def test_cancel_mid_conversation_on_ray(troupe_ray: Troupe) -> None:
+    cfg = team([{"id": "a"}], scripts={"a": [{"text": "hello"}, {"text": "bye"}]})
+    session = await troupe_ray.open(cfg, placement="dedicated", conversation=True)
+    await session.send("hi")
+    await session.result(timeout=60)
+    await session.cancel("enough")
+    final = await session.result(timeout=60)
+    assert (final.status, final.error, len(final.turns)) == (SessionStatus.CANCELLED, "enough", 1)
+    await session.close()
