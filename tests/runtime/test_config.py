@@ -475,6 +475,7 @@ def test_model_profile_defaults():
         "context_retries": 2,
         "retry_deadline_s": None,
         "circuit_breaker": {"failures": 5, "cooldown_s": 30.0},
+        "python_path": [],
     }
 
 
