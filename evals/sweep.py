@@ -132,7 +132,10 @@ def _team_for_sample(suite: LoadedSuite, spec: SampleSpec, model: str | None) ->
     out = parse_team(data, source=f"{suite.suite.name} case {spec.case.id}")
     chosen = spec.cell.get("model", model)
     if chosen == ORACLE:
-        models = {**out.models, ORACLE: oracle_profile(spec.case, str(out.entry))}
+        own = out.models.get(ORACLE)
+        # a team's own function-model oracle (τ²'s replays the task's actions) is kept as it is
+        scripted = own if own is not None and own.provider == "function" else oracle_profile(spec.case, str(out.entry))
+        models = {**out.models, ORACLE: scripted}
         agents = [a.model_copy(update={"model": ORACLE}) for a in out.agents]
         return out.model_copy(update={"models": models, "agents": agents, "default_model": ORACLE})
     if chosen:

@@ -82,9 +82,11 @@ def team_for(domain: str, policy: str) -> dict[str, Any]:
         },
         "agents": [{"id": "agent", "role": f"{domain} customer service", "instructions": instructions,
                     "tools": ["tau2__*"], "max_rounds": 30}],
+        "environment": {"setup": "troupe.evals.tau2.env:setup", "teardown": "troupe.evals.tau2.env:teardown",
+                        "params": {"domain": domain}},
         "mcpServers": {"tau2": {"command": "python", "args": [
             "-m", "troupe.evals.tau2.server", "--domain", domain, "--task", "${case_id}", "--dir", "${sample_dir}"],
-            "scope": "session", "sequential": True}},
+            "scope": "session", "sequential": True, "level": "L1"}},
     }
 
 
@@ -134,9 +136,12 @@ ACTION and ENV_ASSERTION are checked too. NL assertions need an LLM judge and ar
 nothing have no actions: the oracle (`--model oracle`, `evals/tau2/oracle.py`) replays ground-truth
 actions, so it scores 1.0 on every task that has them (7 mock, 43 airline, 112 retail).
 
-Each session's database is its own copy: the team's MCP server (`python -m troupe.evals.tau2.server`,
-`scope: session`) seeds `${{sample_dir}}/db.json` from the task's starting state and writes it back
-after each change; the grader reads that file (or the environment's captured `final_state`).
+Each session's database is its own copy: the team's environment `setup` hook
+(`troupe.evals.tau2.env:setup`) writes the task's starting db to `${{sample_dir}}/db.json`; the MCP
+server (`python -m troupe.evals.tau2.server`, `scope: session`, `sequential: true`, level L1: the
+`python` on PATH must be the one Troupe is installed in) applies every call to it and writes it back
+after each change; the grader reads that file, the `teardown` hook records its hash in
+`environment.captured`. An airline sample dir holds a 3.3 MB db (kept after the run, for graders).
 The case input is the task's user scenario as τ²-bench renders it; `tasks.json` keeps the scenario
 for a simulated user.
 """
