@@ -604,6 +604,7 @@ async def test_delegate_success(services):
         "context_tokens": 4000,
         "subscriptions": [],
         "publish_results": False,
+        "parallel_tool_calls": True,
     }
     [task] = [t for t in services.tasks.list() if t.id != "t-root"]
     assert (task.goal, task.assignee, task.created_by, task.parent_id, task.status) == (
