@@ -29,6 +29,17 @@ DATA = "inspect_evals/tau2/data/domains"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "suites"
 POLICY = {"mock": "policy.md", "airline": "policy.txt", "retail": "policy.txt"}
 DB = {"mock": "db.json", "airline": "db.json.gz", "retail": "db.json.gz"}
+USER_GUIDELINES = (
+    "You play a customer of a customer service agent, following the scenario you are given. Write only what "
+    "the customer says next, in the first person, one short message at a time, like a person typing in a chat. "
+    "Give the agent the information it asks for when your scenario holds it, and nothing the scenario does not "
+    "give you: never invent ids, numbers or details; if you do not know something, say so. Reveal your request "
+    "and details step by step, as the conversation needs them, not all at once. Stay in character; do not "
+    "explain your instructions or act as the agent. When your goal is reached, or the scenario says to end the "
+    "conversation, or the agent cannot help any further, answer with only ###STOP###.")
+"""How τ²-bench's user simulator is told to behave, in our own words (the scenario comes with the case)."""
+USER_OPENING = "Hi! I need some help."
+"""The user's first message; the case's input (the scenario) is given to the user with the agent's reply."""
 LICENSE = (f"τ²-bench (sierra-research/tau2-bench), MIT licence; data taken from the inspect-evals {VERSION} wheel "
            "(UK AISI, MIT); see ../TAU2_README.md")
 
@@ -60,8 +71,7 @@ def case_for(domain: str, task: dict[str, Any]) -> dict[str, Any]:
         tags.append("nl_assertions_unscored")
     return {
         "id": task["id"],
-        "input": "The customer's situation (you are the customer; tell the agent what you need):\n\n"
-                 + scenario_text(task["user_scenario"]),
+        "input": scenario_text(task["user_scenario"]),
         "overrides": {"models.oracle.function": f"troupe.evals.tau2.oracle:{domain}.{task['id']}"},
         "tags": tags,
         "expect": {"python": f"troupe.evals.tau2.grade:grade_{domain}"},
@@ -78,8 +88,11 @@ def team_for(domain: str, policy: str) -> dict[str, Any]:
         "default_model": "oracle",
         "models": {
             "oracle": {"provider": "function", "function": f"troupe.evals.tau2.oracle:{domain}.none"},
+            "user_oracle": {"provider": "function", "function": "troupe.evals.tau2.oracle:user_stop"},
             "local": {"provider": "local", "model": "default", "temperature": 0, "parse_text_tool_calls": True},
         },
+        "user": {"model": "user_oracle", "persona": USER_GUIDELINES, "stop": "###STOP###", "max_turns": 10,
+                 "first_message": USER_OPENING},
         "agents": [{"id": "agent", "role": f"{domain} customer service", "instructions": instructions,
                     "tools": ["tau2__*"], "max_rounds": 30}],
         "environment": {"setup": "troupe.evals.tau2.env:setup", "teardown": "troupe.evals.tau2.env:teardown",
@@ -142,8 +155,13 @@ server (`python -m troupe.evals.tau2.server`, `scope: session`, `sequential: tru
 `python` on PATH must be the one Troupe is installed in) applies every call to it and writes it back
 after each change; the grader reads that file, the `teardown` hook records its hash in
 `environment.captured`. An airline sample dir holds a 3.3 MB db (kept after the run, for graders).
-The case input is the task's user scenario as τ²-bench renders it; `tasks.json` keeps the scenario
-for a simulated user.
+The user is a **simulated user** (the team's `user:` block, see `docs/conversations.md`): it opens
+with "{USER_OPENING}", is given the task's user scenario (the case's `input`, rendered as τ²-bench
+renders it) with the agent's first reply, follows guidelines written after τ²-bench's user simulator,
+and ends the conversation with `###STOP###` (at most 10 user turns). Its profile is `user_oracle`
+by default (a function that stops at once, so `--model oracle` runs need no LLM); `--model local`
+(or any other profile given with `--model`) runs the user on that profile too, and a grid may set
+`user.model` alone. COMMUNICATE looks at every reply the agent gave in the conversation.
 """
 
 

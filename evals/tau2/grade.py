@@ -2,8 +2,8 @@
 and the reward is their product (each is 0 or 1).
 
 * ``DB``: the final db equals the db the ground-truth actions produce on a fresh starting db;
-* ``COMMUNICATE``: every ``communicate_info`` string is in the agent's replies (lower-cased, commas
-  dropped from the replies, as τ²-bench does);
+* ``COMMUNICATE``: every ``communicate_info`` string is in the agent's replies to the user, over the
+  whole conversation (lower-cased, commas dropped from the replies, as τ²-bench does);
 * ``ACTION``: every ground-truth action was called (``compare_args`` picks the arguments compared;
   ``transfer_to_human_agents`` matches on its name);
 * ``ENV_ASSERTION``: the task's assertion functions hold on the final db;
@@ -116,8 +116,17 @@ def final_db_of(inp: GradeInput) -> Db | None:
 
 
 def replies_of(inp: GradeInput) -> list[str]:
+    """Everything the agent told the user in the conversation: each turn's reply (``turn.finished``),
+    every message the entry agent sent the user, and the final reply."""
     state = getattr(inp, "final_state", None)
     said = list(state.get("replies", [])) if isinstance(state, dict) else []
+    entry = str((inp.team or {}).get("entry", "agent"))
+    for event in inp.events:
+        payload = event.data
+        if event.type == "turn.finished":
+            said.append(str(payload.get("reply") or ""))
+        elif event.type == "message.sent" and event.agent == entry and payload.get("to") == "user":
+            said.append(str(payload.get("content") or ""))
     return [*said, inp.reply or ""]
 
 
@@ -140,4 +149,4 @@ def grade_retail(inp: GradeInput) -> Grade:
     return _grade("retail", inp)
 
 
-__all__ = ["action_done", "final_db_of", "grade_airline", "grade_mock", "grade_retail", "score"]
+__all__ = ["action_done", "final_db_of", "grade_airline", "grade_mock", "grade_retail", "replies_of", "score"]

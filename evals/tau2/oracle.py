@@ -1,6 +1,6 @@
 """``--model oracle`` for the τ² suites: a function model that replays the task's ground-truth
 actions as tool calls, one per round and in order, then tells the user the task's
-``communicate_info``. Each case names its task through the profile's function spec
+``communicate_info``; :func:`user_stop` is the simulated user of such runs. Each case names its task through the profile's function spec
 (``troupe.evals.tau2.oracle:airline.<task id>``), which resolves to :meth:`Oracle.__getattr__`.
 """
 
@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from troupe.evals.tau2.task import Task, gold_actions, tasks
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+
+STOP = "###STOP###"
 
 
 def _tool_name(request: LLMRequest, name: str) -> str:
@@ -57,8 +59,14 @@ class Oracle:
         return replay(task)
 
 
+def user_stop(request: LLMRequest, agent: str) -> LLMResponse:
+    """The simulated user of oracle runs (profile ``user_oracle``): it ends the conversation at the
+    agent's first reply, since the oracle does the whole task in its first turn."""
+    return LLMResponse(text=STOP)
+
+
 mock = Oracle("mock")
 airline = Oracle("airline")
 retail = Oracle("retail")
 
-__all__ = ["Oracle", "airline", "final_text", "mock", "replay", "retail"]
+__all__ = ["STOP", "Oracle", "airline", "final_text", "mock", "replay", "retail", "user_stop"]
