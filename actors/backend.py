@@ -337,6 +337,9 @@ class RayBackend:
     async def finish_run(self, run_id: str) -> None:
         await self.log.finish_run.remote(run_id)
 
+    async def close_idle_mcp(self) -> int:
+        return int(await self.scheduler.close_idle_mcp.remote())
+
     async def shutdown(self, *, keep_actors: bool = False) -> None:
         """Close open sessions, write every event to the lake, and release this runtime's actors.
 

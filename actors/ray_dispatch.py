@@ -53,6 +53,9 @@ class RayDispatcher:
     async def close_session(self, session_id: str) -> None:
         await remote_call(self.scheduler.close_session.remote(session_id))
 
+    async def close_idle_mcp(self) -> int:
+        return int(await remote_call(self.scheduler.close_idle_mcp.remote()))
+
     async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
         return await remote_call(self.scheduler.mcp_specs.remote(server, config, self.node_id, session_id))
 

@@ -96,6 +96,9 @@ class McpNodeActor:
         self._models.forget(session_id)
         return await self.manager.close_session(session_id)
 
+    async def close_idle(self) -> int:
+        return await self.manager.close_idle()
+
     async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
         return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
 
@@ -177,6 +180,12 @@ class SchedulerActor:
         self._models.forget(session_id)
         await asyncio.gather(*(h.close_session.remote(session_id) for h in self._mcp.values()),
                              return_exceptions=True)
+
+    async def close_idle_mcp(self) -> int:
+        """Close every node's idle node-scoped MCP connections (a sweep, at its end); returns how many."""
+        closed: list[Any] = await asyncio.gather(*(h.close_idle.remote() for h in self._mcp.values()),
+                                                 return_exceptions=True)
+        return sum(n for n in closed if isinstance(n, int))
 
     async def llm_worker(self, node_id: str | None = None) -> ActorHandle:
         """The node's LLM worker (created on first ask; this actor owns it and releases it on close)."""

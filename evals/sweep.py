@@ -380,6 +380,7 @@ class Sweep:
         await self._record(progress, force=True)
         t1 = time.monotonic()
         await self.troupe.backend.finish_run(self.run_id)
+        await self.troupe.close_idle_mcp()  # no server process waits out idle_close_s after a sweep
         compact(self.lake, self.run_id)
         progress.finish_s = (t1 - t0, time.monotonic() - t1)
         write_manifest(self.lake, self.manifest(status, progress))

@@ -231,6 +231,11 @@ class Troupe:
             spec = spec.model_copy(update={"labels": dict(labels)})
         return await self.backend.run_session(spec, input, timeout)
 
+    async def close_idle_mcp(self) -> int:
+        """Close now the node-scoped MCP connections with no call in flight, on every node (their stdio
+        servers exit instead of waiting ``idle_close_s``; a sweep does this at its end). Returns how many."""
+        return await self.backend.close_idle_mcp()
+
     async def shutdown(self) -> None:
         """Close open sessions and release the runtime's actors (once; later calls do nothing)."""
         if not getattr(self, "_shut_down", False):

@@ -84,6 +84,10 @@ class Dispatcher(Protocol):
         """Forget what :meth:`open_session` registered, and close the session's own MCP connections."""
         ...
 
+    async def close_idle_mcp(self) -> int:
+        """Close the node-scoped MCP connections with no call in flight (a sweep, at its end); returns how many."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -171,6 +175,9 @@ class LocalDispatcher:
         self._models.forget(session_id)
         if self._mcp is not None:
             await self._mcp.close_session(session_id)
+
+    async def close_idle_mcp(self) -> int:
+        return await self._mcp.close_idle() if self._mcp is not None else 0
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:

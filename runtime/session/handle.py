@@ -64,6 +64,10 @@ class Backend(Protocol):
         """Flush, then compact a run's files (a sweep calls this once, at its end)."""
         ...
 
+    async def close_idle_mcp(self) -> int:
+        """Close the node-scoped MCP connections nobody is using (a sweep, at its end); returns how many."""
+        ...
+
     async def shutdown(self) -> None: ...
 
 

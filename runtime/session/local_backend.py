@@ -83,6 +83,9 @@ class LocalBackend:
         await self.flush()
         await self.log.finish_run(run_id)
 
+    async def close_idle_mcp(self) -> int:
+        return await self.host.dispatcher.close_idle_mcp()
+
     async def shutdown(self) -> None:
         from troupe.runtime.llm.local.provider import stop_local_servers
 

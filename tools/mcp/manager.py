@@ -126,15 +126,29 @@ class McpManager:
                 now = time.monotonic()
                 idle = [(key, conn) for key, conn in self._conns.items()
                         if conn.in_flight == 0 and conn.ready_at is not None and now - conn.idle_since >= idle_s]
-                for key, _ in idle:
-                    del self._conns[key]
-                    lock = self._starting.get(key)
-                    if lock is not None and not lock.locked():
-                        del self._starting[key]
-                await asyncio.gather(*(conn.close() for _, conn in idle), return_exceptions=True)
+                await self._drop([key for key, _ in idle])
         finally:
             if self._reaper is asyncio.current_task():
                 self._reaper = None
+
+    async def _drop(self, keys: list[str]) -> int:
+        """Forget the connections under ``keys`` and close them; returns how many were open."""
+        conns = [c for c in (self._conns.pop(k, None) for k in keys) if c is not None]
+        for key in keys:
+            lock = self._starting.get(key)
+            if lock is not None and not lock.locked():
+                del self._starting[key]
+        if conns:
+            await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+        return len(conns)
+
+    async def close_idle(self) -> int:
+        """Close now the node-scoped connections with no call in flight (a sweep, at its end: their
+        stdio servers exit instead of waiting ``idle_close_s``); a server in use stays. Returns how many."""
+        if self._loop is not asyncio.get_running_loop():
+            return 0
+        return await self._drop([key for key, conn in self._conns.items() if conn.cfg.scope != "session"
+                                 and conn.in_flight == 0 and conn.ready_at is not None])
 
     async def _sample(self, server: str, cfg: McpServerConfig, params: mt.CreateMessageRequestParams,
                       caller: CallerInfo | None) -> mt.CreateMessageResult:
@@ -145,15 +159,7 @@ class McpManager:
 
     async def close_session(self, session_id: str) -> int:
         """Close a session's own connections (its ``scope: session`` servers exit); returns how many."""
-        keys = self._by_session.pop(session_id, set())
-        conns = [c for c in (self._conns.pop(k, None) for k in keys) if c is not None]
-        for key in keys:
-            lock = self._starting.get(key)
-            if lock is not None and not lock.locked():
-                del self._starting[key]
-        if conns:
-            await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-        return len(conns)
+        return await self._drop(list(self._by_session.pop(session_id, set())))
 
     async def _request(self, server: str, cfg: McpServerConfig, what: str, op: Callable[[Client], Awaitable[T]],
                        session_id: str = "") -> T:
