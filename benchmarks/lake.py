@@ -133,6 +133,7 @@ def synthetic(n: int, runs: int, sessions_per_run: int) -> list[pa.Table]:
                     "run_id": f"run{r}",
                     "session_id": f"run{r}-s{s}",
                     "task_id": None,
+                    "turn": 1,
                     "agent": f"agent{i % 4}",
                     "type": kind,
                     "seq": i,

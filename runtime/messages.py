@@ -6,9 +6,12 @@ envelope never has effects twice.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +44,31 @@ class Trace(BaseModel):
     run_id: RunId | None = None
     task_id: TaskId | None = None
     parent_event_id: str | None = None
+    turn: int | None = None
+    """The session's user turn the message belongs to: its recipient works on that turn (and stamps it
+    on its events and on the messages it sends in turn)."""
+
+
+CURRENT_TURN: ContextVar[int | None] = ContextVar("troupe_current_turn", default=None)
+"""The turn the code running now works for: set by an agent for its turn, and by its host around a
+service call the agent made (the call carries it as :data:`TURN_KWARG`), so the service's events and
+notices carry it too."""
+
+TURN_KWARG: Final = "_turn"
+"""The keyword a service call carries the caller's turn in (its host takes it out)."""
+
+
+@contextlib.contextmanager
+def turn_scope(turn: int | None) -> Iterator[None]:
+    """Run a block for ``turn`` (:data:`CURRENT_TURN`); ``None``: as it is."""
+    if turn is None:
+        yield
+        return
+    token = CURRENT_TURN.set(turn)
+    try:
+        yield
+    finally:
+        CURRENT_TURN.reset(token)
 
 
 class Envelope(BaseModel):
@@ -71,4 +99,4 @@ class Envelope(BaseModel):
         return self.model_copy(update={"recipient": recipient})
 
 
-__all__ = ["ControlOp", "Envelope", "MessageKind", "Trace"]
+__all__ = ["CURRENT_TURN", "TURN_KWARG", "ControlOp", "Envelope", "MessageKind", "Trace", "turn_scope"]

@@ -35,7 +35,7 @@ from troupe.runtime.ids import (
     TaskId,
 )
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
-from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from troupe.runtime.messages import CURRENT_TURN, ControlOp, Envelope, MessageKind, Trace
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool
 
@@ -72,6 +72,8 @@ class AgentCore:
         """Tasks whose outcome this agent already saw (through a tool); later notices about them are dropped."""
         self.turns = 0
         self._current_task: TaskId | None = None
+        self._session_turn: int | None = None
+        """The session's user turn this agent works on (its batch's, see :meth:`_turn_of`): on its events and messages."""
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._turn_task: asyncio.Task[None] | None = None
@@ -112,6 +114,7 @@ class AgentCore:
     # --- events -----------------------------------------------------------------------------
     def emit(self, payload: Payload, /, **fields: Any) -> None:
         fields.setdefault("task_id", self._current_task)
+        fields.setdefault("turn", self._session_turn)
         self.deps.emit(payload, **fields)
 
     def _move(self, to: AgentState) -> None:
@@ -228,6 +231,8 @@ class AgentCore:
             await self._save()  # the batch is taken: from here a crash replays this turn
         # Ids made in this turn (messages, service calls) are the same when a crash replays it.
         IdScope(f"{self.session_id}:{self.id}:turn:{self.turns}").enter()
+        self._session_turn = self._turn_of(batch)
+        CURRENT_TURN.set(self._session_turn)  # this turn's task only: service calls made from it carry it on
         for env in batch:
             self.emit(MessageDeliveredPayload(id=env.id, sender=env.sender, kind=env.kind, content=env.content[:2000],
                                               data=env.data))
@@ -259,6 +264,13 @@ class AgentCore:
         if self._record is not None:
             self._record = None
             await self._save()  # a turn boundary
+
+    def _turn_of(self, batch: list[Envelope]) -> int | None:
+        """The user turn a batch belongs to: the latest its messages carry, else the open requests'."""
+        turns = [e.trace.turn for e in batch if e.trace.turn is not None]
+        if not turns:
+            turns = [e.trace.turn for e in self.open_requests if e.trace.turn is not None]
+        return max(turns) if turns else None
 
     async def _fail(self, error: RunError) -> None:
         if self.sm.can(AgentState.ERROR):
@@ -295,12 +307,14 @@ class AgentCore:
                 continue
             reply = Envelope(
                 session_id=self.session_id, sender=self.id, recipient=req.sender, content=text,
-                reply_to=req.id, data={"is_reply": True}, trace=Trace(run_id=self.run_id, task_id=self._current_task),
+                reply_to=req.id, data={"is_reply": True}, trace=Trace(run_id=self.run_id, task_id=self._current_task, turn=self._session_turn),
             )
             await self.send(reply)
         self._current_task = None
 
     async def send(self, envelope: Envelope) -> None:
+        if self._session_turn is not None and envelope.trace.turn is None:
+            envelope = envelope.model_copy(update={"trace": envelope.trace.model_copy(update={"turn": self._session_turn})})
         self.emit(MessageSentPayload(id=envelope.id, to=envelope.recipient, topic=envelope.topic, kind=envelope.kind,
                                      content=envelope.content[:2000]))
         await self.services.send(envelope)
@@ -401,8 +415,10 @@ _REMEMBER_IDS = 1000
 """Message ids a checkpoint remembers: re-sends after a restart are recent ones."""
 
 
-def user_message(session_id: SessionId, run_id: RunId, recipient: AgentId, text: str) -> Envelope:
-    return Envelope(session_id=session_id, sender=USER, recipient=recipient, content=text, trace=Trace(run_id=run_id))
+def user_message(session_id: SessionId, run_id: RunId, recipient: AgentId, text: str, turn: int | None = None) -> Envelope:
+    """A message from the user; ``turn``: the session's user turn it opens (the supervisor numbers them)."""
+    return Envelope(session_id=session_id, sender=USER, recipient=recipient, content=text,
+                    trace=Trace(run_id=run_id, turn=turn))
 
 
 def control_message(session_id: SessionId, recipient: AgentId, op: ControlOp) -> Envelope:

@@ -20,7 +20,8 @@ from troupe.runtime.events.payload import Payload
 from troupe.runtime.events.registry import parse_payload
 from troupe.runtime.ids import unique_hex
 
-EVENT_SCHEMA_VERSION: Final = 1
+EVENT_SCHEMA_VERSION: Final = 2
+"""2: the ``turn`` column. Lakes written before it read its value as null (the view unions files by name)."""
 
 
 class Event(BaseModel):
@@ -40,6 +41,9 @@ class Event(BaseModel):
     """The session it belongs to."""
     task_id: str | None = None
     """The task being worked on, if any."""
+    turn: int | None = None
+    """The session's user turn the event belongs to (1, 2, ... in a conversation; 1 in a one-shot
+    session); null for events tied to no turn (before the first message, environment setup)."""
     agent: str | None = None
     """The logical actor that emitted it (``lead``, ``blackboard``, ``session``)."""
     type: EventType

@@ -91,14 +91,15 @@ class Session:
             raise UnknownAgentError(
                 f"unknown agent {recipient!r}; this session's agents are {self.spec.members()}", agent=recipient
             )
+        turn: int | None = None
         if not self._started:
             first = await self.backend.call(self.id, SUPERVISOR, "start", {
                 "input": text, "team": self.spec.team.name, "placement": str(self.spec.placement)})
-            self._started = True
+            self._started, turn = True, 1
             text = first or text
         elif self.spec.converses and recipient == self.spec.team.entry:
-            await self.backend.call(self.id, SUPERVISOR, "say", {"text": text})  # the next turn
-        await self.backend.deliver(self.id, recipient, user_message(self.id, self.run_id, recipient, text))
+            turn = await self.backend.call(self.id, SUPERVISOR, "say", {"text": text})  # the next turn
+        await self.backend.deliver(self.id, recipient, user_message(self.id, self.run_id, recipient, text, turn))
 
     async def result(self, *, timeout: float | None = None) -> SessionResult:
         """The session's result; in a conversation, the latest turn's (status ``running``, ``reply``

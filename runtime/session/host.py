@@ -30,11 +30,11 @@ from troupe.runtime.events import ActorRestoredPayload, AgentSpawnedPayload, Eve
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, SessionId
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
-from troupe.runtime.messages import ControlOp, Envelope, MessageKind, Trace
+from troupe.runtime.messages import CURRENT_TURN, TURN_KWARG, ControlOp, Envelope, turn_scope
 from troupe.runtime.session import environment as envs
 from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
-from troupe.runtime.session.services import HostServices
+from troupe.runtime.session.services import HostServices, notifier
 from troupe.runtime.session.spec import AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, root_of
 from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
@@ -102,6 +102,7 @@ class HostCore:
             if payload.event_type == "llm.token" and not stream:
                 return
             fields.setdefault("agent", agent)
+            fields.setdefault("turn", CURRENT_TURN.get())  # a service's event: the turn of the call it serves
             sink.emit(make_event(payload, run_id=run_id, session_id=session_id, seq=next(seq), **fields))
 
         return emit
@@ -183,12 +184,12 @@ class HostCore:
         emit = self.emitter(spec, str(name))
         state = restored.state if restored is not None else None
         if name == BLACKBOARD:
-            notify = self._notifier(spec, name)
+            notify = notifier(self, spec, name)
             if state is not None:
                 return Blackboard.restore(state, spec.session_id, emit=emit, notify=notify)
             return Blackboard(session_id=spec.session_id, emit=emit, notify=notify)
         if name == TASKS:
-            notify = self._notifier(spec, name)
+            notify = notifier(self, spec, name)
             if state is not None:
                 return TaskRegistry.restore(state, spec.session_id, emit=emit, notify=notify)
             return TaskRegistry(session_id=spec.session_id, emit=emit, notify=notify)
@@ -298,7 +299,7 @@ class HostCore:
                 await self.call(sid, SUPERVISOR, "agent_failed", {"agent": "environment", "message": error,
                                                                   "error_type": "EnvironmentSetupError"})
             else:
-                await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, first or text))
+                await self.deliver(sid, spec.team.entry, user_message(sid, spec.run_id, spec.team.entry, first or text, 1))
             try:
                 return await self.call(sid, SUPERVISOR, "wait", {"timeout": timeout})
             except TimeoutError:
@@ -419,6 +420,11 @@ class HostCore:
         if method not in allowed:
             raise UnknownAgentError(f"{target!r} has no method {method!r}; it offers {sorted(allowed)}", agent=target)
         request_id = kwargs.pop(REQUEST_ID, None) if REQUEST_ID in kwargs else None
+        with turn_scope(kwargs.pop(TURN_KWARG, None)):  # the caller's turn: on the events of what it asked
+            return await self._call_local(session_id, target, guest, method, kwargs, request_id)
+
+    async def _call_local(self, session_id: SessionId, target: AgentId, guest: Any, method: str,
+                          kwargs: dict[str, Any], request_id: Any) -> Any:
         durable = self.sessions[session_id].durable
         mutating = durable is not None and method in MUTATING.get(target, ())
         if mutating and request_id is not None:
@@ -445,18 +451,6 @@ class HostCore:
             for envelope in durable.releasable():  # its notices go out once the change they tell of is durable
                 self._spawn_bg(self._deliver_quietly(envelope), session_id)
         return result
-
-    def _notifier(self, spec: SessionSpec, sender: AgentId) -> Callable[[AgentId, MessageKind, str, dict[str, Any]], None]:
-        def notify(recipient: AgentId, kind: MessageKind, content: str, data: dict[str, Any]) -> None:
-            env = Envelope(session_id=spec.session_id, sender=sender, recipient=AgentId(recipient), kind=kind,
-                           content=content, data=data, trace=Trace(run_id=spec.run_id, task_id=data.get("task_id")))
-            held = self.sessions.get(spec.session_id)
-            if held is not None and held.durable is not None:
-                held.durable.hold(sender, env)  # sent by call() once the sender's checkpoint holds it
-                return
-            self._spawn_bg(self._deliver_quietly(env), spec.session_id)
-
-        return notify
 
     async def _deliver_quietly(self, envelope: Envelope) -> None:
         try:

@@ -25,6 +25,7 @@ from troupe.runtime.errors import BudgetExceededError, TroupeError
 from troupe.runtime.events import (
     BudgetExceededPayload,
     Emitter,
+    Payload,
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
@@ -118,7 +119,7 @@ class Supervisor:
         self.run_id = run_id
         self.entry = entry
         self.budgets = budgets
-        self.emit = emit
+        self._emit = emit
         self.on_finish = on_finish
         self.clock = clock
         self.usage = Usage()
@@ -129,7 +130,7 @@ class Supervisor:
         self._started_mono = 0.0
         self._timer: asyncio.Task[None] | None = None
         self.input: str | None = None
-        self.approvals = Approvals(session_id=str(session_id), emit=emit)
+        self.approvals = Approvals(session_id=str(session_id), emit=self.emit)
         self.conversation = conversation or user is not None
         self.user = user
         self.send = send
@@ -142,6 +143,11 @@ class Supervisor:
         self.answered: list[str] = []
         """The messages whose replies ended turns (a restored agent that replays its turn replies again)."""
         self._changed = asyncio.Event()
+
+    def emit(self, payload: Payload, /, **fields: Any) -> None:
+        """Emit one of the session's events, stamped with the current user turn (none before the first)."""
+        fields.setdefault("turn", self.turn or None)
+        self._emit(payload, **fields)
 
     def start(self, *, input: str, team: str, placement: str) -> str:
         """Start the clock and budgets; returns the entry agent's first message (a simulated user's
@@ -211,7 +217,7 @@ class Supervisor:
         if self.send is None:
             raise TroupeError("this supervisor cannot send messages (no host gave it a way to)")
         self.send(Envelope(session_id=self.session_id, sender=USER, recipient=recipient, content=content,
-                           trace=Trace(run_id=self.run_id)))
+                           trace=Trace(run_id=self.run_id, turn=self.turn or None)))
 
     async def _turn_done(self, reply: str, answers: str) -> None:
         if len(self.turns) >= self.turn or (answers and answers in self.answered):

@@ -32,6 +32,9 @@ async def test_two_turn_conversation_in_both_placements(troupe_ray: Troupe, lake
     turns = query(troupe_ray.lake, f"select json_extract(payload, '$.turn')::int t from events "
                                    f"where type='turn.finished' and session_id='{session.id}' order by t")
     assert turns.column("t").to_pylist() == [1, 2]
+    by_turn = query(troupe_ray.lake, f"select turn, count(*) n, count(distinct agent) agents from events "
+                                     f"where session_id='{session.id}' group by turn order by turn").to_pylist()
+    assert [(r["turn"], r["agents"]) for r in by_turn] == [(1, 2), (2, 2)]  # a's and the session's, none without a turn
 
 
 @pytest.mark.parametrize("placement", ["dedicated", "packed"])

@@ -149,7 +149,7 @@ def test_the_lake_schema_is_derived_from_the_event_model_and_unchanged() -> None
     assert [(f.name, str(f.type), f.nullable) for f in ARROW_SCHEMA] == [
         ("schema_version", "int16", True), ("event_id", "string", True), ("ts", "timestamp[us, tz=UTC]", True),
         ("run_id", "string", True), ("session_id", "string", True), ("task_id", "string", True),
-        ("agent", "string", True), ("type", "string", True), ("seq", "int64", True),
+        ("turn", "int64", True), ("agent", "string", True), ("type", "string", True), ("seq", "int64", True),
         ("parent_event_id", "string", True), ("duration_ms", "double", True), ("model", "string", True),
         ("tool", "string", True), ("tokens_in", "int64", True), ("tokens_out", "int64", True),
         ("status", "string", True), ("payload", "string", True),

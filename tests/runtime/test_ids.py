@@ -249,7 +249,7 @@ def test_envelope_defaults():
         "data": {},
         "reply_to": None,
         "deadline": None,
-        "trace": {"run_id": None, "task_id": None, "parent_event_id": None},
+        "trace": {"run_id": None, "task_id": None, "parent_event_id": None, "turn": None},
     }
     assert env.created_at.tzinfo is not None
     assert before <= env.created_at <= after
@@ -299,7 +299,7 @@ def test_envelope_json_round_trip():
     env = Envelope(session_id="s-1", sender="lead", recipient="w", trace=Trace(run_id="r-9", task_id="t-2"))
     data = json.loads(env.model_dump_json())
     assert (data["session_id"], data["sender"], data["recipient"], data["id"]) == ("s-1", "lead", "w", str(env.id))
-    assert data["trace"] == {"run_id": "r-9", "task_id": "t-2", "parent_event_id": None}
+    assert data["trace"] == {"run_id": "r-9", "task_id": "t-2", "parent_event_id": None, "turn": None}
     back = Envelope.model_validate_json(env.model_dump_json())
     assert back == env
     assert type(back.trace.task_id) is TaskId

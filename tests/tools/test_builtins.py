@@ -506,7 +506,7 @@ async def test_send_message(services):
         "data": {},
         "reply_to": None,
         "deadline": None,
-        "trace": {"run_id": RID, "task_id": "t-1", "parent_event_id": None},
+        "trace": {"run_id": RID, "task_id": "t-1", "parent_event_id": None, "turn": None},
     }
 
 
@@ -548,7 +548,7 @@ async def test_broadcast_builds_topic_envelope(services, c):
         "data": {},
         "reply_to": None,
         "deadline": None,
-        "trace": {"run_id": RID, "task_id": None, "parent_event_id": None},
+        "trace": {"run_id": RID, "task_id": None, "parent_event_id": None, "turn": None},
     }
 
 
