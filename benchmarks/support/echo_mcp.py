@@ -1,9 +1,10 @@
 """An MCP server with one tool, ``echo``, for the per-call overhead figures of ``benchmarks/fanout.py``.
 
-    python -m benchmarks.support.echo_mcp --stdio | --http PORT
+    python -m benchmarks.support.echo_mcp --stdio | --http PORT  [--marker TOKEN]
 
 Streamable HTTP listens on 127.0.0.1, endpoint ``/mcp``. Built on the SDK's ``MCPServer``; nothing
-is written to stdout in stdio mode.
+is written to stdout in stdio mode. ``--marker`` is only there to be found in the command line (the
+sweep benchmark counts the server processes still alive by it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--stdio", action="store_true")
     mode.add_argument("--http", type=int, metavar="PORT")
+    parser.add_argument("--marker")
     args = parser.parse_args()
     if args.stdio:
         server.run("stdio")
