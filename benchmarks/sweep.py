@@ -38,6 +38,7 @@ from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 if __package__ in (None, ""):  # run as a file: the repository first on sys.path, as ``python -m`` has it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.support.cli import parse_args
+from benchmarks.support.processes import processes_with
 
 CALL_S = 0.05
 CRITICAL_PATH_CALLS = 3
@@ -96,19 +97,6 @@ def write_env_suite(folder: Path, n: int, marker: str, sample_root: Path | None,
     (folder / "suite.yaml").write_text(yaml.safe_dump({"name": name, "team": "team.yaml", "cases": "cases.jsonl",
                                                        "timeout_s": 300}))
     return folder / "suite.yaml"
-
-
-def alive(marker: str) -> int:
-    """Processes whose command line holds ``marker``."""
-    import psutil
-
-    count = 0
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            count += marker in " ".join(p.info["cmdline"] or ())
-        except psutil.Error:
-            continue
-    return count
 
 
 def write_suite(folder: Path, n: int, name: str = "bench") -> Path:
@@ -259,7 +247,7 @@ async def _env_sweep(troupe: Any, folder: Path, n: int, concurrency: int, marker
     cpu, own = _cpu_seconds(pids, children=True) - cpu0, _cpu_seconds(pids) - own0
     for r in [r for r in results_table(troupe.lake, sweep.run_id).to_pylist() if not r["passed"]][:3]:
         print(f"not passed ({folder.name}): {r['case_id']} {r['status']} reply={r['reply']!r} error={r['error']}")
-    return wall, cpu, own, progress.passed, progress.done - progress.passed, alive(marker)
+    return wall, cpu, own, progress.passed, progress.done - progress.passed, len(processes_with(marker))
 
 
 async def _environment_case(troupe: Any, tmp: Path, n: int, concurrency: int) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import yaml
 
+from benchmarks.support.processes import processes_with
 from tests.runtime.teams import call
 from tests.support.state_mcp_server import command
 from troupe.evals.suite import load_suite
@@ -23,17 +23,6 @@ from troupe.runtime.config import parse_team
 from troupe.runtime.session.supervisor import SessionStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
-
-
-def alive(marker: str) -> list[int]:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in " ".join(p.info["cmdline"] or ()):
-                out.append(p.pid)
-        except psutil.Error:
-            continue
-    return out
 
 
 def team(server: dict[str, Any], script: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -57,7 +46,7 @@ async def test_a_packed_sweep_over_session_servers_leaves_no_server_alive(troupe
                                                        "samples": 3, "timeout_s": 60}))
     progress = await Sweep(troupe_ray, load_suite(folder / "suite.yaml"), concurrency=8).run()
     assert progress.done == 12
-    assert alive(marker) == [], "server processes outlived their sessions"
+    assert processes_with(marker) == [], "server processes outlived their sessions"
     states = [json.loads((d / "state.json").read_text()) for d in samples.iterdir()]
     assert len(states) == 12 and all(s == {"n": 2} for s in states)  # each sample counted on its own server
     assert all((d / "torn_down").exists() for d in samples.iterdir())

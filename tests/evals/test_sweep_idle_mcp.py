@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 
+from benchmarks.support.processes import processes_with
 from tests.runtime.teams import call
 from tests.support.state_mcp_server import command
 from troupe.evals.suite import load_suite
@@ -24,13 +24,7 @@ from troupe.tools.mcp import McpManager
 
 
 def alive(marker: str) -> int:
-    count = 0
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            count += marker in " ".join(p.info["cmdline"] or ())
-        except psutil.Error:
-            continue
-    return count
+    return len(processes_with(marker))
 
 
 def team(server: dict[str, Any], script: list[dict[str, Any]]) -> dict[str, Any]:

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from benchmarks.support.processes import processes_with
 from tests.runtime.teams import call
 from tests.support.state_mcp_server import command
 from troupe.runtime.api import Troupe
@@ -33,17 +33,6 @@ def team(server: dict[str, Any], script: list[dict[str, Any]], *, tools: list[st
     if environment is not None:
         cfg["environment"] = environment
     return parse_team(cfg)
-
-
-def alive(marker: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in " ".join(p.info["cmdline"] or ()):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
 
 
 def tool_results(lake: Path, session_id: str) -> list[str]:
@@ -82,7 +71,7 @@ async def test_two_samples_of_one_case_each_see_only_their_own_state(troupe: Tro
     for result in results:
         # A shared server would have counted to 3 or 4 in one of them.
         assert tool_results(lake, result.session_id) == ["1", "2", "2"]
-    assert not alive(marker), "a session-scoped server outlived its session"
+    assert not processes_with(marker), "a session-scoped server outlived its session"
 
 
 async def test_hooks_seed_and_capture_the_final_state(troupe: Troupe, lake: Path, tmp_path: Path) -> None:
