@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import TeamConfigError
 from troupe.runtime.ids import RESERVED_NAMES, AgentId
+from troupe.runtime.safety import RiskConfig, SandboxConfig, SecretRef, WorkspaceConfig
 
 
 class _Strict(BaseModel):
@@ -190,28 +190,6 @@ class DeclaredTool(_Strict):
     result: str = "ok"
 
 
-@functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
-def _resolved_root(root: str) -> Path:
-    """``root`` made absolute (cached: every agent of every session asks, and resolving walks the disk)."""
-    return Path(root).expanduser().resolve()
-
-
-class WorkspaceConfig(_Strict):
-    """Each session gets a folder of its own, ``<root>/<session id>``, for the file and shell tools."""
-
-    root: str | None = None
-    """Default: ``$TROUPE_WORKSPACES`` or ``~/.troupe/workspaces``."""
-    shell_timeout_s: float = Field(default=30.0, gt=0)
-    shell_output_chars: int = Field(default=8_000, ge=100)
-
-    def path_for(self, session_id: str) -> Path:
-        """This session's folder (not created here: the tools create it on first use)."""
-        import os
-
-        return _resolved_root(self.root or os.environ.get("TROUPE_WORKSPACES") or "~/.troupe/workspaces") / str(session_id)
-
-
 class AgentSpec(_Strict):
     id: AgentId
     name: str = ""
@@ -332,6 +310,12 @@ class TeamConfig(_Strict):
     """A simulated user: sessions become conversations it drives (see docs/conversations.md)."""
     environment: EnvironmentSpec | None = None
     """A per-session environment (sample dir, fixture, setup/teardown hooks); see :class:`EnvironmentSpec`."""
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    """How ``shell`` and opted-in cpu tools are confined (``sandbox: off`` runs them unconfined); see docs/sandbox.md."""
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    """Risk scoring of tool calls: untrusted sources, thresholds to ask and to deny; see docs/guardrails.md."""
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    """Secrets tools get by name (``NAME: env:VAR`` or ``NAME: file:/path``); see docs/secrets.md."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,6 +11,7 @@ from troupe.runtime.config import AgentSpec, WorkspaceConfig
 from troupe.runtime.events import Emitter, null_emitter
 from troupe.runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.safety import SandboxConfig, SecretRef
 
 
 class SessionServices(Protocol):
@@ -59,6 +60,10 @@ class ToolContext:
     workspace: Path | None = None
     """This session's workspace folder (the file and shell tools stay inside it)."""
     workspace_config: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    """How ``shell`` and opted-in cpu tools are confined (the team's ``sandbox:``)."""
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    """The team's secrets by name (references; a tool reads a value with :meth:`secret`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def send_message(self, envelope: Envelope) -> None:

@@ -333,7 +333,7 @@ class AgentCore:
             tool_call_id=call.id, task_id=self._current_task, emit=self.emit, end_turn=end_turn,
             request=self.open_requests[0].content if self.open_requests else None,
             forget_notices=forget_notices, send=self.send, workspace=self.workspace,
-            workspace_config=self.deps.workspace,
+            workspace_config=self.deps.workspace, sandbox=self.deps.sandbox, secrets=self.deps.secrets,
         )
 
     def describe(self) -> dict[str, Any]:

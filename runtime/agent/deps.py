@@ -15,6 +15,7 @@ from troupe.runtime.config import AgentSpec, WorkspaceConfig
 from troupe.runtime.events import Emitter
 from troupe.runtime.ids import AgentId, RunId, SessionId
 from troupe.runtime.llm.types import LLMClient
+from troupe.runtime.safety import RiskConfig, SandboxConfig, SecretRef
 from troupe.tools.context import SessionServices
 from troupe.tools.spec import Tool
 
@@ -59,6 +60,12 @@ class AgentDeps:
     """The session's checkpoint store when it is durable (tool results are recorded there by key)."""
     backpressure: Callable[[], Awaitable[None]] | None = None
     """Waits while the host's event buffer is over its high-water mark (before each model round)."""
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    """How ``shell`` and opted-in cpu tools are confined (the team's ``sandbox:``)."""
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    """Risk scoring of this agent's tool calls (the team's ``risk:``)."""
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    """The team's secrets by name (references only: values are read where a tool uses them)."""
 
 
 __all__ = ["DEFAULT_CONTEXT_RETRIES", "AgentDeps"]

@@ -254,7 +254,8 @@ class HostCore:
             services=HostServices(self, spec.session_id), emit=self.emitter(spec, str(agent.id)), dispatcher=self.dispatcher,
             team=[agent] if agent.id == USER_SIM else spec.team.agents, parent=parent, profile=profile_name, temperature=model.temperature,
             context_retries=model.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
-            approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints,
+            approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints, sandbox=spec.team.sandbox,
+            risk=spec.team.risk, secrets=spec.team.secrets,
             backpressure=getattr(self.sink, "wait_for_room", None),
         ))
         if agent.subscriptions:
