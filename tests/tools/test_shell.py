@@ -6,11 +6,14 @@ import asyncio
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
+from benchmarks.support.processes import processes_with
 from troupe.runtime.config import AgentSpec, PermissionLevel, WorkspaceConfig
 from troupe.runtime.errors import ModelVisibleError, ToolArgumentError, ToolTimeoutError
 from troupe.runtime.ids import AgentId, RunId, SessionId
@@ -54,6 +57,22 @@ def running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    return True
+
+
+def sleeper() -> str:
+    """A ``sleep`` argument no other process has: the shell's pids are its sandbox's own (a pid namespace),
+    so the tests find its processes on the host by their command line instead."""
+    return f"30.{uuid.uuid4().int % 10**9:09d}"
+
+
+async def no_process(marker: str, within: float = 2.0) -> bool:
+    """Whether no live process has ``marker`` in its command line (within ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    while any(p.status() != psutil.STATUS_ZOMBIE for p in processes_with(marker)):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
     return True
 
 
@@ -107,15 +126,15 @@ async def test_output_is_capped_keeping_head_and_tail(ctx):
 async def test_timeout_kills_the_whole_process_group(ctx):
     started = time.monotonic()
     with pytest.raises(ToolTimeoutError) as info:
-        await sh(ctx, "sleep 30 & echo child $!; sleep 30", timeout_s=0.5)
+        await sh(ctx, f"sleep {(mark := sleeper())} & echo child $!; sleep 30", timeout_s=0.5)
     assert time.monotonic() - started < 3
     msg = str(info.value)
     group = int(re.search(r"\(process group (\d+)\)", msg).group(1))
-    child = int(re.search(r"child (\d+)", msg).group(1))
+    assert re.search(r"child (\d+)", msg)
     assert msg.startswith("command timed out after 0.5s and was killed, with every process it started")
     assert msg.endswith("Run it in smaller steps, or pass a larger timeout_s (at most 5s).")
     assert info.value.fields == {"tool": "shell", "timeout_s": 0.5}
-    assert await gone(child)
+    assert await no_process(mark)
     assert await gone(group)
 
 
@@ -134,22 +153,24 @@ async def test_timeout_is_capped_at_the_maximum(ctx):
 
 async def test_background_processes_are_stopped_when_the_command_ends(ctx):
     started = time.monotonic()
-    out = await sh(ctx, "sleep 30 & echo child $!")
+    out = await sh(ctx, f"sleep {(mark := sleeper())} & echo child $!")
     assert time.monotonic() - started < 3
-    child = int(re.search(r"child (\d+)", out).group(1))
+    assert re.search(r"child (\d+)", out)
     assert out.endswith("[exit code 0]\n[background processes the command left running were stopped; the shell "
                         "tool does not keep processes alive after a command ends]")
-    assert await gone(child)
+    assert await no_process(mark)
     # a detached one that does not hold the output open is stopped as well
-    out = await sh(ctx, "sleep 30 >/dev/null 2>&1 & echo child $!")
-    assert await gone(int(re.search(r"child (\d+)", out).group(1)))
+    out = await sh(ctx, f"sleep {(mark := sleeper())} >/dev/null 2>&1 & echo child $!")
+    assert "[background processes the command left running were stopped" in out
+    assert await no_process(mark)
 
 
 async def test_cancelling_the_call_kills_the_group(root, ctx):
     pidfile = Path(os.path.realpath(root)) / "pid"
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(sh(ctx, "sleep 30 & echo $! > pid; sleep 30"), 0.5)
-    assert await gone(int(pidfile.read_text()))
+        await asyncio.wait_for(sh(ctx, f"sleep {(mark := sleeper())} & echo $! > pid; sleep 30"), 0.5)
+    assert pidfile.read_text().strip().isdigit()
+    assert await no_process(mark)
 
 
 # --- arguments, no workspace, spec ---------------------------------------------------------------

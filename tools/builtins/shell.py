@@ -4,6 +4,11 @@ The command runs in a process group of its own, with no stdin, its stdout and st
 timeout (or when the caller cancels the call) the whole group is killed, background children
 included; processes it leaves running when it exits are stopped too, so nothing outlives the call.
 A non-zero exit status is an ordinary result the model reads, not an error.
+
+Unless the team file says ``sandbox: off``, the command runs inside a sandbox
+(:mod:`troupe.tools.sandbox`): only the workspace writable, the project and the rest of the host
+absent, no network without ``network:external``, process and memory limits. When no sandbox can
+be made on this machine the tool refuses to run, saying why and how to fix it.
 """
 
 from __future__ import annotations
@@ -11,13 +16,19 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import functools
+import json
 import os
 import signal
 import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from troupe.runtime.errors import ToolArgumentError, ToolTimeoutError
 from troupe.tools.context import ToolContext
+from troupe.tools.sandbox import Confinement, SandboxRequest, reaper, scrubbed_env
 from troupe.tools.spec import tool
 from troupe.tools.workspace import Workspace
 
@@ -110,12 +121,39 @@ def _exit_text(code: int) -> str:
     return f"[exit code {code}]"
 
 
-def shell_env() -> dict[str, str]:
+def shell_env(hidden: Iterable[str] = ()) -> dict[str, str]:
     """The agent process's environment without its secrets: a model-written command must not be
-    able to print an API key into the conversation (and from there into the lake)."""
-    from troupe.runtime.redact import is_secret_name
+    able to print an API key into the conversation (and from there into the lake). ``hidden`` names
+    more variables to leave out (where the team's secrets are read from)."""
+    return scrubbed_env(hidden)
 
-    return {k: v for k, v in os.environ.items() if not is_secret_name(k)}
+
+@functools.cache
+def _reaper_source() -> str:
+    return Path(reaper.__file__).read_text()
+
+
+def _read_report(fd: int | None) -> dict[str, Any]:
+    """What the sandbox's first process said about how the command ended (empty when unsandboxed or silent)."""
+    if fd is None:
+        return {}
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, 4096)
+    except BlockingIOError:
+        return {}
+    with contextlib.suppress(ValueError):
+        found = json.loads(data)
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def _close_fds(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 @tool(level="L3", scopes=("shell:exec",), timeout_s=3600, source="builtin")
@@ -142,16 +180,42 @@ async def shell(ctx: ToolContext, command: str, timeout_s: float | None = None) 
     if not command.strip():
         raise ToolArgumentError("command is empty; give a bash command line such as 'ls -la'", tool=name)
     ws = Workspace.of(ctx, name)
-    proc = subprocess.Popen(
-        ["bash", "-c", command],
-        cwd=ws.root,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own session and process group: pgid == pid
-        env=shell_env(),
-    )
+    env = shell_env(hidden=[ref.env for ref in ctx.secrets.values() if ref.env])
+    argv = ["bash", "-c", command]
+    box: Confinement | None = None
+    report_r: int | None = None
+    report_w: int | None = None
+    if ctx.sandbox.enabled:  # refuses (model-visible, with the reason) when no sandbox can be made here
+        box = Confinement(SandboxRequest.for_context(ctx, str(ws.root)), tool=name)
+        report_r, report_w = os.pipe()
+        argv = box.argv([os.path.realpath(sys.executable), "-I", "-S", "-c", _reaper_source(), str(report_w), *argv])
+        env = box.env(env)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ws.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session and process group: pgid == pid
+            env=env,
+            pass_fds=() if report_w is None else (report_w,),
+        )
+    except BaseException:
+        _close_fds(report_r, report_w)
+        if box is not None:
+            box.close()
+        raise
+    _close_fds(report_w)
     pgid = proc.pid
+    if box is not None:
+        box.started(pgid)
+
+    def kill() -> None:
+        _kill_group(pgid)
+        if box is not None:  # the sandbox's processes live in sessions of their own: its cgroup has them all
+            box.kill()
+
     output = _Output(cfg.shell_output_chars)
     assert proc.stdout is not None
     stream = asyncio.StreamReader()
@@ -162,7 +226,7 @@ async def shell(ctx: ToolContext, command: str, timeout_s: float | None = None) 
         try:
             code = await asyncio.wait_for(_wait_exit(proc), timeout_s)
         except TimeoutError:
-            _kill_group(pgid)
+            kill()
             await _wait_exit(proc)
             await _settle(reader, DRAIN_AFTER_KILL_S)
             so_far = output.text().rstrip("\n")
@@ -173,20 +237,29 @@ async def shell(ctx: ToolContext, command: str, timeout_s: float | None = None) 
                 f"{limit:g}s).",
                 tool=name, timeout_s=timeout_s,
             ) from None
-        if not await _settle(reader, EXIT_GRACE_S) or _group_alive(pgid):
-            _kill_group(pgid)
+        report = _read_report(report_r)
+        left = bool(report.get("left"))
+        code = int(report.get("code", code))
+        if box is not None and code == -signal.SIGKILL and box.memory_exceeded():
+            notes.append(f"[the sandbox's memory limit ({ctx.sandbox.memory_mb} MB) was reached: the kernel "
+                         "killed the command]")
+        if not await _settle(reader, EXIT_GRACE_S) or _group_alive(pgid) or left or (box is not None and box.alive()):
+            kill()
             await _settle(reader, DRAIN_AFTER_KILL_S)
             notes.append("[background processes the command left running were stopped; the shell tool does not "
                          "keep processes alive after a command ends]")
     finally:
         if proc.poll() is None:  # cancelled by the caller (its own timeout, or the run ending)
-            _kill_group(pgid)
+            kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=DRAIN_AFTER_KILL_S)
         if not reader.done():  # something still holds the pipe open
-            _kill_group(pgid)
+            kill()
             reader.cancel()
         transport.close()
+        if box is not None:
+            box.close()
+        _close_fds(report_r)
     text = output.text()
     parts = [text.rstrip("\n") if text else "(no output)", _exit_text(code), *notes]
     return "\n".join(parts)
