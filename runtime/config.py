@@ -14,6 +14,7 @@ from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import TeamConfigError
 from troupe.runtime.ids import RESERVED_NAMES, AgentId
 from troupe.runtime.safety import RiskConfig, SandboxConfig, SecretRef, WorkspaceConfig
+from troupe.runtime.secrets import bind_servers
 
 
 class _Strict(BaseModel):
@@ -168,6 +169,9 @@ class McpServerConfig(_Strict):
     and headers may use ``${session_id}``, ``${sample_dir}``, ``${case_id}`` and ``${sample}``."""
     sequential: bool = False
     """The calls one session makes to this server run one after another, in the order the model made them."""
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    """Where the secrets its env, args and headers name (``${secret:NAME}``) are read: filled in from the
+    team's ``secrets:`` when the team loads (references only, never values; docs/secrets.md)."""
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerConfig:
@@ -342,6 +346,7 @@ class TeamConfig(_Strict):
             if not server or "__" in server or not all(c.isalnum() or c in "-_" for c in server):
                 raise ValueError(f"MCP server name {server!r} must be letters, digits, '-' or '_' (no '__'); "
                                  f"its tools are named '<server>__<tool>'")
+        self.mcp_servers = bind_servers(self.mcp_servers, self.secrets)
         for pname, p in self.models.items():
             for fb in p.fallbacks:
                 if fb not in self.models:
@@ -417,6 +422,8 @@ def load_team(path: str | Path) -> TeamConfig:
     except yaml.YAMLError as e:
         raise TeamConfigError(f"invalid team file {p}: not valid YAML: {e}", source=str(p)) from e
     team = parse_team(data, source=str(p))
+    if team.workspace.repo and not Path(team.workspace.repo).expanduser().is_absolute():  # relative to the team file
+        team.workspace.repo = str((p.parent / team.workspace.repo).resolve())
     if team.mcp_config:
         servers = load_mcp_servers(p.parent / team.mcp_config)
         clash = sorted(set(servers) & set(team.mcp_servers))

@@ -12,6 +12,7 @@ from troupe.runtime.events import Emitter, null_emitter
 from troupe.runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
 from troupe.runtime.messages import Envelope
 from troupe.runtime.safety import SandboxConfig, SecretRef
+from troupe.runtime.secrets import resolve as resolve_secret
 
 
 class SessionServices(Protocol):
@@ -68,6 +69,13 @@ class ToolContext:
 
     async def send_message(self, envelope: Envelope) -> None:
         await (self.send or self.services.send)(envelope)
+
+    def secret(self, name: str) -> str:
+        """The value of the team's secret ``name`` (``secrets:`` in the team file), read on this node
+        and scrubbed from every event and log of this process; never return it to the model as is
+        (a result that echoes it reaches the model as ``[redacted]``). Raises
+        :class:`~troupe.runtime.secrets.SecretError` with the fix when it cannot be read."""
+        return resolve_secret(name, self.secrets)
 
 
 __all__ = ["SessionServices", "ToolContext"]

@@ -31,6 +31,7 @@ from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, Ses
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import CURRENT_TURN, TURN_KWARG, ControlOp, Envelope, turn_scope
+from troupe.runtime.secrets import register_all
 from troupe.runtime.session import environment as envs
 from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
@@ -38,6 +39,7 @@ from troupe.runtime.session.services import HostServices, notifier
 from troupe.runtime.session.spec import AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, root_of
 from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
+from troupe.runtime.session.workspace_history import boundary_for, guard_for
 from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
 from troupe.tools.builtins import default_registry
 from troupe.tools.registry import ToolRegistry
@@ -113,6 +115,7 @@ class HostCore:
         and leaves them still: :meth:`begin` sets them going once every host of the session is
         back (a restored agent goes on at once, and must find the others there)."""
         held = self.sessions.setdefault(spec.session_id, _Held(spec))
+        register_all(spec.team.secrets)  # before this process emits anything of the session (docs/secrets.md)
         if not held.opened:
             held.opened = True
             if samples(spec.team.mcp_servers):
@@ -208,7 +211,7 @@ class HostCore:
 
         supervisor = Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
                                 budgets=spec.team.budgets, emit=emit, on_finish=on_finish, conversation=spec.conversation,
-                                user=spec.team.user, send=lambda env: self._spawn_bg(
+                                user=spec.team.user, on_boundary=boundary_for(spec, self.emitter), send=lambda env: self._spawn_bg(
                                     self._deliver_quietly(env), spec.session_id))
         supervisor.approvals.policy = spec.team.approval_policy
         if state is not None:
@@ -255,7 +258,7 @@ class HostCore:
             team=[agent] if agent.id == USER_SIM else spec.team.agents, parent=parent, profile=profile_name, temperature=model.temperature,
             context_retries=model.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
             approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints, sandbox=spec.team.sandbox,
-            risk=spec.team.risk, secrets=spec.team.secrets,
+            risk=spec.team.risk, secrets=spec.team.secrets, snapshot=guard_for(spec, self.emitter),
             backpressure=getattr(self.sink, "wait_for_room", None),
         ))
         if agent.subscriptions:

@@ -13,6 +13,7 @@ from mcp import StdioServerParameters
 
 from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ConfigError
+from troupe.runtime.secrets import expand as expand_secrets
 
 EXTRA_INHERITED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
 """Inherited by stdio servers on top of the SDK's minimal set (HOME, LOGNAME, PATH, SHELL, TERM, USER):
@@ -76,16 +77,24 @@ def connection_key(server: str, cfg: McpServerConfig, session_id: str = "") -> s
     return f"{key}#{session_id}" if cfg.scope == "session" else key
 
 
+def _secrets(value: str, cfg: McpServerConfig, *, where: str, server: str) -> str:
+    """``${secret:NAME}`` read here, on the node that starts the server (docs/secrets.md)."""
+    return expand_secrets(value, cfg.secrets, where=f"{where} of MCP server {server!r}")
+
+
 def stdio_parameters(server: str, cfg: McpServerConfig) -> StdioServerParameters:
     assert cfg.command
     env = {k: os.environ[k] for k in EXTRA_INHERITED_ENV if k in os.environ}
-    env.update({k: expand_vars(v, where=f"env.{k}", server=server) for k, v in cfg.env.items()})
+    env.update({k: _secrets(expand_vars(v, where=f"env.{k}", server=server), cfg, where=f"env.{k}", server=server)
+                for k, v in cfg.env.items()})
+    args = [_secrets(a, cfg, where=f"args[{i}]", server=server) for i, a in enumerate(cfg.args)]
     cwd = os.path.expanduser(cfg.cwd) if cfg.cwd else None
-    return StdioServerParameters(command=cfg.command, args=list(cfg.args), env=env, cwd=cwd)
+    return StdioServerParameters(command=cfg.command, args=args, env=env, cwd=cwd)
 
 
 def http_headers(server: str, cfg: McpServerConfig) -> dict[str, str]:
-    return {k: expand_vars(v, where=f"headers.{k}", server=server) for k, v in cfg.headers.items()}
+    return {k: _secrets(expand_vars(v, where=f"headers.{k}", server=server), cfg, where=f"headers.{k}", server=server)
+            for k, v in cfg.headers.items()}
 
 
 def safe_url(url: str | None) -> str:

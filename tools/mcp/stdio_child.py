@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from troupe.runtime.redact import redact_text
+
 STDERR_TAIL_BYTES = 4_000
 """The last bytes of the child's stderr kept for error messages."""
 SPAWN_SINK: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("troupe_mcp_spawn", default=None)
@@ -83,7 +85,7 @@ class StderrTail:
             lines = (self._partial + data).split(b"\n")
             self._partial = lines.pop()[-STDERR_TAIL_BYTES:]
             for line in lines:
-                self._log.debug("%s", line.decode(errors="replace"))
+                self._log.debug("%s", redact_text(line.decode(errors="replace")))  # a server may print its secrets
 
     def tail(self, max_chars: int = 1_000) -> str:
         self._drain()
