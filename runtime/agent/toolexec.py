@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -42,6 +42,7 @@ from troupe.runtime.events import (
 )
 from troupe.runtime.ids import IdScope, current_id_scope
 from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
+from troupe.runtime.redact import redact_text
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Execution, Tool
 
@@ -161,6 +162,7 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         )
     else:
         outcome = ToolOutcome(call, True, render_result(value), None, (time.perf_counter() - started) * 1e3)
+    outcome = replace(outcome, content=redact_text(outcome.content))  # an echoed secret reaches no model, no journal
     if run.journal is not None:
         await run.journal.record(journal_key, {"ok": outcome.ok, "content": outcome.content,
                                                "error_type": outcome.error_type, "end_turn": ended})
