@@ -97,8 +97,13 @@ class CallCgroup:
 
     def oom_killed(self) -> bool:
         """Whether the memory limit was hit (the kernel killed a process of the call for it)."""
-        try:
-            return int((self.folders[1] / "memory.failcnt").read_text()) > 0
+        memory = self.folders[1]
+        try:  # "oom_kill N" in memory.oom_control (kernels >= 4.13); failcnt counts hits of the limit
+            for line in (memory / "memory.oom_control").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value) > 0
+            return int((memory / "memory.failcnt").read_text()) > 0
         except (OSError, ValueError):
             return False
 
