@@ -18,9 +18,11 @@ from troupe.runtime.errors import TroupeError, UnknownToolError
 from troupe.runtime.eventlog.lake import default_lake
 from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
 from troupe.runtime.llm.preflight import check_models
+from troupe.runtime.session import workspace_history
 from troupe.runtime.session.handle import Backend, Session
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
+from troupe.runtime.session.workspace_history import RollbackResult
 from troupe.runtime.storage.checkpoint import (
     ActorCheckpoint,
     CheckpointError,
@@ -29,6 +31,7 @@ from troupe.runtime.storage.checkpoint import (
     SessionSummary,
     store_at,
 )
+from troupe.runtime.storage.snapshots import Diff, SnapshotManifest
 from troupe.tools.builtins import default_registry
 from troupe.tools.registry import ToolRegistry
 
@@ -138,7 +141,7 @@ class Troupe:
         ids = [SessionId(session_id)] if session_id and n == 1 else [SessionId.new() for _ in range(n)]
         durable = self.backend.checkpoints_for(where)
         return [SessionSpec(session_id=sid, run_id=run, team=cfg, placement=where, stream_tokens=stream_tokens,
-                            checkpoints=durable, conversation=conversation) for sid in ids]
+                            checkpoints=durable, conversation=conversation, lake=self.lake) for sid in ids]
 
     async def open(
         self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
@@ -186,7 +189,7 @@ class Troupe:
         manifest, supervisor = await asyncio.to_thread(check_resumable, self._store(), session_id)
         spec = SessionSpec(session_id=manifest.session_id, run_id=manifest.run_id, team=manifest.team,
                            placement=manifest.placement, checkpoints=self.checkpoints,
-                           conversation=manifest.conversation,
+                           conversation=manifest.conversation, lake=self.lake,
                            stream_tokens=manifest.stream_tokens if stream_tokens is None else stream_tokens)
         if subscribe:
             await self.backend.subscribe(spec.session_id)
@@ -230,6 +233,21 @@ class Troupe:
         if labels:
             spec = spec.model_copy(update={"labels": dict(labels)})
         return await self.backend.run_session(spec, input, timeout)
+
+    # --- workspaces (docs/workspaces.md) ------------------------------------------------------
+    async def workspace_log(self, session_id: str) -> list[SnapshotManifest]:
+        """The snapshots of a session's workspace in this runtime's lake, oldest first."""
+        return await asyncio.to_thread(workspace_history.log_of, self.lake, session_id)
+
+    async def workspace_diff(self, session_id: str, a: str | None = None, b: str | None = None) -> Diff:
+        """What changed from snapshot ``a`` (default: the latest) to snapshot ``b`` (default: the folder now)."""
+        return await asyncio.to_thread(workspace_history.diff_of, self.lake, session_id, a, b)
+
+    async def workspace_rollback(self, session_id: str, to: str | None = None) -> RollbackResult:
+        """Restore a session's workspace to snapshot ``to`` (default: the latest that differs from the
+        folder now); its state before is snapshotted first and a ``workspace.rollback`` event recorded.
+        Waits for writing tool calls under way (a running session's next ones wait for it)."""
+        return await asyncio.to_thread(workspace_history.rollback, self.lake, session_id, to)
 
     async def close_idle_mcp(self) -> int:
         """Close now the node-scoped MCP connections with no call in flight, on every node (their stdio

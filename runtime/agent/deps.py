@@ -8,6 +8,7 @@ one place says what a turn can reach, and nothing is set on an agent from outsid
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher
@@ -17,7 +18,7 @@ from troupe.runtime.ids import AgentId, RunId, SessionId
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.safety import RiskConfig, SandboxConfig, SecretRef
 from troupe.tools.context import SessionServices
-from troupe.tools.spec import Tool
+from troupe.tools.spec import Tool, ToolSpec
 
 DEFAULT_CONTEXT_RETRIES = 2
 """Shrink-and-retry rounds after a context-length error when the agent's profile does not say."""
@@ -66,6 +67,9 @@ class AgentDeps:
     """Risk scoring of this agent's tool calls (the team's ``risk:``)."""
     secrets: Mapping[str, SecretRef] = field(default_factory=dict)
     """The team's secrets by name (references only: values are read where a tool uses them)."""
+    snapshot: Callable[[ToolSpec], AbstractAsyncContextManager[None]] | None = None
+    """Wraps each tool call (after its approval): the workspace's history snapshots it first when the
+    tool can write the workspace (:mod:`troupe.runtime.session.workspace_history`); ``None``: no history."""
 
 
 __all__ = ["DEFAULT_CONTEXT_RETRIES", "AgentDeps"]

@@ -12,6 +12,7 @@ the model reads; run failures (budget, cancellation) propagate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -148,7 +149,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
                                agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints)
         mcp = mcp_request(tool, ctx, run.deps.profile) if tool.spec.execution is Execution.MCP else None
-        value = await run.deps.dispatcher.run(tool, job, ctx, mcp)
+        async with run.deps.snapshot(tool.spec) if run.deps.snapshot is not None else contextlib.nullcontext():
+            value = await run.deps.dispatcher.run(tool, job, ctx, mcp)  # snapshotted first when it writes the workspace
         if mcp is not None:
             value = await _mcp_value(run, call, value, extra)
     except (RunError, asyncio.CancelledError):

@@ -43,6 +43,7 @@ from troupe.runtime.events.session import (
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
+from troupe.runtime.events.workspace import WorkspaceRollbackPayload, WorkspaceSnapshotPayload
 
 
 def __getattr__(name: str) -> Any:
@@ -95,6 +96,8 @@ __all__ = [
     "ToolResultPayload",
     "TurnFinishedPayload",
     "UnknownEventTypeError",
+    "WorkspaceRollbackPayload",
+    "WorkspaceSnapshotPayload",
     "events_to_columns",
     "make_event",
     "null_emitter",

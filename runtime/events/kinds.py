@@ -34,6 +34,8 @@ EventType = Literal[
     "budget.exceeded",
     "environment.opened",
     "environment.captured",
+    "workspace.snapshot",
+    "workspace.rollback",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""
 

@@ -39,6 +39,7 @@ from troupe.runtime.events.session import (
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
+from troupe.runtime.events.workspace import WorkspaceRollbackPayload, WorkspaceSnapshotPayload
 
 AnyPayload = Annotated[
     Union[  # noqa: UP007 - a discriminated union reads best spelled out
@@ -52,6 +53,7 @@ AnyPayload = Annotated[
         GuardrailDeniedPayload, ApprovalRequestedPayload, ApprovalDecidedPayload,
         BudgetExceededPayload,
         EnvironmentOpenedPayload, EnvironmentCapturedPayload,
+        WorkspaceSnapshotPayload, WorkspaceRollbackPayload,
     ],
     Field(discriminator="event_type"),
 ]

@@ -32,6 +32,8 @@ class SessionSpec(BaseModel):
     stream_tokens: bool = False
     checkpoints: str | None = None
     """The checkpoint store (:mod:`troupe.runtime.storage.checkpoint`) when the session is durable, else ``None``."""
+    lake: str | None = None
+    """The runtime's lake: the session's workspace snapshots go to ``<lake>/workspaces`` (``None``: none are taken)."""
     labels: dict[str, str] = {}
     """What the session is a sample of, for its environment: a sweep sets ``case_id`` and ``sample``
     (``${case_id}``/``${sample}`` in a session-scoped MCP server's config and the environment's hooks)."""

@@ -114,6 +114,7 @@ class Supervisor:
         conversation: bool = False,
         user: UserSimSpec | None = None,
         send: Callable[[Envelope], None] | None = None,
+        on_boundary: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.session_id = session_id
         self.run_id = run_id
@@ -135,6 +136,8 @@ class Supervisor:
         self.user = user
         self.send = send
         """Sends a message for the supervisor (to the entry agent or the simulated user), in the background."""
+        self.on_boundary = on_boundary
+        """Awaited when a turn or the session ends, before anyone hears of it (the workspace's snapshot)."""
         self.turn = 0
         self.turns: list[TurnRecord] = []
         self.turn_input: str | None = None
@@ -226,6 +229,8 @@ class Supervisor:
             self.answered = [*self.answered[-99:], answers]
         record = TurnRecord(turn=self.turn, input=self.turn_input, reply=reply, usage=self.usage.model_copy())
         self.turns.append(record)
+        if self.on_boundary is not None:
+            await self.on_boundary(f"turn {record.turn}")
         self.emit(TurnFinishedPayload(turn=record.turn, input=record.input, reply=reply, usage=self.usage.model_dump()),
                   status="ok")
         self._notify()
@@ -315,6 +320,8 @@ class Supervisor:
         )
         if self._timer is not None and self._timer is not asyncio.current_task():
             self._timer.cancel()
+        if self.on_boundary is not None:
+            await self.on_boundary(f"session {status}")
         self.emit(SessionFinishedPayload(reply=reply, error=error, usage=self.usage.model_dump()),
                   status=str(status), duration_ms=(self.result.duration_s or 0.0) * 1e3)
         self.approvals.deny_all(f"the session ended ({status})")

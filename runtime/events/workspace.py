@@ -1,0 +1,46 @@
+"""Payloads of a session's workspace history: a snapshot taken, a rollback made."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from troupe.runtime.events.payload import Payload
+
+
+class WorkspaceSnapshotPayload(Payload):
+    """A new snapshot of the session's workspace (none is taken when the folder did not change)."""
+
+    event_type: Literal["workspace.snapshot"] = "workspace.snapshot"
+    snapshot: str
+    """Its id (``<seq>-<tree prefix>``; ``troupe workspace rollback SESSION --to`` takes it)."""
+    seq: int
+    reason: str
+    """Why it was taken: ``turn 2``, ``session completed``, ``before write_file``, ``before rollback to 3-ab12``."""
+    files: int
+    """Entries it lists (files, links and empty folders)."""
+    bytes_total: int
+    """Size of the files it lists."""
+    bytes_new: int
+    """Content written to storage for it (what no earlier snapshot had)."""
+    folder: str
+
+
+class WorkspaceRollbackPayload(Payload):
+    """The session's workspace was restored to an earlier snapshot (its state before was snapshotted first)."""
+
+    event_type: Literal["workspace.rollback"] = "workspace.rollback"
+    to: str
+    """The snapshot restored."""
+    replaced: str | None = None
+    """The snapshot of the state the rollback replaced (``None``: the folder was missing or empty)."""
+    snapshot: str | None = None
+    """The snapshot recording the state after it."""
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    by: str = "api"
+    """Who asked: ``api`` (Python), ``cli``."""
+    folder: str = ""
+
+
+__all__ = ["WorkspaceRollbackPayload", "WorkspaceSnapshotPayload"]
