@@ -82,13 +82,16 @@ def vault_model(request: LLMRequest, agent: str) -> LLMResponse | str:
     """Calls both tools, then answers with exactly what it was shown of their results."""
     shown = {m.name: m.content for m in request.messages if m.role == "tool"}
     if not shown:
-        return LLMResponse(tool_calls=[ToolCall(id="c_bank", name="use_bank"),
-                                       ToolCall(id="c_vault", name="vault__reveal")])
+        vault = ToolCall(id="c_vault", name="vault__reveal")
+        return LLMResponse(tool_calls=[vault] if agent == "mcp_only" else [ToolCall(id="c_bank", name="use_bank"), vault])
     return json.dumps(shown)
 
 
-def vault_team(server_script: Path, vault_file: Path, workspaces: Path) -> Any:
-    return team([{"id": "a", "tools": [f"{HERE}:use_bank", "vault__reveal"], "permissions": {"level": "L2"}}],
+def vault_team(server_script: Path, vault_file: Path, workspaces: Path, *, mcp_only: bool = False) -> Any:
+    """Agent ``a`` calls ``use_bank`` and the MCP server's ``reveal``; agent ``mcp_only`` only the latter."""
+    agent = ({"id": "mcp_only", "tools": ["vault__reveal"]} if mcp_only else
+             {"id": "a", "tools": [f"{HERE}:use_bank", "vault__reveal"]})
+    return team([{**agent, "permissions": {"level": "L2"}}],
                 function=f"{HERE}:vault_model",
                 secrets={"BANK": f"env:{ENV}", "VAULT": f"file:{vault_file}"},
                 workspace={"root": str(workspaces)},
@@ -123,8 +126,10 @@ def lake_rows_holding(lake: Path, values: list[str]) -> list[dict[str, Any]]:
 def check_shown(reply: str, bank: str, vault: str) -> None:
     """What the model was shown: the tools worked (right hashes), and every echo was ``[redacted]``."""
     shown = json.loads(reply)
-    mine = json.loads(shown["use_bank"])
-    assert mine == {"bank": "[redacted]", "bank_sha256": sha(bank), "vault": "[redacted]", "vault_sha256": sha(vault)}
+    if "use_bank" in shown:
+        mine = json.loads(shown["use_bank"])
+        assert mine == {"bank": "[redacted]", "bank_sha256": sha(bank), "vault": "[redacted]",
+                        "vault_sha256": sha(vault)}
     served = json.loads(shown["vault__reveal"])
     assert served == {"bank": "[redacted]", "bank_sha256": sha(bank), "vault": "[redacted]",
                       "vault_sha256": sha(vault), "arg": "[redacted]", "arg_sha256": sha(bank)}
