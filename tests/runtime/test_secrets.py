@@ -317,3 +317,22 @@ def test_secret_refs_survive_a_team_file_round_trip(tmp_path: Path) -> None:
     again = parse_team(cfg.model_dump(by_alias=True))
     assert again.mcp_servers["v"].secrets == {"BANK": SecretRef(env="BANKX")}
     assert os.environ.get("BANKX") is None  # nothing was read at load time
+
+
+async def test_an_http_mcp_server_gets_a_secret_header(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.mcp_servers import HttpTestServer
+    from troupe.tools.mcp import McpManager
+
+    value = new_secret()
+    monkeypatch.setenv(ENV, value)
+    server = HttpTestServer(tmp_path / "server.log").start()
+    manager = McpManager()
+    try:
+        cfg = team([{"id": "a"}], secrets={"BANK": f"env:{ENV}"}, mcpServers={
+            "web": server.config(headers={"Authorization": "Bearer ${secret:BANK}"}).model_dump()}).mcp_servers["web"]
+        got = await manager.call("web", cfg, "header", {"name": "authorization"})
+    finally:
+        await manager.close()
+        server.stop()
+    assert got.text == f"Bearer {value}"  # what the server received (the test reads it unscrubbed)
+    assert value not in redact.redact_text(got.text)
