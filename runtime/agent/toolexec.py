@@ -73,6 +73,7 @@ def render_result(value: Any) -> str:
         text = value.model_dump_json()
     else:
         text = json.dumps(value, default=str, ensure_ascii=False)
+    text = redact_text(text)  # before cutting: a secret cut in two would no longer be found
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
     return text
@@ -216,7 +217,7 @@ def _bounded(value: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps(value, default=str, ensure_ascii=False)
     if len(text) <= MAX_STRUCTURED_CHARS:
         return value
-    return {"truncated": True, "chars": len(text), "preview": text[:_PREVIEW]}
+    return {"truncated": True, "chars": len(text), "preview": redact_text(text)[:_PREVIEW]}
 
 
 def _lane(run: ToolRun, index: int, call: ToolCall) -> str:

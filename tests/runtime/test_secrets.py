@@ -336,3 +336,15 @@ async def test_an_http_mcp_server_gets_a_secret_header(tmp_path: Path, monkeypat
         server.stop()
     assert got.text == f"Bearer {value}"  # what the server received (the test reads it unscrubbed)
     assert value not in redact.redact_text(got.text)
+
+
+def test_a_secret_at_the_cut_of_a_long_result_is_not_cut_in_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    from troupe.runtime.agent.toolexec import _PREVIEW, MAX_RESULT_CHARS, _bounded, render_result
+
+    value = new_secret()
+    monkeypatch.setenv(ENV, value)
+    resolve("BANK", {"BANK": SecretRef(env=ENV)})
+    shown = render_result("x" * (MAX_RESULT_CHARS - 10) + value + "y" * 100)
+    assert value[:10] not in shown and "[redacted]" in shown
+    preview = _bounded({"k": "x" * (_PREVIEW - 20) + value + "y" * 20_000})["preview"]
+    assert value[:10] not in preview and "[redacted]" in preview
