@@ -15,6 +15,7 @@ from troupe.runtime.agent.dispatch import McpRequest
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.tools.context import ToolContext
+from troupe.tools.sandbox import sandboxed_target
 from troupe.tools.spec import Execution, Tool, ToolSpec
 
 
@@ -36,7 +37,9 @@ class RayDispatcher:
         if job.execution is Execution.INLINE:
             return await self.local.run(job, lambda: tool.call_validated(job.kwargs, ctx))
         job = job.model_copy(update={"node_id": self.node_id})
-        ref: Any = self.scheduler.run.remote(job, mcp if job.execution is Execution.MCP else tool.fn)
+        # a cpu tool with sandbox=True travels as a SandboxedCall: its Ray task runs it in a sandboxed child
+        target = mcp if job.execution is Execution.MCP else sandboxed_target(tool, ctx, job.timeout_s)
+        ref: Any = self.scheduler.run.remote(job, target)
         try:
             return await remote_call(ref)
         except asyncio.CancelledError:

@@ -66,6 +66,9 @@ class ToolSpec(BaseModel):
     """``builtin``, ``python`` or ``mcp:<server>``."""
     origin_name: str = ""
     """The tool's own name at its source (an MCP server's), when the model-visible name differs."""
+    sandbox: bool = False
+    """A ``cpu`` tool whose function runs in a child Python inside the session's sandbox
+    (:mod:`troupe.tools.sandbox`), unless the team file says ``sandbox: off``."""
 
     def schema_for_model(self) -> ToolSchema:
         return ToolSchema(name=self.name, description=self.description, parameters=self.parameters)
@@ -202,9 +205,13 @@ def _signature_target(f: Callable[..., Any] | type) -> Callable[..., Any]:
     return f
 
 
-def _pick_execution(execution: str | Execution | None, resources: dict[str, float], wants_ctx: bool, name: str) -> Execution:
+def _pick_execution(execution: str | Execution | None, resources: dict[str, float], wants_ctx: bool, name: str,
+                    sandbox: bool = False) -> Execution:
     chosen = Execution(execution) if execution is not None else (
-        Execution.INLINE if wants_ctx else (Execution.CPU if resources else Execution.IO))
+        Execution.INLINE if wants_ctx else (Execution.CPU if resources or sandbox else Execution.IO))
+    if sandbox and (wants_ctx or chosen is not Execution.CPU):
+        raise TypeError(f"tool {name}: sandbox=True is for execution='cpu' tools without a ctx parameter (their "
+                        f"function runs in a sandboxed child process); got execution={chosen.value!r}")
     if wants_ctx and chosen is not Execution.INLINE:
         raise TypeError(f"tool {name}: a tool that takes 'ctx' uses this session's services and runs inline; "
                         f"drop execution={chosen.value!r} or the ctx parameter")
@@ -228,11 +235,13 @@ def tool(
     execution: str | Execution | None = None,
     max_concurrency: int | None = None,
     source: str = "python",
+    sandbox: bool = False,
 ) -> Any:
     """Turn a typed function or class into a :class:`Tool` (usable bare, ``@tool``, or with options).
 
     ``execution`` defaults to ``inline`` for tools that take ``ctx``, ``cpu`` when ``resources``
-    are given, and ``io`` otherwise.
+    are given or ``sandbox`` is set, and ``io`` otherwise. ``sandbox=True`` runs a cpu tool's function
+    inside the session's sandbox (see ``docs/sandbox.md``).
     """
 
     def build(f: Callable[..., Any] | type) -> Tool:
@@ -274,9 +283,10 @@ def tool(
             retries=retries,
             needs_approval=needs_approval,
             resources=resources or {},
-            execution=_pick_execution(execution, resources or {}, wants_ctx, tool_name),
+            execution=_pick_execution(execution, resources or {}, wants_ctx, tool_name, sandbox),
             max_concurrency=max_concurrency,
             source=source,
+            sandbox=sandbox,
         )
         return Tool(f, spec, args_model, wants_ctx)
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
-from troupe.tools.spec import Execution, Tool, ToolSpec
+from troupe.tools.sandbox import sandboxed_target
+from troupe.tools.spec import Execution, Tool, ToolSpec, call_target
 
 if TYPE_CHECKING:
     from troupe.tools.context import ToolContext
@@ -183,6 +184,9 @@ class LocalDispatcher:
         if job.execution is Execution.MCP and mcp is not None:
             return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
                                                                   caller=mcp.caller()))
+        if job.execution is Execution.CPU and tool.spec.sandbox:  # @tool(sandbox=True): a child inside the sandbox
+            target = sandboxed_target(tool, ctx, job.timeout_s)
+            return await self.core.run(job, lambda: call_target(target, job.kwargs))
         return await self.core.run(job, lambda: tool.call_validated(job.kwargs, ctx))
 
     async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:

@@ -91,6 +91,7 @@ def test_spec_options():
         "max_concurrency": 4,
         "source": "python",
         "origin_name": "",
+        "sandbox": False,
     }
 
 
@@ -116,6 +117,7 @@ def test_spec_defaults():
         "max_concurrency": None,
         "source": "python",
         "origin_name": "",
+        "sandbox": False,
     }
     assert ping.wants_ctx is False
 

@@ -11,9 +11,9 @@ See ``docs/sandbox.md``.
 """
 
 from troupe.tools.sandbox.confine import Confinement, require_sandbox, scrubbed_env
-from troupe.tools.sandbox.function import run_function
+from troupe.tools.sandbox.function import SandboxedCall, run_function, sandboxed_target
 from troupe.tools.sandbox.policy import NETWORK_SCOPE, SandboxRequest, has_scope
 from troupe.tools.sandbox.probe import SandboxStatus, sandbox_status
 
-__all__ = ["NETWORK_SCOPE", "Confinement", "SandboxRequest", "SandboxStatus", "has_scope", "require_sandbox",
-           "run_function", "sandbox_status", "scrubbed_env"]
+__all__ = ["NETWORK_SCOPE", "Confinement", "SandboxRequest", "SandboxStatus", "SandboxedCall", "has_scope",
+           "require_sandbox", "run_function", "sandbox_status", "sandboxed_target", "scrubbed_env"]
