@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ async def test_a_session_resumed_after_a_crash_finds_its_deleted_folder_restored
     await first.backend.host.close()  # type: ignore[attr-defined]  # the process "dies" between turns
     await first.backend.buffer.flush()  # type: ignore[attr-defined]
     folder = tmp_path / "ws" / sid
-    subprocess.run(["rm", "-rf", str(folder)], check=True)  # another node: no folder there
+    shutil.rmtree(folder)  # another node: no folder there
 
     second = Troupe.local(lake=lake, checkpoints=True)
     try:
@@ -219,7 +220,7 @@ async def test_a_git_worktree_per_session_snapshotted_and_rolled_back(troupe: Tr
     assert files_of(folder) == {"README.md": "committed\n"} and (folder / ".git").is_file()  # the worktree stays
     assert git(folder, "status", "--porcelain") == ""
 
-    subprocess.run(["rm", "-rf", str(folder)], check=True)  # gone (another node): the worktree comes back
+    shutil.rmtree(folder)  # gone (another node): the worktree comes back
     from troupe.runtime.session.workspace_history import prepare, store_for
 
     restored = prepare(cfg.workspace, sid, folder, store_for(troupe.lake))
