@@ -290,7 +290,7 @@ class RollbackResult(BaseModel):
 
 
 def log_of(lake: str, session_id: str) -> list[SnapshotManifest]:
-    return store_for(lake).list(session_id)
+    return store_for(lake).snapshots(session_id)
 
 
 def diff_of(lake: str, session_id: str, a: str | None = None, b: str | None = None) -> Diff:
@@ -310,7 +310,7 @@ def rollback(lake: str, session_id: str, to: str | None = None, *, by: str = "ap
     the folder now, i.e. undo the last change). The state it replaces is snapshotted first, the
     restored state after, and a ``workspace.rollback`` event goes to the lake."""
     store = store_for(lake)
-    snaps = store.list(session_id)
+    snaps = store.snapshots(session_id)
     if not snaps:
         raise SnapshotNotFoundError(f"session {session_id} has no workspace snapshots in {store.storage}",
                                     session=session_id)

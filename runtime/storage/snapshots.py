@@ -147,7 +147,7 @@ class SnapshotStore:
         return f"{self.prefix}/{session_id}/{seq:06d}{_SUFFIX}"
 
     # --- reading ----------------------------------------------------------------------------
-    def list(self, session_id: str) -> list[SnapshotManifest]:
+    def snapshots(self, session_id: str) -> list[SnapshotManifest]:
         """Every snapshot of the session, oldest first."""
         rels = self.storage.files(f"{self.prefix}/{session_id}", suffix=_SUFFIX)
         return [self._read_manifest(r) for r in rels]
@@ -164,7 +164,7 @@ class SnapshotStore:
 
     def get(self, session_id: str, ref: str | int | None = None) -> SnapshotManifest:
         """A snapshot by id, seq number (``3``, ``#3``), id or tree prefix; ``None``/``latest``: the latest."""
-        snaps = self.list(session_id)
+        snaps = self.snapshots(session_id)
         if not snaps:
             raise SnapshotNotFoundError(f"session {session_id} has no workspace snapshots in {self.storage}",
                                         session=session_id)
@@ -242,9 +242,7 @@ class SnapshotStore:
             if digest in self._have or digest in self._claimed:
                 return False
             self._claimed.add(digest)
-        if self._has(digest):
-            return False
-        return True
+        return not self._has(digest)
 
     def _hash_file(self, folder: Path, rel: str, st: os.stat_result, *, upload: bool) -> tuple[str, FileEntry, int]:
         path = folder / rel

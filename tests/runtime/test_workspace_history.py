@@ -79,7 +79,7 @@ def test_snapshots_dedupe_skip_unchanged_files_and_restore_exactly(tmp_path: Pat
 
     again, new = store.snapshot(ws, "s1", reason="unchanged")
     assert not new and again is not None and again.id == first.id  # an unchanged folder makes no snapshot
-    assert len(store.list("s1")) == 1
+    assert len(store.snapshots("s1")) == 1
 
     hashed: list[str] = []
     real = SnapshotStore._hash_file
