@@ -13,6 +13,7 @@ from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.loop import Turn, run_turn
 from troupe.runtime.agent.mailbox import Mailbox
 from troupe.runtime.agent.state import AgentState, StateMachine
+from troupe.runtime.agent.taint import Taint
 from troupe.runtime.config import AgentSpec
 from troupe.runtime.errors import InvalidTransitionError, RunError
 from troupe.runtime.events import (
@@ -87,6 +88,8 @@ class AgentCore:
         self._journal: dict[str, Any] = {}
         """What the turn being replayed already did (model responses, tool results), by key."""
         self.restored = False
+        self.taint = Taint()
+        """What untrusted content this agent has read, and the user's messages it received (risk scoring)."""
         self._dumped: dict[MessageId, dict[str, Any]] = {}
 
     @functools.cached_property
@@ -236,6 +239,7 @@ class AgentCore:
         for env in batch:
             self.emit(MessageDeliveredPayload(id=env.id, sender=env.sender, kind=env.kind, content=env.content[:2000],
                                               data=env.data))
+        self._note_incoming(batch)
         self.open_requests.extend(
             e for e in batch if e.kind is MessageKind.TASK or (e.kind is MessageKind.TEXT and not e.data.get("is_reply"))
         )
@@ -248,7 +252,7 @@ class AgentCore:
         turn = Turn(
             deps=self.deps, context=self.context, emit=self.emit, make_ctx=lambda call: self._tool_context(call, turn),
             charge=self._charge, gate=self.gate, number=self.turns,
-            journal=self if self._record is not None else None,
+            journal=self if self._record is not None else None, taint=self.taint,
         )
         try:
             result = await run_turn(turn)
@@ -264,6 +268,19 @@ class AgentCore:
         if self._record is not None:
             self._record = None
             await self._save()  # a turn boundary
+
+    def _note_incoming(self, batch: list[Envelope]) -> None:
+        """Risk scoring's view of a batch: a message from a tainted agent (it says so in ``data.taint``)
+        taints this one; the user's messages and requests from other agents are the reference that
+        vouches for recipients and values (:mod:`troupe.runtime.agent.taint`)."""
+        for env in batch:
+            if not env.content:
+                continue
+            if env.data.get("taint"):
+                self.taint.read(f"message from {env.sender}", env.content)
+            elif env.sender == USER or env.kind is MessageKind.TASK or (
+                    env.kind is MessageKind.TEXT and not env.data.get("is_reply")):
+                self.taint.hear(env.content)
 
     def _turn_of(self, batch: list[Envelope]) -> int | None:
         """The user turn a batch belongs to: the latest its messages carry, else the open requests'."""
@@ -315,6 +332,9 @@ class AgentCore:
     async def send(self, envelope: Envelope) -> None:
         if self._session_turn is not None and envelope.trace.turn is None:
             envelope = envelope.model_copy(update={"trace": envelope.trace.model_copy(update={"turn": self._session_turn})})
+        if self.taint.tainted and self.deps.risk.enabled and "taint" not in envelope.data:
+            # the receiver reads what a tainted agent writes as untrusted too
+            envelope = envelope.model_copy(update={"data": {**envelope.data, "taint": self.taint.sources[:10]}})
         self.emit(MessageSentPayload(id=envelope.id, to=envelope.recipient, topic=envelope.topic, kind=envelope.kind,
                                      content=envelope.content[:2000]))
         await self.services.send(envelope)
@@ -375,6 +395,7 @@ class AgentCore:
             "seen": list(self.mailbox.recent_ids(_REMEMBER_IDS)),
             "known_outcomes": sorted(self.known_outcomes),
             "turn": None if record is None else {"batch": record["batch"], "journal": record["journal"]},
+            "taint": self.taint.dump(),
         }
 
     def _queued_state(self) -> list[dict[str, Any]]:
@@ -393,6 +414,7 @@ class AgentCore:
         self.context.messages = [ChatMessage.model_validate(m) for m in state["context"]["messages"]]
         self.open_requests = [Envelope.model_validate(e) for e in state["open_requests"]]
         self.known_outcomes = set(state.get("known_outcomes", ()))
+        self.taint = Taint.load(state.get("taint"))
         self.mailbox.restore([Envelope.model_validate(e) for e in state["mailbox"]], [MessageId(i) for i in state["seen"]])
         turn = state.get("turn")
         if turn is not None:

@@ -1,4 +1,5 @@
-"""The policy every tool call passes before it runs: permission level and scopes, then approval.
+"""The policy every tool call passes before it runs: permission level and scopes, its risk score
+(:mod:`troupe.runtime.agent.risk`), then approval.
 
 Levels are ordered, L0 < L1 < ... < L5; by convention L0 reads nothing outside the call (a
 calculator), L1 reads and writes the session's own state (blackboard, tasks, workspace reads), L2
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from troupe.runtime.agent.risk import RiskAssessment
 from troupe.runtime.config import AgentSpec, PermissionLevel
 from troupe.runtime.errors import ApprovalDeniedError, PermissionDeniedError
 from troupe.runtime.events import Emitter, GuardrailDeniedPayload
@@ -46,15 +48,28 @@ def check_permission(agent: AgentSpec, tool: ToolSpec) -> None:
         )
 
 
-async def request_approval(ctx: ToolContext, spec: ToolSpec, call: ToolCall, *, timeout_s: float, emit: Emitter) -> None:
+def refuse_risky(spec: ToolSpec, call: ToolCall, risk: RiskAssessment, *, deny_at: int | None, emit: Emitter) -> None:
+    """Raise a model-visible :class:`PermissionDeniedError` (reason ``risk``) when ``risk`` says deny,
+    after recording ``guardrail.denied`` whose error lists the reasons."""
+    if risk.decision != "deny":
+        return
+    message = (f"tool {spec.name!r} refused: its risk score is {risk.score} (the team denies from {deny_at}): "
+               f"{risk.explain()}. Do not try it again; carry on without it, or explain in your answer why it was refused")
+    emit(GuardrailDeniedPayload(id=call.id, reason="risk", error=message), tool=spec.name, status="denied")
+    raise PermissionDeniedError(message, tool=spec.name, reason="risk")
+
+
+async def request_approval(ctx: ToolContext, spec: ToolSpec, call: ToolCall, *, timeout_s: float, emit: Emitter,
+                           risk: RiskAssessment | None = None) -> None:
     """Ask the session's client to approve this call; raise :class:`ApprovalDeniedError` unless it does.
 
-    The supervisor records ``approval.requested`` and ``approval.decided``; no answer within
-    ``timeout_s`` is a denial.
+    The supervisor records ``approval.requested`` (with ``risk``, the call's score and reasons, when
+    given) and ``approval.decided``; no answer within ``timeout_s`` is a denial.
     """
+    extra = {"risk": risk.event().model_dump()} if risk is not None else {}
     decision = await ctx.services.call(
         SUPERVISOR, "request_approval", agent=str(ctx.agent), tool=spec.name, arguments=call.arguments[:2000],
-        call_id=call.id, timeout_s=timeout_s,
+        call_id=call.id, timeout_s=timeout_s, **extra,
     )
     if decision.get("approved"):
         return
@@ -68,4 +83,4 @@ async def request_approval(ctx: ToolContext, spec: ToolSpec, call: ToolCall, *, 
     )
 
 
-__all__ = ["check_permission", "request_approval"]
+__all__ = ["check_permission", "refuse_risky", "request_approval"]

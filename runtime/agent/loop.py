@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from troupe.runtime.agent.context import Context
 from troupe.runtime.agent.deps import AgentDeps
+from troupe.runtime.agent.taint import Taint
 from troupe.runtime.agent.toolexec import ToolRun, execute_calls
 from troupe.runtime.errors import ProviderError, RunError
 from troupe.runtime.events import (
@@ -77,6 +78,8 @@ class Turn:
     journal: Journal | None = None
     """Set when the session is checkpointed (see :class:`Journal`)."""
     end_requested: bool = field(default=False)
+    taint: Taint | None = None
+    """The agent's taint (risk scoring): lasts across its turns."""
 
     @property
     def llm(self) -> LLMClient:
@@ -187,7 +190,7 @@ async def run_turn(turn: Turn) -> TurnResult:
         await turn.charge(tool_calls=len(response.tool_calls))
         outcomes = await execute_calls(response.tool_calls, run=ToolRun(
             deps=turn.deps, make_ctx=turn.make_ctx, emit=turn.emit, parent_event_id=response_event,
-            key_prefix=f"{turn.number}.{round_no}", charge=turn.charge, journal=turn.journal,
+            key_prefix=f"{turn.number}.{round_no}", charge=turn.charge, journal=turn.journal, taint=turn.taint,
         ))
         for outcome in outcomes:
             turn.context.add(outcome.to_message())

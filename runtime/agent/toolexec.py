@@ -23,8 +23,10 @@ from pydantic import BaseModel
 
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import mcp_request
-from troupe.runtime.agent.guardrails import check_permission, request_approval
+from troupe.runtime.agent.guardrails import check_permission, refuse_risky, request_approval
+from troupe.runtime.agent.risk import note_result, score_call
 from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
+from troupe.runtime.agent.taint import Taint
 from troupe.runtime.errors import (
     ModelVisibleError,
     PermissionDeniedError,
@@ -96,6 +98,9 @@ class ToolRun:
     journal: Any | None = None
     """The turn's :class:`troupe.runtime.agent.loop.Journal` when the session is checkpointed: a result recorded
     there is not run again when a crash replays the turn."""
+    taint: Taint | None = None
+    """The agent's taint (:mod:`troupe.runtime.agent.taint`): scores its calls, and records what it reads
+    from untrusted sources."""
 
     @property
     def tools(self) -> Mapping[str, Tool]:
@@ -123,8 +128,10 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         return _replayed(run, call, recorded)
     started = time.perf_counter()
     emit = run.emit
-    emit(ToolCallPayload(id=call.id, arguments=call.arguments[:_PREVIEW]), tool=call.name,
-         parent_event_id=run.parent_event_id)
+    risk = score_call(getattr(run.tools.get(call.name), "spec", None), call.arguments, run.deps.risk, taint=run.taint,
+                      workspace=run.deps.workspace.path_for(run.deps.session_id))
+    emit(ToolCallPayload(id=call.id, arguments=call.arguments[:_PREVIEW], **({"risk": risk.event()} if risk else {})),
+         tool=call.name, parent_event_id=run.parent_event_id)
     extra: dict[str, Any] = {}
     # Ids this call makes (messages, service calls) are the same when a crash replays its turn
     # (the turn's scope names the session, the agent and the turn).
@@ -135,6 +142,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
     try:
         tool = _check(run, call, run.tools.get(call.name))
         kwargs = tool.validate(call.parsed_arguments())
+        if risk is not None:
+            refuse_risky(tool.spec, call, risk, deny_at=run.deps.risk.deny_at, emit=emit)
         ctx = run.make_ctx(call)
         end_turn = ctx.end_turn
 
@@ -145,8 +154,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
 
         ctx.end_turn = ending
         ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
-        if tool.spec.needs_approval:
-            await request_approval(ctx, tool.spec, call, timeout_s=run.deps.approval_timeout_s, emit=emit)
+        if tool.spec.needs_approval or (risk is not None and risk.decision == "ask"):
+            await request_approval(ctx, tool.spec, call, timeout_s=run.deps.approval_timeout_s, emit=emit, risk=risk)
         job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
                                agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints)
         mcp = mcp_request(tool, ctx, run.deps.profile) if tool.spec.execution is Execution.MCP else None
@@ -166,6 +175,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
     else:
         outcome = ToolOutcome(call, True, render_result(value), None, (time.perf_counter() - started) * 1e3)
     outcome = replace(outcome, content=redact_text(outcome.content))  # an echoed secret reaches no model, no journal
+    if outcome.ok or outcome.error_type == "ToolExecutionError":  # what the tool said, not a refusal
+        note_result(getattr(run.tools.get(call.name), "spec", None), outcome.content, run.deps.risk, run.taint)
     if run.journal is not None:
         await run.journal.record(journal_key, {"ok": outcome.ok, "content": outcome.content,
                                                "error_type": outcome.error_type, "end_turn": ended})
@@ -183,6 +194,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
 def _replayed(run: ToolRun, call: ToolCall, recorded: dict[str, Any]) -> ToolOutcome:
     """A call whose result the turn's journal already holds (a replay after a crash): not run again."""
     outcome = ToolOutcome(call, bool(recorded["ok"]), str(recorded["content"]), recorded.get("error_type"))
+    if outcome.ok or outcome.error_type == "ToolExecutionError":
+        note_result(getattr(run.tools.get(call.name), "spec", None), outcome.content, run.deps.risk, run.taint)
     if recorded.get("end_turn"):
         run.make_ctx(call).end_turn()
     run.emit((ToolResultPayload if outcome.ok else ToolErrorPayload)(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from troupe.runtime.events.payload import Payload
+from troupe.runtime.events.tool import RiskScore
 
 
 class GuardrailDeniedPayload(Payload):
@@ -14,16 +15,29 @@ class GuardrailDeniedPayload(Payload):
     id: str
     """The tool call id."""
     reason: str
-    """``level`` (the agent's permission level is too low), ``allowlist``, ``approval``, ..."""
+    """``level`` (the agent's permission level is too low), ``scope``, ``approval``, ``risk`` (the
+    call's risk score reached ``risk.deny_at``; ``error`` lists the reasons), ..."""
     error: str
     """The message the model sees."""
     approval_id: str | None = None
     """The approval that was denied (``reason`` ``approval``)."""
 
 
+class ApprovalRequestedPayloadV1(Payload):
+    """``approval.requested`` before risk scores (payload version 1)."""
+
+    id: str
+    agent: str
+    tool: str
+    arguments: str
+    call_id: str
+    timeout_s: float
+
+
 class ApprovalRequestedPayload(Payload):
     """A tool call waits for the client's approval (``agent``, ``tool``; ``status`` ``pending``)."""
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["approval.requested"] = "approval.requested"
     id: str
     """The approval id to answer with (``Session.approve`` / ``deny``)."""
@@ -37,6 +51,8 @@ class ApprovalRequestedPayload(Payload):
     """The tool call id."""
     timeout_s: float
     """Seconds until no answer counts as a denial."""
+    risk: RiskScore | None = None
+    """The call's risk score and reasons when risk scoring asked for the approval (or scored the call)."""
 
 
 class ApprovalDecidedPayload(Payload):
@@ -55,4 +71,4 @@ class ApprovalDecidedPayload(Payload):
     """The tool call id."""
 
 
-__all__ = ["ApprovalDecidedPayload", "ApprovalRequestedPayload", "GuardrailDeniedPayload"]
+__all__ = ["ApprovalDecidedPayload", "ApprovalRequestedPayload", "ApprovalRequestedPayloadV1", "GuardrailDeniedPayload"]

@@ -16,7 +16,12 @@ from pydantic import Field, TypeAdapter
 
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
-from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalRequestedPayload, GuardrailDeniedPayload
+from troupe.runtime.events.approval import (
+    ApprovalDecidedPayload,
+    ApprovalRequestedPayload,
+    ApprovalRequestedPayloadV1,
+    GuardrailDeniedPayload,
+)
 from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
 from troupe.runtime.events.environment import EnvironmentCapturedPayload, EnvironmentOpenedPayload
 from troupe.runtime.events.kinds import EVENT_TYPES
@@ -38,7 +43,13 @@ from troupe.runtime.events.session import (
     TurnFinishedPayload,
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
-from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
+from troupe.runtime.events.tool import (
+    ToolCallPayload,
+    ToolCallPayloadV1,
+    ToolErrorPayload,
+    ToolProgressPayload,
+    ToolResultPayload,
+)
 from troupe.runtime.events.workspace import WorkspaceRollbackPayload, WorkspaceSnapshotPayload
 
 AnyPayload = Annotated[
@@ -62,7 +73,10 @@ AnyPayload = Annotated[
 PAYLOAD_MODELS: Final[Mapping[str, type[Payload]]] = {t: registered()[t] for t in EVENT_TYPES}
 """Every event type's payload model, in :data:`~troupe.runtime.events.kinds.EventType` order."""
 
-_OLDER: Final[dict[tuple[str, int], type[Payload]]] = {}
+_OLDER: Final[dict[tuple[str, int], type[Payload]]] = {
+    ("tool.call", 1): ToolCallPayloadV1,
+    ("approval.requested", 1): ApprovalRequestedPayloadV1,
+}
 """Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
 
 To change a payload's fields: keep the old model under another name (a subclass of :class:`Payload`

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from troupe.runtime.events.payload import Payload
+
+
+class RiskScore(BaseModel):
+    """A tool call's risk (see ``troupe.runtime.agent.risk``): in ``tool.call`` and ``approval.requested``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score: int
+    """0 to 100."""
+    reasons: list[str]
+    """What raised it, each with its contribution (``level L3 +20``)."""
+    decision: Literal["allow", "ask", "deny"]
+    """From the team's ``risk.ask_at`` / ``risk.deny_at`` (``allow`` without thresholds)."""
+
+
+class ToolCallPayloadV1(Payload):
+    """``tool.call`` before risk scores (payload version 1)."""
+
+    id: str
+    arguments: str
 
 
 class ToolCallPayload(Payload):
     """An agent calls a tool (``tool`` names it; ``parent_event_id`` is the ``llm.response`` that asked)."""
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["tool.call"] = "tool.call"
     id: str
     """The tool call id the model gave (the same on its result)."""
     arguments: str
     """The arguments as the model wrote them (JSON text), cut to 2,000 characters."""
+    risk: RiskScore | None = None
+    """The call's risk score, reasons and decision; null when ``risk.enabled`` is false, the tool is
+    unknown or its arguments are not a JSON object."""
 
 
 class ToolOutcomeFields(Payload):
@@ -60,4 +86,4 @@ class ToolProgressPayload(Payload):
     """The server's progress message."""
 
 
-__all__ = ["ToolCallPayload", "ToolErrorPayload", "ToolOutcomeFields", "ToolProgressPayload", "ToolResultPayload"]
+__all__ = ["RiskScore", "ToolCallPayload", "ToolCallPayloadV1", "ToolErrorPayload", "ToolOutcomeFields", "ToolProgressPayload", "ToolResultPayload"]

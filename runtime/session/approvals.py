@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.events import ApprovalDecidedPayload, ApprovalRequestedPayload, Emitter
+from troupe.runtime.events.tool import RiskScore
 
 
 class ApprovalRequest(BaseModel):
@@ -27,6 +28,8 @@ class ApprovalRequest(BaseModel):
     arguments: str
     call_id: str
     timeout_s: float
+    risk: RiskScore | None = None
+    """The call's risk score and reasons (``risk:`` in the team file), when it was scored."""
 
 
 class ApprovalDecision(BaseModel):
@@ -47,12 +50,14 @@ class Approvals:
         self._ids = itertools.count(1)
         self.decided: list[ApprovalDecision] = []
 
-    async def request(self, *, agent: str, tool: str, arguments: str, call_id: str, timeout_s: float) -> dict[str, Any]:
+    async def request(self, *, agent: str, tool: str, arguments: str, call_id: str, timeout_s: float,
+                      risk: dict[str, Any] | None = None) -> dict[str, Any]:
         req = ApprovalRequest(id=f"{self.session_id}:a{next(self._ids)}", agent=agent, tool=tool, arguments=arguments,
-                              call_id=call_id, timeout_s=timeout_s)
+                              call_id=call_id, timeout_s=timeout_s,
+                              risk=RiskScore.model_validate(risk) if risk is not None else None)
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._pending[req.id] = (req, future)
-        self.emit(ApprovalRequestedPayload(**req.model_dump()), agent=agent, tool=tool, status="pending")
+        self.emit(ApprovalRequestedPayload(**req.model_dump(exclude_none=True)), agent=agent, tool=tool, status="pending")
         ruled = self.policy.decide(tool, arguments) if self.policy is not None else None
         if ruled is not None:
             self._pending.pop(req.id, None)

@@ -62,5 +62,6 @@ def test_the_bump_check_sees_a_changed_field() -> None:
                            "| `arguments` | `dict` | yes | The arguments as the model wrote them")
     assert retyped != text
     assert unbumped_changes(retyped) == ["tool.call"]
-    bumped = retyped.replace("`ToolCallPayload`, payload version 1", "`ToolCallPayload`, payload version 0")
+    version = PAYLOAD_MODELS["tool.call"].payload_version
+    bumped = retyped.replace(f"`ToolCallPayload`, payload version {version}", "`ToolCallPayload`, payload version 0")
     assert unbumped_changes(bumped) == []

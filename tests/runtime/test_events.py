@@ -27,8 +27,10 @@ from troupe.runtime.events import (
     payload_model,
 )
 from troupe.runtime.events.arrow import arrow_schema, duckdb_type, empty_select
+from troupe.runtime.events.payload import VERSION_KEY
 from troupe.runtime.events.reference import field_docs
 from troupe.runtime.events.registry import any_payload
+from troupe.runtime.events.tool import ToolCallPayloadV1
 
 USAGE = {"tokens": 10, "llm_calls": 1, "tool_calls": 0}
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -45,7 +47,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "llm.response": {"round": 1, "text": "", "tool_calls": [{"name": "add", "arguments": "{}"}],
                      "finish_reason": "tool_calls", "profile": "m"},
     "llm.error": {"round": 2, "error": "HTTP 500", "type": "ProviderError", "reason": "error", "http_status": 500},
-    "tool.call": {"id": "c1", "arguments": '{"a": 2}'},
+    "tool.call": {"id": "c1", "arguments": '{"a": 2}',
+                  "risk": {"score": 95, "reasons": ["level L2 +10", "argument to traces to untrusted content +85"],
+                           "decision": "deny"}},
     "tool.result": {"id": "c1", "result": "5", "error_type": None},
     "tool.error": {"id": "c1", "result": "[tool error] no", "error_type": "ToolExecutionError", "replayed": True},
     "tool.progress": {"id": "c1", "progress": 0.5, "total": 1.0, "message": "half"},
@@ -90,7 +94,8 @@ def test_a_payload_round_trips_through_a_row(type_: str) -> None:
     model = payload_model(type_).model_validate(EXAMPLES[type_])
     event = make_event(model, run_id="r", session_id="s", agent="a")
     assert event.type == type_
-    assert event.data == EXAMPLES[type_]  # the row holds the keys that were set, under their JSON names
+    version = {VERSION_KEY: model.payload_version} if model.payload_version != 1 else {}
+    assert event.data == {**EXAMPLES[type_], **version}  # the row holds the keys that were set, under their JSON names
     assert event.typed == model == parse_payload(type_, event.payload)
     assert any_payload().validate_python({**EXAMPLES[type_], "event_type": type_}) == model
 
@@ -120,15 +125,18 @@ def test_unknown_event_types_are_refused() -> None:
 
 
 def test_a_later_payload_version_is_written_into_the_row_and_read_back_by_version() -> None:
-    class ToolCallV2(ToolCallPayload):  # a subclass is not registered as the current model
-        payload_version: ClassVar[int] = 2
+    later = ToolCallPayload.payload_version + 1
 
-    event = make_event(ToolCallV2(id="c1", arguments="{}"), run_id="r", session_id="s")
-    assert event.type == "tool.call" and event.data == {"id": "c1", "arguments": "{}", "v": 2}
+    class ToolCallLater(ToolCallPayload):  # a subclass is not registered as the current model
+        payload_version: ClassVar[int] = later
+
+    event = make_event(ToolCallLater(id="c1", arguments="{}"), run_id="r", session_id="s")
+    assert event.type == "tool.call" and event.data == {"id": "c1", "arguments": "{}", "v": later}
     assert payload_model("tool.call") is ToolCallPayload
-    with pytest.raises(UnknownEventTypeError, match="no payload version 2"):
+    with pytest.raises(UnknownEventTypeError, match=f"no payload version {later}"):
         _ = event.typed
-    assert parse_payload("tool.call", '{"id": "c1", "arguments": "{}", "v": 1}') == ToolCallPayload(id="c1", arguments="{}")
+    # a row written before risk scores (version 1) reads with the model it was written with
+    assert parse_payload("tool.call", '{"id": "c1", "arguments": "{}", "v": 1}') == ToolCallPayloadV1(id="c1", arguments="{}")
 
 
 def test_secrets_in_a_typed_payload_are_redacted() -> None:

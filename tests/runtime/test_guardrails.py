@@ -186,7 +186,8 @@ async def test_single_call_event_sequence_and_outcome():
     assert out.to_message() == ChatMessage(role="tool", content="5", tool_call_id="c1", name="add")
     assert h.emit.types() == ["tool.call", "tool.result"]
     (_, f1), (_, f2) = h.emit.events
-    assert f1 == {"tool": "add", "parent_event_id": "ev-1", "payload": {"id": "c1", "arguments": '{"a": 2, "b": 3}'}}
+    assert f1 == {"tool": "add", "parent_event_id": "ev-1", "payload": {
+        "id": "c1", "arguments": '{"a": 2, "b": 3}', "risk": {"score": 0, "reasons": [], "decision": "allow"}, "v": 2}}
     assert isinstance(f2.pop("duration_ms"), float)
     assert f2 == {"tool": "add", "status": "ok", "parent_event_id": "ev-1",
                   "payload": {"id": "c1", "result": "5", "error_type": None}}
