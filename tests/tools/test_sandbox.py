@@ -231,3 +231,25 @@ async def test_refuses_to_run_when_the_sandbox_cannot_be_made(ws: Path, tmp_path
         "apk add bubblewrap), or, to run these tools unsandboxed on purpose, set 'sandbox: off' in the team file")
     assert info.value.fields == {"tool": "shell", "reason": "sandbox_unavailable"}
     assert not (ws / "ran.txt").exists()
+
+
+def git(*args: str) -> str:
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], check=True, env=env, capture_output=True, text=True).stdout
+
+
+async def test_git_works_in_a_worktree_workspace(tmp_path: Path) -> None:
+    repo, ws = tmp_path / "repo", tmp_path / "wt"
+    git("init", "-q", str(repo))
+    git("-C", str(repo), "commit", "-q", "--allow-empty", "-m", "root")
+    git("-C", str(repo), "worktree", "add", "-q", str(ws), "-b", "session")
+    (repo / "main-only.txt").write_text("the repository's own working tree")
+    out = await sh(make_ctx(ws), "git status --short --branch; echo new > new.txt && git add new.txt && "
+                                 "git -c user.email=t@t -c user.name=t commit -qm new && echo committed; "
+                                 f"cat {repo}/main-only.txt")
+    assert out.startswith("## session\ncommitted\n")
+    assert "No such file or directory" in out  # the repository's .git is there, its working tree is not
+    assert git("-C", str(repo), "log", "--oneline", "session").count("\n") == 2

@@ -3,11 +3,13 @@
 Inside: ``/usr`` and a few files of ``/etc`` read-only (``/bin``, ``/lib``... as the host has them:
 symlinks into ``/usr``, or read-only folders), the Python install the tools run on read-only, a fresh
 ``/proc``, ``/dev`` and ``/tmp``, and the workspace read-write at its own path (the working directory).
-Everything else of the host (home folders, the project, other sessions' workspaces) is absent.
+Everything else of the host (home folders, the project, other sessions' workspaces) is absent. A
+workspace that is a git worktree also sees its repository's ``.git`` folder (read-write: commits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -60,6 +62,26 @@ def python_paths(*, with_packages: bool) -> list[str]:
     return _outside_usr(paths)
 
 
+def git_paths(workspace: str) -> list[str]:
+    """A workspace that is a git worktree keeps its repository data outside itself (``.git`` is a file:
+    ``gitdir: <repo>/.git/worktrees/<name>``): the repository's ``.git`` folder, so that git works in it.
+    Only ``.git`` — the repository's own working tree stays absent."""
+    marker = Path(workspace) / ".git"
+    if not marker.is_file():
+        return []
+    try:
+        first = marker.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return []
+    if not first.startswith("gitdir:"):
+        return []
+    gitdir = (Path(workspace) / first.removeprefix("gitdir:").strip()).resolve()
+    common = gitdir
+    with contextlib.suppress(OSError, IndexError):
+        common = (gitdir / (gitdir / "commondir").read_text().splitlines()[0].strip()).resolve()
+    return [str(common)] if common.is_dir() else []
+
+
 def bwrap_argv(bwrap: str, config: SandboxConfig, workspace: str, *, network: bool, status_fd: int | None,
                python: list[str]) -> list[str]:
     """``bwrap`` with every option, up to (not including) the command to run inside."""
@@ -71,6 +93,8 @@ def bwrap_argv(bwrap: str, config: SandboxConfig, workspace: str, *, network: bo
         args += ["--ro-bind-try", path, path]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     args += ["--bind", workspace, workspace]
+    for path in git_paths(workspace):
+        args += ["--bind", path, path]
     for path in config.read_write:
         args += ["--bind-try", path, path]
     args += ["--chdir", workspace]
@@ -88,4 +112,4 @@ def real_workspace(path: str | os.PathLike[str]) -> str:
     return str(Path(os.path.realpath(path)))
 
 
-__all__ = ["SANE_PATH", "bwrap_argv", "python_paths", "real_workspace", "sandbox_env", "system_mounts"]
+__all__ = ["SANE_PATH", "bwrap_argv", "git_paths", "python_paths", "real_workspace", "sandbox_env", "system_mounts"]
