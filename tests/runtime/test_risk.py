@@ -259,7 +259,7 @@ def test_the_score_round_trips_through_a_tool_call_payload() -> None:
     a = assess(SEND, {"recipient": "DE89370400440532013000"}, RiskConfig(deny_at=80), taint=tainted())
     payload = ToolCallPayload(id="c1", arguments="{}", risk=a.event())
     back = parse_payload("tool.call", json.loads(payload.dump_text()))
-    assert back.risk is not None and (back.risk.score, back.risk.decision) == (a.score, "deny")
+    assert isinstance(back, ToolCallPayload) and back.risk is not None and (back.risk.score, back.risk.decision) == (a.score, "deny")
     assert back.risk.reasons == list(a.reasons)
     old = parse_payload("tool.call", {"id": "c0", "arguments": "{}"})  # a row written before risk scores
     assert old.dump() == {"id": "c0", "arguments": "{}"}

@@ -182,8 +182,9 @@ async def test_the_taint_survives_a_crash_and_a_resume(tmp_path: Path) -> None:
     assert (await session.result(timeout=10)).reply == "done"
     sid = str(session.id)
     await asyncio.sleep(0.5)  # the agent saves its turn boundary: the resume restores, not replays, turn 1
-    await first.backend.host.close()  # the process "dies" between turns
-    await first.backend.buffer.flush()
+    backend: Any = first.backend  # the local backend
+    await backend.host.close()  # the process "dies" between turns
+    await backend.buffer.flush()
     second = Troupe.local(lake=lake, checkpoints=True)
     try:
         back = await second.resume(sid)
