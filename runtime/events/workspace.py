@@ -14,6 +14,7 @@ class WorkspaceSnapshotPayload(Payload):
     snapshot: str
     """Its id (``<seq>-<tree prefix>``; ``troupe workspace rollback SESSION --to`` takes it)."""
     seq: int
+    """Its number in the session's history (1, 2, ...)."""
     reason: str
     """Why it was taken: ``turn 2``, ``session completed``, ``before write_file``, ``before rollback to 3-ab12``."""
     files: int
@@ -23,6 +24,7 @@ class WorkspaceSnapshotPayload(Payload):
     bytes_new: int
     """Content written to storage for it (what no earlier snapshot had)."""
     folder: str
+    """The workspace folder it was taken of (on the node that took it)."""
 
 
 class WorkspaceRollbackPayload(Payload):
@@ -36,11 +38,15 @@ class WorkspaceRollbackPayload(Payload):
     snapshot: str | None = None
     """The snapshot recording the state after it."""
     added: int = 0
+    """Files the rollback brought back (absent before it)."""
     removed: int = 0
+    """Files it removed (not in the snapshot restored)."""
     changed: int = 0
+    """Files whose content or mode it restored."""
     by: str = "api"
     """Who asked: ``api`` (Python), ``cli``."""
     folder: str = ""
+    """The workspace folder restored."""
 
 
 __all__ = ["WorkspaceRollbackPayload", "WorkspaceSnapshotPayload"]

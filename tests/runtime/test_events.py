@@ -70,6 +70,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "environment.opened": {"sample_dir": "/tmp/s/1", "fixture": None, "setup": "m:seed", "servers": ["kv"],
                            "labels": {"case_id": "c1", "sample": "0"}, "error": None},
     "environment.captured": {"sample_dir": "/tmp/s/1", "teardown": "m:capture", "final_state": {"n": 2}, "error": None},
+    "workspace.snapshot": {"snapshot": "2-ab12cd34ef", "seq": 2, "reason": "turn 1", "files": 3, "bytes_total": 120,
+                           "bytes_new": 40, "folder": "/tmp/ws/s1"},
+    "workspace.rollback": {"to": "1-0a1b2c3d4e", "replaced": "3-ffee001122", "snapshot": "4-0a1b2c3d4e", "added": 1,
+                           "removed": 2, "changed": 0, "by": "cli", "folder": "/tmp/ws/s1"},
 }
 
 
