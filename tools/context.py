@@ -37,6 +37,23 @@ class SessionServices(Protocol):
         ...
 
 
+class TaintView(Protocol):
+    """What a tool sees of its agent's taint (risk scoring, ``troupe.runtime.agent.taint.Taint``): the
+    session tools that write for other agents (task goals, task outputs) mark what a tainted agent
+    wrote, and read what tainted agents wrote to it."""
+
+    sources: list[str]
+    """The untrusted sources the agent has read (empty: it is not tainted)."""
+
+    def read(self, source: str, text: str) -> None:
+        """The agent read ``text`` from an untrusted ``source``."""
+        ...
+
+    def vouched_parts(self, text: str) -> list[str]:
+        """The values in ``text`` the user's messages (the agent's reference) vouch for."""
+        ...
+
+
 @dataclass
 class ToolContext:
     session_id: SessionId
@@ -65,6 +82,8 @@ class ToolContext:
     """How ``shell`` and opted-in cpu tools are confined (the team's ``sandbox:``)."""
     secrets: Mapping[str, SecretRef] = field(default_factory=dict)
     """The team's secrets by name (references; a tool reads a value with :meth:`secret`)."""
+    taint: TaintView | None = None
+    """The calling agent's taint; ``None`` when the team's risk scoring is off."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def send_message(self, envelope: Envelope) -> None:
@@ -78,4 +97,4 @@ class ToolContext:
         return resolve_secret(name, self.secrets)
 
 
-__all__ = ["SessionServices", "ToolContext"]
+__all__ = ["SessionServices", "TaintView", "ToolContext"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -271,13 +272,18 @@ class AgentCore:
 
     def _note_incoming(self, batch: list[Envelope]) -> None:
         """Risk scoring's view of a batch: a message from a tainted agent (it says so in ``data.taint``)
-        taints this one; the user's messages and requests from other agents are the reference that
-        vouches for recipients and values (:mod:`troupe.runtime.agent.taint`)."""
+        taints this one, and so do a task a tainted agent created and the notice of a task whose output
+        a tainted agent wrote (their ``data.taint``; a task's ``data.vouched``: the values its creator's
+        user wrote, still the reference); the user's messages and requests from other agents are the
+        reference that vouches for recipients and values (:mod:`troupe.runtime.agent.taint`)."""
         for env in batch:
             if not env.content:
                 continue
             if env.data.get("taint"):
-                self.taint.read(f"message from {env.sender}", env.content)
+                self.taint.read(_untrusted_source(env), _untrusted_text(env))
+                if env.kind is MessageKind.TASK and env.sender == TASKS:
+                    for part in env.data.get("vouched") or ():
+                        self.taint.hear(str(part))
             elif env.sender == USER or env.kind is MessageKind.TASK or (
                     env.kind is MessageKind.TEXT and not env.data.get("is_reply")):
                 self.taint.hear(env.content)
@@ -317,8 +323,10 @@ class AgentCore:
                 if self.spec.publish_results:
                     await self.services.call(BLACKBOARD, "put", key=f"results/{task_id}", value=text, author=str(self.id),
                                              kind="artifact", provenance={"message_id": req.id})
+                marks = {"taint": self.taint.sources[:10]} if self.taint.tainted and self.deps.risk.enabled else {}
                 try:
-                    await self.services.call(TASKS, "update", task_id=task_id, by=str(self.id), status="done", output=text)
+                    await self.services.call(TASKS, "update", task_id=task_id, by=str(self.id), status="done", output=text,
+                                             **marks)
                 except InvalidTransitionError:
                     pass  # the agent already closed the task with a tool
                 continue
@@ -354,6 +362,7 @@ class AgentCore:
             request=self.open_requests[0].content if self.open_requests else None,
             forget_notices=forget_notices, send=self.send, workspace=self.workspace,
             workspace_config=self.deps.workspace, sandbox=self.deps.sandbox, secrets=self.deps.secrets,
+            taint=self.taint if self.deps.risk.enabled else None,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -431,6 +440,19 @@ class AgentCore:
             self._resumed.clear()
         elif to is AgentState.ERROR:
             self.sm.state = AgentState.ERROR
+
+
+def _untrusted_source(env: Envelope) -> str:
+    """Where a tainted message's content comes from: ``message from lead``, ``task t-1 from lead``."""
+    if env.kind in (MessageKind.TASK, MessageKind.NOTICE) and env.data.get("task_id"):
+        return f"task {env.data['task_id']} from {env.data.get('by') or env.data.get('created_by') or env.sender}"
+    return f"message from {env.sender}"
+
+
+def _untrusted_text(env: Envelope) -> str:
+    """A tainted message's content plus a task's input or a notice's full output (the model sees them)."""
+    extra = [env.data[k] for k in ("input", "output", "error") if env.data.get(k) is not None and env.kind is not MessageKind.TEXT]
+    return "\n".join([env.content, *(v if isinstance(v, str) else json.dumps(v, default=str) for v in extra)])
 
 
 _REMEMBER_IDS = 1000

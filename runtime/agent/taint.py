@@ -28,6 +28,8 @@ MAX_IDENTIFIERS = 5_000
 MAX_REFERENCE_CHARS = 100_000
 """The user's messages (and trusted requests) kept as the reference."""
 MAX_SOURCES = 50
+MAX_VOUCHED = 50
+"""Vouched values passed on with one task (:meth:`Taint.vouched_parts`)."""
 MIN_TRACE_CHARS = 6
 """Shorter argument values are never traced (too common to mean anything)."""
 MIN_WORDS_CHARS = 12
@@ -159,6 +161,14 @@ class Taint:
         """``value`` appears in the reference (the user's messages, trusted requests)."""
         v, p = normal(value), compact(value)
         return any((v and _bounded_in(v, r)) or (len(p) >= MIN_TRACE_CHARS and p in packed) for r, packed in self._reference)
+
+    def vouched_parts(self, text: str, limit: int = MAX_VOUCHED) -> list[str]:
+        """The distinctive values in ``text`` (identifiers, :func:`traceable` words) that this agent's
+        reference vouches for: what a tainted agent passes on with a task it writes, so that its
+        receiver may still use the values the user wrote (the rest of the task is untrusted there)."""
+        words = {w.strip(".,;:!?()[]{}<>\"'") for w in text.split()}
+        found = sorted(identifiers(text) | {w for w in words if traceable(w)})
+        return [part for part in found if self.vouched(part)][:limit]
 
     def source_of(self, value: str) -> str | None:
         """The untrusted source ``value`` appears in (newest first), or ``None``; values that are not

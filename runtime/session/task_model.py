@@ -73,6 +73,15 @@ class Task(BaseModel):
     artifacts: list[str] = Field(default_factory=list)
     """References to what the task produced (blackboard keys, file paths), in the order added."""
     children: list[TaskId] = Field(default_factory=list)
+    taint: list[str] = Field(default_factory=list)
+    """Risk scoring: the untrusted sources its creator had read when it wrote the goal (empty: none); the
+    assignee then reads the goal as untrusted content, not as its reference."""
+    vouched: list[str] = Field(default_factory=list)
+    """Values in the goal that the tainted creator's reference (its user's messages) vouches for."""
+    output_taint: list[str] = Field(default_factory=list)
+    """The untrusted sources whoever wrote the output (or error) had read: its completion notice taints."""
+    output_by: AgentId | None = None
+    """Who wrote the output (or error)."""
     created_at: datetime
     updated_at: datetime
 

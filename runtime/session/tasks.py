@@ -78,8 +78,13 @@ class TaskRegistry:
         parent_id: TaskId | str | None = None,
         input: Any = None,
         task_id: TaskId | str | None = None,
+        taint: Iterable[str] | None = None,
+        vouched: Iterable[str] | None = None,
     ) -> Task:
-        """Add a pending task (under ``parent_id`` if given) and send it to ``assignee`` if set."""
+        """Add a pending task (under ``parent_id`` if given) and send it to ``assignee`` if set.
+
+        ``taint``: the untrusted sources its creator had read (risk scoring), so the assignee reads the
+        goal as untrusted content; ``vouched``: values in it the creator's user wrote (still trusted)."""
         if not isinstance(goal, str) or not goal.strip():
             raise TaskError("a task needs a non-empty goal saying what should be done")
         created_by = AgentId(created_by)
@@ -110,6 +115,8 @@ class TaskRegistry:
             created_by=created_by,
             goal=goal,
             input=input,
+            taint=[str(s) for s in taint or ()],
+            vouched=[str(v) for v in vouched or ()] if taint else [],
             created_at=now,
             updated_at=now,
         )
@@ -147,12 +154,15 @@ class TaskRegistry:
         output: Any = None,
         error: str | None = None,
         artifacts: Iterable[str] | None = None,
+        taint: Iterable[str] | None = None,
     ) -> Task:
         """Move a task through its state machine and/or record output, error and artifacts.
 
         ``output``/``error`` replace the stored ones when given; ``artifacts`` are appended (once
         each). A terminal task cannot change at all. Reaching a terminal status sends a NOTICE
         to whoever is waiting on the task (see :meth:`_waiting_agent`), unless that is ``by``.
+        ``taint``: the untrusted sources ``by`` had read (risk scoring); with an output or error it
+        marks them, and the notice then taints its receiver.
         """
         by = AgentId(by)
         task = self._get(TaskId(task_id))
@@ -180,6 +190,8 @@ class TaskRegistry:
             if not isinstance(error, str):
                 raise TaskError(f"task error must be a string, got {type(error).__name__}")
             changes["error"] = error
+        if output is not None or error is not None:
+            changes["output_taint"], changes["output_by"] = [str(s) for s in taint or ()], by
         if artifacts is not None:
             changes["artifacts"] = merge_artifacts(task.artifacts, artifacts)
 
@@ -395,6 +407,7 @@ class TaskRegistry:
                 "parent_id": str(task.parent_id) if task.parent_id is not None else None,
                 "input": task.input,
                 "created_by": str(task.created_by),
+                **({"taint": task.taint, "vouched": task.vouched} if task.taint else {}),
             },
         )
 
@@ -406,7 +419,8 @@ class TaskRegistry:
             target,
             MessageKind.NOTICE,
             completion_text(task),
-            {"task_id": str(task.id), "status": task.status.value, "output": task.output, "error": task.error},
+            {"task_id": str(task.id), "status": task.status.value, "output": task.output, "error": task.error,
+             **({"taint": task.output_taint, "by": str(task.output_by)} if task.output_taint else {})},
         )
 
     # checkpoints ---------------------------------------------------------------------------

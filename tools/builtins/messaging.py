@@ -6,6 +6,7 @@ from troupe.runtime.config import AgentSpec
 from troupe.runtime.errors import ToolArgumentError
 from troupe.runtime.ids import TASKS, AgentId
 from troupe.runtime.messages import Envelope, Trace
+from troupe.tools.builtins.tasks import read_outputs, writer_marks
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import tool
 
@@ -79,12 +80,13 @@ async def delegate(
     child_id = await ctx.services.spawn_child(child, parent=ctx.agent)
     try:
         task = await ctx.services.call(TASKS, "create", goal=goal, created_by=str(ctx.agent), assignee=str(child_id),
-                                       parent_id=ctx.task_id)
+                                       parent_id=ctx.task_id, **writer_marks(ctx, goal))
         try:
             [done] = await ctx.services.call(TASKS, "wait", task_ids=[task.id], timeout=timeout_s)
         except TimeoutError:
             raise ToolArgumentError(f"child {child_id} did not finish within {timeout_s:g}s", tool="delegate") from None
         ctx.forget_notices([task.id])
+        read_outputs(ctx, [done])
     finally:
         await ctx.services.terminate(child_id)
     if done.status != "done":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -10,6 +11,22 @@ from troupe.runtime.errors import ToolArgumentError
 from troupe.runtime.ids import TASKS
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import tool
+
+
+def writer_marks(ctx: ToolContext, text: str, *, vouch: bool = True) -> dict[str, Any]:
+    """Keyword arguments marking what a tainted agent writes into the task registry (risk scoring): its
+    untrusted sources and, for a goal, the values in ``text`` its user vouches for; none when clean."""
+    if ctx.taint is None or not ctx.taint.sources:
+        return {}
+    return {"taint": ctx.taint.sources[:10], **({"vouched": ctx.taint.vouched_parts(text)} if vouch else {})}
+
+
+def read_outputs(ctx: ToolContext, tasks: list[Any]) -> None:
+    """The calling agent reads these tasks' outputs in a tool result: those a tainted agent wrote taint it."""
+    for t in tasks:
+        if ctx.taint is not None and getattr(t, "output_taint", None):
+            text = "\n".join(v if isinstance(v, str) else json.dumps(v, default=str) for v in (t.output, t.error) if v is not None)
+            ctx.taint.read(f"task {t.id} from {t.output_by or t.assignee}", text)
 
 
 def _task(t: Any) -> dict[str, Any]:
@@ -37,7 +54,7 @@ async def task_create(
         )
     task = await ctx.services.call(
         TASKS, "create", goal=goal, created_by=str(ctx.agent), assignee=assignee, task_id=task_id, input=input,
-        parent_id=parent_id or ctx.task_id,
+        parent_id=parent_id or ctx.task_id, **writer_marks(ctx, f"{goal}\n{json.dumps(input, default=str)}"),
     )
     return _task(task)
 
@@ -56,7 +73,8 @@ async def task_update(
         output: The task's result (JSON).
         error: Why it failed.
     """
-    task = await ctx.services.call(TASKS, "update", task_id=task_id, by=str(ctx.agent), status=status, output=output, error=error)
+    task = await ctx.services.call(TASKS, "update", task_id=task_id, by=str(ctx.agent), status=status, output=output, error=error,
+                                   **writer_marks(ctx, "", vouch=False))
     return _task(task)
 
 
@@ -87,6 +105,7 @@ async def task_wait(ctx: ToolContext, task_ids: list[str], timeout_s: float = 60
     except TimeoutError:
         raise ToolArgumentError(f"tasks {task_ids} did not finish within {timeout_s:g}s", tool="task_wait") from None
     ctx.forget_notices(task_ids)
+    read_outputs(ctx, tasks)
     return [_task(t) for t in tasks]
 
 
