@@ -14,6 +14,8 @@ from troupe.actors.transport import remote_call
 from troupe.runtime.agent.dispatch import McpRequest
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
+from troupe.runtime.safety import SecretRef
+from troupe.runtime.secrets import call_with
 from troupe.tools.context import ToolContext
 from troupe.tools.sandbox import sandboxed_target
 from troupe.tools.spec import Execution, Tool, ToolSpec
@@ -35,7 +37,7 @@ class RayDispatcher:
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
         if job.execution is Execution.INLINE:
-            return await self.local.run(job, lambda: tool.call_validated(job.kwargs, ctx))
+            return await self.local.run(job, lambda: call_with(job.secrets, lambda: tool.call_validated(job.kwargs, ctx)))
         job = job.model_copy(update={"node_id": self.node_id})
         # a cpu tool with sandbox=True travels as a SandboxedCall: its Ray task runs it in a sandboxed child
         target = mcp if job.execution is Execution.MCP else sandboxed_target(tool, ctx, job.timeout_s)
@@ -50,8 +52,9 @@ class RayDispatcher:
             ray.cancel(ref, recursive=False)
             raise
 
-    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
-        await remote_call(self.scheduler.open_session.remote(session_id, dict(models)))
+    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile],
+                           secrets: Mapping[str, SecretRef] | None = None) -> None:
+        await remote_call(self.scheduler.open_session.remote(session_id, dict(models), dict(secrets or {})))
 
     async def close_session(self, session_id: str) -> None:
         await remote_call(self.scheduler.close_session.remote(session_id))

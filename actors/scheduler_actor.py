@@ -42,6 +42,8 @@ from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sam
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.errors import ToolUnavailableError
+from troupe.runtime.safety import SecretRef
+from troupe.runtime.secrets import call_with, register_all, scrub, tool_call
 from troupe.tools.spec import Execution, ToolSpec, call_target
 
 WORKER_THREADS = 256
@@ -63,11 +65,14 @@ class ToolWorkerActor:
     def __init__(self) -> None:
         self._ready = False
 
-    async def run(self, target: Callable[..., Any] | type, kwargs: dict[str, Any]) -> Any:
+    async def run(self, target: Callable[..., Any] | type, kwargs: dict[str, Any],
+                  secrets: dict[str, SecretRef] | None = None) -> Any:
+        """One call; ``secrets`` (the session's references) is what ``troupe.runtime.secrets.get``
+        resolves against in the tool, and the values it read are scrubbed from its result here."""
         if not self._ready:
             _use_big_thread_pool()
             self._ready = True
-        return await call_target(target, kwargs)
+        return await call_with(secrets or {}, lambda: call_target(target, kwargs))
 
     async def pid(self) -> int:
         return os.getpid()
@@ -112,15 +117,18 @@ class McpNodeActor:
         return {"pid": os.getpid(), "sampling_sessions": len(self._models), **self.manager.describe()}
 
 
-def _run_cpu_tool(target: Callable[..., Any] | type, kwargs: dict[str, Any]) -> Any:
-    """Body of a ``cpu`` tool's Ray task."""
+def _run_cpu_tool(target: Callable[..., Any] | type, kwargs: dict[str, Any],
+                  secrets: dict[str, SecretRef] | None = None) -> Any:
+    """Body of a ``cpu`` tool's Ray task: ``troupe.runtime.secrets.get`` resolves against ``secrets``
+    (the session's references) in it, and the values it read are scrubbed from its result here."""
     from troupe.tools.spec import _callable_of
 
     fn = _callable_of(target)
-    value = fn(**kwargs)
-    if asyncio.iscoroutine(value):
-        value = asyncio.run(value)
-    return value
+    with tool_call(secrets or {}) as read:
+        value = fn(**kwargs)
+        if asyncio.iscoroutine(value):
+            value = asyncio.run(value)  # runs in a copy of this context: get() works there too
+    return scrub(value, read)
 
 
 async def _force_if_running(ref: ray.ObjectRef) -> None:
@@ -171,10 +179,14 @@ class SchedulerActor:
                 self._mcp[node].register_models.remote(self._models.all())
         return self._mcp[node]
 
-    async def open_session(self, session_id: str, models: dict[str, ModelProfile]) -> None:
-        """Register a session's profiles for sampling: here, and with every node's MCP actor."""
-        self._models.register(session_id, models)
-        await asyncio.gather(*(h.register_models.remote({session_id: models}) for h in self._mcp.values()))
+    async def open_session(self, session_id: str, models: dict[str, ModelProfile],
+                           secrets: dict[str, SecretRef] | None = None) -> None:
+        """Register a session's profiles for sampling (here, and with every node's MCP actor), and its
+        secrets here (read on this node, where it can: the tool results this actor records are redacted)."""
+        register_all(secrets or {})
+        if models:
+            self._models.register(session_id, models)
+            await asyncio.gather(*(h.register_models.remote({session_id: models}) for h in self._mcp.values()))
 
     async def close_session(self, session_id: str) -> None:
         self._models.forget(session_id)
@@ -217,10 +229,10 @@ class SchedulerActor:
     async def _attempt(self, job: ToolJob, target: Any) -> Any:
         ref: Any
         if job.execution is Execution.IO:
-            ref = self._worker(job.node_id).run.options(name=f"tool:{job.tool}").remote(target, job.kwargs)
+            ref = self._worker(job.node_id).run.options(name=f"tool:{job.tool}").remote(target, job.kwargs, job.secrets)
         elif job.execution is Execution.CPU:
             self._check_feasible(job)
-            ref = self._cpu_task.options(**task_options(job)).remote(target, job.kwargs)
+            ref = self._cpu_task.options(**task_options(job)).remote(target, job.kwargs, job.secrets)
         elif job.execution is Execution.MCP:
             ref = self._mcp_actor(job.node_id).call.options(name=f"tool:{job.tool}").remote(target, job.kwargs)
         else:

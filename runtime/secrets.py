@@ -1,7 +1,8 @@
 """Secrets by name: what the team file's ``secrets:`` names, read where it is used, never shown.
 
 A team names its secrets (``BANK: env:BANK_TOKEN``, ``DB: file:/run/secrets/db``); a tool asks for
-one by name (``ctx.secret("BANK")``, or ``${secret:BANK}`` in an MCP server's env, args or headers)
+one by name (``ctx.secret("BANK")``; :func:`get` in an ``io`` or ``cpu`` tool, which has no context;
+or ``${secret:BANK}`` in an MCP server's env, args or headers)
 and the value is read from the environment variable or the file on the node that uses it. The value
 never travels: messages, configs and checkpoints carry the reference, and the model never asks for
 it. Every value read is registered for redaction (:func:`troupe.runtime.redact.register_secret`) in
@@ -16,12 +17,15 @@ import getpass
 import os
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from troupe.runtime.errors import ConfigError
-from troupe.runtime.redact import register_secret
+from troupe.runtime.redact import REDACTED, register_secret
 from troupe.runtime.safety import SecretRef
 
 if TYPE_CHECKING:
@@ -104,6 +108,77 @@ def register_all(refs: Mapping[str, SecretRef]) -> list[str]:
     return done
 
 
+@dataclass
+class _CallSecrets:
+    refs: Mapping[str, SecretRef]
+    read: list[str] = field(default_factory=list)
+
+
+_CALL: ContextVar[_CallSecrets | None] = ContextVar("troupe_call_secrets", default=None)
+_T = TypeVar("_T")
+
+
+def get(name: str) -> str:
+    """The value of the team's secret ``name``, for the tool call running now: an ``io`` or ``cpu``
+    tool (a plain function, with no context) asks for a secret this way, wherever it runs. The call
+    carries the session's references, never values; the value is read here, from the environment
+    variable or the file (:func:`resolve`), registered for redaction, and scrubbed from the tool's
+    result before it leaves this process. Raises :class:`SecretError` outside a tool call."""
+    call = _CALL.get()
+    if call is None:
+        raise SecretError(f"secret {name!r} was asked for outside a tool call: troupe.runtime.secrets.get works in a "
+                          "tool the runtime runs (inline, io or cpu; a tool with a ctx can use ctx.secret); a cpu tool "
+                          "with sandbox=True runs in a sandbox that holds no secrets", secret=name)
+    value = resolve(name, call.refs)
+    call.read.append(value)
+    return value
+
+
+@contextmanager
+def tool_call(refs: Mapping[str, SecretRef]) -> Iterator[list[str]]:
+    """Within: :func:`get` resolves against ``refs`` (one call's session's secrets). Yields the
+    values read so far, for :func:`scrub`."""
+    call = _CallSecrets(refs)
+    token = _CALL.set(call)
+    try:
+        yield call.read
+    finally:
+        _CALL.reset(token)
+
+
+async def call_with(refs: Mapping[str, SecretRef], run: Callable[[], Awaitable[_T]]) -> _T:
+    """``await run()`` (one tool call) with :func:`get` resolving against ``refs``; what it returns,
+    with the values it read :func:`scrub`-bed out."""
+    with tool_call(refs) as read:
+        value = await run()
+    return scrub(value, read)  # type: ignore[no-any-return]
+
+
+def scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with each of ``secrets`` replaced by ``[redacted]`` in its text: strings, and the
+    strings in lists, tuples and dicts (keys too); anything else as it is. The same object when
+    nothing changes."""
+    found = [s for s in set(secrets) if s]
+    if not found:
+        return value
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            for s in found:
+                if s in v:
+                    v = v.replace(s, REDACTED)
+            return v
+        if isinstance(v, (list, tuple)):
+            items = [walk(x) for x in v]
+            return v if all(a is b for a, b in zip(items, v, strict=True)) else (items if isinstance(v, list) else tuple(items))
+        if isinstance(v, dict):
+            pairs = [(walk(k), walk(x)) for k, x in v.items()]
+            return v if all(k is k0 and x is x0 for (k, x), (k0, x0) in zip(pairs, v.items(), strict=True)) else dict(pairs)
+        return v
+
+    return walk(value)
+
+
 def expand(text: str, refs: Mapping[str, SecretRef], *, where: str) -> str:
     """``text`` with each ``${secret:NAME}`` replaced by the secret's value (read and registered here)."""
     if "${secret:" not in text:
@@ -150,4 +225,5 @@ def bind_servers(servers: Mapping[str, _Server], refs: Mapping[str, SecretRef]) 
     return out
 
 
-__all__ = ["MIN_LENGTH", "REFERENCE", "SecretError", "bind_servers", "expand", "referenced", "register_all", "resolve"]
+__all__ = ["MIN_LENGTH", "REFERENCE", "SecretError", "bind_servers", "call_with", "expand", "get", "referenced", "register_all",
+           "resolve", "scrub", "tool_call"]

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
-from troupe.runtime.config import McpServerConfig, ModelProfile
+from troupe.runtime.config import McpServerConfig, ModelProfile, TeamConfig
+from troupe.runtime.safety import SecretRef
+from troupe.runtime.secrets import call_with, register_all
 from troupe.tools.sandbox import sandboxed_target
 from troupe.tools.spec import Execution, Tool, ToolSpec, call_target
 
@@ -67,6 +69,16 @@ def samples(team_servers: Mapping[str, McpServerConfig]) -> bool:
     return any(cfg.sampling for cfg in team_servers.values())
 
 
+def session_registration(team: TeamConfig) -> tuple[dict[str, ModelProfile], dict[str, SecretRef]] | None:
+    """What a session's host registers with the dispatcher where the session starts
+    (:meth:`Dispatcher.open_session`): its model profiles when one of its MCP servers may sample,
+    its secrets' references when it has any (so whoever records tool results scrubs their values);
+    ``None`` when neither."""
+    models = dict(team.models) if samples(team.mcp_servers) else {}
+    secrets = dict(team.secrets)
+    return (models, secrets) if models or secrets else None
+
+
 class Dispatcher(Protocol):
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
         """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`."""
@@ -77,8 +89,10 @@ class Dispatcher(Protocol):
         connection is ``session_id``'s own)."""
         ...
 
-    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
-        """Register a session's model profiles once, for MCP servers allowed to sample."""
+    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile],
+                           secrets: Mapping[str, SecretRef] | None = None) -> None:
+        """Register a session's model profiles once, for MCP servers allowed to sample, and its
+        secrets' references (read and registered for redaction where tool results are recorded)."""
         ...
 
     async def close_session(self, session_id: str) -> None:
@@ -169,8 +183,11 @@ class LocalDispatcher:
             self._mcp = McpManager(sampler=manager_sampler(self._models.of))
         return self._mcp
 
-    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile]) -> None:
-        self._models.register(session_id, models)
+    async def open_session(self, session_id: str, models: Mapping[str, ModelProfile],
+                           secrets: Mapping[str, SecretRef] | None = None) -> None:
+        if models:
+            self._models.register(session_id, models)
+        register_all(secrets or {})
 
     async def close_session(self, session_id: str) -> None:
         self._models.forget(session_id)
@@ -187,7 +204,8 @@ class LocalDispatcher:
         if job.execution is Execution.CPU and tool.spec.sandbox:  # @tool(sandbox=True): a child inside the sandbox
             target = sandboxed_target(tool, ctx, job.timeout_s)
             return await self.core.run(job, lambda: call_target(target, job.kwargs))
-        return await self.core.run(job, lambda: tool.call_validated(job.kwargs, ctx))
+        # troupe.runtime.secrets.get(NAME) works in the tool; the values it read are scrubbed from its result
+        return await self.core.run(job, lambda: call_with(job.secrets, lambda: tool.call_validated(job.kwargs, ctx)))
 
     async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
         return await self.mcp.list_tools(server, config, session_id)
@@ -209,5 +227,6 @@ __all__ = [
     "manager_sampler",
     "mcp_request",
     "samples",
+    "session_registration",
     "session_scoped",
 ]

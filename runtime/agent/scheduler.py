@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 
 from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import ModelVisibleError, ToolTimeoutError
+from troupe.runtime.safety import SecretRef
+from troupe.runtime.secrets import register_all
 from troupe.runtime.storage.checkpoint import store_at
 from troupe.tools.spec import Execution, ToolSpec
 
@@ -51,10 +53,15 @@ class ToolJob(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin's __i
     """The session's checkpoint store when it is durable: the result is recorded there, by key, as
     soon as the call returns, and a call whose result is recorded is answered from it, not run again
     (a scheduler restarted after a crash, or a session resumed on another cluster, remembers)."""
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    """The session's secrets, as references (never values): what
+    :func:`troupe.runtime.secrets.get` resolves against in the tool, wherever it runs, and what the
+    scheduler registers for redaction before it records the result."""
 
     @classmethod
     def for_call(cls, spec: ToolSpec, kwargs: dict[str, Any], *, key: str, session_id: str = "", agent: str = "",
-                 call_id: str = "", node_id: str | None = None, checkpoints: str | None = None) -> ToolJob:
+                 call_id: str = "", node_id: str | None = None, checkpoints: str | None = None,
+                 secrets: Mapping[str, SecretRef] | None = None) -> ToolJob:
         return cls(
             tool=spec.name, execution=spec.execution, kwargs=kwargs, idempotency_key=key, timeout_s=spec.timeout_s,
             retries=spec.retries if spec.idempotent else 0, retry_backoff_s=spec.retry_backoff_s,
@@ -62,7 +69,16 @@ class ToolJob(BaseModel):  # type: ignore[no-redef]  # the pydantic plugin's __i
             agent=agent, call_id=call_id, node_id=node_id,
             # MCP results are live objects (progress, sampling); inline tools live and die with their agent
             checkpoints=checkpoints if spec.execution in (Execution.IO, Execution.CPU) else None,
+            secrets=dict(secrets or {}) if spec.execution is not Execution.MCP else {},  # MCP: in the server's config
         )
+
+
+def _record(job: ToolJob, value: Any) -> None:
+    """Record a result in the session's checkpoint store, redacted: the session's secrets are
+    registered here first (those readable in this process), so a tool that returned one leaks none to disk."""
+    assert job.checkpoints is not None
+    register_all(job.secrets)
+    store_at(job.checkpoints).record_tool(job.session_id, job.idempotency_key, value)
 
 
 def idempotency_key(*parts: object) -> str:
@@ -163,7 +179,7 @@ class SchedulerCore:
             raise
         else:
             if job.checkpoints:
-                await asyncio.to_thread(store_at(job.checkpoints).record_tool, job.session_id, key, value)
+                await asyncio.to_thread(_record, job, value)
             future.set_result(value)
             self._results[key] = value
             if len(self._results) > self._remember:

@@ -157,7 +157,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         if tool.spec.needs_approval or (risk is not None and risk.decision == "ask"):
             await request_approval(ctx, tool.spec, call, timeout_s=run.deps.approval_timeout_s, emit=emit, risk=risk)
         job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
-                               agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints)
+                               agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints,
+                               secrets=run.deps.secrets)
         mcp = mcp_request(tool, ctx, run.deps.profile) if tool.spec.execution is Execution.MCP else None
         async with run.deps.snapshot(tool.spec) if run.deps.snapshot is not None else contextlib.nullcontext():
             value = await run.deps.dispatcher.run(tool, job, ctx, mcp)  # snapshotted first when it writes the workspace

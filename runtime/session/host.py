@@ -22,7 +22,7 @@ from typing import Any
 
 from troupe.runtime.agent.core import AgentCore, control_message
 from troupe.runtime.agent.deps import AgentDeps
-from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, samples, session_scoped
+from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher, session_registration, session_scoped
 from troupe.runtime.agent.state import AgentState
 from troupe.runtime.config import USER_SIM, AgentSpec, TeamConfig
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
@@ -118,8 +118,8 @@ class HostCore:
         register_all(spec.team.secrets)  # before this process emits anything of the session (docs/secrets.md)
         if not held.opened:
             held.opened = True
-            if samples(spec.team.mcp_servers):
-                await self.dispatcher.open_session(str(spec.session_id), spec.team.models)
+            if (registered := session_registration(spec.team)) is not None:  # sampling profiles, secrets' refs
+                await self.dispatcher.open_session(str(spec.session_id), *registered)
         if spec.checkpoints and held.durable is None:
             held.durable = Durability(store_at(spec.checkpoints), spec.session_id, self.flush_events)
         if held.environment is None and spec.team.entry in names and envs.has_environment(spec.team):
@@ -338,7 +338,7 @@ class HostCore:
         if held.environment is not None:
             await held.environment.close()  # records a failed teardown, never raises one
         servers = held.spec.team.mcp_servers
-        if held.opened and (samples(servers) or session_scoped(servers)):
+        if held.opened and (session_registration(held.spec.team) is not None or session_scoped(servers)):
             with contextlib.suppress(Exception):
                 await self.dispatcher.close_session(str(session_id))
 

@@ -35,6 +35,7 @@ from troupe.runtime.config import Placement, TeamConfig
 from troupe.runtime.errors import TroupeError
 from troupe.runtime.ids import RunId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.redact import redact_text
 from troupe.runtime.storage.location import Storage, open_storage
 
 CHECKPOINT_FORMAT: Final = 1
@@ -210,8 +211,10 @@ class CheckpointStore:
 
     # --- tool results -------------------------------------------------------------------------
     def record_tool(self, session_id: str, key: str, value: Any) -> None:
+        """Record a tool's result, its text redacted: a result that holds a secret registered in this
+        process (:mod:`troupe.runtime.secrets`) is written with ``[redacted]`` in its place."""
         self.storage.write_bytes(f"sessions/{session_id}/tools/{key}.json",
-                                 json.dumps(portable(value)).encode())
+                                 json.dumps(_redacted(portable(value))).encode())
 
     def recorded_tool(self, session_id: str, key: str) -> tuple[bool, Any]:
         """``(True, result)`` when this call's result was recorded, else ``(False, None)``."""
@@ -241,6 +244,17 @@ def portable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def _redacted(value: Any) -> Any:
+    """A :func:`portable` value with :func:`~troupe.runtime.redact.redact_text` applied to every string in it."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {redact_text(k): _redacted(v) for k, v in value.items()}
+    return value
 
 
 def revive(value: Any) -> Any:
