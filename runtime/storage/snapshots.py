@@ -12,7 +12,8 @@ hashed is not read again (the store keeps those in memory per folder, and the la
 written from this machine carries them too, so a new process starts warm), and an object the store
 already has is not written again. A folder equal to the latest snapshot (same ``tree``) makes no new
 one. Restoring makes a folder equal to a manifest: files it does not list are removed, those that
-differ are rewritten (names in ``exclude``, such as a worktree's ``.git``, are left alone).
+differ are rewritten (names in ``exclude``, such as a worktree's ``.git``, are left alone); it does
+not read them back: the manifest gives their hashes, and their new stats are kept for the next snapshot.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ _SUFFIX: Final = ".snapshot"
 RACY_NS: Final = 1_000_000_000
 """A file modified less than this before it was hashed is hashed again next time (see :meth:`SnapshotStore._hash_file`)."""
 _FOLDERS_CACHED: Final = 64
+_NEVER: Final = 1 << 62
 
 
 class SnapshotNotFoundError(ConfigError):
@@ -327,33 +329,48 @@ class SnapshotStore:
                 _remove(folder / rel)
         for rel in change.removed:  # folders left empty that the manifest does not hold
             _prune(folder, rel, wanted)
-        for rel in sorted(change.added + change.changed):
-            self._write_entry(folder, rel, wanted[rel])
+        todo = sorted(change.added + change.changed)
+        written = {rel: self._write_entry(folder, rel, wanted[rel]) for rel in todo if wanted[rel].hash is None}
+        files = [rel for rel in todo if wanted[rel].hash is not None]
+        if files:  # folders and links first (above), then the files' contents, several at a time
+            with ThreadPoolExecutor(min(_WORKERS, len(files))) as pool:
+                written.update(zip(files, pool.map(lambda rel: self._write_entry(folder, rel, wanted[rel]), files),
+                                   strict=True))
         for rel, entry in wanted.items():
             if entry.dir:
                 os.chmod(folder / rel, entry.mode)
-        after, _, _ = self.scan(folder, exclude=skip, known={})
-        self._remember(folder, after)
+        # What the folder holds now, without reading it back: the manifest's hashes with the stats of
+        # the files as written (and the entries that were already right, as scanned).
+        self._remember(folder, {rel: written[rel] if rel in written else now.get(rel, entry) for rel, entry in wanted.items()})
         return change
 
-    def _write_entry(self, folder: Path, rel: str, entry: FileEntry) -> None:
+    def _write_entry(self, folder: Path, rel: str, entry: FileEntry) -> FileEntry:
+        """Write one entry; returns it with the stats of the file written (a snapshot trusts them)."""
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_dir() and not path.is_symlink() and not entry.dir:
             shutil.rmtree(path)  # a folder where the snapshot has a file or a link
         if entry.dir:
             path.mkdir(exist_ok=True)
-            return
+            return entry
         if entry.link is not None:
             os.symlink(entry.link, path)
-            return
+            return entry
         assert entry.hash is not None
         tmp = path.parent / f".{path.name}.restore.tmp"
         with self.storage.fs.open_input_stream(self.storage.path(self._object(entry.hash))) as src, open(tmp, "wb") as out:
             while chunk := src.read(_CHUNK):
                 out.write(chunk)
         os.chmod(tmp, entry.mode)
+        # The content is known (its hash is the manifest's), so the file is not read back; its mtime is
+        # set at least RACY_NS in the past (its snapshotted one when older) so that any later write,
+        # even one of the same size within the same clock tick, changes it and is hashed again.
+        os.utime(tmp, ns=(time.time_ns(), min(entry.mtime_ns or _NEVER, time.time_ns() - RACY_NS)))
         os.replace(tmp, path)
+        st = path.lstat()
+        settled = st.st_size == entry.size and st.st_mtime_ns < time.time_ns() - RACY_NS
+        return entry.model_copy(update={"size": st.st_size, "mtime_ns": st.st_mtime_ns if settled else 0,
+                                        "ino": st.st_ino})
 
     def diff_folder(self, manifest: SnapshotManifest, folder: str | Path, *, exclude: Iterable[str] = ()) -> Diff:
         """From ``manifest`` to the folder as it is now."""
