@@ -14,9 +14,15 @@ the first rule that matches decides (``approval.decided`` with ``by: policy``); 
       - tool: bank__transfer
         when: {currency: [EUR, USD]} # every named argument equals one of these values
         decision: yes
+      - tool: send_email
+        risk_at_least: 70            # the call's risk score (``risk:`` in the team file)
+        decision: no
       - tool: "*"
         decision: no
         reason: nothing else in the sweep
+
+``risk_at_least`` / ``risk_below`` match on the call's risk score (0-100, the one ``approval.requested``
+carries); a rule with either never matches a call that was not scored.
 """
 
 from __future__ import annotations
@@ -51,6 +57,10 @@ class ApprovalRule(BaseModel):
     when: dict[str, list[Any]] = Field(default_factory=dict)
     """Argument name -> acceptable values (a plain value is a one-value list); every one named must
     match. Arguments that are not valid JSON never match a rule with ``when``."""
+    risk_at_least: int | None = Field(default=None, ge=0, le=100)
+    """Matches only a call whose risk score is at least this (never an unscored call)."""
+    risk_below: int | None = Field(default=None, ge=0, le=101)
+    """Matches only a call whose risk score is below this (never an unscored call)."""
     decision: Decision
     reason: str = ""
     """Recorded with the decision (default: which rule decided)."""
@@ -64,8 +74,12 @@ class ApprovalRule(BaseModel):
             return {k: (x if isinstance(x, list) else [x]) for k, x in v.items()}
         return v
 
-    def matches(self, tool: str, arguments: dict[str, Any] | None) -> bool:
+    def matches(self, tool: str, arguments: dict[str, Any] | None, risk: int | None = None) -> bool:
         if not fnmatch.fnmatchcase(tool, self.tool):
+            return False
+        if self.risk_at_least is not None and (risk is None or risk < self.risk_at_least):
+            return False
+        if self.risk_below is not None and (risk is None or risk >= self.risk_below):
             return False
         if not self.when:
             return True
@@ -85,19 +99,26 @@ class ApprovalPolicy(BaseModel):
 
     _default = field_validator("default", mode="before")(_yes_no)
 
-    def decide(self, tool: str, arguments: str) -> tuple[bool, str] | None:
-        """``(approved, reason)`` for a call of ``tool`` with ``arguments`` (JSON text), or None to ask."""
+    def decide(self, tool: str, arguments: str, risk: int | None = None) -> tuple[bool, str] | None:
+        """``(approved, reason)`` for a call of ``tool`` with ``arguments`` (JSON text) and its risk
+        score (``None``: not scored), or None to ask."""
         try:
             parsed = json.loads(arguments) if arguments else {}
         except json.JSONDecodeError:
             parsed = None
         args = parsed if isinstance(parsed, dict) else None
         for i, rule in enumerate(self.rules):
-            if rule.matches(tool, args):
-                return rule.decision == "yes", rule.reason or f"approval policy rule {i} ({rule.tool!r}): {rule.decision}"
+            if rule.matches(tool, args, risk):
+                return rule.decision == "yes", rule.reason or f"approval policy rule {i} ({rule.tool!r}{_risk_text(rule)}): {rule.decision}"
         if self.default == "ask":
             return None
         return self.default == "yes", f"approval policy default: {self.default}"
+
+
+def _risk_text(rule: ApprovalRule) -> str:
+    parts = [f"risk >= {rule.risk_at_least}" if rule.risk_at_least is not None else "",
+             f"risk < {rule.risk_below}" if rule.risk_below is not None else ""]
+    return "".join(f", {p}" for p in parts if p)
 
 
 def load_approval_policy(path: str | Path) -> ApprovalPolicy:

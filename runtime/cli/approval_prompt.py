@@ -39,6 +39,7 @@ class ApprovalPrompt:
             await self.session.deny(req["id"], "denied by --approve no")
             return
         self.out.write(f"\n[approval] agent {req['agent']!r} wants to call {req['tool']}({req['arguments']})\n"
+                       f"{risk_lines(req.get('risk'))}"
                        f"[approval] allow? [y/N] (denied after {req['timeout_s']:g}s) ")
         self.out.flush()
         answer = await asyncio.to_thread(self.read_line)
@@ -48,6 +49,15 @@ class ApprovalPrompt:
             await self.session.deny(req["id"], "denied at the prompt")
 
 
+def risk_lines(risk: dict[str, Any] | None) -> str:
+    """The prompt's lines about a call's risk score and its reasons (nothing when it was not scored)."""
+    if not risk:
+        return ""
+    lines = [f"[approval] risk score {risk.get('score')} ({risk.get('decision', 'ask')})\n"]
+    lines += [f"[approval]   - {reason}\n" for reason in risk.get("reasons") or ()]
+    return "".join(lines)
+
+
 def default_mode(flag: str | None) -> ApproveMode:
     """``--approve`` when given; otherwise ask on a terminal, deny when nobody can answer."""
     if flag:
@@ -55,4 +65,4 @@ def default_mode(flag: str | None) -> ApproveMode:
     return ApproveMode.ASK if sys.stdin.isatty() else ApproveMode.NO
 
 
-__all__ = ["ApprovalPrompt", "ApproveMode", "default_mode"]
+__all__ = ["ApprovalPrompt", "ApproveMode", "default_mode", "risk_lines"]

@@ -3,7 +3,8 @@
 Held by the session supervisor. ``request`` records ``approval.requested`` and waits;
 ``decide`` (from the Python API or the CLI prompt) answers it; a timeout or the end of the session
 denies it. With an :class:`~troupe.runtime.approval_policy.ApprovalPolicy` (the team's
-``approval_policy``; ``troupe eval run --approve``) the policy decides at once unless it says ``ask``.
+``approval_policy``; ``troupe eval run --approve``) the policy decides at once unless it says ``ask``;
+it sees the call's risk score (``risk_at_least`` / ``risk_below`` rules) when the call was scored.
 Either way ``approval.decided`` says who decided (``client``, ``timeout``, ``session``, ``policy``) and why.
 """
 
@@ -58,7 +59,8 @@ class Approvals:
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._pending[req.id] = (req, future)
         self.emit(ApprovalRequestedPayload(**req.model_dump(exclude_none=True)), agent=agent, tool=tool, status="pending")
-        ruled = self.policy.decide(tool, arguments) if self.policy is not None else None
+        score = req.risk.score if req.risk is not None else None
+        ruled = self.policy.decide(tool, arguments, score) if self.policy is not None else None
         if ruled is not None:
             self._pending.pop(req.id, None)
             return self._record(req, approved=ruled[0], by="policy", reason=ruled[1]).model_dump()
