@@ -36,9 +36,10 @@ from troupe.runtime.config import Placement
 from troupe.runtime.errors import ConfigError, HostLostError, UnknownAgentError
 from troupe.runtime.eventlog.core import NotSubscribedError
 from troupe.runtime.events import Event
-from troupe.runtime.ids import AgentId, SessionId
+from troupe.runtime.ids import SUPERVISOR, AgentId, SessionId
 from troupe.runtime.messages import Envelope
 from troupe.runtime.session.spec import SessionSpec, root_of
+from troupe.runtime.session.workspace_history import RollbackResult
 from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.runtime.storage.location import normalize as normalize_lake
 
@@ -250,6 +251,27 @@ class RayBackend:
                 rows += finished
             for row in rows:
                 yield Event.model_validate(row)
+
+    # --- workspaces ---------------------------------------------------------------------------
+    async def workspace_rollback(self, session_id: SessionId, to: str | None = None, *, by: str = "api",
+                                 timeout_s: float = 60.0) -> RollbackResult | None:
+        """Roll back a live session's workspace in the host of its supervisor (on the node holding
+        its folder): a session of this runtime, or a dedicated one another driver opened (its hosts
+        are named). ``None`` when no host holds it: the caller restores the folder itself."""
+        placed = self._sessions.get(session_id)
+        if placed is not None:
+            host = placed.handle_for(SUPERVISOR)
+        else:
+            try:
+                host = ray.get_actor(dedicated_name(session_id, SUPERVISOR), namespace=NAMESPACE)
+            except ValueError:
+                return None
+        try:
+            result: RollbackResult | None = await remote_call(
+                host.workspace_rollback.remote(session_id, to, by, timeout_s))
+        except RayActorError:
+            return None  # its host is gone: the session is not live
+        return result
 
     # --- teardown ---------------------------------------------------------------------------
     async def close_session(self, session_id: SessionId, *, compact: bool = True) -> None:

@@ -24,6 +24,8 @@ from troupe.runtime.messages import Envelope
 from troupe.runtime.session.host import HostCore
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
+from troupe.runtime.session.workspace_history import RollbackResult
+from troupe.runtime.session.workspace_live import rollback_here
 
 COALESCE_S = 0.001
 """How long :meth:`HostActor.run_sessions` waits after a session ends for others to end with it."""
@@ -119,6 +121,12 @@ class HostActor:
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any:
         await self._ensure_restored()
         return await self.core.call(session_id, target, method, kwargs)
+
+    async def workspace_rollback(self, session_id: SessionId, to: str | None = None, by: str = "api",
+                                 timeout_s: float = 60.0) -> RollbackResult | None:
+        """Roll back the workspace of a session held here, on this node (``None``: not held here)."""
+        await self._ensure_restored()
+        return await rollback_here(self.core, session_id, to, by=by, timeout_s=timeout_s)
 
     async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> SessionResult:
         """A whole session in one call (sweeps); its events reach the log with the next flush."""

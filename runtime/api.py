@@ -243,11 +243,17 @@ class Troupe:
         """What changed from snapshot ``a`` (default: the latest) to snapshot ``b`` (default: the folder now)."""
         return await asyncio.to_thread(workspace_history.diff_of, self.lake, session_id, a, b)
 
-    async def workspace_rollback(self, session_id: str, to: str | None = None) -> RollbackResult:
+    async def workspace_rollback(self, session_id: str, to: str | None = None, *, by: str = "api",
+                                 timeout_s: float = 60.0) -> RollbackResult:
         """Restore a session's workspace to snapshot ``to`` (default: the latest that differs from the
         folder now); its state before is snapshotted first and a ``workspace.rollback`` event recorded.
-        Waits for writing tool calls under way (a running session's next ones wait for it)."""
-        return await asyncio.to_thread(workspace_history.rollback, self.lake, session_id, to)
+        A live session's host does it, on the node holding the folder, under the lock of its tool calls
+        (it waits for writing calls under way, up to ``timeout_s``; the next ones wait for it); a
+        session no host holds is restored here, in this process (``result.live`` says which)."""
+        live = await self.backend.workspace_rollback(SessionId(session_id), to, by=by, timeout_s=timeout_s)
+        if live is not None:
+            return live
+        return await asyncio.to_thread(workspace_history.rollback, self.lake, session_id, to, by=by, timeout_s=timeout_s)
 
     async def close_idle_mcp(self) -> int:
         """Close now the node-scoped MCP connections with no call in flight, on every node (their stdio

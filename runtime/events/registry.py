@@ -50,7 +50,11 @@ from troupe.runtime.events.tool import (
     ToolProgressPayload,
     ToolResultPayload,
 )
-from troupe.runtime.events.workspace import WorkspaceRollbackPayload, WorkspaceSnapshotPayload
+from troupe.runtime.events.workspace import (
+    WorkspaceRollbackPayload,
+    WorkspaceRollbackPayloadV1,
+    WorkspaceSnapshotPayload,
+)
 
 AnyPayload = Annotated[
     Union[  # noqa: UP007 - a discriminated union reads best spelled out
@@ -76,6 +80,7 @@ PAYLOAD_MODELS: Final[Mapping[str, type[Payload]]] = {t: registered()[t] for t i
 _OLDER: Final[dict[tuple[str, int], type[Payload]]] = {
     ("tool.call", 1): ToolCallPayloadV1,
     ("approval.requested", 1): ApprovalRequestedPayloadV1,
+    ("workspace.rollback", 1): WorkspaceRollbackPayloadV1,
 }
 """Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
 

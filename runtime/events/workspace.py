@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from troupe.runtime.events.payload import Payload
 
@@ -27,9 +27,23 @@ class WorkspaceSnapshotPayload(Payload):
     """The workspace folder it was taken of (on the node that took it)."""
 
 
+class WorkspaceRollbackPayloadV1(Payload):
+    """``workspace.rollback`` before it said where it ran (payload version 1)."""
+
+    to: str
+    replaced: str | None = None
+    snapshot: str | None = None
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    by: str = "api"
+    folder: str = ""
+
+
 class WorkspaceRollbackPayload(Payload):
     """The session's workspace was restored to an earlier snapshot (its state before was snapshotted first)."""
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["workspace.rollback"] = "workspace.rollback"
     to: str
     """The snapshot restored."""
@@ -47,6 +61,13 @@ class WorkspaceRollbackPayload(Payload):
     """Who asked: ``api`` (Python), ``cli``."""
     folder: str = ""
     """The workspace folder restored."""
+    live: bool = False
+    """Whether the session was live: the rollback ran in its host's process, on the node holding the
+    folder (else in the caller's process, on the caller's machine)."""
+    host: str = ""
+    """The machine (hostname) the folder was restored on."""
+    pid: int = 0
+    """The process that restored it (a live session's host actor, or the caller)."""
 
 
-__all__ = ["WorkspaceRollbackPayload", "WorkspaceSnapshotPayload"]
+__all__ = ["WorkspaceRollbackPayload", "WorkspaceRollbackPayloadV1", "WorkspaceSnapshotPayload"]

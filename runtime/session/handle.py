@@ -60,6 +60,13 @@ class Backend(Protocol):
         """Write every event handed to the log so far into the lake."""
         ...
 
+    async def workspace_rollback(self, session_id: SessionId, to: str | None = None, *, by: str = "api",
+                                 timeout_s: float = 60.0) -> Any:
+        """Roll back a live session's workspace in the host holding it (a
+        :class:`~troupe.runtime.session.workspace_history.RollbackResult`), or ``None`` when no host
+        of this backend holds the session (the caller then restores the folder itself)."""
+        ...
+
     async def finish_run(self, run_id: str) -> None:
         """Flush, then compact a run's files (a sweep calls this once, at its end)."""
         ...

@@ -17,6 +17,8 @@ from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
 from troupe.runtime.session.host import HostCore
 from troupe.runtime.session.spec import SessionSpec
+from troupe.runtime.session.workspace_history import RollbackResult
+from troupe.runtime.session.workspace_live import rollback_here
 from troupe.runtime.storage.checkpoint import checkpoint_location
 from troupe.tools.registry import ToolRegistry
 
@@ -74,6 +76,11 @@ class LocalBackend:
 
     async def run_session(self, spec: SessionSpec, text: str, timeout: float | None = None) -> Any:
         return await self.host.run_session(spec, text, timeout)
+
+    async def workspace_rollback(self, session_id: SessionId, to: str | None = None, *, by: str = "api",
+                                 timeout_s: float = 60.0) -> RollbackResult | None:
+        """Roll back a live session's workspace through its host (``None``: not open here)."""
+        return await rollback_here(self.host, session_id, to, by=by, timeout_s=timeout_s)
 
     async def flush(self) -> None:
         await self.buffer.flush()

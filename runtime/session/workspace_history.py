@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import subprocess
 import time
 from collections import OrderedDict
@@ -35,7 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from troupe.runtime.config import PermissionLevel
 from troupe.runtime.errors import ToolExecutionError, TroupeError
@@ -287,6 +288,13 @@ class RollbackResult(BaseModel):
     snapshot: str | None = None
     diff: Diff
     folder: str
+    live: bool = False
+    """True: the session was live and its host restored the folder, on the node holding it, under the
+    lock its tool calls take. False: it was not, and the caller's process restored the folder on the
+    caller's machine (the one named in the snapshots)."""
+    host: str = Field(default_factory=socket.gethostname)
+    pid: int = Field(default_factory=os.getpid)
+    """Where it ran: the machine and the process that restored the folder."""
 
 
 def log_of(lake: str, session_id: str) -> list[SnapshotManifest]:
@@ -304,43 +312,60 @@ def diff_of(lake: str, session_id: str, a: str | None = None, b: str | None = No
     return store.diff_folder(old, old.folder, exclude=(".git",) if (Path(old.folder) / ".git").is_file() else ())
 
 
-def rollback(lake: str, session_id: str, to: str | None = None, *, by: str = "api",
-             timeout_s: float = 60.0) -> RollbackResult:
-    """Restore the session's folder to snapshot ``to`` (default: the latest snapshot that differs from
-    the folder now, i.e. undo the last change). The state it replaces is snapshotted first, the
-    restored state after, and a ``workspace.rollback`` event goes to the lake."""
-    store = store_for(lake)
+def roll_back(store: SnapshotStore, session_id: str, folder: Path, to: str | None, *, exclude: tuple[str, ...],
+              live: bool = False) -> tuple[RollbackResult, list[SnapshotManifest]]:
+    """The rollback itself, with the folder's lock held: snapshot the state it replaces, restore
+    ``to`` (default: the latest snapshot that differs from the folder now), snapshot the result.
+    Returns the result and the snapshots it made."""
     snaps = store.snapshots(session_id)
     if not snaps:
         raise SnapshotNotFoundError(f"session {session_id} has no workspace snapshots in {store.storage}",
                                     session=session_id)
     latest = snaps[-1]
+    before = None
+    if folder.is_dir():
+        before, _ = store.snapshot(folder, session_id, reason="before rollback", run_id=latest.run_id, exclude=exclude)
+    if to is None:
+        now = before.tree if before is not None else None
+        earlier = [s for s in snaps if s.tree != now]
+        if not earlier:
+            raise SnapshotNotFoundError(f"session {session_id}: no snapshot differs from its folder now; "
+                                        "nothing to roll back to", session=session_id)
+        target = earlier[-1]
+    else:
+        target = store.get(session_id, to)
+    change = store.restore(target, folder, exclude=exclude)
+    after, _ = store.snapshot(folder, session_id, reason=f"rollback to {target.id}", run_id=latest.run_id,
+                              exclude=exclude)
+    result = RollbackResult(session_id=session_id, to=target.id, replaced=before.id if before else None,
+                            snapshot=after.id if after else None, diff=change, folder=str(folder), live=live)
+    return result, [m for m in (before, after) if m is not None and m.seq > latest.seq]
+
+
+def rollback_payload(result: RollbackResult, by: str) -> WorkspaceRollbackPayload:
+    d = result.diff
+    return WorkspaceRollbackPayload(to=result.to, replaced=result.replaced, snapshot=result.snapshot, added=len(d.added),
+                                    removed=len(d.removed), changed=len(d.changed), by=by, folder=result.folder,
+                                    live=result.live, host=result.host, pid=result.pid)
+
+
+def rollback(lake: str, session_id: str, to: str | None = None, *, by: str = "api",
+             timeout_s: float = 60.0) -> RollbackResult:
+    """Restore the session's folder, here (the session is not live; a live one's host does it: see
+    :mod:`troupe.runtime.session.workspace_live`), to snapshot ``to`` (default: the latest snapshot
+    that differs from the folder now, i.e. undo the last change). The state it replaces is
+    snapshotted first, the restored state after, and a ``workspace.rollback`` event goes to the lake."""
+    store = store_for(lake)
+    latest = store.get(session_id)
     folder = Path(latest.folder)
     skip = (".git",) if (folder / ".git").is_file() else ()
     with locked_sync(folder, timeout=timeout_s):
-        before = None
-        if folder.is_dir():
-            before, _ = store.snapshot(folder, session_id, reason="before rollback", run_id=latest.run_id, exclude=skip)
-        if to is None:
-            now = before.tree if before is not None else None
-            earlier = [s for s in snaps if s.tree != now]
-            if not earlier:
-                raise SnapshotNotFoundError(f"session {session_id}: no snapshot differs from its folder now; "
-                                            "nothing to roll back to", session=session_id)
-            target = earlier[-1]
-        else:
-            target = store.get(session_id, to)
-        change = store.restore(target, folder, exclude=skip)
-        after, _ = store.snapshot(folder, session_id, reason=f"rollback to {target.id}", run_id=latest.run_id,
-                                  exclude=skip)
-    result = RollbackResult(session_id=session_id, to=target.id, replaced=before.id if before else None,
-                            snapshot=after.id if after else None, diff=change, folder=str(folder))
-    events = [make_event(snapshot_payload(m), run_id=m.run_id or session_id, session_id=session_id, agent="workspace",
-                         status="ok") for m in (before, after) if m is not None and m.seq > latest.seq]
-    events.append(make_event(WorkspaceRollbackPayload(
-        to=target.id, replaced=result.replaced, snapshot=result.snapshot, added=len(change.added),
-        removed=len(change.removed), changed=len(change.changed), by=by, folder=str(folder)),
-        run_id=latest.run_id or session_id, session_id=session_id, agent="workspace", status="ok"))
+        result, made = roll_back(store, session_id, folder, to, exclude=skip)
+    run_id = latest.run_id or session_id
+    events = [make_event(snapshot_payload(m), run_id=run_id, session_id=session_id, agent="workspace", status="ok")
+              for m in made]
+    events.append(make_event(rollback_payload(result, by), run_id=run_id, session_id=session_id, agent="workspace",
+                             status="ok"))
     _record(lake, events)
     return result
 
@@ -363,7 +388,9 @@ __all__ = [
     "history_for",
     "log_of",
     "prepare",
+    "roll_back",
     "rollback",
+    "rollback_payload",
     "store_for",
     "writes_workspace",
 ]

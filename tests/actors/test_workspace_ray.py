@@ -58,3 +58,40 @@ async def test_a_restarted_agent_finds_its_deleted_folder_restored(troupe_ray: T
     await session.end()
     await session.close()
     assert files_of(folder) == {"notes/a.txt": "from turn one", "b.txt": "two"}
+
+
+async def test_a_live_sessions_rollback_runs_in_its_hosts_process(troupe_ray: Troupe, tmp_path: Path) -> None:
+    import os
+
+    import ray
+
+    from troupe.actors.naming import NAMESPACE, dedicated_name
+    from troupe.runtime.ids import SUPERVISOR
+
+    session = await troupe_ray.open(writing_team(tmp_path / "ws"), placement="dedicated", conversation=True)
+    await session.send("write a.txt=one")
+    await session.result(timeout=60)
+    await session.send("write a.txt=two")
+    await session.result(timeout=60)
+    sid = str(session.id)
+    folder = tmp_path / "ws" / sid
+    host = ray.get_actor(dedicated_name(session.id, SUPERVISOR), namespace=NAMESPACE)
+    host_pid = (await host.describe.remote())["pid"]
+    back = await troupe_ray.workspace_rollback(sid, to="1")
+    assert back.live and back.pid == host_pid != os.getpid() and files_of(folder) == {"a.txt": "one"}
+    # A driver that did not open the session (a notebook, the CLI) finds its host by name.
+    placed = troupe_ray.backend._sessions.pop(session.id)  # type: ignore[attr-defined]
+    try:
+        again = await troupe_ray.workspace_rollback(sid, to="2")
+    finally:
+        troupe_ray.backend._sessions[session.id] = placed  # type: ignore[attr-defined]
+    assert again.live and again.pid == host_pid and files_of(folder) == {"a.txt": "two"}
+    await session.end()
+    await session.close()
+    closed = await troupe_ray.workspace_rollback(sid, to="1")  # no host holds it now: restored here
+    assert not closed.live and closed.pid == os.getpid() and files_of(folder) == {"a.txt": "one"}
+    await troupe_ray.backend.flush()  # type: ignore[attr-defined]
+    events = query(troupe_ray.lake, f"select payload from events where session_id='{sid}' "
+                                    "and type = 'workspace.rollback' order by ts").to_pylist()
+    assert [(p["live"], p["pid"]) for p in map(json.loads, (e["payload"] for e in events))] == [
+        (True, host_pid), (True, host_pid), (False, os.getpid())]

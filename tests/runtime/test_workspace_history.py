@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from troupe.runtime.cli.main import main as troupe_main
 from troupe.runtime.config import TeamConfig, load_team
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.runtime.session.supervisor import SessionStatus
+from troupe.runtime.session import workspace_history
 from troupe.runtime.session.workspace_history import locked, writes_workspace
 from troupe.runtime.storage import snapshots as snaps
 from troupe.runtime.storage.snapshots import SnapshotStore
@@ -112,6 +114,40 @@ def test_snapshots_dedupe_skip_unchanged_files_and_restore_exactly(tmp_path: Pat
     assert snaps.diff(first.files, second.files).lines() == ["A c.txt"]
 
 
+def test_a_restore_reads_nothing_back_and_the_next_snapshots_trust_its_stats(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SnapshotStore(tmp_path / "lake")
+    ws = tmp_path / "ws"
+    (ws / "sub").mkdir(parents=True)
+    for i in range(4):
+        (ws / ("sub" if i % 2 else "") / f"f{i}.txt").write_text(f"content {i}")
+    settled = time.time_ns() - 5 * snaps.RACY_NS
+    for p in ws.rglob("*.txt"):
+        os.utime(p, ns=(settled, settled))
+    first, _ = store.snapshot(ws, "s1")
+    assert first is not None
+    hashed: list[str] = []
+    real = SnapshotStore._hash_file
+
+    def counting(self: SnapshotStore, folder: Path, rel: str, *args: Any, **kwargs: Any) -> Any:
+        hashed.append(rel)
+        return real(self, folder, rel, *args, **kwargs)
+
+    monkeypatch.setattr(SnapshotStore, "_hash_file", counting)
+    target = tmp_path / "restored"
+    store.restore(first, target)
+    assert hashed == []  # the manifest gives the hashes: nothing is read back
+    assert files_of(target) == files_of(ws)
+    assert all(p.stat().st_mtime_ns < time.time_ns() - snaps.RACY_NS for p in target.rglob("*.txt"))
+    again, new = store.snapshot(target, "s1", force=True)  # a manifest of this folder, with its stats
+    assert new and again is not None and again.tree == first.tree and hashed == []
+    _, new = SnapshotStore(tmp_path / "lake").snapshot(target, "s1")  # a new process, from that manifest
+    assert not new and hashed == []
+    (target / "f0.txt").write_text("CONTENT 0")  # the same size, just after the restore: still seen
+    third, new = store.snapshot(target, "s1")
+    assert new and third is not None and hashed == ["f0.txt"] and snaps.diff(first.files, third.files).lines() == ["M f0.txt"]
+
+
 def test_which_tools_are_snapshotted_before_they_run() -> None:
     tools = {t.name: t.spec for t in default_registry().resolve(["write_file", "read_file", "shell", "calculator"])}
     assert writes_workspace(tools["write_file"]) and writes_workspace(tools["shell"])
@@ -144,6 +180,7 @@ async def test_a_session_is_snapshotted_and_rolled_back_through_the_api(troupe: 
     (folder / "stray.txt").write_text("not snapshotted yet")
     back = await troupe.workspace_rollback(sid, to=log[0].id)
     assert back.to == log[0].id and sorted(back.diff.lines()) == ["D b.txt", "D stray.txt", "M a.txt"]
+    assert not back.live and back.pid == os.getpid()  # closed: restored here, by the caller
     assert files_of(folder) == {"a.txt": "one"}
     after = await troupe.workspace_log(sid)
     assert [s.reason for s in after[3:]] == ["before rollback", f"rollback to {log[0].id}"]
@@ -159,6 +196,31 @@ async def test_a_session_is_snapshotted_and_rolled_back_through_the_api(troupe: 
     assert kinds.count("workspace.snapshot") == 6 and kinds.count("workspace.rollback") == 2
     rollback = json.loads(next(e for e in events if e["type"] == "workspace.rollback")["payload"])
     assert (rollback["to"], rollback["replaced"], rollback["removed"], rollback["by"]) == (log[0].id, after[3].id, 2, "api")
+
+
+async def test_a_live_sessions_rollback_goes_through_its_host_and_its_event_stream(troupe: Troupe, lake: Path,
+                                                                                  tmp_path: Path) -> None:
+    session = await troupe.open(writing_team(tmp_path / "ws"), conversation=True)
+    await session.send("write a.txt=one")
+    await session.result(timeout=20)
+    await session.send("write a.txt=two")
+    await session.result(timeout=20)
+    sid = str(session.id)
+    folder = tmp_path / "ws" / sid
+    async with locked(folder, exclusive=False, timeout=1):  # a writing call under way: the rollback waits
+        with pytest.raises(workspace_history.WorkspaceBusyError):
+            await troupe.workspace_rollback(sid, to="1", timeout_s=0.3)
+    back = await troupe.workspace_rollback(sid, to="1")
+    assert back.live and back.to.startswith("1-") and files_of(folder) == {"a.txt": "one"}
+    await session.send("write b.txt=after")  # the session goes on with the restored folder
+    await session.result(timeout=20)
+    await session.end()
+    await session.close()
+    assert files_of(folder) == {"a.txt": "one", "b.txt": "after"}
+    events = rows(lake, f"select type, agent, payload from events where session_id='{sid}' "
+                        "and type = 'workspace.rollback'")
+    payload = json.loads(events[0]["payload"])
+    assert events[0]["agent"] == "workspace" and (payload["live"], payload["by"], payload["pid"]) == (True, "api", os.getpid())
 
 
 async def test_a_session_resumed_after_a_crash_finds_its_deleted_folder_restored(tmp_path: Path) -> None:
