@@ -70,12 +70,17 @@ def test_a_policy_file_with_risk_bounds_loads_and_bad_bounds_are_refused(tmp_pat
 
 async def test_the_approvals_core_gives_the_policy_the_calls_score() -> None:
     emitted: list[Any] = []
-    approvals = Approvals(session_id="s", emit=lambda p, **f: emitted.append(p), policy=ApprovalPolicy.model_validate(POLICY))
+
+    def emit(payload: Any, /, **fields: Any) -> None:
+        emitted.append(payload)
+
+    approvals = Approvals(session_id="s", emit=emit, policy=ApprovalPolicy.model_validate(POLICY))
     risk = {"score": 90, "reasons": ["level L2 +10"], "decision": "ask"}
     high = await approvals.request(agent="a", tool="send_email", arguments="{}", call_id="c1", timeout_s=5, risk=risk)
     low = await approvals.request(agent="a", tool="send_email", arguments="{}", call_id="c2", timeout_s=5,
                                   risk={**risk, "score": 40})
     assert (high["approved"], high["by"], low["approved"], low["by"]) == (False, "policy", True, "policy")
+    assert [p.event_type for p in emitted] == ["approval.requested", "approval.decided"] * 2
 
 
 # --- a session ---------------------------------------------------------------------------------
