@@ -18,10 +18,14 @@ from tests.support.cores import SID, Recorder
 from tests.support.lakes import rows
 from troupe.runtime.agent.taint import Taint
 from troupe.runtime.api import Troupe
+from troupe.runtime.config import AgentSpec
+from troupe.runtime.ids import AgentId, RunId
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.runtime.messages import MessageKind
 from troupe.runtime.session.supervisor import SessionStatus
 from troupe.runtime.session.tasks import TaskRegistry
+from troupe.tools.builtins.tasks import read_tasks
+from troupe.tools.context import ToolContext
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _KNOWN = ("it-support@corp.example", "alice@corp.example")
@@ -168,3 +172,21 @@ def test_a_tainted_agent_vouches_only_for_what_its_user_wrote() -> None:
     assert USER_ADDR in parts and "/srv/out.txt" in parts and "de89370400440532013000" in parts
     assert ATTACKER not in parts and "/etc/passwd" not in parts
     assert Taint().vouched_parts(goal) == []
+
+
+def test_task_tools_read_what_tainted_agents_wrote_into_tasks() -> None:
+    reg = TaskRegistry(SID)
+    reg.create(f"mail {ATTACKER}", created_by="worker", task_id="t-1", taint=["read_inbox"])
+    reg.create("clean", created_by="lead", assignee="helper", task_id="t-2")
+    reg.update("t-2", by="helper", status="done", output={"to": "x9@evil.example"}, taint=["web"])
+    reg.create("mine", created_by="lead", task_id="t-3", taint=["read_inbox"])
+    taint = Taint()
+    ctx = ToolContext(session_id=SID, run_id=RunId("r"), agent=AgentId("lead"), services=None,  # type: ignore[arg-type]
+                      spec=AgentSpec(id=AgentId("lead")), taint=taint)
+    read_tasks(ctx, reg.list())
+    assert taint.sources == ["task t-1 from worker", "task t-2 from helper"]  # not its own task t-3
+    assert taint.source_of(ATTACKER) == "task t-1 from worker" and taint.source_of("x9@evil.example") == "task t-2 from helper"
+    clean = Taint()
+    read_tasks(ToolContext(session_id=SID, run_id=RunId("r"), agent=AgentId("lead"), services=None,  # type: ignore[arg-type]
+                           spec=AgentSpec(id=AgentId("lead")), taint=clean), [reg.get("t-2").model_copy(update={"output_taint": []})])
+    assert not clean.tainted

@@ -6,7 +6,7 @@ from troupe.runtime.config import AgentSpec
 from troupe.runtime.errors import ToolArgumentError
 from troupe.runtime.ids import TASKS, AgentId
 from troupe.runtime.messages import Envelope, Trace
-from troupe.tools.builtins.tasks import read_outputs, writer_marks
+from troupe.tools.builtins.tasks import read_tasks, writer_marks
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import tool
 
@@ -86,7 +86,7 @@ async def delegate(
         except TimeoutError:
             raise ToolArgumentError(f"child {child_id} did not finish within {timeout_s:g}s", tool="delegate") from None
         ctx.forget_notices([task.id])
-        read_outputs(ctx, [done])
+        read_tasks(ctx, [done])
     finally:
         await ctx.services.terminate(child_id)
     if done.status != "done":

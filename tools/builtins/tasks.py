@@ -21,10 +21,14 @@ def writer_marks(ctx: ToolContext, text: str, *, vouch: bool = True) -> dict[str
     return {"taint": ctx.taint.sources[:10], **({"vouched": ctx.taint.vouched_parts(text)} if vouch else {})}
 
 
-def read_outputs(ctx: ToolContext, tasks: list[Any]) -> None:
-    """The calling agent reads these tasks' outputs in a tool result: those a tainted agent wrote taint it."""
+def read_tasks(ctx: ToolContext, tasks: list[Any]) -> None:
+    """The calling agent reads these tasks (goals, outputs) in a tool result: what a tainted agent wrote taints it."""
+    if ctx.taint is None:
+        return
     for t in tasks:
-        if ctx.taint is not None and getattr(t, "output_taint", None):
+        if getattr(t, "taint", None) and t.created_by != ctx.agent:
+            ctx.taint.read(f"task {t.id} from {t.created_by}", f"{t.goal}\n{json.dumps(t.input, default=str)}")
+        if getattr(t, "output_taint", None) and t.output_by != ctx.agent:
             text = "\n".join(v if isinstance(v, str) else json.dumps(v, default=str) for v in (t.output, t.error) if v is not None)
             ctx.taint.read(f"task {t.id} from {t.output_by or t.assignee}", text)
 
@@ -89,7 +93,9 @@ async def task_list(
         status: Only tasks in this status.
         assignee: Only tasks assigned to this agent.
     """
-    return [_task(t) for t in await ctx.services.call(TASKS, "list", status=status, assignee=assignee)]
+    tasks = await ctx.services.call(TASKS, "list", status=status, assignee=assignee)
+    read_tasks(ctx, tasks)
+    return [_task(t) for t in tasks]
 
 
 @tool(name="task_wait", level="L0", timeout_s=3600)
@@ -105,7 +111,7 @@ async def task_wait(ctx: ToolContext, task_ids: list[str], timeout_s: float = 60
     except TimeoutError:
         raise ToolArgumentError(f"tasks {task_ids} did not finish within {timeout_s:g}s", tool="task_wait") from None
     ctx.forget_notices(task_ids)
-    read_outputs(ctx, tasks)
+    read_tasks(ctx, tasks)
     return [_task(t) for t in tasks]
 
 
