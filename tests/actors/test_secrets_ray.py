@@ -5,6 +5,7 @@ session wrote. The local version and the unit tests are in tests/runtime/test_se
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.runtime.test_secrets import (
     plant,
     vault_team,
 )
+from tests.runtime.test_secrets_tools import check_reveal, reveal_team
 from troupe.runtime.api import Troupe
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.session.supervisor import SessionStatus
@@ -67,3 +69,25 @@ async def test_a_planted_secret_reaches_its_tools_and_nothing_the_session_wrote_
     assert files_holding(logs, [bank, vault], since=started) == []
     results = query(lake, "select payload from events where type = 'tool.result'").to_pylist()
     assert len(results) == (1 if mcp_only else 2) and all("[redacted]" in r["payload"] for r in results)
+
+
+async def test_io_and_cpu_tools_read_a_secret_by_name_on_ray(ray_session: None, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cpu tool runs as a Ray task, the io tools on the node's tool worker: each gets the session's
+    references with the call and reads the value there (``secrets.get``); ``io_env`` reads the variable
+    itself, so only the scheduler actor (which registered the team's secrets) keeps it out of its records."""
+    started = time.time() - 1
+    bank = os.environ[ENV]
+    monkeypatch.setenv(ENV, bank)
+    run = tmp_path / "run"
+    troupe = await Troupe.connect(lake=run / "lake")  # checkpoints on: io/cpu results are recorded by key
+    try:
+        result = await troupe.run(reveal_team(run / "workspaces"), "go", timeout=120, placement="dedicated")
+    finally:
+        await troupe.shutdown()
+    assert result.status is SessionStatus.COMPLETED, result.error
+    check_reveal(result.reply, run / "lake", bank)
+    cpu = json.loads(json.loads(result.reply)["cpu_secret"])
+    assert cpu["where"] != f"pid {os.getpid()}"  # it ran elsewhere: a Ray task
+    assert files_holding(run, [bank]) == []
+    assert files_holding(ray_session_dir(), [bank], since=started) == []
