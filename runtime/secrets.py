@@ -151,7 +151,7 @@ async def call_with(refs: Mapping[str, SecretRef], run: Callable[[], Awaitable[_
     with the values it read :func:`scrub`-bed out."""
     with tool_call(refs) as read:
         value = await run()
-    return scrub(value, read)  # type: ignore[no-any-return]
+    return scrub(value, read)
 
 
 def scrub(value: Any, secrets: Iterable[str]) -> Any:

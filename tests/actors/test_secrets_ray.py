@@ -87,7 +87,7 @@ async def test_io_and_cpu_tools_read_a_secret_by_name_on_ray(ray_session: None, 
         await troupe.shutdown()
     assert result.status is SessionStatus.COMPLETED, result.error
     check_reveal(result.reply, run / "lake", bank)
-    cpu = json.loads(json.loads(result.reply)["cpu_secret"])
+    cpu = json.loads(json.loads(str(result.reply))["cpu_secret"])
     assert cpu["where"] != f"pid {os.getpid()}"  # it ran elsewhere: a Ray task
     assert files_holding(run, [bank]) == []
     assert files_holding(ray_session_dir(), [bank], since=started) == []

@@ -70,9 +70,10 @@ def reveal_team(workspaces: Path) -> Any:
                 secrets={"BANK": f"env:{ENV}"}, workspace={"root": str(workspaces)})
 
 
-def check_reveal(reply: str, lake: Path, value: str) -> None:
+def check_reveal(reply: str | None, lake: Path, value: str) -> None:
     """The tools got the right value (its hash), the model saw ``[redacted]``, and each result was
     recorded in the checkpoint store (redacted there: no file under the lake holds the value)."""
+    assert reply is not None
     shown = {k: json.loads(v) for k, v in json.loads(reply).items()}
     assert shown["cpu_secret"]["value"] == "[redacted]" and shown["cpu_secret"]["sha256"] == sha(value)
     assert shown["io_secret"] == ["[redacted]", sha(value)]
