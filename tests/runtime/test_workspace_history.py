@@ -22,8 +22,8 @@ from troupe.runtime.api import Troupe
 from troupe.runtime.cli.main import main as troupe_main
 from troupe.runtime.config import TeamConfig, load_team
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
-from troupe.runtime.session.supervisor import SessionStatus
 from troupe.runtime.session import workspace_history
+from troupe.runtime.session.supervisor import SessionStatus
 from troupe.runtime.session.workspace_history import locked, writes_workspace
 from troupe.runtime.storage import snapshots as snaps
 from troupe.runtime.storage.snapshots import SnapshotStore
