@@ -39,7 +39,7 @@ class SessionServices(Protocol):
 
 class TaintView(Protocol):
     """What a tool sees of its agent's taint (risk scoring, ``troupe.runtime.agent.taint.Taint``): the
-    session tools that write for other agents (task goals, task outputs) mark what a tainted agent
+    session tools that write for other agents (task goals, task outputs, blackboard entries) mark what a tainted agent
     wrote, and read what tainted agents wrote to it."""
 
     sources: list[str]
@@ -51,6 +51,10 @@ class TaintView(Protocol):
 
     def vouched_parts(self, text: str) -> list[str]:
         """The values in ``text`` the user's messages (the agent's reference) vouch for."""
+        ...
+
+    def hear(self, text: str) -> None:
+        """``text`` is trusted (vouched for by a writer's user): it joins the agent's reference."""
         ...
 
 

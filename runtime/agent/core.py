@@ -272,16 +272,16 @@ class AgentCore:
 
     def _note_incoming(self, batch: list[Envelope]) -> None:
         """Risk scoring's view of a batch: a message from a tainted agent (it says so in ``data.taint``)
-        taints this one, and so do a task a tainted agent created and the notice of a task whose output
-        a tainted agent wrote (their ``data.taint``; a task's ``data.vouched``: the values its creator's
-        user wrote, still the reference); the user's messages and requests from other agents are the
+        taints this one, and so do a task a tainted agent created, the notice of a task whose output
+        a tainted agent wrote and that of a blackboard entry a tainted agent wrote (their ``data.taint``;
+        ``data.vouched``: the values its writer's user wrote, still the reference); the user's messages and requests from other agents are the
         reference that vouches for recipients and values (:mod:`troupe.runtime.agent.taint`)."""
         for env in batch:
             if not env.content:
                 continue
             if env.data.get("taint"):
                 self.taint.read(_untrusted_source(env), _untrusted_text(env))
-                if env.kind is MessageKind.TASK and env.sender == TASKS:
+                if env.sender in (TASKS, BLACKBOARD):
                     for part in env.data.get("vouched") or ():
                         self.taint.hear(str(part))
             elif env.sender == USER or env.kind is MessageKind.TASK or (
@@ -320,10 +320,11 @@ class AgentCore:
         for req in requests:
             if req.kind is MessageKind.TASK:
                 task_id = req.data["task_id"]
-                if self.spec.publish_results:
-                    await self.services.call(BLACKBOARD, "put", key=f"results/{task_id}", value=text, author=str(self.id),
-                                             kind="artifact", provenance={"message_id": req.id})
                 marks = {"taint": self.taint.sources[:10]} if self.taint.tainted and self.deps.risk.enabled else {}
+                if self.spec.publish_results:  # a tainted agent's result is marked there too (with what its user vouched for)
+                    await self.services.call(BLACKBOARD, "put", key=f"results/{task_id}", value=text, author=str(self.id),
+                                             kind="artifact", provenance={"message_id": req.id},
+                                             **({**marks, "vouched": self.taint.vouched_parts(text)} if marks else {}))
                 try:
                     await self.services.call(TASKS, "update", task_id=task_id, by=str(self.id), status="done", output=text,
                                              **marks)
@@ -443,15 +444,18 @@ class AgentCore:
 
 
 def _untrusted_source(env: Envelope) -> str:
-    """Where a tainted message's content comes from: ``message from lead``, ``task t-1 from lead``."""
+    """Where a tainted message's content comes from: ``message from lead``, ``task t-1 from lead``,
+    ``blackboard plan from lead``."""
+    if env.sender == BLACKBOARD and env.data.get("blackboard_key"):
+        return f"blackboard {env.data['blackboard_key']} from {env.data.get('author') or '?'}"
     if env.kind in (MessageKind.TASK, MessageKind.NOTICE) and env.data.get("task_id"):
         return f"task {env.data['task_id']} from {env.data.get('by') or env.data.get('created_by') or env.sender}"
     return f"message from {env.sender}"
 
 
 def _untrusted_text(env: Envelope) -> str:
-    """A tainted message's content plus a task's input or a notice's full output (the model sees them)."""
-    extra = [env.data[k] for k in ("input", "output", "error") if env.data.get(k) is not None and env.kind is not MessageKind.TEXT]
+    """A tainted message's content plus a task's input, a notice's full output or a blackboard entry's value."""
+    extra = [env.data[k] for k in ("input", "output", "error", "value") if env.data.get(k) is not None and env.kind is not MessageKind.TEXT]
     return "\n".join([env.content, *(v if isinstance(v, str) else json.dumps(v, default=str) for v in extra)])
 
 

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from troupe.runtime.events.payload import Payload
+
+
+class BlackboardPutPayloadV1(Payload):
+    """``blackboard.put`` before it said whether its author was tainted (payload version 1)."""
+
+    key: str
+    version: int
+    kind: str
+    author: str
+    value: Any
+    value_truncated: bool
+    ttl_s: float | None
+    provenance: dict[str, Any] | None
 
 
 class BlackboardPutPayload(Payload):
     """A new version of a key was written (``agent`` is its author)."""
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["blackboard.put"] = "blackboard.put"
     key: str
     """The key."""
@@ -27,6 +43,9 @@ class BlackboardPutPayload(Payload):
     """Seconds until it expires; null = never."""
     provenance: dict[str, Any] | None
     """Where it came from (message id, tool call id, sources), if given."""
+    taint: list[str] = Field(default_factory=list)
+    """Risk scoring: the untrusted sources its author had read when it wrote it (absent: none); whoever
+    reads the value reads it as untrusted content from ``blackboard <key> from <author>``."""
 
 
 class BlackboardExpiredPayload(Payload):

@@ -22,7 +22,7 @@ from troupe.runtime.events.approval import (
     ApprovalRequestedPayloadV1,
     GuardrailDeniedPayload,
 )
-from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
+from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload, BlackboardPutPayloadV1
 from troupe.runtime.events.environment import EnvironmentCapturedPayload, EnvironmentOpenedPayload
 from troupe.runtime.events.kinds import EVENT_TYPES
 from troupe.runtime.events.llm import (
@@ -81,6 +81,7 @@ _OLDER: Final[dict[tuple[str, int], type[Payload]]] = {
     ("tool.call", 1): ToolCallPayloadV1,
     ("approval.requested", 1): ApprovalRequestedPayloadV1,
     ("workspace.rollback", 1): WorkspaceRollbackPayloadV1,
+    ("blackboard.put", 1): BlackboardPutPayloadV1,
 }
 """Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
 

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Self
@@ -142,6 +142,11 @@ class BlackboardEntry(BaseModel):
     ts: datetime
     ttl_s: float | None = None
     expires_at: datetime | None = None
+    taint: list[str] = Field(default_factory=list)
+    """Risk scoring: the untrusted sources its author had read when it wrote it (empty: none); a reader
+    (the blackboard tools, a subscriber's notice) then reads the value as untrusted content."""
+    vouched: list[str] = Field(default_factory=list)
+    """Values in it that the tainted author's reference (its user's messages) vouches for: still trusted."""
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -235,12 +240,16 @@ class Blackboard:
         ttl_s: float | None = None,
         expected_version: int | None = None,
         provenance: Provenance | dict[str, Any] | None = None,
+        taint: Iterable[str] | None = None,
+        vouched: Iterable[str] | None = None,
     ) -> BlackboardEntry:
         """Write a new version of ``key``.
 
         With ``expected_version`` the write is a compare-and-set: it only happens if the live
         version is exactly that (``0`` = the key must not exist; an expired entry counts as
         absent), otherwise :class:`VersionConflictError` is raised and nothing changes.
+        ``taint``: the untrusted sources the author had read (risk scoring), so readers read the value
+        as untrusted content; ``vouched``: values in it the author's user wrote (kept only with a taint).
         """
         key = validate_key(key)
         author = AgentId(author)
@@ -287,6 +296,8 @@ class Blackboard:
             ts=now,
             ttl_s=float(ttl_s) if ttl_s is not None else None,
             expires_at=now + timedelta(seconds=ttl_s) if ttl_s is not None else None,
+            taint=[str(t) for t in taint or ()],
+            vouched=[str(v) for v in vouched or ()] if taint else [],
         )
         slot.history.append(entry)
 
@@ -301,6 +312,7 @@ class Blackboard:
                 value_truncated=truncated,
                 ttl_s=entry.ttl_s,
                 provenance=provenance.model_dump() if provenance is not None else None,
+                **({"taint": entry.taint} if entry.taint else {}),
             ),
             agent=str(author),
             status="ok",
@@ -397,7 +409,7 @@ class Blackboard:
                 agent,
                 MessageKind.NOTICE,
                 f"Blackboard key {entry.key!r} updated to version {entry.version} by {entry.author}.",
-                {"blackboard_key": entry.key, "version": entry.version, "author": str(entry.author)},
+                {"blackboard_key": entry.key, "version": entry.version, "author": str(entry.author), **_marks(entry)},
             )
 
     # checkpoints ---------------------------------------------------------------------------
@@ -443,6 +455,14 @@ class Blackboard:
             for prefix in prefixes:
                 board.subscribe(agent, prefix)
         return board
+
+
+def _marks(entry: BlackboardEntry) -> dict[str, Any]:
+    """What a notice about a tainted entry adds (risk scoring): its author's sources, the vouched values and
+    the value itself (a preview), which the subscriber reads as untrusted content."""
+    if not entry.taint:
+        return {}
+    return {"taint": entry.taint, "vouched": entry.vouched, "value": json_preview(entry.value)[0]}
 
 
 def _entry_kind(kind: EntryKind | str) -> EntryKind:

@@ -60,6 +60,7 @@ def test_put_then_get_returns_the_entry_and_emits_one_put_event(board: Blackboar
                 "value_truncated": False,
                 "ttl_s": None,
                 "provenance": {"message_id": "m-1", "tool_call_id": "call_1", "event_id": None},
+                "v": 2,
             },
             {"agent": "lead", "status": "ok"},
         )

@@ -56,7 +56,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "task.created": {"goal": "g", "parent_id": None, "assignee": "a", "input": {"n": 1}},
     "task.status": {"from": "pending", "to": "running", "output": None, "error": None, "assignee": "a", "artifacts": []},
     "blackboard.put": {"key": "k", "version": 1, "kind": "fact", "author": "a", "value": [1], "value_truncated": False,
-                       "ttl_s": None, "provenance": None},
+                       "ttl_s": None, "provenance": None, "taint": ["read_inbox"]},
     "blackboard.expired": {"key": "k", "version": 1, "author": "a", "expires_at": "2026-01-01T00:00:00+00:00"},
     "agent.state": {"from": "idle", "to": "running"},
     "agent.spawned": {"parent": "lead", "tools": ["add"], "model": None},
