@@ -23,6 +23,7 @@ from troupe.runtime.session.handle import Backend, Session
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
 from troupe.runtime.session.workspace_history import RollbackResult
+from troupe.runtime.sessiondiff import SessionDiff, diff_sessions
 from troupe.runtime.storage.checkpoint import (
     ActorCheckpoint,
     CheckpointError,
@@ -254,6 +255,11 @@ class Troupe:
         if live is not None:
             return live
         return await asyncio.to_thread(workspace_history.rollback, self.lake, session_id, to, by=by, timeout_s=timeout_s)
+
+    async def diff(self, session_a: str, session_b: str) -> SessionDiff:
+        """Two recorded sessions of this runtime's lake compared (``troupe diff``): ``.first_divergence``,
+        per-agent deltas, differing tool calls, ``.table()`` (the aligned timeline as Arrow), ``.text()``, ``.html()``."""
+        return await asyncio.to_thread(diff_sessions, self.lake, session_a, session_b)
 
     async def close_idle_mcp(self) -> int:
         """Close now the node-scoped MCP connections with no call in flight, on every node (their stdio

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
      "troupe.runtime.approval_policy", "troupe.runtime.safety", "troupe.runtime.secrets", "troupe.runtime.config", "troupe.runtime.messages", "troupe.runtime.events", "troupe.runtime.demo"),
     ("troupe.runtime.llm", "troupe.runtime.storage"),
     ("troupe.tools", "troupe.runtime.eventlog"),
-    ("troupe.runtime.agent",),
+    ("troupe.runtime.agent", "troupe.runtime.sessiondiff"),
     ("troupe.runtime.session",),
     ("troupe.actors",),
     ("troupe.runtime.api", "troupe.runtime"),
