@@ -235,6 +235,25 @@ class Troupe:
             spec = spec.model_copy(update={"labels": dict(labels)})
         return await self.backend.run_session(spec, input, timeout)
 
+    # --- replay and fork (docs/replay.md) -----------------------------------------------------
+    async def replay(self, session_id: str, lake: str | Path | None = None, *, timeout: float | None = 300.0) -> Any:
+        """Run a recorded session again from ``lake`` (default: this runtime's) with zero model calls and
+        zero tool side effects; returns a :class:`~troupe.runtime.replay.run.ReplayReport`."""
+        from troupe.runtime.replay.run import replay_session
+
+        return await replay_session(self, session_id, lake=lake, timeout=timeout)
+
+    async def fork(self, session_id: str, at: str | int | None = None, *, model: str | None = None,
+                   set: dict[str, Any] | None = None, tool_results: dict[str, str] | None = None,  # noqa: A002
+                   input: str | None = None, lake: str | Path | None = None,  # noqa: A002
+                   timeout: float | None = 300.0) -> SessionResult:
+        """Replay a recorded session up to ``at`` (an event id or a user turn), then go on live with the
+        changes; the fork is a new session whose ``session.started`` names ``forked_from`` and ``fork_point``."""
+        from troupe.runtime.replay.run import fork_session
+
+        return await fork_session(self, session_id, at=at, model=model, set=set, tool_results=tool_results,
+                                  input=input, lake=lake, timeout=timeout)
+
     # --- workspaces (docs/workspaces.md) ------------------------------------------------------
     async def workspace_log(self, session_id: str) -> list[SnapshotManifest]:
         """The snapshots of a session's workspace in this runtime's lake, oldest first."""

@@ -23,10 +23,11 @@ LAYERS: list[tuple[str, ...]] = [
      "troupe.runtime.approval_policy", "troupe.runtime.safety", "troupe.runtime.secrets", "troupe.runtime.config", "troupe.runtime.messages", "troupe.runtime.events", "troupe.runtime.demo"),
     ("troupe.runtime.llm", "troupe.runtime.storage"),
     ("troupe.tools", "troupe.runtime.eventlog"),
+    ("troupe.runtime.otel",),
     ("troupe.runtime.agent", "troupe.runtime.sessiondiff"),
     ("troupe.runtime.session",),
     ("troupe.actors",),
-    ("troupe.runtime.api", "troupe.runtime"),
+    ("troupe.runtime.api", "troupe.runtime.replay", "troupe.runtime"),
     ("troupe.evals",),
     ("troupe.runtime.cli", "troupe.runtime.mcp_server"),
 ]

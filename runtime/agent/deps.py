@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher
+from troupe.runtime.agent.recorded import ToolReplay
 from troupe.runtime.config import AgentSpec, WorkspaceConfig
 from troupe.runtime.events import Emitter
 from troupe.runtime.ids import AgentId, RunId, SessionId
@@ -70,6 +71,9 @@ class AgentDeps:
     snapshot: Callable[[ToolSpec], AbstractAsyncContextManager[None]] | None = None
     """Wraps each tool call (after its approval): the workspace's history snapshots it first when the
     tool can write the workspace (:mod:`troupe.runtime.session.workspace_history`); ``None``: no history."""
+    replay: ToolReplay | None = None
+    """Set when the session plays back a record (:mod:`troupe.runtime.agent.recorded`): tool calls whose
+    effects leave the session answer with their recorded results instead of running."""
 
 
 __all__ = ["DEFAULT_CONTEXT_RETRIES", "AgentDeps"]

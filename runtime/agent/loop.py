@@ -27,6 +27,7 @@ from troupe.runtime.events import (
     LLMResponsePayload,
     LLMTokenPayload,
 )
+from troupe.runtime.events.payload import clip
 from troupe.runtime.ids import unique_hex
 from troupe.runtime.llm.types import ChatMessage, LLMClient, LLMResponse, ToolCall, ToolSchema
 from troupe.tools.context import ToolContext
@@ -118,13 +119,16 @@ async def call_llm(turn: Turn, schemas: list[ToolSchema], round_no: int) -> tupl
     if recorded is None and turn.journal is not None:
         await turn.journal.record(key, response.model_dump(mode="json"))
     event_id = unique_hex()
+    text, cut = clip(response.text)
+    calls = [(c, *clip(c.arguments)) for c in response.tool_calls]
     turn.emit(
         LLMResponsePayload(
             round=round_no,
-            text=response.text[:_PREVIEW],
-            tool_calls=[{"name": c.name, "arguments": c.arguments[:_PREVIEW]} for c in response.tool_calls],
+            text=text,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": arguments} for c, arguments, _ in calls],
             finish_reason=response.finish_reason,
             profile=response.profile,
+            **({"truncated": True} if cut or any(c for *_, c in calls) else {}),
         ),
         event_id=event_id,
         model=response.model or turn.llm.model_name,

@@ -43,6 +43,7 @@ from troupe.runtime.events import (
     ToolProgressPayload,
     ToolResultPayload,
 )
+from troupe.runtime.events.payload import clip
 from troupe.runtime.ids import IdScope, current_id_scope
 from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, ToolCall
 from troupe.runtime.redact import redact_text
@@ -79,6 +80,11 @@ def render_result(value: Any) -> str:
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + f"\n[truncated: {len(text) - MAX_RESULT_CHARS} more characters]"
     return text
+
+
+class _Recorded(Exception):  # noqa: N818 - not an error: a replay's recorded outcome, out of the try block
+    def __init__(self, outcome: ToolOutcome) -> None:
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,9 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
     emit = run.emit
     risk = score_call(getattr(run.tools.get(call.name), "spec", None), call.arguments, run.deps.risk, taint=run.taint,
                       workspace=run.deps.workspace.path_for(run.deps.session_id))
-    emit(ToolCallPayload(id=call.id, arguments=call.arguments[:_PREVIEW], **({"risk": risk.event()} if risk else {})),
+    arguments, cut = clip(call.arguments)
+    emit(ToolCallPayload(id=call.id, arguments=arguments, **({"risk": risk.event()} if risk else {}),
+                         **({"truncated": True} if cut else {})),
          tool=call.name, parent_event_id=run.parent_event_id)
     extra: dict[str, Any] = {}
     # Ids this call makes (messages, service calls) are the same when a crash replays its turn
@@ -144,6 +152,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         kwargs = tool.validate(call.parsed_arguments())
         if risk is not None:
             refuse_risky(tool.spec, call, risk, deny_at=run.deps.risk.deny_at, emit=emit)
+        if run.deps.replay is not None and (kept := run.deps.replay.outcome(call, tool)) is not None:
+            raise _Recorded(ToolOutcome(call, kept.ok, kept.content, kept.error_type))  # a replay: not run
         ctx = run.make_ctx(call)
         end_turn = ctx.end_turn
 
@@ -166,6 +176,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
             value = await _mcp_value(run, call, value, extra)
     except (RunError, asyncio.CancelledError):
         raise
+    except _Recorded as recorded:
+        outcome = recorded.outcome
     except ModelVisibleError as e:
         outcome = ToolOutcome(call, False, f"{TOOL_ERROR_PREFIX}{e.message}", type(e).__name__, (time.perf_counter() - started) * 1e3)
     except Exception as e:  # a tool's own bug is the model's problem to route around, not a crash
@@ -183,7 +195,7 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
                                                "error_type": outcome.error_type, "end_turn": ended})
     emit(
         (ToolResultPayload if outcome.ok else ToolErrorPayload)(
-            id=call.id, result=outcome.content[:_PREVIEW], error_type=outcome.error_type, **extra),
+            id=call.id, error_type=outcome.error_type, **_result_fields(outcome.content), **extra),
         tool=call.name,
         status="ok" if outcome.ok else "error",
         duration_ms=outcome.duration_ms,
@@ -200,9 +212,15 @@ def _replayed(run: ToolRun, call: ToolCall, recorded: dict[str, Any]) -> ToolOut
     if recorded.get("end_turn"):
         run.make_ctx(call).end_turn()
     run.emit((ToolResultPayload if outcome.ok else ToolErrorPayload)(
-                 id=call.id, result=outcome.content[:_PREVIEW], error_type=outcome.error_type, replayed=True),
+                 id=call.id, error_type=outcome.error_type, replayed=True, **_result_fields(outcome.content)),
              tool=call.name, status="replayed", parent_event_id=run.parent_event_id)
     return outcome
+
+
+def _result_fields(content: str) -> dict[str, Any]:
+    """A result's ``result`` (cut to ``RECORD_CHARS``) and, when it was cut, ``truncated``."""
+    result, cut = clip(content)
+    return {"result": result, "truncated": True} if cut else {"result": result}
 
 
 async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str, Any]) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from troupe.runtime.events.payload import Payload
 
@@ -29,6 +29,19 @@ class LLMTokenPayload(Payload):
     """The text delta."""
 
 
+class LLMResponsePayloadV1(Payload):
+    """``llm.response`` before full records (payload version 1: text and arguments cut to 2,000
+    characters, tool calls without their ids)."""
+
+    round: int | None = None
+    text: str | None = None
+    tool_calls: list[dict[str, str]] | None = None
+    finish_reason: str | None = None
+    profile: str | None = None
+    source: str | None = None
+    sampling_for: str | None = None
+
+
 class LLMResponsePayload(Payload):
     """A model call returned (``duration_ms``, ``tokens_in``, ``tokens_out``; ``status`` ``ok`` or ``replayed``).
 
@@ -36,13 +49,14 @@ class LLMResponsePayload(Payload):
     ``source`` and ``sampling_for`` are set.
     """
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["llm.response"] = "llm.response"
     round: int | None = None
     """The LLM round within the turn."""
     text: str | None = None
-    """The answer's text, cut to 2,000 characters."""
+    """The answer's text (cut to ``RECORD_CHARS``, 20,000 characters: then ``truncated`` is true)."""
     tool_calls: list[dict[str, str]] | None = None
-    """The tool calls asked for: ``name`` and ``arguments`` (cut to 2,000 characters) each."""
+    """The tool calls asked for: ``id``, ``name`` and ``arguments`` (cut to ``RECORD_CHARS``) each."""
     finish_reason: str | None = None
     """Why the model stopped (``stop``, ``tool_calls``, ``length``, ...)."""
     profile: str | None = None
@@ -51,6 +65,8 @@ class LLMResponsePayload(Payload):
     """``mcp:<server>`` for a call an MCP server asked for (sampling)."""
     sampling_for: str | None = None
     """The tool call id during which an MCP server asked for this call."""
+    truncated: bool = False
+    """Set (true) when the text or an argument was cut: a replay of this response cannot be exact."""
 
 
 class LLMErrorPayload(Payload):
@@ -85,4 +101,5 @@ class ContextCompactedPayload(Payload):
     """``budget`` (over ``context_tokens``) or ``context_length`` (the model refused the request)."""
 
 
-__all__ = ["ContextCompactedPayload", "LLMErrorPayload", "LLMRequestPayload", "LLMResponsePayload", "LLMTokenPayload"]
+__all__ = ["ContextCompactedPayload", "LLMErrorPayload", "LLMRequestPayload", "LLMResponsePayload", "LLMResponsePayloadV1",
+           "LLMTokenPayload"]

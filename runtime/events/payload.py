@@ -26,6 +26,11 @@ from pydantic import BaseModel, ConfigDict
 VERSION_KEY: Final = "v"
 """The JSON key of a payload's schema version (written only when it is not 1)."""
 
+RECORD_CHARS: Final = 20_000
+"""How much of a model response's text, a tool call's arguments and a tool result a row keeps: enough
+for a replay to serve exactly what the model saw (a tool result the model reads is at most 16,000
+characters plus a note); a value cut to it is marked ``truncated`` and cannot be replayed exactly."""
+
 _TAG: Final[set[str]] = {"event_type"}
 _REGISTERED: dict[str, type[Payload]] = {}
 """Event type -> its payload model, filled as the models are defined."""
@@ -82,4 +87,9 @@ def registered() -> dict[str, type[Payload]]:
     return dict(_REGISTERED)
 
 
-__all__ = ["VERSION_KEY", "Payload", "registered"]
+def clip(text: str, limit: int = RECORD_CHARS) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters, and whether it was cut."""
+    return (text, False) if len(text) <= limit else (text[:limit], True)
+
+
+__all__ = ["RECORD_CHARS", "VERSION_KEY", "Payload", "clip", "registered"]

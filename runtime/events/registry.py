@@ -30,6 +30,7 @@ from troupe.runtime.events.llm import (
     LLMErrorPayload,
     LLMRequestPayload,
     LLMResponsePayload,
+    LLMResponsePayloadV1,
     LLMTokenPayload,
 )
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
@@ -40,13 +41,16 @@ from troupe.runtime.events.session import (
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
+    SessionStartedPayloadV1,
     TurnFinishedPayload,
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import (
     ToolCallPayload,
     ToolCallPayloadV1,
+    ToolCallPayloadV2,
     ToolErrorPayload,
+    ToolOutcomeFieldsV1,
     ToolProgressPayload,
     ToolResultPayload,
 )
@@ -82,6 +86,11 @@ _OLDER: Final[dict[tuple[str, int], type[Payload]]] = {
     ("approval.requested", 1): ApprovalRequestedPayloadV1,
     ("workspace.rollback", 1): WorkspaceRollbackPayloadV1,
     ("blackboard.put", 1): BlackboardPutPayloadV1,
+    ("tool.call", 2): ToolCallPayloadV2,
+    ("llm.response", 1): LLMResponsePayloadV1,
+    ("tool.result", 1): ToolOutcomeFieldsV1,
+    ("tool.error", 1): ToolOutcomeFieldsV1,
+    ("session.started", 1): SessionStartedPayloadV1,
 }
 """Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
 

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from troupe.runtime.events.payload import Payload
+
+
+class SessionStartedPayloadV1(Payload):
+    """``session.started`` before full records (payload version 1: no team config, no lineage)."""
+
+    input: str
+    team: str
+    placement: str
+    entry: str
+    budgets: dict[str, Any]
 
 
 class SessionStartedPayload(Payload):
     """The supervisor accepted the session's input (``status`` is ``running``)."""
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["session.started"] = "session.started"
     input: str
     """The user's first message."""
@@ -21,6 +32,17 @@ class SessionStartedPayload(Payload):
     """The agent that receives the input and whose reply ends the session."""
     budgets: dict[str, Any]
     """The session's budgets (``max_tokens``, ``max_llm_calls``, ``max_tool_calls``, ``max_wall_s``; null = none)."""
+    config: dict[str, Any] | None = None
+    """The team config as the session ran it (after ``--model`` and a sweep's grid cell; secrets redacted
+    as every payload is): what ``troupe replay`` and ``troupe fork`` run again."""
+    conversation: bool = False
+    """The session was opened as a conversation (replies end turns, not the session)."""
+    replay_of: str | None = None
+    """Set on a replay (``troupe replay``): the session it replays."""
+    forked_from: str | None = None
+    """Set on a fork (``troupe fork``): the session it was forked from."""
+    fork_point: str | None = None
+    """Set on a fork: where it left its parent's record (``event:<id>``, ``turn:<n>``, ``tool:<call id>``)."""
 
 
 class SessionFinishedPayload(Payload):
@@ -94,5 +116,6 @@ __all__ = [
     "SessionFinishedPayload",
     "SessionResumedPayload",
     "SessionStartedPayload",
+    "SessionStartedPayloadV1",
     "TurnFinishedPayload",
 ]

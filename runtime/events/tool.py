@@ -29,27 +29,51 @@ class ToolCallPayloadV1(Payload):
     arguments: str
 
 
+class ToolCallPayloadV2(Payload):
+    """``tool.call`` before full records (payload version 2: arguments cut to 2,000 characters)."""
+
+    id: str
+    arguments: str
+    risk: RiskScore | None = None
+
+
 class ToolCallPayload(Payload):
     """An agent calls a tool (``tool`` names it; ``parent_event_id`` is the ``llm.response`` that asked)."""
 
-    payload_version: ClassVar[int] = 2
+    payload_version: ClassVar[int] = 3
     event_type: Literal["tool.call"] = "tool.call"
     id: str
     """The tool call id the model gave (the same on its result)."""
     arguments: str
-    """The arguments as the model wrote them (JSON text), cut to 2,000 characters."""
+    """The arguments as the model wrote them (JSON text), cut to ``RECORD_CHARS`` (20,000 characters)."""
     risk: RiskScore | None = None
     """The call's risk score, reasons and decision; null when ``risk.enabled`` is false, the tool is
     unknown or its arguments are not a JSON object."""
+    truncated: bool = False
+    """Set (true) when the arguments were cut."""
+
+
+class ToolOutcomeFieldsV1(Payload):
+    """``tool.result`` and ``tool.error`` before full records (payload version 1: cut to 2,000 characters)."""
+
+    id: str
+    result: str
+    error_type: str | None
+    blocks: list[dict[str, Any]] | None = None
+    structured: dict[str, Any] | None = None
+    replayed: bool = False
 
 
 class ToolOutcomeFields(Payload):
     """What ``tool.result`` and ``tool.error`` both hold."""
 
+    payload_version: ClassVar[int] = 2
+
     id: str
     """The tool call id."""
     result: str
-    """What the model sees, cut to 2,000 characters (an error starts with the tool-error prefix)."""
+    """What the model sees (an error starts with the tool-error prefix), cut to ``RECORD_CHARS``
+    (20,000 characters; a result the model reads is at most 16,000 and a note)."""
     error_type: str | None
     """The error's class name; null for a result."""
     blocks: list[dict[str, Any]] | None = None
@@ -58,6 +82,8 @@ class ToolOutcomeFields(Payload):
     """An MCP tool's structured result (a preview when it is too big for one row)."""
     replayed: bool = False
     """True when the result came from the turn's journal after a crash (the tool did not run again)."""
+    truncated: bool = False
+    """Set (true) when the result was cut."""
 
 
 class ToolResultPayload(ToolOutcomeFields):
@@ -86,4 +112,5 @@ class ToolProgressPayload(Payload):
     """The server's progress message."""
 
 
-__all__ = ["RiskScore", "ToolCallPayload", "ToolCallPayloadV1", "ToolErrorPayload", "ToolOutcomeFields", "ToolProgressPayload", "ToolResultPayload"]
+__all__ = ["RiskScore", "ToolCallPayload", "ToolCallPayloadV1", "ToolCallPayloadV2", "ToolErrorPayload",
+           "ToolOutcomeFields", "ToolOutcomeFieldsV1", "ToolProgressPayload", "ToolResultPayload"]

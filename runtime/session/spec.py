@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from troupe.runtime.agent.recorded import ReplayPlan, ToolReplay, replay_parts
 from troupe.runtime.config import USER_SIM, AgentSpec, Placement, TeamConfig
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, RunId, SessionId
+from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import Envelope
 
 SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
@@ -40,6 +43,12 @@ class SessionSpec(BaseModel):
 
     conversation: bool = False
     """A conversation: the entry agent's reply ends a turn, not the session (see :mod:`troupe.runtime.session.supervisor`)."""
+    replay: ReplayPlan | None = None
+    """Set when the session plays back another's record (``troupe replay``/``troupe fork``): each agent's
+    model and outside tools answer from it (:mod:`troupe.runtime.agent.recorded`)."""
+    lineage: dict[str, str] = {}
+    """Where the session comes from, for its ``session.started`` event: ``replay_of``, or ``forked_from``
+    and ``fork_point``."""
 
     @property
     def converses(self) -> bool:
@@ -68,8 +77,23 @@ class Transport(Protocol):
     async def call(self, session_id: SessionId, target: AgentId, method: str, kwargs: dict[str, Any]) -> Any: ...
 
 
+def started_record(spec: SessionSpec) -> dict[str, Any]:
+    """What ``session.started`` records besides the input, for a replay: the team config as the
+    session runs it, whether it is a conversation, and where it comes from (a replay, a fork)."""
+    return {"config": spec.team.model_dump(mode="json", by_alias=True), "conversation": spec.conversation, **spec.lineage}
+
+
+def agent_model(spec: SessionSpec, agent: str, build: Callable[[], LLMClient]) -> tuple[LLMClient, ToolReplay | None]:
+    """An agent's model client (``build()``), or in a session that plays back a record, the recorded
+    client (handing over to ``build()``'s client past a fork's point) and the recorded tool outcomes."""
+    if spec.replay is None:
+        return build(), None
+    return replay_parts(spec.replay, agent, build)
+
+
 def root_of(agent: AgentId) -> AgentId:
     return AgentId(agent.split(".", 1)[0])
 
 
-__all__ = ["AGENT_METHODS", "SERVICES", "SERVICE_METHODS", "SessionSpec", "Transport", "root_of"]
+__all__ = ["AGENT_METHODS", "SERVICES", "SERVICE_METHODS", "SessionSpec", "Transport", "agent_model", "root_of",
+           "started_record"]

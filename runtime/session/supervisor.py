@@ -115,6 +115,7 @@ class Supervisor:
         user: UserSimSpec | None = None,
         send: Callable[[Envelope], None] | None = None,
         on_boundary: Callable[[str], Awaitable[object]] | None = None,
+        record: dict[str, Any] | None = None,
     ) -> None:
         self.session_id = session_id
         self.run_id = run_id
@@ -138,6 +139,8 @@ class Supervisor:
         """Sends a message for the supervisor (to the entry agent or the simulated user), in the background."""
         self.on_boundary = on_boundary
         """Awaited when a turn or the session ends, before anyone hears of it (the workspace's snapshot)."""
+        self.record = record or {}
+        """What ``session.started`` records for a replay: the team config, ``conversation``, a replay's or fork's origin."""
         self.turn = 0
         self.turns: list[TurnRecord] = []
         self.turn_input: str | None = None
@@ -166,7 +169,7 @@ class Supervisor:
         self._started_at = self.clock.now()
         self._started_mono = self.clock.monotonic()
         self.emit(SessionStartedPayload(input=input, team=team, placement=placement, entry=self.entry,
-                                        budgets=self.budgets.model_dump()), status="running")
+                                        budgets=self.budgets.model_dump(), **self.record), status="running")
         if self.budgets.max_wall_s is not None:
             self._timer = asyncio.get_running_loop().create_task(self._wall_timer(self.budgets.max_wall_s))
         return self.first

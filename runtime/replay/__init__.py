@@ -1,0 +1,1 @@
+"""Replay and fork recorded sessions from the lake (``troupe replay``, ``troupe fork``; docs/replay.md)."""
