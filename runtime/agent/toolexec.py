@@ -82,7 +82,9 @@ def render_result(value: Any) -> str:
     return text
 
 
-class _Recorded(Exception):  # noqa: N818 - not an error: a replay's recorded outcome, out of the try block
+class _Recorded(Exception):
+    """Not an error: a replay's recorded outcome, carried out of the try block."""
+
     def __init__(self, outcome: ToolOutcome) -> None:
         self.outcome = outcome
 

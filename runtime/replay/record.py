@@ -15,8 +15,8 @@ from troupe.runtime.agent.recorded import AgentRecording, RecordedCall, Recorded
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.eventlog.lake import query
-from troupe.runtime.redact import REDACTED
 from troupe.runtime.llm.types import LLMResponse, ToolCall, Usage
+from troupe.runtime.redact import REDACTED
 
 COLUMNS = "event_id, ts, seq, agent, type, tool, status, turn, task_id, parent_event_id, model, tokens_in, tokens_out, payload"
 

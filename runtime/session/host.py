@@ -33,11 +33,11 @@ from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import CURRENT_TURN, TURN_KWARG, ControlOp, Envelope, turn_scope
 from troupe.runtime.secrets import register_all
 from troupe.runtime.session import environment as envs
+from troupe.runtime.session import spec as session_spec
 from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.session.durable import MUTATING, REQUEST_ID, Durability
 from troupe.runtime.session.services import HostServices, notifier
-from troupe.runtime.session.spec import (AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, agent_model,
-                                         root_of, started_record)
+from troupe.runtime.session.spec import AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, root_of
 from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
 from troupe.runtime.session.workspace_history import boundary_for, guard_for
@@ -211,7 +211,7 @@ class HostCore:
                                spec.session_id)
 
         supervisor = Supervisor(session_id=spec.session_id, run_id=spec.run_id, entry=spec.team.entry,
-                                budgets=spec.team.budgets, emit=emit, on_finish=on_finish, conversation=spec.conversation, record=started_record(spec),
+                                budgets=spec.team.budgets, emit=emit, on_finish=on_finish, conversation=spec.conversation, record=session_spec.started_record(spec),
                                 user=spec.team.user, on_boundary=boundary_for(spec, self.emitter), send=lambda env: self._spawn_bg(
                                     self._deliver_quietly(env), spec.session_id))
         supervisor.approvals.policy = spec.team.approval_policy
@@ -249,7 +249,7 @@ class HostCore:
     def _make_agent(self, held: _Held, agent: AgentSpec, *, parent: AgentId | None = None, profile: str | None = None) -> AgentCore:
         spec = held.spec
         profile_name = profile or spec.team.profile_for(agent)
-        llm, replay = agent_model(spec, str(agent.id), lambda: self.llm_factory(profile_name, spec.team.models, agent=str(agent.id)))
+        llm, replay = session_spec.agent_model(spec, str(agent.id), lambda: self.llm_factory(profile_name, spec.team.models, agent=str(agent.id)))
         held.llms.append(llm)
         tools = {t.name: t for t in (held.registry or self.registry).resolve(agent.tools)}
         model = spec.team.models[profile_name]

@@ -44,7 +44,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "message.delivered": {"id": "m1", "sender": "a", "kind": "task", "content": "do it", "data": {"task_id": "t-1"}},
     "llm.request": {"round": 1, "messages": 2, "tools": ["add"], "last": "2+3?"},
     "llm.token": {"text": "he"},
-    "llm.response": {"round": 1, "text": "", "tool_calls": [{"name": "add", "arguments": "{}"}],
+    "llm.response": {"round": 1, "text": "", "tool_calls": [{"id": "c1", "name": "add", "arguments": "{}"}],
                      "finish_reason": "tool_calls", "profile": "m"},
     "llm.error": {"round": 2, "error": "HTTP 500", "type": "ProviderError", "reason": "error", "http_status": 500},
     "tool.call": {"id": "c1", "arguments": '{"a": 2}',
@@ -105,7 +105,7 @@ def test_a_payload_round_trips_through_a_row(type_: str) -> None:
 
 
 def test_optional_keys_that_were_not_set_stay_out_of_the_row() -> None:
-    assert ToolResultPayload(id="c1", result="5", error_type=None).dump() == {"id": "c1", "result": "5", "error_type": None}
+    assert ToolResultPayload(id="c1", result="5", error_type=None).dump() == {"id": "c1", "result": "5", "error_type": None, "v": 2}
     assert AgentStatePayload(turn=3).dump() == {"turn": 3}
     assert AgentStatePayload(from_="idle", to="running").dump() == {"from": "idle", "to": "running"}
 
@@ -141,6 +141,16 @@ def test_a_later_payload_version_is_written_into_the_row_and_read_back_by_versio
         _ = event.typed
     # a row written before risk scores (version 1) reads with the model it was written with
     assert parse_payload("tool.call", '{"id": "c1", "arguments": "{}", "v": 1}') == ToolCallPayloadV1(id="c1", arguments="{}")
+
+
+def test_rows_written_before_full_records_still_read() -> None:
+    """llm.response v1, tool.call v2, tool.result/error v1, session.started v1 (before replay records)."""
+    old_response = parse_payload("llm.response", '{"round": 1, "text": "hi", "tool_calls": [{"name": "n", "arguments": "{}"}]}')
+    assert type(old_response).__name__ == "LLMResponsePayloadV1" and old_response.text == "hi"  # type: ignore[attr-defined]
+    assert type(parse_payload("tool.call", '{"id": "c1", "arguments": "{}", "v": 2}')).__name__ == "ToolCallPayloadV2"
+    assert type(parse_payload("tool.result", '{"id": "c1", "result": "5", "error_type": null}')).__name__ == "ToolOutcomeFieldsV1"
+    started = parse_payload("session.started", '{"input": "hi", "team": "t", "placement": "local", "entry": "a", "budgets": {}}')
+    assert type(started).__name__ == "SessionStartedPayloadV1"
 
 
 def test_secrets_in_a_typed_payload_are_redacted() -> None:

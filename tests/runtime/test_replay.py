@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.runtime.teams import call, team
+from tests.runtime.teams import team
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import load_team
 from troupe.runtime.errors import ConfigError
