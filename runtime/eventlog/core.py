@@ -33,6 +33,7 @@ from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import ConfigError, TroupeError
 from troupe.runtime.eventlog.columns import InvalidEventBatchError, check_lengths, take, to_arrow
 from troupe.runtime.eventlog.lake import CompactionResult, LakeWriter, compact_run
+from troupe.runtime.eventlog.observers import EventObserver
 from troupe.runtime.eventlog.recovery import not_in_lake
 from troupe.runtime.eventlog.stats import EventLogStats
 from troupe.runtime.eventlog.tails import LiveTails, NotSubscribedError
@@ -80,6 +81,7 @@ class EventLogCore:
         tail_max: int = DEFAULT_TAIL_MAX,
         tail_idle_s: float = DEFAULT_TAIL_IDLE_S,
         clock: Clock = SYSTEM_CLOCK,
+        observers: Sequence[EventObserver] = (),
     ) -> None:
         if max_buffered_rows < 1:
             raise ConfigError(f"max_buffered_rows must be at least 1 (rows held before appends wait), "
@@ -94,6 +96,8 @@ class EventLogCore:
         self._clock = clock
         self.tails = LiveTails(tail_max=tail_max, tail_idle_s=tail_idle_s, clock=clock)
         """The live tails of watched sessions (``subscribe`` / ``read`` / ``unsubscribe``)."""
+        self.observers: list[EventObserver] = list(observers)
+        """Code that sees every accepted batch in this process (the OpenTelemetry live exporter)."""
         self._writer = LakeWriter(self._storage)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -175,6 +179,11 @@ class EventLogCore:
                 self._wal.append(table)  # durable before it is acknowledged
         if self.tails:
             self.tails.deliver(columns, n)
+        for observer in self.observers:
+            try:
+                observer.observe(columns, n)
+            except Exception:  # an observer must never cost the lake a batch
+                _log.exception("event log observer %r failed", observer)
         self._stats.rows_accepted += n
         self._stats.rows_ephemeral += len(ephemeral)
         if table is not None:
@@ -331,6 +340,11 @@ class EventLogCore:
         self._closed = True
         rows = await self.flush()
         self._close_wal()
+        for observer in self.observers:
+            try:
+                await observer.aclose()
+            except Exception:
+                _log.exception("event log observer %r failed to close", observer)
         return rows
 
     def close_sync(self) -> int:
