@@ -272,11 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     from troupe.evals.cli import add_parser as add_eval_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser
     from troupe.runtime.cli.diff import add_parser as add_diff_parser
+    from troupe.runtime.cli.replay import add_parser as add_replay_parser
     from troupe.runtime.cli.workspace import add_parser as add_workspace_parser
     from troupe.runtime.mcp_server.cli import add_parser as add_mcp_parser
 
     add_chat_parser(sub)
     add_workspace_parser(sub)
+    add_replay_parser(sub)
     add_diff_parser(sub)
     add_eval_parser(sub)
     add_mcp_parser(sub)
