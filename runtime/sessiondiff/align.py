@@ -103,7 +103,7 @@ def _by_agent(events: Sequence[EventView]) -> dict[str, list[EventView]]:
 
 def tool_calls(events: Sequence[EventView]) -> list[ToolCallView]:
     """One agent's tool calls in call order, each with its outcome (matched by call id)."""
-    outcomes = {e.call_id: e for e in events if e.type in OUTCOMES and e.call_id}
+    outcomes: dict[str | None, EventView] = {e.call_id: e for e in events if e.type in OUTCOMES and e.call_id}
     views = []
     for e in events:
         if e.type != "tool.call":
@@ -118,7 +118,7 @@ def tool_calls(events: Sequence[EventView]) -> list[ToolCallView]:
 
 
 def _call_keys(events: Sequence[EventView]) -> dict[str | None, tuple[str, ...]]:
-    outcomes = {e.call_id: e for e in events if e.type in OUTCOMES and e.call_id}
+    outcomes: dict[str | None, EventView] = {e.call_id: e for e in events if e.type in OUTCOMES and e.call_id}
     keys: dict[str | None, tuple[str, ...]] = {}
     for e in events:
         if e.type == "tool.call":

@@ -17,7 +17,8 @@ from troupe.runtime.cli.main import main
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.session.supervisor import SessionStatus
 from troupe.runtime.sessiondiff import SessionDiff, UnknownSessionError, diff_sessions
-from troupe.runtime.sessiondiff.model import TABLE_SCHEMA
+from troupe.runtime.sessiondiff.align import build_diff
+from troupe.runtime.sessiondiff.model import TABLE_SCHEMA, EventView, SideInfo
 from troupe.tools.spec import tool
 
 WEATHER = {"oslo": "rain, 7C"}
@@ -139,9 +140,9 @@ async def test_table_is_the_aligned_timeline(registered: Troupe, lake: Path) -> 
     diff = diff_sessions(lake, a, b)
     timeline = diff.table()
     assert timeline.schema.equals(TABLE_SCHEMA) and timeline.num_rows == len(diff.steps)
-    flagged = duckdb.sql("select agent, op, a_type, b_summary from timeline where first_divergence").fetchall()
+    flagged = duckdb.execute("select agent, op, a_type, b_summary from timeline where first_divergence").fetchall()
     assert flagged == [("worker", "~", "tool.result", "tool.result weather snow")]
-    ops = dict(duckdb.sql("select op, count(*) from timeline group by op").fetchall())
+    ops = dict(duckdb.execute("select op, count(*) from timeline group by op").fetchall())
     assert ops["="] > 5 and ops["~"] >= 1
 
 
@@ -210,3 +211,25 @@ def test_diff_keys_mask_random_ids_and_times() -> None:
 
     assert normalize("New task t-dac706784fb80ab3 at 2026-01-02T03:04:05.123+00:00") == "New task <id> at <ts>"
     assert normalize("t-mul stays") == "t-mul stays"
+
+
+def _ev(i: int, type_: str, key: str, agent: str = "a", **kw: object) -> EventView:
+    return EventView(event_id=f"e{i}{key}", type=type_, agent=agent, seq=i, at_ms=float(i), key=key,
+                     summary=f"{type_} {key}", field_keys={"x": key}, **kw)
+
+
+def test_alignment_marks_and_lineage_without_a_lake() -> None:
+    """The core alone: ~ pairs same-kind events, - and + the rest; the first divergence is in order;
+    a fork's lineage (read defensively from session.started) shows in the header."""
+    a = [_ev(0, "llm.response", "k0"), _ev(1, "tool.call", "k1", tool="t"), _ev(2, "tool.result", "r1", tool="t"),
+         _ev(3, "message.sent", "m1")]
+    b = [_ev(0, "llm.response", "k0"), _ev(1, "tool.call", "k1", tool="t"), _ev(2, "tool.result", "r2", tool="t"),
+         _ev(3, "agent.error", "x"), _ev(4, "message.sent", "m1")]
+    info = {"run_id": "r-1", "started_at": "2026-01-01T00:00:00+00:00", "team": "t", "status": "completed"}
+    diff = build_diff(SideInfo(session_id="s-a", **info), a,
+                      SideInfo(session_id="s-b", forked_from="s-a", fork_point="event:e2", **info), b)
+    assert [s.op for s in diff.steps] == ["=", "=", "~", "+", "="]
+    assert diff.first_divergence is not None and diff.first_divergence.index == 2
+    assert diff.first_divergence.changed == ["x"]
+    assert "fork of s-a at event:e2" in diff.text()
+    assert (diff.total.same, diff.total.changed, diff.total.only_a, diff.total.only_b) == (3, 1, 0, 1)
