@@ -38,6 +38,7 @@ from troupe.runtime.eventlog.core import NotSubscribedError
 from troupe.runtime.events import Event
 from troupe.runtime.ids import SUPERVISOR, AgentId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.otel.config import OtelConfig
 from troupe.runtime.session.spec import SessionSpec, root_of
 from troupe.runtime.session.workspace_history import RollbackResult
 from troupe.runtime.storage.checkpoint import checkpoint_location
@@ -153,7 +154,9 @@ class RayBackend:
         started = ensure_ray(address, **init_options)
         job = ray.get_runtime_context().get_job_id()
         log_name = event_log_name(lake, job)
-        log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE)
+        otel = OtelConfig.from_env()  # the driver's $TROUPE_OTEL_ENDPOINT reaches the event log's process
+        log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE,
+                                      **({"otel": otel.model_dump()} if otel is not None else {}))
         sched_name = scheduler_name(lake, job)
         scheduler = actor_class(SchedulerActor, scheduler_options(sched_name)).remote(
             tool_concurrency, node_scope(lake, job))

@@ -31,6 +31,8 @@ from ray.actor import ActorHandle
 from troupe.actors.options import actor_class, event_log_options
 from troupe.actors.ship import RayShip
 from troupe.runtime.eventlog.core import EventLogCore
+from troupe.runtime.otel.config import OtelConfig
+from troupe.runtime.otel.live import attach_live_export
 from troupe.runtime.storage.location import open_storage
 from troupe.runtime.storage.wal import WalBusyError
 
@@ -94,14 +96,18 @@ class EventLogActor:
     """Ray methods mirror :class:`EventLogCore`; a background task calls ``maybe_flush``.
 
     ``options`` go to the core; without ``wal_dir`` the write-ahead log goes to :func:`wal_dir_for`
-    (``wal_dir=None`` turns it off, and a crash then loses what is not yet in Parquet).
+    (``wal_dir=None`` turns it off, and a crash then loses what is not yet in Parquet). ``otel`` (an
+    :class:`~troupe.runtime.otel.config.OtelConfig` as a dict) turns on the OpenTelemetry live export.
     """
 
     def __init__(self, lake: str, **options: Any) -> None:
+        otel = options.pop("otel", None)
         if "wal_dir" in options:
             self._core = EventLogCore(lake, **options)
         else:
             self._core = _core_with_wal(lake, wal_dir_for(lake), options)
+        # OpenTelemetry live export: the driver's configuration (``otel``), else this process's environment.
+        attach_live_export(self._core, OtelConfig.model_validate(otel) if otel else None)
         self._tick_s = max(0.01, self._core.flush_interval_s / 2)
         self._ticker: asyncio.Task[None] | None = None
 

@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default $TROUPE_LAKE or ./.troupe/lake)")
     sql.add_argument("--format", choices=["table", "json", "csv"], default="table")
     sql.set_defaults(func=_cmd_events_sql)
+    from troupe.runtime.cli.otel import add_parser as add_otel_parser
+
+    add_otel_parser(events_sub)
 
     from troupe.evals.cli import add_parser as add_eval_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser

@@ -15,6 +15,8 @@ from troupe.runtime.eventlog.core import EventLogCore
 from troupe.runtime.events import Event
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope
+from troupe.runtime.otel.config import OtelConfig
+from troupe.runtime.otel.live import attach_live_export
 from troupe.runtime.session.host import HostCore
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.workspace_history import RollbackResult
@@ -25,8 +27,9 @@ from troupe.tools.registry import ToolRegistry
 
 class LocalBackend:
     def __init__(self, lake: str | Path, *, registry: ToolRegistry | None = None, checkpoints: bool | str = False,
-                 **host_kwargs: Any) -> None:
+                 otel: OtelConfig | None = None, **host_kwargs: Any) -> None:
         self.log = EventLogCore(lake)
+        self.otel = attach_live_export(self.log, otel)  # spans over OTLP as sessions finish ($TROUPE_OTEL_ENDPOINT)
         self.lake = self.log.lake  # an absolute local path, or the pyarrow.fs URI as given
         self.checkpoints = checkpoint_location(self.lake, checkpoints)
         self.buffer = EventBuffer(self.log.append)
