@@ -4,6 +4,11 @@ Per agent, the events' keys are aligned with :class:`difflib.SequenceMatcher`; i
 that differs, events of the same kind (type and tool) are paired again by a second alignment, so a
 tool result with another value shows as one ``~`` row rather than a ``-`` and a ``+``.
 
+Concurrent work finishes in either order (two tool calls of one turn, a delegated task's events
+around its parent's next call), so the same event can sit at another place in the other run. An
+event only in A and an event only in B with the same key, at most :data:`MOVE_WINDOW` rows apart,
+are one ``=`` row marked ``moved`` (at A's place), not a divergence.
+
 The **first divergence** is found in each session's own order (time, then per-producer seq): the
 first event on each side that is not part of an ``=`` row. Of the two, the one preceded by fewer
 matched events is the first divergence (timing differences between the two runs do not move it).
@@ -28,41 +33,71 @@ from troupe.runtime.sessiondiff.model import (
     Usage,
 )
 
-Pair = tuple[Op, EventView | None, EventView | None]
+Row = tuple[Op, EventView | None, EventView | None, bool]
+"""An aligned row: op, A's event, B's event, whether the pair was found in another order (moved)."""
 OUTCOMES = ("tool.result", "tool.error", "guardrail.denied")
+MOVE_WINDOW = 12
+"""How far apart (in aligned rows) an event only in A and its twin only in B may be to count as moved."""
 
 
 def _kind(e: EventView) -> tuple[str, str]:
     return (e.type, e.tool or "")
 
 
-def _pair_block(a: Sequence[EventView], b: Sequence[EventView]) -> list[Pair]:
-    """A differing block: same-kind events paired as ``~``, the rest ``-`` then ``+``."""
-    out: list[Pair] = []
+def _pair_block(a: Sequence[EventView], b: Sequence[EventView]) -> list[Row]:
+    """A differing block: events with their twin in the block are ``=`` (moved: see :func:`settle_moves`),
+    same-kind events paired as ``~``, the rest ``-`` then ``+``."""
+    out: list[Row] = []
+    rest_b = list(b)
+    rest_a: list[EventView] = []
+    for e in a:
+        twin = next((x for x in rest_b if x.key == e.key), None)
+        if twin is None:
+            rest_a.append(e)
+        else:
+            rest_b.remove(twin)
+            out.append(("=", e, twin, True))
+    a, b = rest_a, rest_b
     sm = SequenceMatcher(None, [_kind(e) for e in a], [_kind(e) for e in b], autojunk=False)
     for tag, i1, i2, j1, j2 in sm.get_opcodes():
         if tag == "equal":
-            out += [("~", a[i], b[j]) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
+            out += [("~", a[i], b[j], False) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
             continue
-        out += [("-", e, None) for e in a[i1:i2]]
-        out += [("+", None, e) for e in b[j1:j2]]
+        out += [("-", e, None, False) for e in a[i1:i2]]
+        out += [("+", None, e, False) for e in b[j1:j2]]
     return out
 
 
-def align(a: Sequence[EventView], b: Sequence[EventView]) -> list[Pair]:
-    """One agent's events on both sides, aligned."""
-    out: list[Pair] = []
+def align(a: Sequence[EventView], b: Sequence[EventView]) -> list[Row]:
+    """One agent's events on both sides, aligned (before :func:`settle_moves`)."""
+    out: list[Row] = []
     sm = SequenceMatcher(None, [e.key for e in a], [e.key for e in b], autojunk=False)
     for tag, i1, i2, j1, j2 in sm.get_opcodes():
         if tag == "equal":
-            out += [("=", a[i], b[j]) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
+            out += [("=", a[i], b[j], False) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
         elif tag == "delete":
-            out += [("-", e, None) for e in a[i1:i2]]
+            out += [("-", e, None, False) for e in a[i1:i2]]
         elif tag == "insert":
-            out += [("+", None, e) for e in b[j1:j2]]
+            out += [("+", None, e, False) for e in b[j1:j2]]
         else:
             out += _pair_block(a[i1:i2], b[j1:j2])
     return out
+
+
+def settle_moves(aligned: Sequence[Row]) -> list[Row]:
+    """The rows with each ``-``/``+`` twin (same key, near each other) made one ``=`` row marked moved."""
+    rows = list(aligned)
+    dropped: set[int] = set()
+    for i, (op, x, _, _) in enumerate(rows):
+        if op != "-" or x is None:
+            continue
+        for j in range(max(i - MOVE_WINDOW, 0), min(i + MOVE_WINDOW + 1, len(rows))):
+            other = rows[j]
+            if j not in dropped and other[0] == "+" and other[2] is not None and other[2].key == x.key:
+                rows[i] = ("=", x, other[2], True)
+                dropped.add(j)
+                break
+    return [r for k, r in enumerate(rows) if k not in dropped]
 
 
 def changed_fields(a: EventView, b: EventView) -> list[str]:
@@ -175,9 +210,9 @@ def build_diff(info_a: SideInfo, events_a: Sequence[EventView], info_b: SideInfo
     calls: list[ToolCallDiff] = []
     for agent in agents:
         ea, eb = by_a.get(agent, []), by_b.get(agent, [])
-        pairs = align(ea, eb)
-        for i, (op, x, y) in enumerate(pairs):
-            steps.append(Step(agent=agent, index=i, op=op, a=x, b=y,
+        pairs = settle_moves(align(ea, eb))
+        for i, (op, x, y, moved) in enumerate(pairs):
+            steps.append(Step(agent=agent, index=i, op=op, a=x, b=y, moved=moved,
                               changed=changed_fields(x, y) if op == "~" and x and y else []))
         ua, ub = (usage(ea) if agent in by_a else None), (usage(eb) if agent in by_b else None)
         ops = [p[0] for p in pairs]
@@ -197,4 +232,4 @@ def build_diff(info_a: SideInfo, events_a: Sequence[EventView], info_b: SideInfo
                        total=total)
 
 
-__all__ = ["align", "build_diff", "changed_fields", "first_divergence", "tool_call_diffs", "tool_calls", "usage"]
+__all__ = ["MOVE_WINDOW", "align", "build_diff", "changed_fields", "first_divergence", "settle_moves", "tool_call_diffs", "tool_calls", "usage"]

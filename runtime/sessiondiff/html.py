@@ -106,8 +106,10 @@ def _timelines(diff: SessionDiff) -> str:
             agent = s.agent
             out.append(f"<h3>{_e(agent)}</h3><table class=timeline><tr><th>#</th><th>A</th><th></th><th>B</th></tr>")
         first = " id=first" if _is_first(diff, s) else ""
-        out.append(f"<tr class='step {CLASS[s.op]}'{first}><td class=num>{s.index}</td>"
-                   f"<td class='ev a'>{_event(s.a, s.changed)}</td><td class=op>{_e(s.op)}</td>"
+        moved = " moved" if s.moved else ""
+        op = f"{_e(s.op)}<br><span class=muted title='the same event, in another order'>↕</span>" if s.moved else _e(s.op)
+        out.append(f"<tr class='step {CLASS[s.op]}{moved}'{first}><td class=num>{s.index}</td>"
+                   f"<td class='ev a'>{_event(s.a, s.changed)}</td><td class=op>{op}</td>"
                    f"<td class='ev b'>{_event(s.b, s.changed)}</td></tr>")
     if agent is not None:
         out.append("</table>")

@@ -56,6 +56,9 @@ class Step(BaseModel):
     b: EventView | None = None
     changed: list[str] = Field(default_factory=list)
     """For ``~``: the compared fields that differ."""
+    moved: bool = False
+    """For ``=``: the same event, at another place in the agent's order on one side (concurrent work
+    that finished in another order), so not a divergence."""
 
     @property
     def at_ms(self) -> float:
@@ -149,7 +152,7 @@ class ReplyDiff(BaseModel):
 
 TABLE_SCHEMA = pa.schema([
     ("agent", pa.string()), ("index", pa.int64()), ("op", pa.string()), ("first_divergence", pa.bool_()),
-    ("changed", pa.list_(pa.string())),
+    ("changed", pa.list_(pa.string())), ("moved", pa.bool_()),
     ("a_event_id", pa.string()), ("a_type", pa.string()), ("a_tool", pa.string()), ("a_at_ms", pa.float64()),
     ("a_summary", pa.string()), ("a_tokens_in", pa.int64()), ("a_tokens_out", pa.int64()), ("a_duration_ms", pa.float64()),
     ("b_event_id", pa.string()), ("b_type", pa.string()), ("b_tool", pa.string()), ("b_at_ms", pa.float64()),
@@ -183,7 +186,7 @@ class SessionDiff(BaseModel):
         """The aligned timeline as an Arrow table (``duckdb.sql("select * from t")`` queries it)."""
         first = self.first_divergence
         rows = [
-            {"agent": s.agent, "index": s.index, "op": s.op, "changed": s.changed,
+            {"agent": s.agent, "index": s.index, "op": s.op, "changed": s.changed, "moved": s.moved,
              "first_divergence": first is not None and (s.agent, s.index) == (first.agent, first.index),
              **_side(s.a, "a"), **_side(s.b, "b")}
             for s in self.steps

@@ -142,7 +142,7 @@ def timeline_lines(diff: SessionDiff, width: int, full: bool = False) -> list[st
         lines.append(f"── {agent} " + "─" * max(width - len(agent) - 4, 0))
         run: list[str] = []
         for s in steps:
-            mark = ">" if first is not None and (s.agent, s.index) == (first.agent, first.index) else " "
+            mark = ">" if first is not None and (s.agent, s.index) == (first.agent, first.index) else "↕" if s.moved else " "
             left, right = _changed_pair(s, col) if s.op == "~" else (_event(s.a, col), _event(s.b, col))
             text = f"{mark}{s.index:>3} {left.ljust(col)}  {s.op}  {right}".rstrip()
             if s.op == "=":
@@ -183,7 +183,8 @@ def render_text(diff: SessionDiff, *, width: int = 150, timeline: bool = True, f
     if not r.turns_same:
         out.append(f"Turn replies differ: A {len(diff.a.turn_replies)} turns, B {len(diff.b.turn_replies)} turns")
     if timeline:
-        out += ["", "Aligned timeline (A | B; = same, ~ changed, - only in A, + only in B, > first divergence):",
+        out += ["", "Aligned timeline (A | B; = same, ~ changed, - only in A, + only in B, > first divergence, "
+                "↕ the same event in another order):",
                 *timeline_lines(diff, width, full)]
     return "\n".join(out) + "\n"
 

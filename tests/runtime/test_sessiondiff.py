@@ -15,6 +15,7 @@ from tests.support.lakes import rows
 from troupe.runtime.api import Troupe
 from troupe.runtime.cli.main import main
 from troupe.runtime.config import TeamConfig
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.runtime.session.supervisor import SessionStatus
 from troupe.runtime.sessiondiff import SessionDiff, UnknownSessionError, diff_sessions
 from troupe.runtime.sessiondiff.align import build_diff
@@ -233,3 +234,44 @@ def test_alignment_marks_and_lineage_without_a_lake() -> None:
     assert diff.first_divergence.changed == ["x"]
     assert "fork of s-a at event:e2" in diff.text()
     assert (diff.total.same, diff.total.changed, diff.total.only_a, diff.total.only_b) == (3, 1, 0, 1)
+
+
+def test_concurrent_work_finishing_in_another_order_is_not_a_divergence() -> None:
+    """Two tool calls of one turn finish in either order; a twin found a few rows away is ``=`` (moved)."""
+    c1, c2 = _ev(0, "tool.call", "c1", tool="t"), _ev(1, "tool.call", "c2", tool="t")
+    r1, r2 = _ev(2, "tool.result", "r1", tool="t"), _ev(3, "tool.result", "r2", tool="t")
+    info = {"run_id": "r-1", "started_at": "2026-01-01T00:00:00+00:00", "session_id": "s-a"}
+    for a, b in (([c1, c2, r1, r2], [c1, r1, c2, r2]), ([c1, c2, r1, r2], [c1, c2, r2, r1])):
+        diff = build_diff(SideInfo(**info), a, SideInfo(**info), b)
+        assert [s.op for s in diff.steps] == ["="] * 4 and diff.identical, diff.text()
+        assert sum(s.moved for s in diff.steps) == 1 and "↕" in diff.text()
+    far = [c1, *(_ev(10 + i, "message.sent", f"m{i}") for i in range(20)), r1]
+    diff = build_diff(SideInfo(**info), [r1, *far[:-1]], SideInfo(**info), far)  # r1 moved 21 rows: a change
+    assert not diff.identical and [s.op for s in diff.steps if s.op != "="] == ["-", "+"]
+
+
+def answer_from_lookup(request: LLMRequest, agent: str) -> LLMResponse | str:
+    """A model that looks something up, then repeats what the lookup said."""
+    last = request.messages[-1]
+    if last.role == "tool":
+        return f"the lookup said: {last.content}"
+    return LLMResponse(tool_calls=[ToolCall(id="c1", name="weather", arguments='{"city": "oslo"}')])
+
+
+async def test_a_replay_is_identical_and_a_fork_diverges_at_its_tool_result(registered: Troupe, lake: Path) -> None:
+    original = await run(registered, EXAMPLE_TEAM, "What is 1234 * 5678?")
+    replay = await registered.replay(original)
+    diff = await registered.diff(original, replay.session_id)
+    assert diff.identical and diff.b.replay_of == original, diff.text()
+    assert f"replay of {original}" in diff.text()
+
+    looked_up = await run(registered, team([{"id": "a", "tools": ["weather"]}], function=f"{__name__}:answer_from_lookup"))
+    call_id = rows(lake, f"select json_extract_string(payload, '$.id') id from events where session_id = '{looked_up}' "
+                         "and type = 'tool.result'")[0]["id"]
+    forked = await registered.fork(looked_up, tool_results={call_id: "hail"})
+    diff = diff_sessions(lake, looked_up, str(forked.session_id))
+    first = diff.first_divergence
+    assert first is not None and first.agent == "a" and first.b and first.b.type == "tool.result", diff.text()
+    assert first.changed == ["result"] and first.b.detail["result"] == "hail"
+    assert diff.b.forked_from == looked_up and diff.b.fork_point == f"tool:{call_id}"
+    assert diff.replies.a == "the lookup said: rain, 7C" and diff.replies.b == "the lookup said: hail"
