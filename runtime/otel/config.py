@@ -41,8 +41,11 @@ class OtelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoint: str | None = None
-    """The collector: ``http://host:4318`` (``/v1/traces`` is added when the URL has no path) or
-    ``http://host:4317`` for gRPC; ``None``: the exporter's own default (``OTEL_EXPORTER_OTLP_*``)."""
+    """The collector: a base URL (``http://host:4318``, ``https://cloud.langfuse.com/api/public/otel``),
+    to which ``/v1/traces`` is added unless it ends with it, or ``http://host:4317`` for gRPC; ``None``:
+    the exporter's own default (``OTEL_EXPORTER_OTLP_*``)."""
+    endpoint_is_full: bool = False
+    """``endpoint`` is the traces URL as it is (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``): nothing is added."""
     protocol: Protocol = "http"
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     """Sent with every export (``Authorization``, ``x-api-key``, ...); never logged."""
@@ -63,17 +66,18 @@ class OtelConfig(BaseModel):
         if endpoint is None and env.get("TROUPE_OTEL", "").strip().lower() in ("0", "false", "no", "off"):
             return None
         chosen = _protocol(protocol) or _protocol(cls._env_protocol(env)) or "http"
+        full = False
         if endpoint is None:
-            endpoint = env.get("TROUPE_OTEL_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        if endpoint is None and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/")
-            if chosen == "http":
-                endpoint += TRACES_PATH  # the standard's rule for the base endpoint
+            endpoint = env.get("TROUPE_OTEL_ENDPOINT")
+        if not endpoint and env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+            endpoint, full = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], True
+        if not endpoint:
+            endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")  # a base URL: /v1/traces is added (HTTP)
         if not endpoint:
             return None
         if capture_content is None:
             capture_content = env.get("TROUPE_OTEL_CONTENT", "").strip().lower() in _TRUE
-        return cls(endpoint=endpoint, protocol=chosen, capture_content=capture_content,
+        return cls(endpoint=endpoint, endpoint_is_full=full, protocol=chosen, capture_content=capture_content,
                    service_name=env.get("OTEL_SERVICE_NAME") or "troupe")
 
     @staticmethod
@@ -82,13 +86,15 @@ class OtelConfig(BaseModel):
                 or env.get("OTEL_EXPORTER_OTLP_PROTOCOL"))
 
     def traces_url(self) -> str | None:
-        """The endpoint the exporter is given: for HTTP, ``/v1/traces`` added to a URL without a path."""
+        """The URL the exporter is given: for HTTP, ``endpoint`` with ``/v1/traces`` added unless it ends
+        with it already (or ``endpoint_is_full``)."""
         if self.endpoint is None or self.protocol == "grpc":
             return self.endpoint
         parts = urlsplit(self.endpoint)
         if not parts.scheme or not parts.netloc:
             raise ConfigError(f"OTLP endpoint {self.endpoint!r} is not a URL: write it as http://HOST:PORT")
-        return self.endpoint.rstrip("/") + TRACES_PATH if parts.path in ("", "/") else self.endpoint
+        base = self.endpoint.rstrip("/")
+        return self.endpoint if self.endpoint_is_full or base.endswith(TRACES_PATH) else base + TRACES_PATH
 
 
 def parse_protocol(value: str | None) -> Protocol | None:

@@ -31,6 +31,10 @@ def test_config_from_the_environment() -> None:
     assert base is not None and base.traces_url() == "http://collector:4318/v1/traces" and not base.capture_content
     full = OtelConfig.from_env({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://x.example/api/public/otel/v1/traces"})
     assert full is not None and full.traces_url() == "https://x.example/api/public/otel/v1/traces"
+    langfuse = OtelConfig.from_env({"TROUPE_OTEL_ENDPOINT": "https://cloud.langfuse.com/api/public/otel"})
+    assert langfuse is not None and langfuse.traces_url() == "https://cloud.langfuse.com/api/public/otel/v1/traces"
+    custom = OtelConfig.from_env({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/custom"})
+    assert custom is not None and custom.traces_url() == "http://c:4318/custom"
     grpc = OtelConfig.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
                                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
     assert grpc is not None and grpc.protocol == "grpc" and grpc.traces_url() == "http://collector:4317"
