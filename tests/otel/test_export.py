@@ -112,3 +112,26 @@ def test_without_an_endpoint_the_log_has_no_exporter(tmp_path: Path, monkeypatch
     assert attach_live_export(core) is None and core.observers == []
     monkeypatch.setenv("TROUPE_OTEL_ENDPOINT", "http://127.0.0.1:9")
     assert attach_live_export(core) is not None and len(core.observers) == 1
+
+
+def test_grpc_and_http_exporters() -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    from troupe.runtime.otel.export import make_exporter
+
+    grpc = make_exporter(OtelConfig(endpoint="http://127.0.0.1:4317", protocol="grpc"))
+    http = make_exporter(OtelConfig(endpoint="http://127.0.0.1:4318", headers={"x-api-key": "k"}))
+    assert isinstance(grpc, Grpc) and isinstance(http, Http)
+    grpc.shutdown()
+    http.shutdown()
+
+
+def test_the_event_log_actor_takes_the_drivers_configuration(tmp_path: Path) -> None:
+    """The Ray edge's shell builds its core with the exporter (constructed here without Ray)."""
+    from troupe.actors.eventlog_actor import EventLogActor
+
+    actor = EventLogActor(str(tmp_path / "lake"), wal_dir=None,
+                          otel=OtelConfig(endpoint="http://127.0.0.1:9", capture_content=True).model_dump())
+    (live,) = actor._core.observers
+    assert isinstance(live, LiveExporter) and live.config.capture_content
