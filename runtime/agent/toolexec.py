@@ -178,8 +178,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
             value = await _mcp_value(run, call, value, extra)
     except (RunError, asyncio.CancelledError):
         raise
-    except _Recorded as recorded:
-        outcome = recorded.outcome
+    except _Recorded as kept:
+        outcome = kept.outcome
     except ModelVisibleError as e:
         outcome = ToolOutcome(call, False, f"{TOOL_ERROR_PREFIX}{e.message}", type(e).__name__, (time.perf_counter() - started) * 1e3)
     except Exception as e:  # a tool's own bug is the model's problem to route around, not a crash

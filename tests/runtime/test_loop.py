@@ -100,7 +100,7 @@ async def test_a_tool_round_feeds_the_result_back_then_the_model_replies() -> No
     assert call_fields["tool"] == "add" and result["result"] == "5"
     # the tool events point at the model response that asked for them
     assert call_fields["parent_event_id"] == result_fields["parent_event_id"] == response_fields["event_id"]
-    assert response["round"] == 1 and response["tool_calls"] == [{"name": "add", "arguments": '{"a": 2, "b": 3}'}]
+    assert response["round"] == 1 and response["tool_calls"] == [{"id": "c0", "name": "add", "arguments": '{"a": 2, "b": 3}'}]
 
 
 async def test_tool_failures_bad_arguments_and_unknown_tools_are_shown_to_the_model() -> None:
