@@ -187,10 +187,10 @@ async def test_single_call_event_sequence_and_outcome():
     assert h.emit.types() == ["tool.call", "tool.result"]
     (_, f1), (_, f2) = h.emit.events
     assert f1 == {"tool": "add", "parent_event_id": "ev-1", "payload": {
-        "id": "c1", "arguments": '{"a": 2, "b": 3}', "risk": {"score": 0, "reasons": [], "decision": "allow"}, "v": 2}}
+        "id": "c1", "arguments": '{"a": 2, "b": 3}', "risk": {"score": 0, "reasons": [], "decision": "allow"}, "v": 3}}
     assert isinstance(f2.pop("duration_ms"), float)
     assert f2 == {"tool": "add", "status": "ok", "parent_event_id": "ev-1",
-                  "payload": {"id": "c1", "result": "5", "error_type": None}}
+                  "payload": {"id": "c1", "result": "5", "error_type": None, "v": 2}}
 
 
 async def test_results_in_call_order_and_ctx_per_call():
@@ -264,7 +264,7 @@ async def test_unknown_tool():
     assert h.emit.types() == ["tool.call", "tool.error"]
     _, fields = h.emit.events[1]
     assert fields["status"] == "error"
-    assert fields["payload"] == {"id": "c1", "result": out.content, "error_type": "UnknownToolCallError"}
+    assert fields["payload"] == {"id": "c1", "result": out.content, "error_type": "UnknownToolCallError", "v": 2}
     assert h.ctx_for == []
 
 
@@ -440,18 +440,18 @@ async def test_no_parent_event_id():
     assert [f["parent_event_id"] for _, f in h.emit.events] == [None, None]
 
 
-async def test_long_arguments_and_results_are_previewed_in_events():
+async def test_long_arguments_and_results_are_recorded_whole_up_to_the_record_cap():
     @tool
     async def big(text: str) -> str:
         """Return a lot."""
-        return text * 2
+        return text[:8000]
 
     h = Harness(big)
-    [out] = await h.run(call("c1", "big", {"text": "x" * 3000}))
-    assert len(out.content) == 6000
+    [out] = await h.run(call("c1", "big", {"text": "x" * 30_000}))
+    assert len(out.content) == 8000
     (_, f1), (_, f2) = h.emit.events
-    assert len(f1["payload"]["arguments"]) == 2000
-    assert f2["payload"]["result"] == "x" * 2000
+    assert len(f1["payload"]["arguments"]) == 20_000 and f1["payload"]["truncated"] is True  # cut: marked
+    assert f2["payload"]["result"] == "x" * 8000 and "truncated" not in f2["payload"]  # whole: as the model saw it
 
 
 # --- render_result ---------------------------------------------------------------------------
