@@ -88,6 +88,17 @@ async def test_sandbox_off_runs_unsandboxed(ws: Path, outside: Path) -> None:
     assert out == "the host's secret plans\n[exit code 0]"
 
 
+async def test_read_only_paths_under_tmp_show_over_the_fresh_tmp(ws: Path, tmp_path: Path) -> None:
+    """A virtualenv or data folder under /tmp (a CI checkout's) stays visible: the sandbox's fresh /tmp
+    is mounted before the read-only binds, not on top of them."""
+    data = tmp_path / "venv-like"
+    data.mkdir()
+    (data / "marker.txt").write_text("visible")
+    out = await sh(make_ctx(ws, read_only=[str(data)]), f"cat {data}/marker.txt; touch {data}/new 2>&1 | head -1")
+    assert out.startswith("visible") and "Read-only file system" in out
+    assert not (data / "new").exists()
+
+
 async def test_cannot_write_the_project_or_the_system(ws: Path) -> None:
     target = REPO / f"escaped-{uuid.uuid4().hex}"
     out = await sh(make_ctx(ws), f"touch {target}; echo x > /usr/escaped; mkdir -p {REPO}/tests && echo made")

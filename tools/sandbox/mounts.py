@@ -89,9 +89,11 @@ def bwrap_argv(bwrap: str, config: SandboxConfig, workspace: str, *, network: bo
     if network:
         args.append("--share-net")
     args += ["--die-with-parent", "--new-session", *system_mounts()]
+    # The fresh /tmp first: bwrap mounts in order, so a later bind under /tmp (a virtualenv or a
+    # workspace in /tmp, as a CI checkout has) shows on top of it instead of being hidden by it.
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in (*python, *config.read_only):
         args += ["--ro-bind-try", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     args += ["--bind", workspace, workspace]
     for path in git_paths(workspace):
         args += ["--bind", path, path]
