@@ -35,6 +35,18 @@ def parse_grid(items: list[str] | None) -> dict[str, list[Any]]:
     return grid
 
 
+def parse_sets(items: list[str] | None) -> dict[str, list[Any]]:
+    """``--set KEY=VALUE`` (repeatable): a grid axis with one value, not split at commas
+    (``--set prompt="Be brief, then stop."``)."""
+    out: dict[str, list[Any]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write key=value (e.g. --set agents.0.instructions='Be brief.')")
+        out[key.strip()] = [_value(value)]
+    return out
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -102,36 +114,74 @@ async def _run(args: argparse.Namespace) -> int:
     from troupe.evals.sweep import Sweep
     from troupe.runtime.api import Troupe
 
-    suite = load_suite(args.suite)
     policy = approval_policy(args.approve)
-    if args.limit is not None:
-        if args.limit < 1:
-            raise ConfigError(f"--limit must be at least 1, got {args.limit}")
-        suite.cases = suite.cases[:args.limit]
+    grid = {**parse_grid(args.grid), **parse_sets(args.set)}
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    if args.from_run is None:
+        if args.fork_at is not None or args.replay:
+            raise ConfigError("--fork-at and --replay work on a recorded sweep: add --from-run RUN_ID")
+        if args.suite is None:
+            raise ConfigError("troupe eval run needs a suite file (or --from-run RUN_ID)")
+        suite = load_suite(args.suite)
+        suite.cases = suite.cases[:args.limit] if args.limit is not None else suite.cases
+    else:
+        from troupe.runtime.replay.steps import parse_step
+
+        if args.fork_at is not None:
+            parse_step(args.fork_at)  # a mistyped step fails before Ray starts
+        if args.samples is not None:
+            raise ConfigError("--samples does not apply with --from-run: the recorded sweep's samples are forked")
+        suite = load_suite(args.suite) if args.suite else None
     quiet = args.json
     troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement="packed",
                                   logging_level=logging.WARNING)
     try:
         show = fan_out(None if quiet else progress_printer(), sweep_progress_reporter())
-        sweep = Sweep(troupe, suite, grid=parse_grid(args.grid), model=args.model, samples=args.samples,
-                      concurrency=args.concurrency, run_id=args.run_id, on_progress=show, approval_policy=policy)
+        if args.from_run is not None:
+            from troupe.evals.sweep_fork import ForkedSweep
+
+            sweep = ForkedSweep(troupe, args.from_run, fork_at=args.fork_at, replay=args.replay, suite=suite, grid=grid,
+                                model=args.model, concurrency=args.concurrency, run_id=args.run_id, limit=args.limit,
+                                on_progress=show, approval_policy=policy)
+        else:
+            assert suite is not None
+            sweep = Sweep(troupe, suite, grid=grid, model=args.model, samples=args.samples,
+                          concurrency=args.concurrency, run_id=args.run_id, on_progress=show, approval_policy=policy)
         if not quiet:
             print(f"[eval] suite {suite.suite.name}: run {sweep.run_id}, lake {troupe.lake}, "
                   f"concurrency {args.concurrency}", file=sys.stderr, flush=True)
         progress = await sweep.run()
+        check = await sweep.check() if args.replay else None  # type: ignore[attr-defined]
     finally:
         await troupe.shutdown()
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     ok, failures = _gates(troupe.lake, sweep.run_id)
+    lineage = _lineage(sweep)
+    if check is not None:
+        lineage.update(identical=check.identical, diverged=check.diverged)
+        if not quiet:
+            print(f"[eval] replay: {check.identical}/{check.samples} samples took their recorded path", file=sys.stderr)
     if args.json:
         print(json.dumps({"run_id": sweep.run_id, "lake": troupe.lake, "total": progress.total,
                           "recorded_before": progress.skipped, "ran": progress.done, "failed": progress.failed,
-                          "passed": progress.passed, "gates_ok": ok, "gate_failures": failures}))
+                          "passed": progress.passed, "gates_ok": ok, "gate_failures": failures, **lineage}))
     else:
         print(terminal_summary(troupe.lake, sweep.run_id))  # ends with the gates' verdict
+        if lineage:
+            print(f"[eval] from run {lineage['from_run']} at {lineage['fork_at']}; "
+                  f"{len(lineage['not_forkable'])} sample(s) never reached it and ran from the start", file=sys.stderr)
         print(f"\nrun {sweep.run_id}  lake {troupe.lake}  report: troupe eval report {sweep.run_id}", file=sys.stderr)
-    return EXIT_OK if ok else EXIT_GATE_FAILED
+    return EXIT_OK if ok and (check is None or not check.diverged) else EXIT_GATE_FAILED
+
+
+def _lineage(sweep: Any) -> dict[str, Any]:
+    """A forked or replayed sweep's ``from_run``, ``fork_at`` and ``not_forkable`` (else nothing)."""
+    from_run = getattr(sweep, "from_run", None)
+    if from_run is None:
+        return {}
+    return {"from_run": from_run, "fork_at": sweep.fork_at, "not_forkable": list(sweep.not_forkable)}
 
 
 def _gates(lake: str, run_id: str) -> tuple[bool, list[str]]:
@@ -213,7 +263,7 @@ def add_parser(sub: Any) -> None:
         p.add_argument("--lake", help="event lake: a directory or a pyarrow.fs URI (default $TROUPE_LAKE or ./.troupe/lake)")
 
     run = ev_sub.add_parser("run", help="run a suite: grid x cases x samples, as sessions across the cluster")
-    run.add_argument("suite", help="suite YAML file")
+    run.add_argument("suite", nargs="?", help="suite YAML file (with --from-run: default, the run's own)")
     run.add_argument("--grid", action="append", metavar="KEY=V1,V2",
                      help="a grid axis: model, prompt, seed, or any team field path (repeatable)")
     run.add_argument("--model", help="model profile for every cell without a model axis ('oracle' answers from "
@@ -228,6 +278,17 @@ def add_parser(sub: Any) -> None:
                      help="decide tool calls that need approval: yes, no, or a policy file (rules per tool); "
                           "recorded as approval.decided by: policy. Without it they wait approval_timeout_s, "
                           "then are denied")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="one value for a cell key (a grid axis of one value, not split at commas); repeatable")
+    run.add_argument("--from-run", metavar="RUN_ID",
+                     help="fork (--fork-at) or replay (--replay) every sample of this recorded sweep; the new cell "
+                          "is its cell with --grid/--set/--model applied (docs/replay.md)")
+    run.add_argument("--fork-at", metavar="STEP",
+                     help="where each sample leaves its record: after-first-tool-result, after-tool-result:N, "
+                          "before-llm:N, turn:N, or an event id (that sample alone); a sample that never got "
+                          "there runs from the start")
+    run.add_argument("--replay", action="store_true",
+                     help="with --from-run: replay every sample with zero model calls and count the identical ones")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of progress and a table")
     lake_option(run)
     run.set_defaults(func=lambda a: asyncio.run(_run(a)))
@@ -259,4 +320,4 @@ def add_parser(sub: Any) -> None:
     base.set_defaults(func=_baseline)
 
 
-__all__ = ["add_parser", "approval_policy", "fan_out", "parse_grid", "progress_printer"]
+__all__ = ["add_parser", "approval_policy", "fan_out", "parse_grid", "parse_sets", "progress_printer"]

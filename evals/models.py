@@ -232,6 +232,11 @@ class SampleResult(BaseModel):
     session_id: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    forked_from: str | None = None
+    """The recorded sample's session this one forked or replayed (``troupe eval run --from-run``; else ``None``)."""
+    fork_point: str | None = None
+    """Where it left that record: a step label (``after-tool-result:1``), ``turn:1`` for a parent that never
+    reached the step (run from the start), ``replay`` for a replay."""
 
 
 __all__ = [

@@ -55,6 +55,12 @@ class RunManifest(BaseModel):
     """The suite's gates."""
     required_cases: list[str] = Field(default_factory=list)
     """Case ids that must pass in every cell (cases marked ``required`` and ``gates.required_cases``)."""
+    from_run: str | None = None
+    """The recorded sweep this one forks or replays (``troupe eval run --from-run``)."""
+    fork_at: str | None = None
+    """The step its samples were forked at (``after-tool-result:1``...), or ``replay``."""
+    not_forkable: list[str] = Field(default_factory=list)
+    """Sample ids whose parent never reached ``fork_at``: they ran from the start (``fork_point`` ``turn:1``)."""
 
     @classmethod
     def for_suite(

@@ -246,9 +246,7 @@ class Sweep:
         try:
             for attempt in range(1, HOST_LOST_ATTEMPTS + 1):
                 try:
-                    result = await self.troupe.run_packed(self._team(spec), input_text(spec.case),
-                                                          run_id=self.run_id, timeout=self.suite.suite.timeout_s,
-                                                          labels={"case_id": spec.case.id, "sample": str(spec.sample)})
+                    result = await self._run_sample(spec)
                     break
                 except HostLostError:  # its pool host died under it (not the sample's fault): once more
                     if attempt == HOST_LOST_ATTEMPTS:
@@ -262,6 +260,12 @@ class Sweep:
         finally:
             progress.running -= 1
         self._pending.append(done)
+
+    async def _run_sample(self, spec: SampleSpec) -> Any:
+        """One session of ``spec``, start to finish (a fork of a recorded sweep runs its own: evals/sweep_fork.py)."""
+        return await self.troupe.run_packed(self._team(spec), input_text(spec.case), run_id=self.run_id,
+                                            timeout=self.suite.suite.timeout_s,
+                                            labels={"case_id": spec.case.id, "sample": str(spec.sample)})
 
     # --- grading and recording ----------------------------------------------------------------
     async def _record(self, progress: Progress, *, force: bool = False) -> None:
@@ -338,10 +342,14 @@ class Sweep:
             return None  # the case's overrides do not fit its team: the sample never ran
 
     # --- the whole sweep ----------------------------------------------------------------------
+    def plan(self) -> list[SampleSpec]:
+        """Every sample of the sweep (a fork of a recorded sweep plans from its parent's samples)."""
+        return expand(self.suite, self.grid, self.samples)
+
     async def run(self) -> Progress:
         from troupe.evals.results import done_sample_ids, write_manifest
 
-        specs = expand(self.suite, self.grid, self.samples)
+        specs = self.plan()
         done = done_sample_ids(self.lake, self.run_id)
         todo = [s for s in specs if s.sample_id not in done]
         progress = Progress(total=len(specs), run_id=self.run_id, suite=self.suite.suite.name,

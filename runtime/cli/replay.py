@@ -88,7 +88,8 @@ def add_parser(sub: Any) -> None:
 
     fork = sub.add_parser("fork", help="replay a recorded session up to a point, then go on live with changes")
     common(fork)
-    fork.add_argument("--at", help="the fork point: an event id of the session, or a user turn number")
+    fork.add_argument("--at", help="the fork point: an event id of the session, a user turn number, or a named step "
+                                       "(after-first-tool-result, after-tool-result:N, before-llm:N, turn:N)")
     fork.add_argument("--model", help="the model profile every agent uses after the fork point")
     fork.add_argument("--set", action="append", metavar="PATH=VALUE",
                       help="change the recorded team config (agents.0.instructions=..., agents.lead.tools=[...])")

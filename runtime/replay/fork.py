@@ -17,7 +17,8 @@ class ForkPoint(BaseModel):
     """Where a fork leaves its parent's record: after event ``index`` (-1: before everything)."""
 
     label: str
-    """``event:<id>``, ``turn:<n>`` or ``tool:<call id>`` (the ``fork_point`` of its ``session.started``)."""
+    """``event:<id>``, ``turn:<n>``, ``tool:<call id>`` or a named step (``after-tool-result:1``, ``before-llm:3``:
+    :mod:`troupe.runtime.replay.steps`); the ``fork_point`` of its ``session.started``."""
     index: int
     turn: int | None = None
     """A fork at a user turn: that turn and the later ones run live."""

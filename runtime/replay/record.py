@@ -167,6 +167,11 @@ def load_record(lake: str | Path, session_id: str) -> SessionRecord:
         raise UnknownSessionError(f"session {session_id!r} has no events in the lake {lake} "
                                   "(troupe events sql \"select distinct session_id from events\" lists them)",
                                   session=session_id)
+    return record_from_rows(session_id, rows)
+
+
+def record_from_rows(session_id: str, rows: list[Row]) -> SessionRecord:
+    """The record of a session whose events (in order) are ``rows``."""
     record = SessionRecord(session_id=session_id, rows=rows)
     for row in rows:
         data = row.data
@@ -182,4 +187,5 @@ def load_record(lake: str | Path, session_id: str) -> SessionRecord:
     return record
 
 
-__all__ = ["COLUMNS", "RecordTooOldError", "Row", "SessionRecord", "UnknownSessionError", "load_record", "read_rows"]
+__all__ = ["COLUMNS", "RecordTooOldError", "Row", "SessionRecord", "UnknownSessionError", "load_record", "read_rows",
+           "record_from_rows"]

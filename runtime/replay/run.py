@@ -21,6 +21,7 @@ from troupe.runtime.ids import SUPERVISOR, RunId, SessionId
 from troupe.runtime.replay.compare import Divergence, first_divergence, step_counts
 from troupe.runtime.replay.fork import fork_plan, fork_point, parse_value, set_path
 from troupe.runtime.replay.record import SessionRecord, load_record, read_rows
+from troupe.runtime.replay.steps import resolve_step
 from troupe.runtime.session.handle import Session
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult, SessionStatus
@@ -127,7 +128,8 @@ async def fork_session(troupe: Troupe, session_id: str, *, at: str | int | None 
                        set: Mapping[str, Any] | None = None, tool_results: Mapping[str, str] | None = None,  # noqa: A002
                        input: str | None = None, lake: str | Path | None = None,  # noqa: A002
                        timeout: float | None = DEFAULT_TIMEOUT_S) -> SessionResult:
-    """Replay ``session_id`` up to ``at`` (an event id, or a user turn), then go on live with the changes:
+    """Replay ``session_id`` up to ``at`` (an event id, a user turn, or a named step of
+    :mod:`troupe.runtime.replay.steps` such as ``after-first-tool-result``), then go on live with the changes:
     ``model`` for every agent, ``set`` edits of the team config (``{"agents.0.instructions": "..."}``),
     ``tool_results`` replacing recorded results by call id, ``input`` the user's message of the turn
     the fork starts. The fork is a new session whose ``session.started`` names ``forked_from`` and ``fork_point``."""
@@ -139,7 +141,7 @@ async def fork_session(troupe: Troupe, session_id: str, *, at: str | int | None 
     if model is not None:
         team = team.with_model(model)
     overrides = dict(tool_results or {})
-    point = fork_point(record, at, overrides)
+    point = resolve_step(record, at) if at is not None else fork_point(record, None, overrides)
     inputs = record.inputs()
     if input is not None:
         turn = point.turn or (max((r.turn or 0) for r in record.rows[: point.index + 1]) + 1 if record.conversation else 1)
