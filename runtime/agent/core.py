@@ -197,8 +197,8 @@ class AgentCore:
                 break
             if self._replay is not None:
                 batch, self._replay = self._replay, None
-            else:
-                batch = self.mailbox.take_all()
+            else:  # a replay takes its record's batches (runtime/agent/recorded.py)
+                batch = self.mailbox.take_all() if self.deps.replay is None else self.deps.replay.batches.take(self.mailbox)
             if not batch:
                 continue
             self._turn_task = asyncio.get_running_loop().create_task(self._turn(batch))

@@ -62,6 +62,11 @@ class Mailbox:
     async def wait(self) -> None:
         await self._ready.wait()
 
+    def settle(self) -> None:
+        """Make :meth:`wait` wait for the next arrival even though messages are queued (a replay whose
+        next turn waits for the rest of its recorded batch)."""
+        self._ready.clear()
+
     def wake(self) -> None:
         """Wake a waiter without a message (a control change)."""
         self._ready.set()

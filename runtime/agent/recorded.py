@@ -20,9 +20,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from troupe.runtime.agent.mailbox import Mailbox
 from troupe.runtime.errors import ProviderError, RunError
 from troupe.runtime.llm.scripted import ScriptedModel, stream_text
 from troupe.runtime.llm.types import LLMClient, LLMRequest, LLMResponse, TokenCallback, ToolCall
+from troupe.runtime.messages import Envelope
+from troupe.runtime.redact import redact_text
 from troupe.tools.spec import Execution, Tool
 
 REQUEST_PREVIEW = 2_000
@@ -74,12 +77,40 @@ class RecordedResult(BaseModel):
     truncated: bool = False
 
 
+class RecordedMessage(BaseModel):
+    """One message of a recorded turn's batch (``message.delivered``): who sent it, its kind and text."""
+
+    sender: str
+    kind: str
+    content: str
+    """Cut to 2,000 characters, as recorded."""
+
+    def matches(self, envelope: Envelope) -> bool:
+        if envelope.sender != self.sender or str(envelope.kind) != self.kind:
+            return False
+        recorded, text = masked(self.content), envelope.content[:2000]
+        return masked(text) == recorded or masked(redact_text(text)[:2000]) == recorded
+
+
+class RecordedApproval(BaseModel):
+    """How a recorded approval of a tool call was decided (``approval.decided``)."""
+
+    approved: bool
+    by: str = "client"
+    reason: str = ""
+
+
 class AgentRecording(BaseModel):
     """What one agent's replay is served (crosses processes inside the session's spec)."""
 
     calls: list[RecordedCall] = Field(default_factory=list)
     results: dict[str, RecordedResult] = Field(default_factory=dict)
     """Recorded tool outcomes by tool call id (a fork's ``--tool-result`` replaces one)."""
+    batches: list[list[RecordedMessage]] = Field(default_factory=list)
+    """The messages each recorded turn took from the mailbox, in order: a replay's turns take the same
+    batches (messages that arrive at other times than they did make no other turns)."""
+    approvals: dict[str, RecordedApproval] = Field(default_factory=dict)
+    """Recorded approval decisions by tool call id: a replay decides them again without asking anyone."""
     live_after: int | None = None
     """A fork: the model calls from this index on are answered live, and tool calls without a recorded
     result run for real. ``None``: a pure replay (nothing runs live; a call off the record is a divergence)."""
@@ -179,13 +210,54 @@ def _last(request: LLMRequest) -> str:
     return (request.messages[-1].content or "") if request.messages else ""
 
 
+class BatchReplay:
+    """An agent's turns in a replay take the batches its record took: the next turn waits until every
+    message of the next recorded batch has arrived, then takes exactly those, in the recorded order
+    (the others wait for a later turn). Past the recorded batches (a fork going on live), a turn takes
+    whatever is queued."""
+
+    def __init__(self, batches: list[list[RecordedMessage]]) -> None:
+        self.batches = batches
+        self.taken = 0
+
+    def take(self, mailbox: Mailbox) -> list[Envelope]:
+        """The next batch; empty (and the mailbox waits for the next arrival) while it is incomplete."""
+        if self.taken >= len(self.batches):
+            return mailbox.take_all()
+        queued = mailbox.queued()
+        picked: list[Envelope] = []
+        ids: set[str] = set()
+        for want in self.batches[self.taken]:
+            found = next((e for e in queued if e.id not in ids and want.matches(e)), None)
+            if found is None:
+                mailbox.settle()
+                return []
+            picked.append(found)
+            ids.add(found.id)
+        mailbox.discard(lambda e: e.id in ids)
+        self.taken += 1
+        return picked
+
+
 class ToolReplay:
-    """Recorded tool outcomes of one agent (see :mod:`troupe.runtime.agent.toolexec`)."""
+    """Recorded tool outcomes of one agent (see :mod:`troupe.runtime.agent.toolexec`), its recorded
+    approval decisions, and its recorded turn batches (:class:`BatchReplay`)."""
 
     def __init__(self, agent: str, recording: AgentRecording, client: RecordedClient | None = None) -> None:
         self.agent = agent
         self.recording = recording
         self.client = client
+        self.batches = BatchReplay(recording.batches)
+
+    def approval(self, call: ToolCall) -> RecordedApproval | None:
+        """The recorded decision on ``call``'s approval; ``None`` in a fork without one (ask for real).
+        A pure replay without one diverges: the call did not need an approval when it was recorded."""
+        found = self.recording.approvals.get(call.id)
+        if found is None and self.recording.live_after is None:
+            raise ReplayDivergenceError(
+                f"agent {self.agent!r}: tool call {call.id} ({call.name}) needs an approval the record does not hold",
+                agent=self.agent, tool=call.name)
+        return found
 
     def outcome(self, call: ToolCall, tool: Tool) -> RecordedResult | None:
         """The call's recorded outcome; ``None``: run it (a session service, or past a fork's point).
@@ -211,8 +283,11 @@ def replay_parts(plan: ReplayPlan, agent: str, live: Callable[[], LLMClient]) ->
 __all__ = [
     "OVERRIDE",
     "AgentRecording",
+    "BatchReplay",
+    "RecordedApproval",
     "RecordedCall",
     "RecordedClient",
+    "RecordedMessage",
     "RecordedResult",
     "ReplayDivergenceError",
     "ReplayPlan",

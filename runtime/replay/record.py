@@ -11,7 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from troupe.runtime.agent.recorded import AgentRecording, RecordedCall, RecordedResult
+from troupe.runtime.agent.recorded import (
+    AgentRecording,
+    RecordedApproval,
+    RecordedCall,
+    RecordedMessage,
+    RecordedResult,
+)
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.eventlog.lake import query
@@ -110,7 +116,32 @@ class SessionRecord(BaseModel):
                 rec.results[str(row.data.get("id"))] = RecordedResult(
                     ok=row.type == "tool.result", content=str(row.data.get("result") or ""),
                     error_type=row.data.get("error_type"), event_id=row.event_id, truncated=bool(row.data.get("truncated")))
+            elif row.type == "approval.decided" and row.data.get("call_id"):
+                rec.approvals[str(row.data["call_id"])] = RecordedApproval.model_validate(row.data)
+        for agent, batches in _batches(self.rows, keep).items():
+            out.setdefault(agent, AgentRecording()).batches = batches
         return out
+
+
+def _batches(rows: list[Row], keep: Callable[[int, Row], bool] | None) -> dict[str, list[list[RecordedMessage]]]:
+    """Each agent's turn batches: its ``message.delivered`` rows up to the ``agent.state`` that starts the
+    turn. A turn replayed after a crash delivers its batch again (the same message ids): taken once."""
+    out: dict[str, list[list[RecordedMessage]]] = {}
+    open_: dict[str, list[RecordedMessage]] = {}
+    seen: set[tuple[str, str]] = set()
+    for i, row in enumerate(rows):
+        agent = row.agent or ""
+        if row.type == "message.delivered" and (keep is None or keep(i, row)):
+            if (agent, str(row.data.get("id"))) not in seen:
+                seen.add((agent, str(row.data.get("id"))))
+                open_.setdefault(agent, []).append(RecordedMessage(
+                    sender=str(row.data.get("sender") or ""), kind=str(row.data.get("kind") or ""),
+                    content=str(row.data.get("content") or "")))
+        elif row.type == "agent.state" and row.status == "running" and open_.get(agent):
+            out.setdefault(agent, []).append(open_.pop(agent))
+    for agent, batch in open_.items():  # delivered, its turn not started (a fork's point between them)
+        out.setdefault(agent, []).append(batch)
+    return out
 
 
 def _unredacted(value: Any, key: str = "") -> Any:

@@ -4,13 +4,17 @@ content; a divergence names its first event; a fork goes on live from its point.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.support.recovery_team import expected_reply, ledger_items, recovery_team, request_text
 from tests.runtime.teams import team
+from tests.runtime.test_recovery_local import crash, resume_in_a_new_process
+from troupe.runtime.agent.recorded import masked
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import load_team
 from troupe.runtime.errors import ConfigError
@@ -183,3 +187,37 @@ def test_records_keep_full_texts_and_tool_call_ids(lake: Path) -> None:
     payload = LLMResponsePayload(text=long[:20_000], tool_calls=[{"id": "c1", "name": "n", "arguments": "{}"}], truncated=True)
     assert json.loads(payload.dump_text())["v"] == 2
     assert ToolResultPayload(id="c1", result="y" * 16_040, error_type=None).result == "y" * 16_040
+
+
+async def test_a_resumed_session_replays_with_no_side_effect_and_the_same_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its record spans two runs (a crash, then ``resume``): the replay runs it as one undisturbed run whose
+    turns take the recorded batches (the lead heard of its workers one notice at a time, or both at once)."""
+    monkeypatch.setenv("TROUPE_CHAOS_STEP_S", "0.05")
+    lake, ledger = tmp_path / "lake", tmp_path / "ledger"
+    first = Troupe.local(lake=lake, checkpoints=True)
+    session = await first.open(recovery_team())
+    await session.send(request_text(ledger, "x"))
+    while len(ledger_items(ledger)) < 2:  # both workers' turns are under way: a crash replays them
+        await asyncio.sleep(0.01)
+    # In one process the first runtime's event log dies with it; on Ray the event log actor outlives the
+    # session's actors and keeps their rows. That is the record this test replays: flush, then crash.
+    await first.backend.flush()
+    crash(first)
+    assert (await resume_in_a_new_process(lake, session.id)).reply == expected_reply("x")
+    runs = query(lake, f"select count(*) as n from events where session_id = '{session.id}' and type = 'session.resumed'")
+    assert runs.to_pylist() == [{"n": 1}]
+    batches = load_record(lake, str(session.id)).recordings()["lead"].batches
+    assert [len(b) for b in batches] in ([1, 1, 1], [1, 2])  # the user's request, then the two notices
+
+    again = Troupe.local(lake=lake)
+    try:
+        report = await again.replay(str(session.id))
+    finally:
+        await again.shutdown()
+    assert report.identical, report.summary()
+    assert report.reply == expected_reply("x") and report.status == "completed"
+    assert sorted(ledger_items(ledger)) == ["x-worker_a", "x-worker_b"]  # the replay wrote nothing
+    replayed = load_record(lake, report.session_id).recordings()["lead"].batches
+    assert [[(m.sender, masked(m.content)) for m in b] for b in replayed] == [
+        [(m.sender, masked(m.content)) for m in b] for b in batches]
