@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from troupe.runtime.agent.risk import RiskAssessment
 from troupe.runtime.config import AgentSpec, PermissionLevel
 from troupe.runtime.errors import ApprovalDeniedError, PermissionDeniedError
@@ -60,13 +62,16 @@ def refuse_risky(spec: ToolSpec, call: ToolCall, risk: RiskAssessment, *, deny_a
 
 
 async def request_approval(ctx: ToolContext, spec: ToolSpec, call: ToolCall, *, timeout_s: float, emit: Emitter,
-                           risk: RiskAssessment | None = None) -> None:
+                           risk: RiskAssessment | None = None, recorded: BaseModel | None = None) -> None:
     """Ask the session's client to approve this call; raise :class:`ApprovalDeniedError` unless it does.
 
     The supervisor records ``approval.requested`` (with ``risk``, the call's score and reasons, when
-    given) and ``approval.decided``; no answer within ``timeout_s`` is a denial.
+    given) and ``approval.decided``; no answer within ``timeout_s`` is a denial. ``recorded``: a replay's
+    recorded decision (:class:`~troupe.runtime.agent.recorded.RecordedApproval`), taken without asking anyone.
     """
     extra = {"risk": risk.event().model_dump()} if risk is not None else {}
+    if recorded is not None:
+        extra["recorded"] = recorded.model_dump()
     decision = await ctx.services.call(
         SUPERVISOR, "request_approval", agent=str(ctx.agent), tool=spec.name, arguments=call.arguments[:2000],
         call_id=call.id, timeout_s=timeout_s, **extra,

@@ -133,6 +133,11 @@ class ReplayPlan(BaseModel):
         return rec
 
 
+def is_override(result: RecordedResult | None) -> bool:
+    """A fork's ``--tool-result`` in place of the recorded one (asks for no approval: nothing runs)."""
+    return result is not None and result.event_id == OVERRIDE
+
+
 def is_service_tool(tool: Tool) -> bool:
     """A tool that only works on the session's own services: run for real in a replay."""
     module = getattr(tool.fn, "__module__", "") or ""
@@ -292,6 +297,7 @@ __all__ = [
     "ReplayDivergenceError",
     "ReplayPlan",
     "ToolReplay",
+    "is_override",
     "is_service_tool",
     "masked",
     "replay_parts",

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import mcp_request
 from troupe.runtime.agent.guardrails import check_permission, refuse_risky, request_approval
+from troupe.runtime.agent.recorded import is_override
 from troupe.runtime.agent.risk import note_result, score_call
 from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
 from troupe.runtime.agent.taint import Taint
@@ -154,8 +155,7 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         kwargs = tool.validate(call.parsed_arguments())
         if risk is not None:
             refuse_risky(tool.spec, call, risk, deny_at=run.deps.risk.deny_at, emit=emit)
-        if run.deps.replay is not None and (kept := run.deps.replay.outcome(call, tool)) is not None:
-            raise _Recorded(ToolOutcome(call, kept.ok, kept.content, kept.error_type))  # a replay: not run
+        kept = run.deps.replay.outcome(call, tool) if run.deps.replay is not None else None
         ctx = run.make_ctx(call)
         end_turn = ctx.end_turn
 
@@ -166,8 +166,11 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
 
         ctx.end_turn = ending
         ctx.idempotency_key = idempotency_key(ctx.session_id, ctx.agent, run.key_prefix, index, call.id)
-        if tool.spec.needs_approval or (risk is not None and risk.decision == "ask"):
-            await request_approval(ctx, tool.spec, call, timeout_s=run.deps.approval_timeout_s, emit=emit, risk=risk)
+        if (tool.spec.needs_approval or (risk is not None and risk.decision == "ask")) and not is_override(kept):
+            await request_approval(ctx, tool.spec, call, timeout_s=run.deps.approval_timeout_s, emit=emit, risk=risk,
+                                   recorded=run.deps.replay.approval(call) if run.deps.replay is not None else None)
+        if kept is not None:  # a replay: the recorded outcome (after the recorded approval), not run
+            raise _Recorded(ToolOutcome(call, kept.ok, kept.content, kept.error_type))
         job = ToolJob.for_call(tool.spec, kwargs, key=ctx.idempotency_key, session_id=str(ctx.session_id),
                                agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints,
                                secrets=run.deps.secrets)

@@ -73,6 +73,8 @@ def _key(row: Row) -> dict[str, Any] | None:
             return {"tool": row.tool, "result": d.get("result"), "error_type": d.get("error_type")}
         case "message.sent":
             return {"to": d.get("to"), "topic": d.get("topic"), "kind": d.get("kind"), "content": d.get("content")}
+        case "approval.decided":
+            return {"tool": row.tool, "approved": d.get("approved"), "by": d.get("by"), "reason": d.get("reason")}
         case "task.created":
             return {"task": row.task_id, "goal": d.get("goal"), "assignee": d.get("assignee"), "input": d.get("input")}
         case "task.status":
@@ -92,6 +94,8 @@ def _dedup(row: Row) -> tuple[str, ...] | None:
     match row.type:
         case "tool.call" | "tool.result" | "tool.error" | "message.sent":
             return (row.type, str(row.agent), str(d.get("id")))
+        case "approval.decided":
+            return (row.type, str(row.agent), str(d.get("call_id")))
         case "task.created":
             return (row.type, str(row.task_id))
         case "task.status":

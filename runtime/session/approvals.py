@@ -6,6 +6,7 @@ denies it. With an :class:`~troupe.runtime.approval_policy.ApprovalPolicy` (the 
 ``approval_policy``; ``troupe eval run --approve``) the policy decides at once unless it says ``ask``;
 it sees the call's risk score (``risk_at_least`` / ``risk_below`` rules) when the call was scored.
 Either way ``approval.decided`` says who decided (``client``, ``timeout``, ``session``, ``policy``) and why.
+A replay (``troupe replay``) decides each request as its record did, asking nobody.
 """
 
 from __future__ import annotations
@@ -52,13 +53,18 @@ class Approvals:
         self.decided: list[ApprovalDecision] = []
 
     async def request(self, *, agent: str, tool: str, arguments: str, call_id: str, timeout_s: float,
-                      risk: dict[str, Any] | None = None) -> dict[str, Any]:
+                      risk: dict[str, Any] | None = None, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record the request and wait for its decision; ``recorded`` (a replay's recorded decision:
+        ``approved``, ``by``, ``reason``) decides it at once, without asking anyone."""
         req = ApprovalRequest(id=f"{self.session_id}:a{next(self._ids)}", agent=agent, tool=tool, arguments=arguments,
                               call_id=call_id, timeout_s=timeout_s,
                               risk=RiskScore.model_validate(risk) if risk is not None else None)
         future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
         self._pending[req.id] = (req, future)
         self.emit(ApprovalRequestedPayload(**req.model_dump(exclude_none=True)), agent=agent, tool=tool, status="pending")
+        if recorded is not None:
+            return self._record(req, approved=bool(recorded.get("approved")), by=str(recorded.get("by") or "client"),
+                                reason=str(recorded.get("reason") or "")).model_dump()
         score = req.risk.score if req.risk is not None else None
         ruled = self.policy.decide(tool, arguments, score) if self.policy is not None else None
         if ruled is not None:

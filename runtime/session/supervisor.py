@@ -295,13 +295,14 @@ class Supervisor:
         await self.finish(final, error=failure_text(agent, error_type, message, reason))
 
     async def request_approval(self, *, agent: str, tool: str, arguments: str, call_id: str,
-                               timeout_s: float, risk: dict[str, Any] | None = None) -> dict[str, Any]:
+                               timeout_s: float, risk: dict[str, Any] | None = None,
+                               recorded: dict[str, Any] | None = None) -> dict[str, Any]:
         """Wait for the client to approve a tool call (see :mod:`troupe.runtime.session.approvals`);
-        ``risk``: the call's risk score and reasons, for the client to see."""
+        ``risk``: the call's risk score and reasons, for the client to see; ``recorded``: a replay's decision."""
         if self.status is not SessionStatus.RUNNING:
             return {"id": "", "approved": False, "by": "session", "reason": f"the session is {self.status}"}
         return await self.approvals.request(agent=agent, tool=tool, arguments=arguments, call_id=call_id,
-                                            timeout_s=timeout_s, risk=risk)
+                                            timeout_s=timeout_s, risk=risk, recorded=recorded)
 
     async def decide(self, *, approval_id: str, approved: bool, reason: str = "") -> dict[str, Any]:
         return self.approvals.decide(approval_id, approved=approved, reason=reason)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from benchmarks.support.recovery_team import expected_reply, ledger_items, recovery_team, request_text
-from tests.runtime.teams import team
+from tests.runtime.teams import call, team
 from tests.runtime.test_recovery_local import crash, resume_in_a_new_process
 from troupe.runtime.agent.recorded import masked
 from troupe.runtime.api import Troupe
@@ -221,3 +221,51 @@ async def test_a_resumed_session_replays_with_no_side_effect_and_the_same_path(
     replayed = load_record(lake, report.session_id).recordings()["lead"].batches
     assert [[(m.sender, masked(m.content)) for m in b] for b in replayed] == [
         [(m.sender, masked(m.content)) for m in b] for b in batches]
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_a_replay_decides_each_approval_as_recorded_without_asking(rt: Troupe, lake: Path, tmp_path: Path,
+                                                                        approved: bool) -> None:
+    target = tmp_path / "approved.txt"
+    cfg = team([{"id": "lead", "tools": ["tests.support.tool_fixtures:approved_write"], "permissions": {"level": "L1"}}],
+               scripts={"lead": [{"tool_calls": [call("approved_write", path=str(target))]}, {"text": "finished"}]})
+    async with await rt.open(cfg) as session:
+        await session.send("go")
+        async for event in session.events():
+            if event.type == "approval.requested":
+                decide = session.approve if approved else session.deny
+                await decide(event.data["id"], "looks fine" if approved else "not today")
+        result = await session.result(timeout=10)
+    assert result.reply == "finished" and target.exists() is approved
+    target.unlink(missing_ok=True)
+
+    report = await rt.replay(str(session.id), timeout=20)  # nobody answers: the record does
+    assert report.identical, report.summary()
+    assert not target.exists()  # the approved call did not run again
+    decided = query(lake, f"""select status, json_extract_string(payload, '$.by') as by,
+                                     json_extract_string(payload, '$.reason') as reason from events
+                              where session_id = '{report.session_id}' and type = 'approval.decided'""").to_pylist()
+    assert decided == [{"status": "approved" if approved else "denied", "by": "client",
+                        "reason": "looks fine" if approved else "not today"}]
+    outcome = query(lake, f"""select type, json_extract_string(payload, '$.result') as result from events
+                              where session_id = '{report.session_id}' and type in ('tool.result', 'tool.error')""").to_pylist()
+    assert outcome == ([{"type": "tool.result", "result": "done"}] if approved else
+                       [{"type": "tool.error", "result": outcome[0]["result"]}])
+    assert approved or "did not get it (not today)" in outcome[0]["result"]
+    compared = [s.type for s in steps(read_rows(lake, report.session_id))["lead"]]
+    assert "approval.decided" in compared
+
+
+async def test_a_replay_of_a_call_that_now_needs_an_approval_diverges(rt: Troupe, lake: Path, tmp_path: Path) -> None:
+    result = await rt.run(function_team(), "what is it?", timeout=20)
+    FAILING["on"] = True
+
+    @tool(name="lookup", execution="io", needs_approval=True)
+    def guarded(q: str) -> str:
+        """The same tool, now behind an approval."""
+        return "42"
+
+    rt.registry._tools["lookup"] = guarded
+    report = await rt.replay(result.session_id, timeout=20)
+    assert not report.identical and report.status == "failed"
+    assert "needs an approval the record does not hold" in (report.error or "")
