@@ -86,8 +86,8 @@ def fork_plan(record: SessionRecord, point: ForkPoint, tool_results: dict[str, s
     position = {r.event_id: i for i, r in enumerate(record.rows)}
 
     def keep(index: int, row: Row) -> bool:
-        if row.type in ("tool.result", "tool.error"):
-            parent = asked_by.get(row.data.get("id"))
+        if row.type in ("tool.result", "tool.error", "approval.decided"):  # as the answer that asked for the call
+            parent = asked_by.get(row.data.get("call_id" if row.type == "approval.decided" else "id"))
             return position.get(parent or "", index) <= point.index
         return index <= point.index
 

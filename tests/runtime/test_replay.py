@@ -254,6 +254,14 @@ async def test_a_replay_decides_each_approval_as_recorded_without_asking(rt: Tro
     assert approved or "did not get it (not today)" in outcome[0]["result"]
     compared = [s.type for s in steps(read_rows(lake, report.session_id))["lead"]]
     assert "approval.decided" in compared
+    # A fork at the answer that asked for the call keeps its recorded approval with its result: nobody is asked.
+    [asked] = query(lake, f"""select event_id from events where session_id = '{session.id}' and type = 'llm.response'
+                              and json_array_length(payload, '$.tool_calls') > 0""").to_pylist()
+    forked = await rt.fork(str(session.id), at=asked["event_id"], timeout=20)
+    assert forked.reply == "finished" and not target.exists()
+    by = query(lake, f"""select json_extract_string(payload, '$.by') as by from events
+                         where session_id = '{forked.session_id}' and type = 'approval.decided'""").to_pylist()
+    assert by == [{"by": "client"}]
 
 
 async def test_a_replay_of_a_call_that_now_needs_an_approval_diverges(rt: Troupe, lake: Path, tmp_path: Path) -> None:
