@@ -3,16 +3,21 @@ every request once a marker file exists, in whichever process it runs), the same
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.runtime.teams import team
 from troupe.runtime.api import Troupe
+from troupe.runtime.cli.main import main
 from troupe.runtime.config import load_team
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
@@ -62,3 +67,60 @@ async def test_replays_and_a_fork_on_dedicated_placement(lake: Path, marker: Any
     parents = query(lake, """select json_extract_string(payload, '$.forked_from') as parent from events
                              where type = 'session.started' and json_extract_string(payload, '$.forked_from') is not null""")
     assert parents.to_pylist() == [{"parent": first.session_id}]
+
+
+def doctor(lake: Path, event_id: str, old: str, new: str) -> None:
+    """Change one recorded event's payload in the lake's Parquet files (a record the code no longer matches)."""
+    for part in (lake / "events").rglob("*.parquet"):
+        table = pq.read_table(part, partitioning=None)
+        rows = table.to_pylist()
+        hit = [r for r in rows if r["event_id"] == event_id]
+        if hit:
+            hit[0]["payload"] = hit[0]["payload"].replace(old, new)
+            pq.write_table(table.from_pylist(rows, schema=table.schema), part)
+            return
+    raise AssertionError(f"no event {event_id} in {lake}")
+
+
+def test_troupe_replay_and_troupe_fork_on_the_command_line(lake: Path, tmp_path: Path, marker: Any,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    async def record() -> str:
+        local = Troupe.local(lake=lake)  # recorded without Ray; replayed and forked on Ray (dedicated)
+        try:
+            calc = team([{"id": "a", "tools": ["calculator"]}], function=f"{__name__}:down_when_marked")
+            result = await local.run(calc, "what is 6 * 7?", timeout=30)
+        finally:
+            await local.shutdown()
+        assert result.reply == "calculated: 42"
+        return str(result.session_id)
+
+    source = asyncio.run(record())
+    DOWN.touch()
+    assert main(["replay", source, "--lake", str(lake), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["identical"] and report["source"] == source and report["reply"] == "calculated: 42"
+    assert report["divergence"] is None and report["steps"]["a"] > 0
+
+    # the same record, its model's answer changed as if the tool's schema had: exit status 1, the divergence
+    asked = query(lake, f"""select event_id from events where session_id = '{source}' and type = 'llm.response'
+                            and json_array_length(payload, '$.tool_calls') > 0""").to_pylist()[0]["event_id"]
+    changed = tmp_path / "changed"
+    shutil.copytree(lake, changed)
+    doctor(changed, asked, '\\"expression\\"', '\\"expr\\"')
+    assert main(["replay", source, "--lake", str(lake), "--source-lake", str(changed), "--json"]) == 1
+    diverged = json.loads(capsys.readouterr().out)
+    assert not diverged["identical"] and diverged["status"] == "failed"
+    div = diverged["divergence"]
+    assert div["agent"] == "a" and div["replayed"]["type"] == "tool.call" and "expr\"" in div["replayed"]["key"]["arguments"]
+
+    DOWN.unlink()
+    [result] = query(lake, f"""select event_id, json_extract_string(payload, '$.id') as id from events
+                               where session_id = '{source}' and type = 'tool.result'""").to_pylist()
+    assert main(["fork", source, "--lake", str(lake), "--at", result["event_id"],
+                 "--tool-result", f"{result['id']}=41", "--json"]) == 0
+    forked = json.loads(capsys.readouterr().out)
+    assert forked["reply"] == "calculated: 41" and forked["status"] == "completed"
+    link = query(lake, f"""select json_extract_string(payload, '$.forked_from') as parent,
+                                  json_extract_string(payload, '$.fork_point') as point from events
+                           where session_id = '{forked["session_id"]}' and type = 'session.started'""").to_pylist()
+    assert link == [{"parent": source, "point": f"event:{result['event_id']}"}]
