@@ -15,7 +15,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.support.recovery_team import expected_reply, ledger_items, recovery_team, request_text
 from tests.runtime.teams import team
+from tests.runtime.test_recovery_local import crash, resume_in_a_new_process
 from troupe.runtime.api import Troupe
 from troupe.runtime.cli.main import main
 from troupe.runtime.config import load_team
@@ -124,3 +126,27 @@ def test_troupe_replay_and_troupe_fork_on_the_command_line(lake: Path, tmp_path:
                                   json_extract_string(payload, '$.fork_point') as point from events
                            where session_id = '{forked["session_id"]}' and type = 'session.started'""").to_pylist()
     assert link == [{"parent": source, "point": f"event:{result['event_id']}"}]
+
+
+async def test_a_resumed_session_replays_on_dedicated_placement(lake: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded in one process across a crash and a resume (two runs, the lead's notices in other batches
+    than an undisturbed run makes); replayed by agents in their own actors: the same path, no side effect."""
+    monkeypatch.setenv("TROUPE_CHAOS_STEP_S", "0.05")
+    ledger = tmp_path / "ledger"
+    first = Troupe.local(lake=lake, checkpoints=True)
+    session = await first.open(recovery_team())
+    await session.send(request_text(ledger, "x"))
+    while len(ledger_items(ledger)) < 2:
+        await asyncio.sleep(0.01)
+    await first.backend.flush()
+    crash(first)
+    assert (await resume_in_a_new_process(lake, session.id)).reply == expected_reply("x")
+    troupe = await Troupe.connect(lake=lake, placement="dedicated")
+    try:
+        report = await troupe.replay(str(session.id))
+    finally:
+        await troupe.shutdown()
+    assert report.identical, report.summary()
+    assert report.reply == expected_reply("x")
+    assert sorted(ledger_items(ledger)) == ["x-worker_a", "x-worker_b"]
