@@ -110,11 +110,14 @@ def _lake(value: str | None) -> str:
 async def _run(args: argparse.Namespace) -> int:
     from troupe.actors.ray_metrics import sweep_progress_reporter  # the dashboard's troupe_sweep_samples gauges
     from troupe.evals.report_text import terminal_summary
-    from troupe.evals.suite import load_suite
+    from troupe.evals.suite import LoadedSuite, load_suite
     from troupe.evals.sweep import Sweep
+    from troupe.evals.sweep_fork import ForkedSweep
     from troupe.runtime.api import Troupe
 
     policy = approval_policy(args.approve)
+    suite: LoadedSuite | None
+    sweep: Sweep
     grid = {**parse_grid(args.grid), **parse_sets(args.set)}
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
@@ -139,8 +142,6 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         show = fan_out(None if quiet else progress_printer(), sweep_progress_reporter())
         if args.from_run is not None:
-            from troupe.evals.sweep_fork import ForkedSweep
-
             sweep = ForkedSweep(troupe, args.from_run, fork_at=args.fork_at, replay=args.replay, suite=suite, grid=grid,
                                 model=args.model, concurrency=args.concurrency, run_id=args.run_id, limit=args.limit,
                                 on_progress=show, approval_policy=policy)
@@ -149,10 +150,10 @@ async def _run(args: argparse.Namespace) -> int:
             sweep = Sweep(troupe, suite, grid=grid, model=args.model, samples=args.samples,
                           concurrency=args.concurrency, run_id=args.run_id, on_progress=show, approval_policy=policy)
         if not quiet:
-            print(f"[eval] suite {suite.suite.name}: run {sweep.run_id}, lake {troupe.lake}, "
+            print(f"[eval] suite {sweep.suite.suite.name}: run {sweep.run_id}, lake {troupe.lake}, "
                   f"concurrency {args.concurrency}", file=sys.stderr, flush=True)
         progress = await sweep.run()
-        check = await sweep.check() if args.replay else None  # type: ignore[attr-defined]
+        check = await sweep.check() if isinstance(sweep, ForkedSweep) and args.replay else None
     finally:
         await troupe.shutdown()
     if not quiet and sys.stderr.isatty():

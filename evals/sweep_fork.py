@@ -22,6 +22,7 @@ session's ``session.started`` does in the lake; its manifest names ``from_run`` 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import itertools
 import json
@@ -111,6 +112,7 @@ class ForkedSweep(Sweep):
         self.not_forkable: list[str] = []
         self._specs_planned: list[SampleSpec] | None = None
         self._checked: set[int] = set()
+        self._recorded_teams: dict[str, TeamConfig] = {}
 
     # --- planning -----------------------------------------------------------------------------
     def _load(self) -> None:
@@ -163,7 +165,14 @@ class ForkedSweep(Sweep):
     async def run(self) -> Progress:
         if self._specs_planned is None:
             await asyncio.to_thread(self._load)
-        return await super().run()
+        # The records live as long as the sweep: out of the collector's way (every full collection would
+        # walk them all again; a replayed sweep is allocation-heavy, so full collections are frequent).
+        gc.collect()
+        gc.freeze()
+        try:
+            return await super().run()
+        finally:
+            gc.unfreeze()
 
     # --- one sample ---------------------------------------------------------------------------
     def _team(self, spec: SampleSpec) -> TeamConfig:
@@ -179,7 +188,7 @@ class ForkedSweep(Sweep):
             return await super()._run_sample(spec)
         record = self.records[parent]
         if point is None:
-            team, text = record.team(), record.input
+            team, text = self._recorded_team(record), record.input
             plan = ReplayPlan(source=parent, agents=record.recordings())
             lineage = {"replay_of": parent}
         else:
@@ -192,6 +201,14 @@ class ForkedSweep(Sweep):
                               lake=self.lake, labels={"case_id": spec.case.id, "sample": str(spec.sample)},
                               replay=plan, lineage=lineage)
         return await backend.run_session(session, text, self.suite.suite.timeout_s)
+
+    def _recorded_team(self, record: SessionRecord) -> TeamConfig:
+        """The team ``record`` ran, one object per distinct config (as a sweep shares one per cell: the
+        runtime prepares a team once, not once per sample)."""
+        key = json.dumps(record.config, sort_keys=True, default=str)
+        if key not in self._recorded_teams:
+            self._recorded_teams[key] = record.team()
+        return self._recorded_teams[key]
 
     async def _row(self, item: Any, calls: list[dict[str, Any]], grade: Any) -> SampleResult:
         row = await super()._row(item, calls, grade)

@@ -82,7 +82,9 @@ def parse_step(text: str | int) -> ForkStep:
         n = int(m.group(2))
         if n < 1:
             raise StepError(f"fork step {raw!r}: steps count from 1")
-        return ForkStep(kind=m.group(1), n=n)  # type: ignore[arg-type]
+        kind: StepKind = "after-tool-result" if m.group(1) == "after-tool-result" else \
+            "before-llm" if m.group(1) == "before-llm" else "turn"
+        return ForkStep(kind=kind, n=n)
     if not raw or _LOOKS_NAMED.match(raw):
         raise StepError(f"unknown fork step {raw!r}: use one of {', '.join(NAMED)} (or an event id)")
     return ForkStep(kind="event", event_id=raw)

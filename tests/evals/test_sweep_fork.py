@@ -127,6 +127,14 @@ async def test_a_fork_after_the_first_tool_result_makes_only_the_late_calls(rt: 
         ("no-tool", "no-tool", "turn:1")]
     assert all(parent_id == forked_from for _, parent_id, _, _, forked_from in links)
 
+    # docs/replay.md's query of a run's children
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "replay.md").read_text()
+    sql = doc.split("-- troupe events sql", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    children = connect(lake).sql(sql.replace("CHILD_RUN", fork.run_id)).fetchall()
+    assert [(c[0], c[3], c[4], c[5], c[6]) for c in children] == [
+        ("any-case", links[0][1], "after-tool-result:1", True, True), ("exact", links[1][1], "after-tool-result:1", True, False),
+        ("no-tool", links[2][1], "turn:1", True, True)]
+
     again = ForkedSweep(rt, parent, fork_at="after-first-tool-result", grid=parse_sets(["prompt=Shout."]))
     assert again.run_id == fork.run_id and (await again.run()).skipped == 3  # the same fork resumes
 
@@ -163,3 +171,16 @@ async def test_clear_errors(rt: Troupe, lake: Path, tmp_path: Path) -> None:
         ForkedSweep(rt, parent, replay=True, model="oracle")
     with pytest.raises(ConfigError, match="is not an event of run"):
         await ForkedSweep(rt, parent, fork_at="event:e-nope").run()
+
+
+def test_the_command_line_refuses_before_anything_starts(lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from troupe.runtime.cli.main import main
+
+    assert main(["eval", "run", "--fork-at", "turn:2", "--lake", str(lake)]) == 2
+    assert "add --from-run RUN_ID" in capsys.readouterr().err
+    assert main(["eval", "run", "--from-run", "r-eval-x", "--fork-at", "before-lm:2", "--lake", str(lake)]) == 2
+    assert "unknown fork step 'before-lm:2'" in capsys.readouterr().err
+    assert main(["eval", "run", "--lake", str(lake)]) == 2
+    assert "needs a suite file" in capsys.readouterr().err
+    assert parse_sets(["prompt=Be brief, then stop.", "budgets.max_tokens=500"]) == {
+        "prompt": ["Be brief, then stop."], "budgets.max_tokens": [500]}
