@@ -185,6 +185,38 @@ async def test_background_children_stop_when_the_command_ends(ws: Path) -> None:
     assert not list((CGROUP_ROOT / "pids" / PARENT).glob(f"{os.getpid()}-*"))  # its cgroups are removed
 
 
+async def test_processes_still_being_torn_down_are_not_left_running(ws: Path) -> None:
+    """After a sandbox's first process exits, the kernel kills the rest of its pid namespace; on a
+    loaded machine they stay listed in the call's cgroup for a moment. That is not a process the
+    command left running (a CI run reported a plain `pwd` as having left background processes)."""
+    import subprocess
+
+    from troupe.tools.sandbox.confine import Confinement
+    from troupe.tools.sandbox.policy import SandboxRequest
+
+    ws.mkdir(parents=True, exist_ok=True)
+    box = Confinement(SandboxRequest(workspace=str(ws)), tool="shell")
+    if box.cgroup is None:
+        pytest.skip("no writable cgroups here: nothing is listed after the sandbox ends")
+    argv = [*box.cgroup.join_prefix(), "sleep"]
+    dying = subprocess.Popen([*argv, "0.2"])
+    staying = None
+    try:
+        await asyncio.sleep(0.05)
+        assert box.alive()
+        assert not await box.lingering(grace_s=2.0)  # gone within the grace: not left running
+        dying.wait()
+        staying = subprocess.Popen([*argv, "30"])
+        await asyncio.sleep(0.05)
+        assert await box.lingering(grace_s=0.2)  # still there after the grace: left running
+    finally:
+        box.close()
+        for p in (dying, staying):
+            if p is not None:
+                p.kill()
+                p.wait()
+
+
 async def test_fork_bomb_is_contained(ws: Path) -> None:
     before = len(psutil.pids())
     ctx = make_ctx(ws, max_processes=64)

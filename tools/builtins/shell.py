@@ -243,7 +243,7 @@ async def shell(ctx: ToolContext, command: str, timeout_s: float | None = None) 
         if box is not None and code == -signal.SIGKILL and box.memory_exceeded():
             notes.append(f"[the sandbox's memory limit ({ctx.sandbox.memory_mb} MB) was reached: the kernel "
                          "killed the command]")
-        if not await _settle(reader, EXIT_GRACE_S) or _group_alive(pgid) or left or (box is not None and box.alive()):
+        if not await _settle(reader, EXIT_GRACE_S) or _group_alive(pgid) or left or (box is not None and await box.lingering()):
             kill()
             await _settle(reader, DRAIN_AFTER_KILL_S)
             notes.append("[background processes the command left running were stopped; the shell tool does not "

@@ -8,9 +8,11 @@ made here: the caller gets a model-visible error with the reason and the fix, ne
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterable, Mapping
 
 from troupe.runtime.errors import ToolExecutionError
@@ -19,6 +21,9 @@ from troupe.tools.sandbox.limits import CallCgroup, prlimit_prefix
 from troupe.tools.sandbox.mounts import bwrap_argv, python_paths, sandbox_env
 from troupe.tools.sandbox.policy import SandboxRequest
 from troupe.tools.sandbox.probe import SandboxStatus, sandbox_status
+
+TEARDOWN_GRACE_S = 0.5
+"""How long a sandbox's processes may take to disappear after its first process ended."""
 
 
 def scrubbed_env(hidden: Iterable[str] = (), base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -75,7 +80,20 @@ class Confinement:
         self.pgid = pid
 
     def alive(self) -> bool:
-        return bool(self.cgroup.pids()) if self.cgroup is not None else False
+        """Whether a process of the call is running now (zombies do not count)."""
+        return self.cgroup is not None and any(_running(pid) for pid in self.cgroup.pids())
+
+    async def lingering(self, grace_s: float = TEARDOWN_GRACE_S) -> bool:
+        """Whether a process of the call is still running ``grace_s`` after the sandbox's first process
+        ended. When the sandbox's init exits the kernel kills the rest of its pid namespace, but on a
+        loaded machine those processes can stay listed in the cgroup for a moment: they are not
+        processes the command left running."""
+        deadline = time.monotonic() + grace_s
+        while self.alive():
+            if time.monotonic() >= deadline:
+                return True
+            await asyncio.sleep(0.01)
+        return False
 
     def kill(self) -> None:
         """SIGKILL the process group and every process of the call's cgroups."""
@@ -98,6 +116,16 @@ class Confinement:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie, not gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 __all__ = ["Confinement", "require_sandbox", "scrubbed_env"]
