@@ -1,4 +1,6 @@
-"""The demo team on the real embedded model (the 'local' extra), on the session-wide Ray."""
+"""The demo team on the real embedded model (the 'local' extra), on the session-wide Ray; then the
+same session replayed by a new runtime from the lake with zero model calls (issue #18: the replay never
+builds a model client, so the llama.cpp server the recording used is not started again)."""
 
 from __future__ import annotations
 
@@ -6,17 +8,25 @@ import os
 from pathlib import Path
 
 import pytest
+import ray
 
 from troupe.actors.local_model_actor import get_node_server
+from troupe.actors.naming import local_model_name
 from troupe.runtime.api import Troupe
 from troupe.runtime.demo import QUESTION, answer_is_correct, demo_team
 from troupe.runtime.eventlog.lake import query
+from troupe.runtime.llm.local.weights import model_key
 from troupe.runtime.session.supervisor import SessionStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.local_model, pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 
-async def test_demo_on_the_local_model_streams_calls_tools_and_cleans_up(lake: Path) -> None:
+def model_actor_alive() -> bool:
+    name = local_model_name(ray.get_runtime_context().get_node_id(), model_key("default"))
+    return any(a["name"] == name for a in ray.util.list_named_actors(all_namespaces=True))
+
+
+async def test_demo_on_the_local_model_streams_calls_tools_cleans_up_and_replays(lake: Path) -> None:
     troupe = await Troupe.connect(lake=lake, placement="packed")
     try:
         session = await troupe.open(demo_team(), stream_tokens=True)
@@ -39,3 +49,14 @@ async def test_demo_on_the_local_model_streams_calls_tools_and_cleans_up(lake: P
     print(f"local model answer (correct={answer_is_correct(result.reply)}): {result.reply!r}")
     pid = server["pid"]
     assert pid and not os.path.exists(f"/proc/{pid}"), "the llama.cpp server must be gone after shutdown"
+
+    # Recorded once (above), replayed by a fresh runtime: no model call, the same path and reply.
+    assert not model_actor_alive()
+    again = await Troupe.connect(lake=lake, placement="packed")
+    try:
+        report = await again.replay(result.session_id)
+        assert not model_actor_alive()  # nothing asked for a model
+    finally:
+        await again.shutdown()
+    assert report.identical, report.summary()
+    assert report.reply == result.reply
