@@ -18,7 +18,6 @@ written before these models existed.
 from __future__ import annotations
 
 import inspect
-import json
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict
@@ -75,11 +74,12 @@ class Payload(BaseModel):
         dict, which more than pays for validating the model (emitting is a hot path). Values it does
         not know are written as ``str(value)``, as ``json.dumps(default=str)`` would.
         """
-        if self.payload_version != 1:
-            return json.dumps(self.dump(), default=str, ensure_ascii=False, separators=(",", ":"))
-        return self.__pydantic_serializer__.to_json(
+        text = self.__pydantic_serializer__.to_json(
             self, by_alias=True, exclude_unset=True, exclude=_TAG, fallback=str
         ).decode()
+        if self.payload_version != 1:  # the version key last, as dump() puts it
+            text = f'{text[:-1]}{"," if len(text) > 2 else ""}"{VERSION_KEY}":{self.payload_version}}}'
+        return text
 
 
 def registered() -> dict[str, type[Payload]]:

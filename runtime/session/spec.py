@@ -80,7 +80,7 @@ class Transport(Protocol):
 def started_record(spec: SessionSpec) -> dict[str, Any]:
     """What ``session.started`` records besides the input, for a replay: the team config as the
     session runs it, whether it is a conversation, and where it comes from (a replay, a fork)."""
-    return {"config": spec.team.model_dump(mode="json", by_alias=True), "conversation": spec.conversation, **spec.lineage}
+    return {"config": spec.team.model_dump(mode="json", by_alias=True, exclude_defaults=True), "conversation": spec.conversation, **spec.lineage}
 
 
 def agent_model(spec: SessionSpec, agent: str, build: Callable[[], LLMClient]) -> tuple[LLMClient, ToolReplay | None]:
