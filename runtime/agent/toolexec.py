@@ -192,7 +192,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
         )
     else:
         outcome = ToolOutcome(call, True, render_result(value), None, (time.perf_counter() - started) * 1e3)
-    outcome = replace(outcome, content=redact_text(outcome.content))  # an echoed secret reaches no model, no journal
+    if not outcome.ok:  # an error that echoes a secret reaches no model, no journal (render_result redacted results)
+        outcome = replace(outcome, content=redact_text(outcome.content))
     if outcome.ok or outcome.error_type == "ToolExecutionError":  # what the tool said, not a refusal
         note_result(getattr(run.tools.get(call.name), "spec", None), outcome.content, run.deps.risk, run.taint)
     if run.journal is not None:
