@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from troupe.runtime import capabilities as cap
 from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import TeamConfigError
 from troupe.runtime.ids import RESERVED_NAMES, AgentId
@@ -203,7 +204,15 @@ class AgentSpec(_Strict):
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
     permissions: Permissions = Field(default_factory=Permissions)
-    memory_scope: Literal["private", "session"] = "session"
+    memory: cap.MemoryScope = "none"
+    """What the agent remembers across turns and sessions (``project`` needs the team's ``project``)."""
+    knowledge: list[str] = Field(default_factory=list)
+    """Knowledge namespaces its ``knowledge_search`` tool may read."""
+    skills: list[str] = Field(default_factory=list)
+    """Skill folders (each with a ``SKILL.md``), relative to the team file or absolute."""
+    kind: cap.AgentKind = "agent"
+    planner: cap.PlannerSettings = Field(default_factory=cap.PlannerSettings)
+    """Used by ``kind: planner`` (see docs/planning.md)."""
     groups: list[str] = Field(default_factory=list)
     """Broadcast topics this agent receives."""
     max_rounds: int = Field(default=8, ge=1)
@@ -318,6 +327,10 @@ class TeamConfig(_Strict):
     """How ``shell`` and opted-in cpu tools are confined (``sandbox: off`` runs them unconfined); see docs/sandbox.md."""
     risk: RiskConfig = Field(default_factory=RiskConfig)
     """Risk scoring of tool calls: untrusted sources, thresholds to ask and to deny; see docs/guardrails.md."""
+    project: str | None = None
+    """The project whose memory ``memory: project`` agents share (sessions of any team naming it)."""
+    memory: cap.MemorySettings = Field(default_factory=cap.MemorySettings)
+    knowledge: cap.KnowledgeSettings = Field(default_factory=cap.KnowledgeSettings)
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
     """Secrets tools get by name (``NAME: env:VAR`` or ``NAME: file:/path``); see docs/secrets.md."""
 
@@ -347,6 +360,7 @@ class TeamConfig(_Strict):
                 raise ValueError(f"MCP server name {server!r} must be letters, digits, '-' or '_' (no '__'); "
                                  f"its tools are named '<server>__<tool>'")
         self.mcp_servers = bind_servers(self.mcp_servers, self.secrets)
+        cap.check_capabilities(self.project, self.agents)
         for pname, p in self.models.items():
             for fb in p.fallbacks:
                 if fb not in self.models:
@@ -424,6 +438,8 @@ def load_team(path: str | Path) -> TeamConfig:
     team = parse_team(data, source=str(p))
     if team.workspace.repo and not Path(team.workspace.repo).expanduser().is_absolute():  # relative to the team file
         team.workspace.repo = str((p.parent / team.workspace.repo).resolve())
+    for a in team.agents:  # skill folders are relative to the team file
+        a.skills = [s if Path(s).expanduser().is_absolute() else str((p.parent / s).resolve()) for s in a.skills]
     if team.mcp_config:
         servers = load_mcp_servers(p.parent / team.mcp_config)
         clash = sorted(set(servers) & set(team.mcp_servers))
