@@ -128,6 +128,7 @@ class Troupe:
     def _specs(
         self, team: TeamConfig | str | Path, n: int, *, placement: Placement | str | None, model: str | None,
         stream_tokens: bool, run_id: str | None, session_id: str | None, conversation: bool = False,
+        owner: str | None = None,
     ) -> list[SessionSpec]:
         cfg = as_team(team)
         if model is not None:
@@ -142,25 +143,27 @@ class Troupe:
         ids = [SessionId(session_id)] if session_id and n == 1 else [SessionId.new() for _ in range(n)]
         durable = self.backend.checkpoints_for(where)
         return [SessionSpec(session_id=sid, run_id=run, team=cfg, placement=where, stream_tokens=stream_tokens,
-                            checkpoints=durable, conversation=conversation, lake=self.lake) for sid in ids]
+                            checkpoints=durable, conversation=conversation, lake=self.lake, owner=owner)
+                for sid in ids]
 
     async def open(
         self, team: TeamConfig | str | Path, *, placement: Placement | str | None = None, model: str | None = None,
         stream_tokens: bool = False, run_id: str | None = None, session_id: str | None = None,
-        subscribe: bool = True, conversation: bool = False,
+        subscribe: bool = True, conversation: bool = False, owner: str | None = None,
     ) -> Session:
         """Start a session for ``team``; its events can be streamed with ``session.events()``
         (unless ``subscribe`` is false: sweeps read the lake afterwards instead). ``conversation``:
         the entry agent's reply ends a turn, not the session (``send`` again, then ``end()``;
-        docs/conversations.md)."""
+        docs/conversations.md). ``owner``: the user it belongs to (``troupe serve``), in ``session.started``
+        and the checkpoint manifest."""
         [spec] = self._specs(team, 1, placement=placement, model=model, stream_tokens=stream_tokens,
-                             run_id=run_id, session_id=session_id, conversation=conversation)
+                             run_id=run_id, session_id=session_id, conversation=conversation, owner=owner)
         if subscribe:
             await self.backend.subscribe(spec.session_id)
         if spec.checkpoints:
             manifest = SessionManifest(session_id=spec.session_id, run_id=spec.run_id, team=spec.team,
                                        placement=spec.placement, stream_tokens=stream_tokens, lake=self.lake,
-                                       conversation=spec.conversation)
+                                       conversation=spec.conversation, owner=owner)
             await asyncio.to_thread(store_at(spec.checkpoints).save_manifest, manifest)
         try:
             await self.backend.start_session(spec)
@@ -190,7 +193,7 @@ class Troupe:
         manifest, supervisor = await asyncio.to_thread(check_resumable, self._store(), session_id)
         spec = SessionSpec(session_id=manifest.session_id, run_id=manifest.run_id, team=manifest.team,
                            placement=manifest.placement, checkpoints=self.checkpoints,
-                           conversation=manifest.conversation, lake=self.lake,
+                           conversation=manifest.conversation, lake=self.lake, owner=manifest.owner,
                            stream_tokens=manifest.stream_tokens if stream_tokens is None else stream_tokens)
         if subscribe:
             await self.backend.subscribe(spec.session_id)

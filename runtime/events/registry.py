@@ -42,6 +42,7 @@ from troupe.runtime.events.session import (
     SessionResumedPayload,
     SessionStartedPayload,
     SessionStartedPayloadV1,
+    SessionStartedPayloadV2,
     TurnFinishedPayload,
 )
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
@@ -91,6 +92,7 @@ _OLDER: Final[dict[tuple[str, int], type[Payload]]] = {
     ("tool.result", 1): ToolOutcomeFieldsV1,
     ("tool.error", 1): ToolOutcomeFieldsV1,
     ("session.started", 1): SessionStartedPayloadV1,
+    ("session.started", 2): SessionStartedPayloadV2,
 }
 """Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
 

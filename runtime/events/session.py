@@ -17,10 +17,36 @@ class SessionStartedPayloadV1(Payload):
     budgets: dict[str, Any]
 
 
+class SessionStartedPayloadV2(Payload):
+    """``session.started`` before sessions had an owner (payload version 2: no ``user``)."""
+
+    input: str
+    """The user's first message."""
+    team: str
+    """The team's name."""
+    placement: str
+    """Where its actors run (``local``, ``one-host``, ``per-agent``, ...)."""
+    entry: str
+    """The agent that receives the input and whose reply ends the session."""
+    budgets: dict[str, Any]
+    """The session's budgets (``max_tokens``, ``max_llm_calls``, ``max_tool_calls``, ``max_wall_s``; null = none)."""
+    config: dict[str, Any] | None = None
+    """The team config as the session ran it (after ``--model`` and a sweep's grid cell; secrets redacted
+    as every payload is): what ``troupe replay`` and ``troupe fork`` run again."""
+    conversation: bool = False
+    """The session was opened as a conversation (replies end turns, not the session)."""
+    replay_of: str | None = None
+    """Set on a replay (``troupe replay``): the session it replays."""
+    forked_from: str | None = None
+    """Set on a fork (``troupe fork``): the session it was forked from."""
+    fork_point: str | None = None
+    """Set on a fork: where it left its parent's record (``event:<id>``, ``turn:<n>``, ``tool:<call id>``)."""
+
+
 class SessionStartedPayload(Payload):
     """The supervisor accepted the session's input (``status`` is ``running``)."""
 
-    payload_version: ClassVar[int] = 2
+    payload_version: ClassVar[int] = 3
     event_type: Literal["session.started"] = "session.started"
     input: str
     """The user's first message."""
@@ -43,6 +69,8 @@ class SessionStartedPayload(Payload):
     """Set on a fork (``troupe fork``): the session it was forked from."""
     fork_point: str | None = None
     """Set on a fork: where it left its parent's record (``event:<id>``, ``turn:<n>``, ``tool:<call id>``)."""
+    user: str | None = None
+    """Who owns the session (the server's principal; ``None``: started outside ``troupe serve``)."""
 
 
 class SessionFinishedPayload(Payload):
@@ -117,5 +145,6 @@ __all__ = [
     "SessionResumedPayload",
     "SessionStartedPayload",
     "SessionStartedPayloadV1",
+    "SessionStartedPayloadV2",
     "TurnFinishedPayload",
 ]

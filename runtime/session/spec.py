@@ -49,6 +49,8 @@ class SessionSpec(BaseModel):
     lineage: dict[str, str] = {}
     """Where the session comes from, for its ``session.started`` event: ``replay_of``, or ``forked_from``
     and ``fork_point``."""
+    owner: str | None = None
+    """The user the session belongs to (``troupe serve``'s principal), recorded as ``session.started``'s ``user``."""
 
     @property
     def converses(self) -> bool:
@@ -80,7 +82,8 @@ class Transport(Protocol):
 def started_record(spec: SessionSpec) -> dict[str, Any]:
     """What ``session.started`` records besides the input, for a replay: the team config as the
     session runs it, whether it is a conversation, and where it comes from (a replay, a fork)."""
-    return {"config": spec.team.model_dump(mode="json", by_alias=True, exclude_defaults=True), "conversation": spec.conversation, **spec.lineage}
+    return {"config": spec.team.model_dump(mode="json", by_alias=True, exclude_defaults=True), "conversation": spec.conversation, **spec.lineage,
+            **({"user": spec.owner} if spec.owner else {})}
 
 
 def agent_model(spec: SessionSpec, agent: str, build: Callable[[], LLMClient]) -> tuple[LLMClient, ToolReplay | None]:

@@ -67,6 +67,8 @@ class SessionManifest(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     start_error: str | None = None
     """Why the session failed while its actors were made (it never ran: not resumable)."""
+    owner: str | None = None
+    """The user the session belongs to (``troupe serve``), so a resume keeps it."""
 
 
 class ActorCheckpoint(BaseModel):
@@ -99,6 +101,8 @@ class SessionSummary(BaseModel):
     saved_at: datetime | None = None
     reply: str | None = None
     error: str | None = None
+    owner: str | None = None
+    """The user the session belongs to (``troupe serve``; ``None``: started elsewhere)."""
 
 
 def default_location(lake: str | Path) -> str:
@@ -166,7 +170,7 @@ class CheckpointStore:
                 placement=manifest.placement,
                 status="failed" if failed_at_start else str(state.get("status", "running")),
                 created_at=manifest.created_at, saved_at=supervisor.saved_at if supervisor else None,
-                reply=result.get("reply"),
+                reply=result.get("reply"), owner=manifest.owner,
                 error=f"failed when it was created: {manifest.start_error}" if failed_at_start else result.get("error")))
         return sorted(out, key=lambda s: s.created_at, reverse=True)
 
