@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from troupe.runtime.events.access import AccessDeniedPayload
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
 from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalRequestedPayload, GuardrailDeniedPayload
 from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload
@@ -59,6 +60,7 @@ __all__ = [
     "EVENT_SCHEMA_VERSION",
     "EVENT_TYPES",
     "PAYLOAD_MODELS",
+    "AccessDeniedPayload",
     "ActorRestoredPayload",
     "AgentErrorPayload",
     "AgentSpawnedPayload",

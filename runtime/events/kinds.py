@@ -36,6 +36,7 @@ EventType = Literal[
     "environment.captured",
     "workspace.snapshot",
     "workspace.rollback",
+    "access.denied",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""
 

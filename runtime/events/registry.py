@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Union
 from pydantic import Field, TypeAdapter
 
 from troupe.runtime.errors import ConfigError
+from troupe.runtime.events.access import AccessDeniedPayload
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
 from troupe.runtime.events.approval import (
     ApprovalDecidedPayload,
@@ -74,6 +75,7 @@ AnyPayload = Annotated[
         BudgetExceededPayload,
         EnvironmentOpenedPayload, EnvironmentCapturedPayload,
         WorkspaceSnapshotPayload, WorkspaceRollbackPayload,
+        AccessDeniedPayload,
     ],
     Field(discriminator="event_type"),
 ]

@@ -74,6 +74,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                            "bytes_new": 40, "folder": "/tmp/ws/s1"},
     "workspace.rollback": {"to": "1-0a1b2c3d4e", "replaced": "3-ffee001122", "snapshot": "4-0a1b2c3d4e", "added": 1,
                            "removed": 2, "changed": 0, "by": "cli", "folder": "/tmp/ws/s1"},
+    "access.denied": {"status_code": 403, "error": "other_user_session", "reason": "session s-1 belongs to another user",
+                      "method": "GET", "path": "/api/v1/sessions/s-1", "user": "bob", "role": "user",
+                      "key_id": "0123456789abcdef", "client": "127.0.0.1"},
 }
 
 
