@@ -27,6 +27,7 @@ While it waits (``delay_s``, ``chunk_delay_s``) it watches the connection: a cli
 
 from __future__ import annotations
 
+import hashlib
 import json
 import select
 import socket
@@ -57,15 +58,20 @@ from benchmarks.support.openai_replies import (
 
 # --- server -----------------------------------------------------------------------------------
 class OpenAICompatServer:
-    """Serves ``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``.
+    """Serves ``POST /v1/chat/completions`` (streaming and not), ``POST /v1/embeddings`` and ``GET /v1/models``.
 
     With the queue empty it answers 500 with a message saying so (``default`` replaces that).
+    Embeddings need no queue: each input gets :func:`hashed_embedding` (``embedding_dim`` wide); a
+    model outside ``embedding_models`` (when given) gets OpenAI's 404 ``model_not_found``.
     """
 
     def __init__(self, *, default: Behaviour | None = None, model_ids: tuple[str, ...] = ("test-model",),
-                 watch_s: float = 0.02) -> None:
+                 watch_s: float = 0.02, embedding_dim: int = 32,
+                 embedding_models: tuple[str, ...] | None = None) -> None:
         self.default = default
         self.model_ids = model_ids
+        self.embedding_dim = embedding_dim
+        self.embedding_models = embedding_models
         self.watch_s = watch_s
         """How often a waiting answer checks whether its client went away (the resolution of
         :attr:`RecordedRequest.client_closed_at`)."""
@@ -154,6 +160,16 @@ class OpenAICompatServer:
             return self._queue.popleft() if self._queue else self.default
 
 
+def hashed_embedding(text: str, dim: int) -> list[float]:
+    """A deterministic bag-of-words vector (not normalised): each lower-cased word adds 1 to a bucket
+    picked by its hash, so texts sharing words are close and the same text always gets the same vector."""
+    vec = [0.0] * dim
+    for word in text.lower().split():
+        digest = hashlib.blake2b(word.strip(".,;:!?\"'()").encode(), digest_size=8).digest()
+        vec[int.from_bytes(digest, "little") % dim] += 1.0
+    return vec
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (for connection-refused tests)."""
     with socket.socket() as s:
@@ -208,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw.decode("utf-8", "replace")
         rec = self._record(body)
         self._request = rec
+        if self.path.rstrip("/").endswith("/embeddings"):
+            self._embeddings(body if isinstance(body, dict) else {})
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -225,6 +244,22 @@ class _Handler(BaseHTTPRequestHandler):
             with owner._lock:
                 owner.active -= 1
                 rec.finished_at = time.monotonic()
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        owner = self.server_owner
+        model = body.get("model", "")
+        if owner.embedding_models is not None and model not in owner.embedding_models:
+            err = {"message": f"The model `{model}` does not exist", "type": "invalid_request_error",
+                   "param": None, "code": "model_not_found"}
+            self._send_json(404, {"error": err})
+            return
+        inputs = body.get("input", [])
+        texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
+        data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(t, owner.embedding_dim)}
+                for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) for t in texts)
+        self._send_json(200, {"object": "list", "data": data, "model": model,
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _answer(self, body: Any) -> None:
         behaviour = self.server_owner._next()
