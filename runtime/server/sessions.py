@@ -1,0 +1,175 @@
+"""Session routes: create, list, show, send a turn, result, cancel, resume, timeline (and the SSE stream)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from troupe.runtime.errors import ConfigError, TroupeError
+from troupe.runtime.events import Event
+from troupe.runtime.server import lakeview
+from troupe.runtime.server.auth import Principal, can_see, principal, require_role
+from troupe.runtime.server.errors import ApiError
+from troupe.runtime.server.models import (
+    Accepted,
+    CreateSession,
+    SessionInfo,
+    SessionResultBody,
+    TurnRequest,
+)
+from troupe.runtime.server.state import ServerBusyError, ServerState
+from troupe.runtime.server.stream import lake_frames, parse_last_event_id
+from troupe.runtime.storage.checkpoint import CheckpointError
+
+router = APIRouter(tags=["sessions"])
+MAX_WAIT_S = 300.0
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+State = Annotated[ServerState, Depends(state_of)]
+Reader = Annotated[Principal, Depends(principal)]
+Writer = Annotated[Principal, Depends(require_role("user"))]
+
+
+def _why(e: BaseException) -> str:
+    return e.message if isinstance(e, TroupeError) else str(e)
+
+
+async def visible(state: ServerState, who: Principal, session_id: str) -> SessionInfo:
+    """The session, if ``who`` may see it: 404 when unknown, 403 when another user's."""
+    info = await state.info(session_id)
+    if info is None:
+        raise ApiError(404, f"unknown session {session_id}", "list your sessions with GET /api/v1/sessions")
+    if not can_see(who, info.user):
+        raise ApiError(403, f"session {session_id} belongs to another user",
+                       "a user sees only their own sessions; an admin key sees all")
+    return info
+
+
+def held_or_409(state: ServerState, info: SessionInfo) -> None:
+    if info.id not in state.held:
+        if info.status == "running":
+            raise ApiError(409, f"session {info.id} is not held by this server process",
+                           "it runs in another replica, or was interrupted: POST .../resume to continue an "
+                           "interrupted one (docs/server.md, 'Replicas')")
+        raise ApiError(409, f"session {info.id} has ended ({info.status})", "start a new session")
+
+
+@router.post("/sessions", status_code=201, response_model=SessionInfo)
+async def create_session(body: CreateSession, state: State, who: Writer) -> SessionInfo:
+    if not body.input.strip():
+        raise ApiError(422, "input is empty", "pass the message for the team's entry agent")
+    try:
+        return await state.open(user=who.user, team=body.team, text=body.input, placement=body.placement,
+                                stream_tokens=body.stream_tokens, conversation=body.conversation, model=body.model)
+    except ServerBusyError as e:
+        raise ApiError(503, str(e), "wait for sessions to end, or raise max_sessions") from None
+    except ConfigError as e:
+        raise ApiError(400, f"team {body.team!r} cannot be run", _why(e)) from None
+
+
+@router.get("/sessions", response_model=list[SessionInfo])
+async def list_sessions(state: State, who: Reader, status: str | None = None, team: str | None = None,
+                        user: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[SessionInfo]:
+    infos = [i for i in await state.infos(limit) if can_see(who, i.user)]
+    if user is not None:
+        infos = [i for i in infos if i.user == user]
+    if status is not None:
+        infos = [i for i in infos if i.status == status]
+    if team is not None:
+        infos = [i for i in infos if i.team == team]
+    return infos[:limit]
+
+
+@router.get("/sessions/{sid}", response_model=SessionInfo)
+async def get_session(sid: str, state: State, who: Reader) -> SessionInfo:
+    return await visible(state, who, sid)
+
+
+@router.post("/sessions/{sid}/turns", status_code=202, response_model=Accepted)
+async def send_turn(sid: str, body: TurnRequest, state: State, who: Writer) -> Accepted:
+    info = await visible(state, who, sid)
+    held_or_409(state, info)
+    if state.held[sid].stream.done:
+        raise ApiError(409, f"session {sid} has ended", "start a new session (or open one with conversation: true)")
+    try:
+        await state.send(sid, body.input, body.to)
+    except TroupeError as e:
+        raise ApiError(400, "the turn was refused", _why(e)) from None
+    return Accepted(session_id=sid)
+
+
+@router.get("/sessions/{sid}/result", response_model=SessionResultBody)
+async def get_result(sid: str, state: State, who: Reader,
+                     wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0) -> SessionResultBody:
+    info = await visible(state, who, sid)
+    held = state.held.get(sid)
+    if held is None:
+        return info.result or SessionResultBody(status=info.status)
+    try:
+        r = await held.session.result(timeout=wait_s)
+    except TimeoutError:
+        return SessionResultBody(status="running")
+    return SessionResultBody(status=str(r.status), output=r.reply, error=r.error)
+
+
+@router.post("/sessions/{sid}/cancel", status_code=202, response_model=Accepted)
+async def cancel_session(sid: str, state: State, who: Writer) -> Accepted:
+    info = await visible(state, who, sid)
+    held_or_409(state, info)
+    await state.held[sid].session.cancel(f"cancelled by {who.user} over HTTP")
+    return Accepted(session_id=sid)
+
+
+@router.post("/sessions/{sid}/resume", response_model=SessionInfo)
+async def resume_session(sid: str, state: State, who: Writer) -> SessionInfo:
+    await visible(state, who, sid)
+    if sid in state.held and not state.held[sid].stream.done:
+        raise ApiError(409, f"session {sid} is running here already", "nothing to resume")
+    try:
+        return await state.resume(sid)
+    except CheckpointError as e:
+        raise ApiError(409, f"session {sid} cannot be resumed", _why(e)) from None
+
+
+@router.get("/sessions/{sid}/timeline", response_model=list[Event])
+async def timeline(sid: str, state: State, who: Reader) -> list[Event]:
+    await visible(state, who, sid)
+    held = state.held.get(sid)
+    if held is not None and not held.closed.is_set():
+        await state.troupe.backend.flush()
+    return await asyncio.to_thread(lakeview.session_events, state.lake, sid)
+
+
+@router.get("/sessions/{sid}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def events(sid: str, state: State, who: Reader, after: int | None = None,
+                 last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    info = await visible(state, who, sid)
+    start = parse_last_event_id(last_event_id, after)
+    held = state.held.get(sid)
+    if held is not None:
+        frames = held.stream.frames(start, heartbeat_s=state.settings.heartbeat_s)
+    else:
+        async def load() -> list[Event]:
+            return await asyncio.to_thread(lakeview.session_events, state.lake, sid)
+
+        async def finished() -> str | None:
+            now = await state.info(sid)
+            status = now.status if now is not None else info.status
+            if status == "running" and (await state.directory.get(sid)) is None:
+                return "interrupted"  # no process runs it: it was interrupted (resume it to go on)
+            return None if status == "running" else status
+
+        frames = lake_frames(load, finished, start, heartbeat_s=state.settings.heartbeat_s)
+    return StreamingResponse(frames, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+__all__ = ["router", "state_of", "visible"]

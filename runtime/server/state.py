@@ -1,0 +1,234 @@
+"""The sessions a server runs: the runtime, the handles this process holds, and a directory of
+owners and statuses that every replica can read (``LocalDirectory`` in one process; behind Ray
+Serve, :mod:`troupe.runtime.server.deploy` passes one backed by a named Ray actor)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from troupe.runtime.api import Troupe
+from troupe.runtime.eventlog.lake import default_lake
+from troupe.runtime.ids import SUPERVISOR
+from troupe.runtime.mcp_server.teams import TeamResolver
+from troupe.runtime.server import lakeview
+from troupe.runtime.server.models import SessionInfo, SessionResultBody
+from troupe.runtime.server.settings import ServerSettings
+from troupe.runtime.server.stream import SessionStream, pump
+from troupe.runtime.session.handle import Session
+from troupe.runtime.storage.checkpoint import CheckpointError, store_at
+
+log = logging.getLogger("troupe.server")
+CLOSE_WAIT_S = 30.0
+
+
+class Directory(Protocol):
+    """Session id -> its :class:`SessionInfo` (owner, team, status), shared by every replica."""
+
+    async def put(self, info: SessionInfo) -> None: ...
+
+    async def get(self, session_id: str) -> SessionInfo | None: ...
+
+    async def all(self) -> list[SessionInfo]: ...
+
+
+class LocalDirectory:
+    def __init__(self) -> None:
+        self._infos: dict[str, SessionInfo] = {}
+
+    async def put(self, info: SessionInfo) -> None:
+        self._infos[info.id] = info.model_copy(update={"live": False})
+
+    async def get(self, session_id: str) -> SessionInfo | None:
+        return self._infos.get(session_id)
+
+    async def all(self) -> list[SessionInfo]:
+        return list(self._infos.values())
+
+
+@dataclass
+class Held:
+    """A session this process holds: its handle, what it is, its stream, the task that follows it."""
+
+    session: Session
+    info: SessionInfo
+    stream: SessionStream
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings, *, directory: Directory | None = None,
+                 troupe: Troupe | None = None) -> None:
+        self.settings = settings
+        self.directory: Directory = directory or LocalDirectory()
+        self.teams = TeamResolver(settings.teams)
+        self._troupe = troupe
+        self._owns = troupe is None
+        self.held: dict[str, Held] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._troupe is not None:
+            return
+        lake = self.settings.lake or str(default_lake())
+        if self.settings.local:
+            local = lake if "://" in lake else Path(lake).expanduser().resolve()
+            self._troupe = Troupe.local(lake=local, checkpoints=self.settings.checkpoints)
+        else:
+            self._troupe = await Troupe.connect(address=self.settings.address, lake=lake,
+                                                placement=self.settings.placement,
+                                                checkpoints=self.settings.checkpoints, logging_level=logging.WARNING)
+
+    @property
+    def troupe(self) -> Troupe:
+        if self._troupe is None:
+            raise RuntimeError("the server's runtime is not started")
+        return self._troupe
+
+    @property
+    def lake(self) -> str:
+        return str(self.troupe.lake)
+
+    async def shutdown(self) -> None:
+        for held in list(self.held.values()):
+            try:
+                if held.info.status == "running":
+                    await held.session.cancel("the server is shutting down")
+            except Exception:
+                log.debug("cancelling %s", held.info.id, exc_info=True)
+            await self._close(held)
+        if self._troupe is not None and self._owns:
+            await self._troupe.shutdown()
+            self._troupe = None
+
+    # --- sessions ---------------------------------------------------------------------------
+    async def open(self, *, user: str, team: str, text: str, placement: str | None, stream_tokens: bool,
+                   conversation: bool, model: str | None) -> SessionInfo:
+        live = sum(1 for h in self.held.values() if h.info.status == "running")
+        if live >= self.settings.max_sessions:
+            raise ServerBusyError(f"{live} sessions are running on this server (max_sessions); try later")
+        cfg, _ = self.teams.load(team)
+        session = await self.troupe.open(cfg, placement=placement, model=model, stream_tokens=stream_tokens,
+                                         conversation=conversation, owner=user)
+        info = SessionInfo(id=str(session.id), user=user, team=cfg.name, status="running",
+                           created_at=datetime.now(UTC), turns=0, run_id=str(session.run_id), live=True)
+        self._hold(session, info)
+        await self.send(info.id, text)
+        return self.held[info.id].info
+
+    def _hold(self, session: Session, info: SessionInfo) -> Held:
+        held = Held(session=session, info=info, stream=SessionStream(settle_s=self.settings.stream_settle_s))
+        self.held[info.id] = held
+        held.tasks.append(asyncio.create_task(pump(held.stream, session.backend.tail(session.id))))
+        held.tasks.append(asyncio.create_task(self._follow(held)))
+        return held
+
+    async def send(self, session_id: str, text: str, to: str | None = None) -> None:
+        held = self.held[session_id]
+        await held.session.send(text, to=to)
+        held.info = held.info.model_copy(update={"turns": held.info.turns + 1})
+        await self.directory.put(held.info)
+
+    async def _follow(self, held: Held) -> None:
+        """Wait for the session's end (its stream's ``session.finished``), then close it (its events
+        reach the lake) and record the result in the directory."""
+        while not held.stream.done:
+            await asyncio.sleep(0.05)
+        result = None
+        try:
+            r = await held.session.backend.call(held.session.id, SUPERVISOR, "wait", {"timeout": CLOSE_WAIT_S})
+            result = SessionResultBody(status=str(r.status), output=r.reply, error=r.error)
+        except Exception as e:  # the result is in the lake too
+            log.debug("result of %s: %s", held.info.id, e)
+        await self._close(held)
+        status = result.status if result else (held.stream.status or "failed")
+        held.info = held.info.model_copy(update={"status": status, "result": result})
+        await self.directory.put(held.info)
+
+    async def _close(self, held: Held) -> None:
+        if held.closed.is_set():
+            return
+        try:
+            await held.session.close()
+        except Exception:
+            log.warning("closing session %s", held.info.id, exc_info=True)
+        held.closed.set()
+        if not held.stream.done:
+            held.stream.finish(held.info.status)
+
+    async def resume(self, session_id: str) -> SessionInfo:
+        session = await self.troupe.resume(session_id)
+        manifest = await asyncio.to_thread(store_at(self.troupe.checkpoints or "").load_manifest, session_id) \
+            if self.troupe.checkpoints else None
+        old = self.held.pop(session_id, None)
+        if old is not None:
+            for t in old.tasks:
+                t.cancel()
+        info = SessionInfo(id=session_id, user=manifest.owner if manifest else None,
+                           team=session.spec.team.name, status="running",
+                           created_at=manifest.created_at if manifest else datetime.now(UTC),
+                           run_id=str(session.run_id), live=True, turns=1)
+        self._hold(session, info)
+        await self.directory.put(info)
+        return info
+
+    # --- lookups ----------------------------------------------------------------------------
+    async def info(self, session_id: str) -> SessionInfo | None:
+        """What is known of a session: held here, another replica's, checkpointed, or in the lake."""
+        held = self.held.get(session_id)
+        if held is not None:
+            return held.info.model_copy(update={"live": True})
+        found = await self.directory.get(session_id)
+        if found is not None:
+            return found
+        run = await asyncio.to_thread(lakeview.run_of, self.lake, session_id)
+        if run is not None:
+            result = SessionResultBody(status=run.status, output=run.reply, error=run.error) \
+                if run.finished_at else None
+            return SessionInfo(id=run.session_id, user=run.user, team=run.team or "", status=run.status,
+                               created_at=run.started_at or datetime.now(UTC), run_id=run.run_id, result=result,
+                               turns=1)
+        return await asyncio.to_thread(self._checkpointed, session_id)
+
+    def _checkpointed(self, session_id: str) -> SessionInfo | None:
+        if not self.troupe.checkpoints:
+            return None
+        for s in store_at(self.troupe.checkpoints).summaries():
+            if s.session_id == session_id:
+                return SessionInfo(id=s.session_id, user=s.owner, team=s.team, status=s.status,
+                                   created_at=s.created_at, run_id=str(s.run_id))
+        return None
+
+    async def infos(self, limit: int) -> list[SessionInfo]:
+        seen: dict[str, SessionInfo] = {h.info.id: h.info.model_copy(update={"live": True}) for h in self.held.values()}
+        for i in await self.directory.all():
+            seen.setdefault(i.id, i)
+        for run in await asyncio.to_thread(lakeview.runs, self.lake, limit=limit):
+            if run.session_id not in seen:
+                result = SessionResultBody(status=run.status, output=run.reply, error=run.error) \
+                    if run.finished_at else None
+                seen[run.session_id] = SessionInfo(id=run.session_id, user=run.user, team=run.team or "",
+                                                   status=run.status, created_at=run.started_at or datetime.now(UTC),
+                                                   run_id=run.run_id, result=result, turns=1)
+        try:
+            checkpointed = await asyncio.to_thread(
+                store_at(self.troupe.checkpoints).summaries) if self.troupe.checkpoints else []
+        except CheckpointError:
+            checkpointed = []
+        for s in checkpointed:
+            if s.session_id not in seen:
+                seen[s.session_id] = SessionInfo(id=s.session_id, user=s.owner, team=s.team, status=s.status,
+                                                 created_at=s.created_at, run_id=str(s.run_id))
+        return sorted(seen.values(), key=lambda i: i.created_at, reverse=True)
+
+
+class ServerBusyError(RuntimeError):
+    """The server holds ``max_sessions`` running sessions."""
+
+
+__all__ = ["Directory", "Held", "LocalDirectory", "ServerBusyError", "ServerState"]
