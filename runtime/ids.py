@@ -180,13 +180,15 @@ BLACKBOARD = AgentId("blackboard")
 TASKS = AgentId("tasks")
 SUPERVISOR = AgentId("session")
 USER = AgentId("user")
-RESERVED_NAMES = frozenset({BLACKBOARD, TASKS, SUPERVISOR, USER})
+MEMORY = AgentId("memory")
+RESERVED_NAMES = frozenset({BLACKBOARD, TASKS, SUPERVISOR, USER, MEMORY})
 
 # Ray namespace every Troupe actor lives in.
 RAY_NAMESPACE = "troupe"
 
 __all__ = [
     "BLACKBOARD",
+    "MEMORY",
     "RAY_NAMESPACE",
     "RESERVED_NAMES",
     "SUPERVISOR",

@@ -14,7 +14,7 @@ from typing import Final
 
 from troupe.runtime.access.guard import AccessDenied
 from troupe.runtime.events import Event, make_event
-from troupe.runtime.events.access import ACCESS_RUN_ID, NO_SESSION, AccessDeniedPayload
+from troupe.runtime.events.access import ACCESS_RUN_ID, ACCESS_SESSION_ID, AccessDeniedPayload
 
 log = logging.getLogger("troupe.access")
 
@@ -29,9 +29,8 @@ def denial_event(denied: AccessDenied, *, method: str, path: str, client: str | 
     payload = AccessDeniedPayload(
         status_code=denied.status_code, error=denied.error, reason=denied.reason, method=method, path=path,
         user=principal.user if principal else None, role=principal.role if principal else None,
-        key_id=denied.key_id, client=client)
-    return make_event(payload, run_id=ACCESS_RUN_ID, session_id=session_id or denied.session_id or NO_SESSION,
-                      agent=interface, status="denied")
+        key_id=denied.key_id, client=client, session=session_id or denied.session_id)
+    return make_event(payload, run_id=ACCESS_RUN_ID, session_id=ACCESS_SESSION_ID, agent=interface, status="denied")
 
 
 class DenialLog:

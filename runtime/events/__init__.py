@@ -24,6 +24,7 @@ from troupe.runtime.events.llm import (
     LLMResponsePayload,
     LLMTokenPayload,
 )
+from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import Payload
 from troupe.runtime.events.registry import (
@@ -84,6 +85,9 @@ __all__ = [
     "LLMResponsePayload",
     "LLMTokenPayload",
     "ListSink",
+    "MemoryForgottenPayload",
+    "MemoryRecalledPayload",
+    "MemoryWrittenPayload",
     "MessageDeliveredPayload",
     "MessageSentPayload",
     "Payload",

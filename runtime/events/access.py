@@ -8,18 +8,21 @@ from troupe.runtime.events.payload import Payload
 
 ACCESS_RUN_ID: Final = "access"
 """The ``run_id`` of every ``access.denied`` row: the lake keeps refusals in a partition of their own
-(per day), never in a session run's partition, so a session's recorded stream is not changed by
-someone else's refused request."""
+(per day), never in a session run's partition."""
 
-NO_SESSION: Final = "-"
-"""The ``session_id`` of a refusal that concerns no particular session (listing, creating, SQL)."""
+ACCESS_SESSION_ID: Final = "-"
+"""The ``session_id`` of every ``access.denied`` row. The session a refusal concerns is the payload's
+``session``, not the row's ``session_id``: a session's rows (its timeline, its event stream and the
+stream positions resumed with ``Last-Event-ID``, its run id) are what it did, and a stranger's refused
+request must not add to or renumber them. Audit a session with
+``json_extract_string(payload, '$.session') = 's-...'``."""
 
 
 class AccessDeniedPayload(Payload):
     """A request to a network interface was refused (401, 403 or 429; ``status`` ``denied``).
 
-    ``session_id`` is the session the request concerned (``-`` when none); ``run_id`` is
-    ``access``. ``agent`` is the interface (``http``, ``mcp``)."""
+    ``run_id`` is ``access``, ``session_id`` is ``-`` (the session concerned is ``session``);
+    ``agent`` is the interface (``http``, ``mcp``)."""
 
     event_type: Literal["access.denied"] = "access.denied"
     status_code: int
@@ -41,6 +44,8 @@ class AccessDeniedPayload(Payload):
     """The presented key's public id, when it was shaped like a key (never its secret)."""
     client: str | None = None
     """The client's address."""
+    session: str | None = None
+    """The session the request concerned (a session route, an approval of it), if any."""
 
 
-__all__ = ["ACCESS_RUN_ID", "NO_SESSION", "AccessDeniedPayload"]
+__all__ = ["ACCESS_RUN_ID", "ACCESS_SESSION_ID", "AccessDeniedPayload"]

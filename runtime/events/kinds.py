@@ -36,6 +36,9 @@ EventType = Literal[
     "environment.captured",
     "workspace.snapshot",
     "workspace.rollback",
+    "memory.written",
+    "memory.forgotten",
+    "memory.recalled",
     "access.denied",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""

@@ -34,6 +34,7 @@ from troupe.runtime.events.llm import (
     LLMResponsePayloadV1,
     LLMTokenPayload,
 )
+from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import VERSION_KEY, Payload, registered
 from troupe.runtime.events.session import (
@@ -75,6 +76,7 @@ AnyPayload = Annotated[
         BudgetExceededPayload,
         EnvironmentOpenedPayload, EnvironmentCapturedPayload,
         WorkspaceSnapshotPayload, WorkspaceRollbackPayload,
+        MemoryWrittenPayload, MemoryForgottenPayload, MemoryRecalledPayload,
         AccessDeniedPayload,
     ],
     Field(discriminator="event_type"),

@@ -13,13 +13,13 @@ def test_denial_event_names_the_session_concerned_and_never_the_secret() -> None
     d = AccessDenied(403, "other_user_session", "session s-9 belongs to another user",
                      principal=Principal(user="bob", role="user", key_id="0123456789abcdef"), session_id="s-9")
     e = denial_event(d, method="GET", path="/api/v1/sessions/s-9", client="127.0.0.1")
-    assert (e.type, e.run_id, e.session_id, e.agent, e.status) == ("access.denied", "access", "s-9", "http", "denied")
+    assert (e.type, e.run_id, e.session_id, e.agent, e.status) == ("access.denied", "access", "-", "http", "denied")
     assert e.typed == AccessDeniedPayload(status_code=403, error="other_user_session",
                                           reason="session s-9 belongs to another user", method="GET",
                                           path="/api/v1/sessions/s-9", user="bob", role="user",
-                                          key_id="0123456789abcdef", client="127.0.0.1")
+                                          key_id="0123456789abcdef", client="127.0.0.1", session="s-9")
     none = denial_event(AccessDenied(401, "missing_key", "no key"), method="POST", path="/api/v1/sessions")
-    assert none.session_id == "-" and none.data["user"] is None
+    assert none.session_id == "-" and none.data["user"] is None and none.data["session"] is None
 
 
 def test_denial_log_batches_and_keeps_events_when_the_writer_fails() -> None:

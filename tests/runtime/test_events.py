@@ -76,7 +76,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                            "removed": 2, "changed": 0, "by": "cli", "folder": "/tmp/ws/s1"},
     "access.denied": {"status_code": 403, "error": "other_user_session", "reason": "session s-1 belongs to another user",
                       "method": "GET", "path": "/api/v1/sessions/s-1", "user": "bob", "role": "user",
-                      "key_id": "0123456789abcdef", "client": "127.0.0.1"},
+                      "key_id": "0123456789abcdef", "client": "127.0.0.1", "session": "s-1"},
 }
 
 

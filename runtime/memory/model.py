@@ -1,0 +1,110 @@
+"""A memory entry: one fact about a key, with where it came from and how long it holds.
+
+The overwrite rule: remembering a key that has a current entry writes a new entry one ``version`` up
+that ``supersedes`` the old one; both stay in the key's history. Forgetting writes a tombstone (``op``
+``forget``) the same way. The *current* entry of a key is its highest version; it is recalled unless it
+is a tombstone or has expired.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from troupe.runtime.capabilities import MemoryScope
+
+StoredScope = Literal["session", "project", "global"]
+"""Where an entry lives (``none`` is an agent that remembers nothing)."""
+
+SCOPE_ORDER: Final[dict[str, int]] = {"none": 0, "session": 1, "project": 2, "global": 3}
+GLOBAL_NAMESPACE: Final = "global"
+
+
+def new_entry_id() -> str:
+    return f"mem-{uuid.uuid4().hex}"
+
+
+class MemoryEntry(BaseModel):
+    """One version of one key in one namespace (crosses processes; a row of the memory Parquet)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=new_entry_id)
+    scope: StoredScope
+    namespace: str
+    """The session id (``session``), the team's project (``project``), or ``global``."""
+    key: str
+    value: str
+    op: Literal["remember", "forget"] = "remember"
+    version: int = 1
+    supersedes: str | None = None
+    """The entry this one replaces (the key's previous version), if any."""
+    note: str | None = None
+    """Why it was written (``update_memory`` records that it corrects an earlier fact)."""
+    agent: str = ""
+    session_id: str = ""
+    turn: int | None = None
+    event_id: str | None = None
+    """Provenance: the ``memory.written``/``memory.forgotten`` event that records the write."""
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
+
+    def live(self, now: datetime | None = None) -> bool:
+        return self.op == "remember" and not self.expired(now)
+
+
+class RecalledEntry(BaseModel):
+    """An entry found by a recall, with its score (BM25 over key and value; higher is closer)."""
+
+    entry: MemoryEntry
+    score: float
+
+
+def expiry(ttl_s: float | None, now: datetime | None = None) -> datetime | None:
+    return None if ttl_s is None else (now or datetime.now(UTC)) + timedelta(seconds=ttl_s)
+
+
+TS = pa.timestamp("us", tz="UTC")
+ARROW_SCHEMA: Final = pa.schema([
+    ("id", pa.string()), ("scope", pa.string()), ("namespace", pa.string()), ("key", pa.string()),
+    ("value", pa.string()), ("op", pa.string()), ("version", pa.int64()), ("supersedes", pa.string()),
+    ("note", pa.string()), ("agent", pa.string()), ("session_id", pa.string()), ("turn", pa.int64()),
+    ("event_id", pa.string()), ("created_at", TS), ("expires_at", TS),
+])
+"""The entries' Parquet schema (one row per :class:`MemoryEntry`)."""
+
+
+def to_table(entries: list[MemoryEntry]) -> pa.Table:
+    cols = {name: [getattr(e, name) for e in entries] for name in ARROW_SCHEMA.names}
+    return pa.table(cols, schema=ARROW_SCHEMA)
+
+
+def from_rows(rows: list[dict]) -> list[MemoryEntry]:  # type: ignore[type-arg]
+    return [MemoryEntry.model_validate(r) for r in rows]
+
+
+def scope_allows(granted: MemoryScope, wanted: str) -> bool:
+    """Whether an agent granted ``granted`` reaches entries of scope ``wanted`` (session < project < global)."""
+    return SCOPE_ORDER[wanted] >= 1 and SCOPE_ORDER[wanted] <= SCOPE_ORDER[granted]
+
+
+__all__ = [
+    "ARROW_SCHEMA",
+    "GLOBAL_NAMESPACE",
+    "SCOPE_ORDER",
+    "MemoryEntry",
+    "RecalledEntry",
+    "StoredScope",
+    "expiry",
+    "from_rows",
+    "new_entry_id",
+    "scope_allows",
+    "to_table",
+]
