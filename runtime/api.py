@@ -24,6 +24,7 @@ from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
 from troupe.runtime.session.workspace_history import RollbackResult
 from troupe.runtime.sessiondiff import SessionDiff, diff_sessions
+from troupe.runtime.skills import check_team_skills
 from troupe.runtime.storage.checkpoint import (
     ActorCheckpoint,
     CheckpointError,
@@ -45,6 +46,7 @@ def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
     MCP tools (``<server>__<tool>``) are checked when the server is first reached.
     """
     check_models(team)
+    check_team_skills(team.agents)  # every skill folder and its SKILL.md, before anything starts
     declared = {d.name for d in team.declared_tools}
     for agent in team.agents:
         for name in agent.tools:

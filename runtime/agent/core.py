@@ -38,6 +38,7 @@ from troupe.runtime.ids import (
 )
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
 from troupe.runtime.messages import CURRENT_TURN, ControlOp, Envelope, MessageKind, Trace
+from troupe.runtime.skills import discover, skills_prompt
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool
 
@@ -50,6 +51,8 @@ def system_prompt(spec: AgentSpec, team: Sequence[AgentSpec]) -> str:
     others = [f"- {a.id}: {a.role or a.name or 'agent'}" for a in team if a.id != spec.id]
     if others:
         lines.append("Your team:\n" + "\n".join(others))
+    if spec.skills:  # names and descriptions only; load_skill brings the instructions
+        lines.append(skills_prompt(discover(spec.skills)))
     lines.append("When you have the final answer, reply with it as plain text (no tool call).")
     return "\n\n".join(lines)
 

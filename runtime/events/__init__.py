@@ -43,6 +43,7 @@ from troupe.runtime.events.session import (
     SessionStartedPayload,
     TurnFinishedPayload,
 )
+from troupe.runtime.events.skill import SkillLoadedPayload
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import ToolCallPayload, ToolErrorPayload, ToolProgressPayload, ToolResultPayload
 from troupe.runtime.events.workspace import WorkspaceRollbackPayload, WorkspaceSnapshotPayload
@@ -94,6 +95,7 @@ __all__ = [
     "SessionFinishedPayload",
     "SessionResumedPayload",
     "SessionStartedPayload",
+    "SkillLoadedPayload",
     "TaskCreatedPayload",
     "TaskStatusPayload",
     "ToolCallPayload",

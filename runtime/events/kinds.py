@@ -40,6 +40,7 @@ EventType = Literal[
     "memory.forgotten",
     "memory.recalled",
     "access.denied",
+    "skill.loaded",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""
 

@@ -47,6 +47,7 @@ from troupe.runtime.events.session import (
     SessionStartedPayloadV2,
     TurnFinishedPayload,
 )
+from troupe.runtime.events.skill import SkillLoadedPayload
 from troupe.runtime.events.task import TaskCreatedPayload, TaskStatusPayload
 from troupe.runtime.events.tool import (
     ToolCallPayload,
@@ -78,6 +79,7 @@ AnyPayload = Annotated[
         WorkspaceSnapshotPayload, WorkspaceRollbackPayload,
         MemoryWrittenPayload, MemoryForgottenPayload, MemoryRecalledPayload,
         AccessDeniedPayload,
+        SkillLoadedPayload,
     ],
     Field(discriminator="event_type"),
 ]

@@ -77,6 +77,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "access.denied": {"status_code": 403, "error": "other_user_session", "reason": "session s-1 belongs to another user",
                       "method": "GET", "path": "/api/v1/sessions/s-1", "user": "bob", "role": "user",
                       "key_id": "0123456789abcdef", "client": "127.0.0.1", "session": "s-1"},
+    "skill.loaded": {"name": "csv-report", "folder": "/team/skills/csv-report", "sha256": "ab" * 32, "call_id": "c1",
+                     "chars": 1200, "tokens": 300, "files": 2},
 }
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from troupe.tools.builtins import blackboard, calculator, clock, messaging, shell, tasks, workspace
+from troupe.runtime.skills import with_skill_tools
+from troupe.tools.builtins import blackboard, calculator, clock, messaging, shell, skills, tasks, workspace
 from troupe.tools.registry import ToolRegistry
 
 BUILTIN_TOOLS = [
     t.with_spec(source="builtin")
     for t in (*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS,
-              *workspace.TOOLS, *shell.TOOLS)
+              *workspace.TOOLS, *shell.TOOLS, *skills.TOOLS)
 ]
 
 
@@ -17,4 +18,4 @@ def default_registry() -> ToolRegistry:
     return ToolRegistry(BUILTIN_TOOLS)
 
 
-__all__ = ["BUILTIN_TOOLS", "default_registry"]
+__all__ = ["BUILTIN_TOOLS", "default_registry", "with_skill_tools"]

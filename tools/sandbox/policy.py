@@ -6,6 +6,7 @@ model built from the caller's :class:`~troupe.tools.context.ToolContext`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,12 @@ class SandboxRequest(BaseModel):
 
     @classmethod
     def for_context(cls, ctx: ToolContext, workspace: str, *, timeout_s: float | None = None) -> SandboxRequest:
-        return cls(config=ctx.sandbox, workspace=workspace, timeout_s=timeout_s,
+        """The calling agent's sandbox; its skill folders (``skills:``) are mounted read-only, so their scripts run."""
+        config = ctx.sandbox
+        skills = [os.path.realpath(s) for s in ctx.spec.skills if os.path.realpath(s) not in config.read_only]
+        if skills:
+            config = config.model_copy(update={"read_only": [*config.read_only, *skills]})
+        return cls(config=config, workspace=workspace, timeout_s=timeout_s,
                    network=has_scope(ctx.spec.permissions.scopes, NETWORK_SCOPE),
                    hidden_env=sorted(ref.env for ref in ctx.secrets.values() if ref.env))
 
