@@ -35,11 +35,11 @@ async def list_approvals(state: State, who: Reader, session: str | None = None) 
         await visible(state, who, session)
         targets = [session] if session in state.held else []
     else:
-        targets = [sid for sid, h in state.held.items() if can_see(who, h.info.user) and not h.stream.done]
+        targets = [sid for sid, h in state.held.items() if can_see(who, h.info.user)]
     out: list[ApprovalInfo] = []
     for sid in targets:
         held = state.held[sid]
-        if held.stream.done:
+        if held.info.status != "running":
             continue
         out += [_approval(sid, a) for a in await held.session.approvals()]
     return out

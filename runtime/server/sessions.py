@@ -53,7 +53,8 @@ async def visible(state: ServerState, who: Principal, session_id: str) -> Sessio
 
 
 def held_or_409(state: ServerState, info: SessionInfo) -> None:
-    if info.id not in state.held:
+    held = state.held.get(info.id)
+    if held is None or held.info.status != "running":
         if info.status == "running":
             raise ApiError(409, f"session {info.id} is not held by this server process",
                            "it runs in another replica, or was interrupted: POST .../resume to continue an "
@@ -96,8 +97,6 @@ async def get_session(sid: str, state: State, who: Reader) -> SessionInfo:
 async def send_turn(sid: str, body: TurnRequest, state: State, who: Writer) -> Accepted:
     info = await visible(state, who, sid)
     held_or_409(state, info)
-    if state.held[sid].stream.done:
-        raise ApiError(409, f"session {sid} has ended", "start a new session (or open one with conversation: true)")
     try:
         await state.send(sid, body.input, body.to)
     except TroupeError as e:
@@ -110,7 +109,7 @@ async def get_result(sid: str, state: State, who: Reader,
                      wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0) -> SessionResultBody:
     info = await visible(state, who, sid)
     held = state.held.get(sid)
-    if held is None:
+    if held is None or held.info.status != "running":
         return info.result or SessionResultBody(status=info.status)
     try:
         r = await held.session.result(timeout=wait_s)

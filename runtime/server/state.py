@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from troupe.runtime.storage.checkpoint import CheckpointError, store_at
 
 log = logging.getLogger("troupe.server")
 CLOSE_WAIT_S = 30.0
+KEEP_FINISHED_S = 120.0
+"""How long a finished session's stream stays in memory (then it is read from the lake)."""
 
 
 class Directory(Protocol):
@@ -59,6 +62,7 @@ class Held:
     stream: SessionStream
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    finished_at: float | None = None
 
 
 class ServerState:
@@ -109,6 +113,7 @@ class ServerState:
     # --- sessions ---------------------------------------------------------------------------
     async def open(self, *, user: str, team: str, text: str, placement: str | None, stream_tokens: bool,
                    conversation: bool, model: str | None) -> SessionInfo:
+        self._evict()
         live = sum(1 for h in self.held.values() if h.info.status == "running")
         if live >= self.settings.max_sessions:
             raise ServerBusyError(f"{live} sessions are running on this server (max_sessions); try later")
@@ -121,10 +126,15 @@ class ServerState:
         await self.send(info.id, text)
         return self.held[info.id].info
 
+    def _evict(self) -> None:
+        """Forget sessions that ended over ``KEEP_FINISHED_S`` ago (the lake and the directory answer for them)."""
+        edge = time.monotonic() - KEEP_FINISHED_S
+        for sid in [s for s, h in self.held.items() if h.finished_at is not None and h.finished_at < edge]:
+            del self.held[sid]
+
     def _hold(self, session: Session, info: SessionInfo) -> Held:
         held = Held(session=session, info=info, stream=SessionStream(settle_s=self.settings.stream_settle_s))
         self.held[info.id] = held
-        held.tasks.append(asyncio.create_task(pump(held.stream, session.backend.tail(session.id))))
         held.tasks.append(asyncio.create_task(self._follow(held)))
         return held
 
@@ -137,20 +147,26 @@ class ServerState:
     async def _follow(self, held: Held) -> None:
         """Wait for the session's end (its stream's ``session.finished``), then close it (its events
         reach the lake) and record the result in the directory."""
-        while not held.stream.done:
-            await asyncio.sleep(0.05)
+        streamed = await pump(held.stream, held.session.backend.tail(held.session.id))
         result = None
         try:
             r = await held.session.backend.call(held.session.id, SUPERVISOR, "wait", {"timeout": CLOSE_WAIT_S})
             result = SessionResultBody(status=str(r.status), output=r.reply, error=r.error)
         except Exception as e:  # the result is in the lake too
             log.debug("result of %s: %s", held.info.id, e)
-        await self._close(held)
-        status = result.status if result else (held.stream.status or "failed")
+        status = result.status if result else (streamed or "failed")
         held.info = held.info.model_copy(update={"status": status, "result": result})
+        await self._close(held, finish=False)
+        try:
+            held.stream.catch_up(await asyncio.to_thread(lakeview.session_events, self.lake, held.info.id))
+        except Exception:
+            log.warning("reading session %s back from the lake", held.info.id, exc_info=True)
+        held.stream.finish(status)
+        held.info = held.info.model_copy(update={"status": status, "result": result})
+        held.finished_at = time.monotonic()
         await self.directory.put(held.info)
 
-    async def _close(self, held: Held) -> None:
+    async def _close(self, held: Held, *, finish: bool = True) -> None:
         if held.closed.is_set():
             return
         try:
@@ -158,7 +174,7 @@ class ServerState:
         except Exception:
             log.warning("closing session %s", held.info.id, exc_info=True)
         held.closed.set()
-        if not held.stream.done:
+        if finish and not held.stream.done:
             held.stream.finish(held.info.status)
 
     async def resume(self, session_id: str) -> SessionInfo:

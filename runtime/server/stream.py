@@ -79,6 +79,16 @@ class SessionStream:
         """Some waiting event has waited long enough: it is released, with every event ordered before it."""
         return any(arrived <= cut for _, arrived, _, _ in self._pending)
 
+    def catch_up(self, recorded: list[Event]) -> int:
+        """Append the recorded events (the lake's, in canonical order) this stream has not had: those
+        a session's actors logged after its ``session.finished``. Returns how many."""
+        have = {e.event_id for e in self.released}
+        missing = [e for e in recorded if e.event_id not in have]
+        self.released += missing
+        if missing:
+            self._wake()
+        return len(missing)
+
     def finish(self, status: str | None) -> None:
         """Every event is in: release the rest and end the readers' streams once they have it all."""
         self.release(everything=True)
@@ -112,8 +122,10 @@ class SessionStream:
             self._readers.discard(q)
 
 
-async def pump(stream: SessionStream, events: AsyncIterator[Event], *, tick_s: float = 0.1) -> None:
-    """Feed ``stream`` from a session's tail until ``session.finished`` (then finish it)."""
+async def pump(stream: SessionStream, events: AsyncIterator[Event], *, tick_s: float = 0.1) -> str | None:
+    """Feed ``stream`` from a session's tail up to ``session.finished`` (released with everything
+    before it); returns the session's status. The caller finishes the stream once the session is
+    closed (:meth:`SessionStream.catch_up` adds what reached the lake after it)."""
 
     async def ticker() -> None:
         while True:
@@ -130,7 +142,8 @@ async def pump(stream: SessionStream, events: AsyncIterator[Event], *, tick_s: f
                 break
     finally:
         tick.cancel()
-        stream.finish(status)
+        stream.release(everything=True)
+    return status
 
 
 async def lake_frames(
