@@ -27,6 +27,7 @@ from troupe.runtime.events.llm import (
 from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import Payload
+from troupe.runtime.events.plan import PlanCreatedPayload, PlanRevisedPayload, PlanStepPayload, ReflectionPayload
 from troupe.runtime.events.registry import (
     PAYLOAD_MODELS,
     AnyPayload,
@@ -92,6 +93,10 @@ __all__ = [
     "MessageDeliveredPayload",
     "MessageSentPayload",
     "Payload",
+    "PlanCreatedPayload",
+    "PlanRevisedPayload",
+    "PlanStepPayload",
+    "ReflectionPayload",
     "SessionFinishedPayload",
     "SessionResumedPayload",
     "SessionStartedPayload",

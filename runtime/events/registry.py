@@ -37,6 +37,7 @@ from troupe.runtime.events.llm import (
 from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import VERSION_KEY, Payload, registered
+from troupe.runtime.events.plan import PlanCreatedPayload, PlanRevisedPayload, PlanStepPayload, ReflectionPayload
 from troupe.runtime.events.session import (
     ActorRestoredPayload,
     BudgetExceededPayload,
@@ -77,6 +78,7 @@ AnyPayload = Annotated[
         BudgetExceededPayload,
         EnvironmentOpenedPayload, EnvironmentCapturedPayload,
         WorkspaceSnapshotPayload, WorkspaceRollbackPayload,
+        PlanCreatedPayload, PlanStepPayload, PlanRevisedPayload, ReflectionPayload,
         MemoryWrittenPayload, MemoryForgottenPayload, MemoryRecalledPayload,
         AccessDeniedPayload,
         SkillLoadedPayload,
