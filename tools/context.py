@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from troupe.runtime.config import AgentSpec, WorkspaceConfig
 from troupe.runtime.events import Emitter, null_emitter
@@ -13,6 +13,9 @@ from troupe.runtime.ids import AgentId, MessageId, RunId, SessionId, TaskId
 from troupe.runtime.messages import Envelope
 from troupe.runtime.safety import SandboxConfig, SecretRef
 from troupe.runtime.secrets import resolve as resolve_secret
+
+if TYPE_CHECKING:
+    from troupe.runtime.knowledge.access import KnowledgeAccess
 
 
 class SessionServices(Protocol):
@@ -88,6 +91,8 @@ class ToolContext:
     """The team's secrets by name (references; a tool reads a value with :meth:`secret`)."""
     taint: TaintView | None = None
     """The calling agent's taint; ``None`` when the team's risk scoring is off."""
+    knowledge: KnowledgeAccess | None = None
+    """The session's knowledge base (``knowledge_search``); ``None`` when it has no location."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def send_message(self, envelope: Envelope) -> None:

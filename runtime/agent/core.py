@@ -366,7 +366,7 @@ class AgentCore:
             request=self.open_requests[0].content if self.open_requests else None,
             forget_notices=forget_notices, send=self.send, workspace=self.workspace,
             workspace_config=self.deps.workspace, sandbox=self.deps.sandbox, secrets=self.deps.secrets,
-            taint=self.taint if self.deps.risk.enabled else None,
+            taint=self.taint if self.deps.risk.enabled else None, knowledge=self.deps.knowledge,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from troupe.runtime.agent.dispatch import Dispatcher, LocalDispatcher
 from troupe.runtime.agent.recorded import ToolReplay
@@ -20,6 +21,9 @@ from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.safety import RiskConfig, SandboxConfig, SecretRef
 from troupe.tools.context import SessionServices
 from troupe.tools.spec import Tool, ToolSpec
+
+if TYPE_CHECKING:
+    from troupe.runtime.knowledge.access import KnowledgeAccess
 
 DEFAULT_CONTEXT_RETRIES = 2
 """Shrink-and-retry rounds after a context-length error when the agent's profile does not say."""
@@ -74,6 +78,8 @@ class AgentDeps:
     replay: ToolReplay | None = None
     """Set when the session plays back a record (:mod:`troupe.runtime.agent.recorded`): tool calls whose
     effects leave the session answer with their recorded results instead of running."""
+    knowledge: KnowledgeAccess | None = None
+    """The session's knowledge base, for ``knowledge_search`` (``None``: no location known)."""
 
 
 __all__ = ["DEFAULT_CONTEXT_RETRIES", "AgentDeps"]

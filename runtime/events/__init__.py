@@ -17,6 +17,7 @@ from troupe.runtime.events.emit import Emitter, EventSink, ListSink, make_event,
 from troupe.runtime.events.envelope import EVENT_SCHEMA_VERSION, Event
 from troupe.runtime.events.environment import EnvironmentCapturedPayload, EnvironmentOpenedPayload
 from troupe.runtime.events.kinds import EPHEMERAL_TYPES, EVENT_TYPES, EventType
+from troupe.runtime.events.knowledge import KnowledgeSearchedPayload
 from troupe.runtime.events.llm import (
     ContextCompactedPayload,
     LLMErrorPayload,
@@ -82,6 +83,7 @@ __all__ = [
     "EventSink",
     "EventType",
     "GuardrailDeniedPayload",
+    "KnowledgeSearchedPayload",
     "LLMErrorPayload",
     "LLMRequestPayload",
     "LLMResponsePayload",

@@ -45,6 +45,7 @@ EventType = Literal[
     "memory.recalled",
     "access.denied",
     "skill.loaded",
+    "knowledge.searched",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""
 

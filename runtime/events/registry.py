@@ -26,6 +26,7 @@ from troupe.runtime.events.approval import (
 from troupe.runtime.events.blackboard import BlackboardExpiredPayload, BlackboardPutPayload, BlackboardPutPayloadV1
 from troupe.runtime.events.environment import EnvironmentCapturedPayload, EnvironmentOpenedPayload
 from troupe.runtime.events.kinds import EVENT_TYPES
+from troupe.runtime.events.knowledge import KnowledgeSearchedPayload
 from troupe.runtime.events.llm import (
     ContextCompactedPayload,
     LLMErrorPayload,
@@ -82,6 +83,7 @@ AnyPayload = Annotated[
         MemoryWrittenPayload, MemoryForgottenPayload, MemoryRecalledPayload,
         AccessDeniedPayload,
         SkillLoadedPayload,
+        KnowledgeSearchedPayload,
     ],
     Field(discriminator="event_type"),
 ]

@@ -260,7 +260,7 @@ class HostCore:
             context_retries=model.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,
             approval_timeout_s=spec.team.approval_timeout_s, checkpoints=spec.checkpoints, sandbox=spec.team.sandbox,
             risk=spec.team.risk, secrets=spec.team.secrets, snapshot=guard_for(spec, self.emitter), replay=replay,
-            backpressure=getattr(self.sink, "wait_for_room", None),
+            backpressure=getattr(self.sink, "wait_for_room", None), knowledge=spec.knowledge_access(),
         ))
         if agent.subscriptions:
             for prefix in agent.subscriptions:

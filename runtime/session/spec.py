@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from troupe.runtime.agent.recorded import ReplayPlan, ToolReplay, replay_parts
 from troupe.runtime.config import USER_SIM, AgentSpec, Placement, TeamConfig
 from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, RunId, SessionId
+from troupe.runtime.knowledge.access import KnowledgeAccess, shared_access
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.messages import Envelope
 
@@ -56,6 +57,10 @@ class SessionSpec(BaseModel):
     def converses(self) -> bool:
         """Whether replies end turns (asked for, or driven by a simulated user)."""
         return self.conversation or self.team.user is not None
+
+    def knowledge_access(self) -> KnowledgeAccess | None:
+        """The knowledge base its agents search (``<lake>/knowledge`` or the team's ``knowledge.location``)."""
+        return shared_access(self.team.knowledge, self.team.models, lake=self.lake)
 
     def members(self) -> list[AgentId]:
         ids = [a.id for a in self.team.agents]

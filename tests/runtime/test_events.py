@@ -88,6 +88,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                       "key_id": "0123456789abcdef", "client": "127.0.0.1", "session": "s-1"},
     "skill.loaded": {"name": "csv-report", "folder": "/team/skills/csv-report", "sha256": "ab" * 32, "call_id": "c1",
                      "chars": 1200, "tokens": 300, "files": 2},
+    "knowledge.searched": {"id": "c1", "query": "how to install", "namespaces": ["docs"], "k": 5, "mode": "hybrid",
+                           "reranked": False, "hits": [{"namespace": "docs", "document": "docs/install.md",
+                                                        "chunk_id": "docs/install.md#0", "score": 0.032}]},
 }
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from troupe.runtime.skills import with_skill_tools
-from troupe.tools.builtins import blackboard, calculator, clock, messaging, shell, skills, tasks, workspace
+from troupe.tools.builtins import blackboard, calculator, clock, knowledge, messaging, shell, skills, tasks, workspace
 from troupe.tools.registry import ToolRegistry
 
 BUILTIN_TOOLS = [
     t.with_spec(source="builtin")
     for t in (*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS,
-              *workspace.TOOLS, *shell.TOOLS, *skills.TOOLS)
+              *workspace.TOOLS, *shell.TOOLS, *skills.TOOLS, *knowledge.TOOLS)
 ]
 
 
