@@ -73,7 +73,7 @@ async def test_load_skill_brings_the_instructions_and_records_which_version(trou
     assert "no skill named 'nonexistent'" in outs[3][2] and "temperature-convert" in outs[3][2]
 
 
-async def test_a_skills_script_runs_through_the_sandboxed_shell(bwrap_here: None, troupe: Troupe,  # noqa: F811
+async def test_a_skills_script_runs_through_the_sandboxed_shell(bwrap_here: None, troupe: Troupe,
                                                                 lake: Path, skills: Path) -> None:
     script = skills / "temperature-convert" / "scripts" / "convert.py"
     cfg = skill_team(skills, [[use("load_skill", "temperature-convert")],
