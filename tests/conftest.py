@@ -5,6 +5,7 @@ the tests that say they need Ray may use it (tests/actors/, or a ``ray``/``dashb
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 # Any OpenAI-compatible client aimed at a non-loopback host refuses to run (see openai_client).
 os.environ["TROUPE_BLOCK_REMOTE_MODELS"] = "1"
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# API keys (troupe keys, troupe serve): never the developer's ~/.troupe/keys.json.
+os.environ["TROUPE_HOME"] = tempfile.mkdtemp(prefix="troupe-home-")
 
 # Ray reads RAY_AUTH_MODE when it is imported.
 import ray

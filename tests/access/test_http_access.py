@@ -1,0 +1,151 @@
+"""Access control over real HTTP (uvicorn on 127.0.0.1, local placement): keys, roles, owners, rate
+limits, revocation from the CLI while the server runs, and every refusal recorded in the lake."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from tests.server.conftest import free_port, write_teams
+from troupe.runtime.access import KeyStore, RateLimit
+from troupe.runtime.cli.main import main
+from troupe.runtime.errors import ConfigError
+from troupe.runtime.eventlog.lake import query
+from troupe.runtime.server.app import build_app
+from troupe.runtime.server.settings import ServerSettings
+
+
+@dataclass
+class Keyed:
+    url: str
+    app: FastAPI
+    lake: Path
+    store: KeyStore
+    keys: dict[str, str]
+
+    def as_(self, who: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        return httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=30)
+
+    def denials(self) -> list[dict]:
+        self.app.state.access.denials.flush()
+        rows = query(self.lake, "select run_id, session_id, agent, status, payload from events "
+                                "where type = 'access.denied' order by ts").to_pylist()
+        return [r | {"payload": json.loads(r["payload"])} for r in rows]
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[Keyed]:
+    teams = tmp_path / "teams"
+    write_teams(teams, tmp_path / "approved.txt")
+    store = KeyStore(tmp_path / "home" / "keys.json")
+    keys = {name: store.create(name, role)[0] for name, role in
+            [("alice", "user"), ("bob", "user"), ("vic", "viewer"), ("root", "admin")]}
+    keys["slow"] = store.create("slow", "user", rate_limit=RateLimit(per_second=0.5, burst=2))[0]
+    lake = tmp_path / "lake"
+    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)], keys_path=str(store.path),
+                              stream_settle_s=0.2)
+    app = build_app(settings)
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield Keyed(f"http://127.0.0.1:{port}", app, lake, store, keys)
+    uv.should_exit = True
+    thread.join(30)
+
+
+def _session_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every API route that concerns one session (a session or approval id in its path),
+    from the app's OpenAPI schema: a route added later is in it, so it cannot be missed here."""
+    return sorted((method.upper(), path) for path, ops in app.openapi()["paths"].items()
+                  for method in ops if "{sid}" in path or "{aid}" in path)
+
+
+def test_another_users_key_gets_403_on_every_session_route_and_an_admin_sees_all(keyed: Keyed) -> None:
+    with keyed.as_("alice") as alice, keyed.as_("bob") as bob, keyed.as_("root") as root:
+        made = alice.post("/sessions", json={"team": "gated", "input": "go"})
+        assert made.status_code == 201 and made.json()["user"] == "alice"
+        sid = made.json()["id"]
+        routes = _session_routes(keyed.app)
+        assert len(routes) >= 11, routes  # show, turns, result, cancel, resume, timeline, events, blackboard, tasks, approve, deny
+        body = {"input": "x", "reason": "r"}
+        for method, path in routes:
+            url = path.replace("{sid}", sid).replace("{aid}", f"{sid}:1")
+            r = bob.request(method, url.removeprefix("/api/v1"), json=body if method == "POST" else None)
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+            assert r.json()["error"] and sid not in r.text.replace(f"session {sid} belongs to another user", ""), r.text
+        r = bob.get("/approvals", params={"session": sid})
+        assert r.status_code == 403
+        assert [s["id"] for s in bob.get("/sessions").json()] == []
+        assert sid in [s["id"] for s in alice.get("/sessions").json()]
+        assert sid in [s["id"] for s in root.get("/sessions", params={"user": "alice"}).json()]
+        assert root.get(f"/sessions/{sid}").status_code == 200
+        assert root.post(f"/sessions/{sid}/cancel").status_code == 202  # an admin touches any session
+    denied = [d for d in keyed.denials() if d["payload"]["user"] == "bob"]
+    assert len(denied) == len(routes) + 1
+    assert {(d["run_id"], d["session_id"], d["agent"], d["status"]) for d in denied} == {("access", "-", "http", "denied")}
+    assert {d["payload"]["session"] for d in denied} == {sid}
+    assert {d["payload"]["status_code"] for d in denied} == {403}
+    assert {(d["payload"]["method"], d["payload"]["path"].replace(sid, "{sid}").replace("{sid}:1", "{aid}"))
+            for d in denied[:-1]} == set(routes)
+
+
+def test_a_viewer_reads_but_cannot_create_or_send(keyed: Keyed) -> None:
+    with keyed.as_("vic") as vic, keyed.as_("alice") as alice:
+        assert vic.get("/sessions").status_code == 200 and vic.get("/teams").status_code == 200
+        r = vic.post("/sessions", json={"team": "echo", "input": "hi"})
+        assert r.status_code == 403 and r.json()["error"] == "role_too_low"
+        assert "needs role user" in r.json()["reason"] and "role viewer" in r.json()["reason"]
+        sid = alice.post("/sessions", json={"team": "echo", "input": "hi"}).json()["id"]
+        r = vic.post(f"/sessions/{sid}/turns", json={"input": "more"})
+        assert r.status_code == 403 and r.json()["error"] == "role_too_low"
+    assert [d["payload"]["error"] for d in keyed.denials()] == ["role_too_low", "role_too_low"]
+
+
+def test_missing_invalid_and_revoked_keys_are_401_and_say_which(keyed: Keyed) -> None:
+    with keyed.as_(None) as anon:
+        r = anon.get("/sessions")
+        assert r.status_code == 401 and r.json()["error"] == "missing_key" and r.headers["www-authenticate"] == "Bearer"
+        assert anon.get("/health").status_code == 200  # no auth
+        r = anon.get("/sessions", headers={"Authorization": "Bearer trp_0123456789abcdef_nope"})
+        assert r.status_code == 401 and r.json()["error"] == "invalid_key"
+    with keyed.as_("alice") as alice:
+        assert alice.get("/sessions").status_code == 200
+        key_id = keyed.keys["alice"].split("_")[1]
+        assert main(["keys", "revoke", key_id, "--keys", str(keyed.store.path)]) == 0  # another process's view of the file
+        r = alice.get("/sessions")
+        assert r.status_code == 401 and r.json()["error"] == "revoked_key" and key_id in r.json()["reason"]
+    errors = [(d["payload"]["error"], d["payload"]["key_id"]) for d in keyed.denials()]
+    assert errors == [("missing_key", None), ("invalid_key", "0123456789abcdef"), ("revoked_key", key_id)]
+    assert all(keyed.keys["alice"].split("_", 2)[2] not in json.dumps(d) for d in keyed.denials())
+
+
+def test_rate_limit_answers_429_with_retry_after(keyed: Keyed) -> None:
+    with keyed.as_("slow") as slow:
+        assert [slow.get("/sessions").status_code for _ in range(2)] == [200, 200]
+        r = slow.get("/sessions")
+        assert r.status_code == 429 and r.json()["error"] == "rate_limited" and r.headers["retry-after"] == "2"
+    assert [d["payload"]["status_code"] for d in keyed.denials()] == [429]
+
+
+def test_a_non_loopback_bind_without_keys_refuses_to_start(tmp_path: Path) -> None:
+    store = tmp_path / "keys.json"
+    with pytest.raises(ConfigError, match="without API keys.*troupe keys create --user NAME --role admin"):
+        build_app(ServerSettings(local=True, host="0.0.0.0", keys_path=str(store), lake=str(tmp_path / "lake")))
+    build_app(ServerSettings(local=True, host="127.0.0.1", keys_path=str(store), lake=str(tmp_path / "lake")))
+    KeyStore(store).create("ops", "admin")
+    build_app(ServerSettings(local=True, host="0.0.0.0", keys_path=str(store), lake=str(tmp_path / "lake")))
