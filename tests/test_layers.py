@@ -38,7 +38,9 @@ facade's ``__init__``) names the public API of every layer, lazily."""
 INDEPENDENT = [("troupe.runtime.llm", "troupe.runtime.storage"), ("troupe.tools", "troupe.runtime.eventlog")]
 """Siblings in one layer that must not import each other."""
 
-RAY_EDGE = ("troupe.actors",)
+RAY_EDGE = ("troupe.actors", "troupe.runtime.server.deploy")
+"""Where ``ray`` may be imported. ``troupe.runtime.server.deploy`` is the Ray Serve binding of the HTTP API
+(``serve.ingress`` over the interface layer's app, and its directory actor): it cannot live below the app."""
 MAX_LINES = 500
 MAX_MEDIAN_LINES = 200
 

@@ -275,7 +275,6 @@ def build_parser() -> argparse.ArgumentParser:
     from troupe.evals.cli import add_parser as add_eval_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser
     from troupe.runtime.cli.diff import add_parser as add_diff_parser
-    from troupe.runtime.cli.keys import add_parser as add_keys_parser
     from troupe.runtime.cli.replay import add_parser as add_replay_parser
     from troupe.runtime.cli.serve import add_parser as add_serve_parser
     from troupe.runtime.cli.workspace import add_parser as add_workspace_parser
@@ -288,7 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_mcp_parser(sub)
     add_serve_parser(sub)
-    add_keys_parser(sub)
     return parser
 
 
