@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from troupe.runtime.agent.core import AgentCore
-from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, MessageId, SessionId
+from troupe.runtime.ids import BLACKBOARD, MEMORY, SUPERVISOR, TASKS, AgentId, MessageId, SessionId
+from troupe.runtime.memory.service import MemoryService
 from troupe.runtime.messages import Envelope
 from troupe.runtime.session.blackboard import Blackboard
 from troupe.runtime.session.supervisor import Supervisor
@@ -37,6 +38,7 @@ REQUEST_ID: Final = "_rid"
 MUTATING: Final[dict[AgentId, frozenset[str]]] = {
     BLACKBOARD: frozenset({"put", "subscribe", "unsubscribe"}),
     TASKS: frozenset({"create", "update", "assign", "cancel"}),
+    MEMORY: frozenset({"remember", "update", "forget"}),
     SUPERVISOR: frozenset({"start", "charge", "agent_failed", "cancel", "decide", "resumed", "say", "end"}),
 }
 """Service methods that change state: saved before they return, and answered once per request id."""
@@ -53,6 +55,8 @@ def kind_of(guest: Any) -> ActorKind:
         return "tasks"
     if isinstance(guest, Supervisor):
         return "supervisor"
+    if isinstance(guest, MemoryService):
+        return "memory"
     raise TypeError(f"no checkpoint for a {type(guest).__name__}")
 
 

@@ -27,9 +27,10 @@ from troupe.runtime.agent.state import AgentState
 from troupe.runtime.config import USER_SIM, AgentSpec, TeamConfig
 from troupe.runtime.errors import ConfigError, TroupeError, UnknownAgentError
 from troupe.runtime.events import ActorRestoredPayload, AgentSpawnedPayload, EventSink, Payload, make_event
-from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, USER, AgentId, SessionId
+from troupe.runtime.ids import BLACKBOARD, MEMORY, SUPERVISOR, TASKS, USER, AgentId, SessionId
 from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
+from troupe.runtime.memory.service import MemoryService
 from troupe.runtime.messages import CURRENT_TURN, TURN_KWARG, ControlOp, Envelope, turn_scope
 from troupe.runtime.secrets import register_all
 from troupe.runtime.session import environment as envs
@@ -42,7 +43,7 @@ from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
 from troupe.runtime.session.workspace_history import boundary_for, guard_for
 from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
-from troupe.tools.builtins import default_registry, with_skill_tools
+from troupe.tools.builtins import default_registry, with_memory_tools, with_skill_tools
 from troupe.tools.registry import ToolRegistry
 from troupe.tools.spec import Tool
 
@@ -187,16 +188,13 @@ class HostCore:
     def _make_service(self, spec: SessionSpec, name: AgentId, restored: ActorCheckpoint | None = None) -> Any:
         emit = self.emitter(spec, str(name))
         state = restored.state if restored is not None else None
-        if name == BLACKBOARD:
-            notify = notifier(self, spec, name)
+        if name in (BLACKBOARD, TASKS):
+            cls, notify = Blackboard if name == BLACKBOARD else TaskRegistry, notifier(self, spec, name)
             if state is not None:
-                return Blackboard.restore(state, spec.session_id, emit=emit, notify=notify)
-            return Blackboard(session_id=spec.session_id, emit=emit, notify=notify)
-        if name == TASKS:
-            notify = notifier(self, spec, name)
-            if state is not None:
-                return TaskRegistry.restore(state, spec.session_id, emit=emit, notify=notify)
-            return TaskRegistry(session_id=spec.session_id, emit=emit, notify=notify)
+                return cls.restore(state, spec.session_id, emit=emit, notify=notify)
+            return cls(session_id=spec.session_id, emit=emit, notify=notify)
+        if name == MEMORY:  # every entry is on storage: nothing to restore (docs/memory.md)
+            return MemoryService.open(spec.team, str(spec.session_id), spec.lake, emit)
 
         async def on_finish(result: SessionResult) -> None:
             held = self.sessions.get(spec.session_id)
@@ -251,7 +249,7 @@ class HostCore:
         profile_name = profile or spec.team.profile_for(agent)
         llm, replay = session_spec.agent_model(spec, str(agent.id), lambda: self.llm_factory(profile_name, spec.team.models, agent=str(agent.id)))
         held.llms.append(llm)
-        tools = {t.name: t for t in (held.registry or self.registry).resolve(with_skill_tools(agent.tools, agent.skills))}
+        tools = {t.name: t for t in (held.registry or self.registry).resolve(with_memory_tools(with_skill_tools(agent.tools, agent.skills), agent.memory))}
         model = spec.team.models[profile_name]
         core = AgentCore(AgentDeps(
             spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,

@@ -9,16 +9,19 @@ from pydantic import BaseModel
 
 from troupe.runtime.agent.recorded import ReplayPlan, ToolReplay, replay_parts
 from troupe.runtime.config import USER_SIM, AgentSpec, Placement, TeamConfig
-from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, RunId, SessionId
+from troupe.runtime.ids import BLACKBOARD, MEMORY, SUPERVISOR, TASKS, AgentId, RunId, SessionId
 from troupe.runtime.knowledge.access import KnowledgeAccess, shared_access
 from troupe.runtime.llm.types import LLMClient
+from troupe.runtime.memory.service import uses_memory
 from troupe.runtime.messages import Envelope
 
-SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS)
+SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS, MEMORY)
+"""The session services (``memory`` only where an agent has memory: :meth:`SessionSpec.all_names`)."""
 
 SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
     TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
+    MEMORY: frozenset({"remember", "update", "forget", "recall", "history", "recall_for_turn"}),
     SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
                            "request_approval", "decide", "pending_approvals", "resumed",
                            "say", "end", "wait_turn", "conversation_turns"}),
@@ -73,7 +76,7 @@ class SessionSpec(BaseModel):
         return self.team.agent(name)
 
     def all_names(self) -> list[AgentId]:
-        return [*SERVICES, *self.members()]
+        return [*(s for s in SERVICES if s != MEMORY or uses_memory(self.team)), *self.members()]
 
 
 class Transport(Protocol):

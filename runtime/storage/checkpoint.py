@@ -42,7 +42,7 @@ CHECKPOINT_FORMAT: Final = 1
 CHECKPOINT_DIR: Final = "checkpoints"
 """The default store's folder inside the lake."""
 
-ActorKind = Literal["agent", "blackboard", "tasks", "supervisor"]
+ActorKind = Literal["agent", "blackboard", "tasks", "supervisor", "memory"]
 
 
 class CheckpointError(TroupeError):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from troupe.runtime.skills import with_skill_tools
 from troupe.tools.builtins import blackboard, calculator, clock, knowledge, messaging, shell, skills, tasks, workspace
+from troupe.tools.builtins.memory import TOOLS as MEMORY_TOOLS
+from troupe.tools.builtins.memory import with_memory_tools
 from troupe.tools.registry import ToolRegistry
 
 BUILTIN_TOOLS = [
     t.with_spec(source="builtin")
     for t in (*blackboard.TOOLS, *tasks.TOOLS, *messaging.TOOLS, *calculator.TOOLS, *clock.TOOLS,
-              *workspace.TOOLS, *shell.TOOLS, *skills.TOOLS, *knowledge.TOOLS)
+              *workspace.TOOLS, *shell.TOOLS, *skills.TOOLS, *knowledge.TOOLS, *MEMORY_TOOLS)
 ]
 
 
@@ -18,4 +20,4 @@ def default_registry() -> ToolRegistry:
     return ToolRegistry(BUILTIN_TOOLS)
 
 
-__all__ = ["BUILTIN_TOOLS", "default_registry", "with_skill_tools"]
+__all__ = ["BUILTIN_TOOLS", "default_registry", "with_memory_tools", "with_skill_tools"]
