@@ -39,6 +39,7 @@ from troupe.runtime.ids import (
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
 from troupe.runtime.memory.recall import recall_message
 from troupe.runtime.messages import CURRENT_TURN, ControlOp, Envelope, MessageKind, Trace
+from troupe.runtime.planning.guide import planner_guide
 from troupe.runtime.skills import discover, skills_prompt
 from troupe.tools.context import ToolContext
 from troupe.tools.spec import Tool
@@ -52,6 +53,8 @@ def system_prompt(spec: AgentSpec, team: Sequence[AgentSpec]) -> str:
     others = [f"- {a.id}: {a.role or a.name or 'agent'}" for a in team if a.id != spec.id]
     if others:
         lines.append("Your team:\n" + "\n".join(others))
+    if spec.kind == "planner":
+        lines.append(planner_guide(spec.planner))
     if spec.skills:  # names and descriptions only; load_skill brings the instructions
         lines.append(skills_prompt(discover(spec.skills)))
     lines.append("When you have the final answer, reply with it as plain text (no tool call).")

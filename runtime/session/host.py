@@ -32,6 +32,7 @@ from troupe.runtime.llm.registry import build_client
 from troupe.runtime.llm.types import LLMClient
 from troupe.runtime.memory.service import MemoryService
 from troupe.runtime.messages import CURRENT_TURN, TURN_KWARG, ControlOp, Envelope, turn_scope
+from troupe.runtime.planning.tools import planning_tools
 from troupe.runtime.secrets import register_all
 from troupe.runtime.session import environment as envs
 from troupe.runtime.session import spec as session_spec
@@ -250,6 +251,7 @@ class HostCore:
         llm, replay = session_spec.agent_model(spec, str(agent.id), lambda: self.llm_factory(profile_name, spec.team.models, agent=str(agent.id)))
         held.llms.append(llm)
         tools = {t.name: t for t in (held.registry or self.registry).resolve(with_memory_tools(with_skill_tools(agent.tools, agent.skills), agent.memory))}
+        tools.update(planning_tools(agent))  # kind: planner (docs/planning.md)
         model = spec.team.models[profile_name]
         core = AgentCore(AgentDeps(
             spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
