@@ -16,6 +16,7 @@ from troupe.runtime.server.errors import ApiError
 from troupe.runtime.server.models import (
     Accepted,
     CreateSession,
+    RunInfo,
     SessionInfo,
     SessionResultBody,
     TurnRequest,
@@ -86,6 +87,15 @@ async def list_sessions(state: State, who: Reader, status: str | None = None, te
     if team is not None:
         infos = [i for i in infos if i.team == team]
     return infos[:limit]
+
+
+@router.get("/runs", response_model=list[RunInfo])
+async def list_runs(state: State, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[RunInfo]:
+    """Sessions recorded in the lake, newest first (a user's own; an admin's all). Sweeps: the evals routes."""
+    await state.troupe.backend.flush()
+    found = await asyncio.to_thread(lakeview.runs, state.lake, limit=limit,
+                                    user=None if who.role == "admin" else who.user)
+    return [r for r in found if can_see(who, r.user)]
 
 
 @router.get("/sessions/{sid}", response_model=SessionInfo)

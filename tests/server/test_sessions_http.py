@@ -44,6 +44,8 @@ def test_create_result_list_and_lake(server: LiveServer) -> None:
     assert timeline[0]["type"] == "session.started" and "session.finished" in [e["type"] for e in timeline]
     assert '"user":"local"' in timeline[0]["payload"]  # the owner is in the lake
     assert server.client.get("/sessions/s-nope").status_code == 404
+    [run] = server.client.get("/runs").json()
+    assert (run["session_id"], run["user"], run["team"], run["status"]) == (info["id"], "local", "echo", "completed")
     refused = server.client.post("/sessions", json={"team": "../../etc", "input": "x"})
     assert refused.status_code == 400 and set(refused.json()) == {"error", "reason"}
 
