@@ -124,5 +124,12 @@ def task_options(job: ToolJob) -> dict[str, Any]:
     return options
 
 
+
+def knowledge_task_options(name: str) -> dict[str, Any]:
+    """A knowledge ingestion batch (read, chunk, embed some files): one CPU, spread over the nodes, retried
+    once if its worker dies (it has no side effect: it returns its chunks)."""
+    return {"name": f"knowledge:{name}", "num_cpus": 1, "max_retries": 1, "scheduling_strategy": "SPREAD"}
+
+
 __all__ = ["EVENT_LOG_MAX_CONCURRENCY", "HOST_MAX_CONCURRENCY", "SPREAD_OVER_NODES", "actor_class", "event_log_options", "host_options",
-           "local_model_options", "node_actor_options", "rate_limit_options", "scheduler_options", "task_options"]
+           "knowledge_task_options", "local_model_options", "node_actor_options", "rate_limit_options", "scheduler_options", "task_options"]

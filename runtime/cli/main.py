@@ -275,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     from troupe.evals.cli import add_parser as add_eval_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser
     from troupe.runtime.cli.diff import add_parser as add_diff_parser
+    from troupe.runtime.cli.knowledge import add_parser as add_knowledge_parser
     from troupe.runtime.cli.replay import add_parser as add_replay_parser
     from troupe.runtime.cli.serve import add_parser as add_serve_parser
     from troupe.runtime.cli.workspace import add_parser as add_workspace_parser
@@ -286,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diff_parser(sub)
     add_eval_parser(sub)
     add_mcp_parser(sub)
+    add_knowledge_parser(sub)
     add_serve_parser(sub)
     return parser
 
