@@ -38,7 +38,7 @@ def _quarters(text: str) -> list[str]:
 
 def planner(request: LLMRequest) -> LLMResponse | str:
     ask = next((m.content or "" for m in request.messages if m.role == "user"), "")
-    first, second = (_quarters(ask) + ["q1", "q2"])[:2]
+    first, second = [*_quarters(ask), "q1", "q2"][:2]
     results = _tool_results(request)
     last = results[-1] if results else ""
     tools = {t.name for t in request.tools}

@@ -112,7 +112,7 @@ async def test_independent_steps_start_together_and_dependents_get_their_results
     moves = [(e.step_id, e.from_, e.to) for e in events if isinstance(e, PlanStepPayload)]
     assert moves[:2] == [("a", "pending", "running"), ("b", "pending", "running")]
     assert ("sum", "running", "done") in moves
-    assert [e.event_type for e in events][0] == "plan.created"
+    assert events[0].event_type == "plan.created"
 
 
 async def test_max_parallel_bounds_the_steps_running_at_once() -> None:
@@ -123,7 +123,7 @@ async def test_max_parallel_bounds_the_steps_running_at_once() -> None:
 
 
 async def test_a_failed_step_stops_for_a_revision_then_the_revised_plan_finishes() -> None:
-    runner, tasks, _, events = setup({"a": [("failed", "source offline")], "a2": [("done", "7")],
+    runner, _, _, events = setup({"a": [("failed", "source offline")], "a2": [("done", "7")],
                                       "b": [("done", "x")], "use": [("done", "7x")]})
     plan = plan_of(draft("a"), draft("b", "w2"), draft("use", "w1", ["a", "b"]))
     report = await runner.run(plan)
@@ -141,7 +141,7 @@ async def test_a_failed_step_stops_for_a_revision_then_the_revised_plan_finishes
 
 
 async def test_retrying_a_failed_step_by_id_dispatches_a_new_task() -> None:
-    runner, tasks, _, _ = setup({"a": [("failed", "flaky"), ("done", "ok")]})
+    runner, _, _, _ = setup({"a": [("failed", "flaky"), ("done", "ok")]})
     report = await runner.run(plan_of(draft("a")))
     new, diff = revise(runner, report.plan, [draft("a")], reason="flaky, retry", members=MEMBERS)
     assert diff.retried == ["a"]
@@ -158,7 +158,7 @@ async def test_a_step_with_no_result_in_time_fails_and_its_task_is_cancelled() -
 
 
 async def test_no_revision_left_gives_up_and_skips_the_rest() -> None:
-    runner, tasks, store, _ = setup({"a": [("failed", "boom")], "b": [None], "c": [("done", "")]}, max_replans=0)
+    runner, tasks, _, _ = setup({"a": [("failed", "boom")], "b": [None], "c": [("done", "")]}, max_replans=0)
     report = await runner.run(plan_of(draft("a"), draft("b", "w2"), draft("c", deps=["a"])))
     assert report.stop is Stop.GAVE_UP and report.plan.status is PlanStatus.FAILED
     assert {s.id: s.status for s in report.plan.steps} == {"a": "failed", "b": "skipped", "c": "skipped"}
