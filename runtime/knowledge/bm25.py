@@ -20,8 +20,7 @@ B = 0.75
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have in is it its of on or that the this to was were will with "
-    "what which who how when where why do does did can i you we they he she".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "will", "with", "what", "which", "who", "how", "when", "where", "why", "do", "does", "did", "can", "i", "you", "we", "they", "he", "she"]
 )
 
 
@@ -106,4 +105,4 @@ class BM25Index:
                    lengths)
 
 
-__all__ = ["BM25Index", "STOPWORDS", "tokenize"]
+__all__ = ["STOPWORDS", "BM25Index", "tokenize"]

@@ -13,6 +13,7 @@ strongly. It needs no model and costs well under a millisecond per candidate.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from troupe.runtime.knowledge.bm25 import tokenize
@@ -21,7 +22,7 @@ WEIGHTS = (0.45, 0.2, 0.35)
 
 
 def _pairs(tokens: Sequence[str]) -> set[tuple[str, str]]:
-    return set(zip(tokens, tokens[1:], strict=False))
+    return set(itertools.pairwise(tokens))
 
 
 def rerank(query: str, candidates: Sequence[tuple[str, str, float]]) -> list[tuple[str, float]]:

@@ -90,7 +90,7 @@ class NamespaceIndex:
                          f"run 'troupe knowledge reindex {self.namespace}' for hybrid search")
         hits = [Hit(namespace=self.namespace, document=self.documents[r], chunk_id=self.ids[r], score=round(s, 6),
                     heading=self.headings[r], text=self.texts[r]) for r, s in scored[:k]]
-        return SearchResult(hits=hits, mode=mode, reranked=rerank_hits, notes=notes,  # type: ignore[arg-type]
+        return SearchResult(hits=hits, mode=mode, reranked=rerank_hits, notes=notes,
                             ms=(time.perf_counter() - started) * 1e3)
 
 

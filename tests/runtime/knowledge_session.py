@@ -48,7 +48,7 @@ def check_session(lake: Path, session_id: str) -> None:
     result = json.loads(evs[1]["payload"]["result"])["results"]
     assert result[0]["text"].startswith("## Extras") and result[0]["heading"] == "Install > Extras"
     assert {"namespace", "document", "chunk_id", "score", "text"} <= set(result[0])
-    assert all("secret" != r["namespace"] for r in result)
+    assert all(r["namespace"] != "secret" for r in result)
     denied = evs[2]["payload"]
     assert denied["reason"] == "knowledge_namespace" and evs[2]["status"] == "denied"
     assert "'secret' is not granted" in denied["error"] and "may search: docs" in denied["error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_split_bounds_size_overlaps_and_covers_the_text() -> None:
     assert len(chunks) > 5
     seen = " ".join(c.text for c in chunks).split()
     assert set(seen) == set(words)  # nothing lost
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.start < a.start + len(a.text)  # consecutive chunks overlap
         assert text[b.start:].startswith(b.text)  # offsets point at the chunk
         assert not b.text.startswith(("0", "1", "2", "3")), "cut inside a word"

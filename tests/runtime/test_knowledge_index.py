@@ -8,7 +8,7 @@ import pytest
 
 from troupe.runtime.knowledge.bm25 import BM25Index, tokenize
 from troupe.runtime.knowledge.fusion import rrf
-from troupe.runtime.knowledge.ingest import IngestProgress, Ingestor
+from troupe.runtime.knowledge.ingest import Ingestor, IngestProgress
 from troupe.runtime.knowledge.rerank import rerank
 from troupe.runtime.knowledge.search import load_index
 from troupe.runtime.knowledge.store import IndexMismatchError, KnowledgeStore, NamespaceMissingError
@@ -71,7 +71,7 @@ def test_ingest_writes_a_namespace_that_search_reads_bm25_only(tmp_path: Path) -
     seen: list[IngestProgress] = []
     report = Ingestor(root, None, progress=seen.append, chunk_size=200, overlap=20).ingest("docs", [_corpus(tmp_path)])
     assert (report.files, report.documents, report.chunks_total, report.embedder) == (2, 2, 3, None)
-    assert [p.stage for p in seen][0] == "read" and seen[-1].stage == "write"
+    assert next(p.stage for p in seen) == "read" and seen[-1].stage == "write"
     assert any(p.stage == "read" and p.done == 2 and p.chunks == 3 for p in seen)
     store = KnowledgeStore(root)
     assert store.namespaces() == ["docs"]
