@@ -171,6 +171,20 @@ def test_rows_written_before_full_records_still_read() -> None:
     assert type(started).__name__ == "SessionStartedPayloadV1"
 
 
+def test_a_session_started_row_from_before_owners_still_reads() -> None:
+    """session.started v2 (full records, no ``user``): read with its own model, and as an event row."""
+    row = {"input": "hi", "team": "t", "placement": "local", "entry": "a", "budgets": {"max_tokens": None},
+           "config": {"name": "t"}, "conversation": True, "forked_from": "s-0", "fork_point": "turn:1", "v": 2}
+    old = parse_payload("session.started", json.dumps(row))
+    assert type(old).__name__ == "SessionStartedPayloadV2"
+    assert (old.config, old.conversation, old.forked_from) == ({"name": "t"}, True, "s-0")  # type: ignore[attr-defined]
+    assert not hasattr(old, "user")
+    event = Event(event_id="e1", run_id="r", session_id="s", type="session.started", payload=json.dumps(row))
+    assert type(event.typed).__name__ == "SessionStartedPayloadV2"
+    with pytest.raises(ValidationError):  # a v2 row that names a user is not a v2 row
+        parse_payload("session.started", json.dumps({**row, "user": "ann"}))
+
+
 def test_secrets_in_a_typed_payload_are_redacted() -> None:
     event = make_event(ToolCallPayload(id="c1", arguments='{"api_key": "sk-live0123456789abcdef"}'),
                        run_id="r", session_id="s")
