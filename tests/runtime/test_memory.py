@@ -139,7 +139,7 @@ async def test_isolation_another_projects_memory_is_unreachable_whatever_the_arg
     assert [h["key"] for h in await again.recall("a", "alpha launches")] == ["secret/plan"]
 
 
-def test_memory_on_s3(s3_lake: str) -> None:  # noqa: F811
+def test_memory_on_s3(s3_lake: str) -> None:
     storage = open_storage(open_storage(s3_lake).ref("memory"))
     st = MemoryStore(storage, "project", "p")
     st.append([entry("deploy", "Deploys go out on Tuesday")])

@@ -28,7 +28,7 @@ def respond(request: LLMRequest, agent: str) -> LLMResponse | str:
     last = msgs[-1]
     if last.role == "tool":
         text = last.content or ""
-        if text.startswith("[") or text.startswith("nothing"):
+        if text.startswith(("[", "nothing")):
             try:
                 hits = json.loads(text)
             except ValueError:
