@@ -60,7 +60,7 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--http", type=int, metavar="PORT", default=None,
                        help="serve streamable HTTP on this port instead of stdio")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="interface for --http (default 127.0.0.1; there is no authentication)")
+                       help="interface for --http (default 127.0.0.1; beyond loopback needs API keys: troupe keys create)")
     where = serve.add_mutually_exclusive_group()
     where.add_argument("--address", help="Ray address: 'local' starts a private Ray in this process, 'auto' or "
                                          "ray://... joins a cluster (default: a running cluster, else a new local one)")

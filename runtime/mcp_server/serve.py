@@ -8,7 +8,8 @@ every open session (their events reach the lake) and stops the runtime it starte
 started here is shut down; a cluster it joined is left running).
 
 HTTP: ``http://HOST:PORT/mcp`` (streamable HTTP), on 127.0.0.1 by default with the SDK's DNS
-rebinding protection. There is no authentication: anyone who can reach the port can run teams.
+rebinding protection. With API keys in the store (``troupe keys create``) every request needs one
+(role user or above); without any, it listens on loopback only (:mod:`troupe.runtime.mcp_server.access`).
 """
 
 from __future__ import annotations
@@ -105,9 +106,11 @@ async def serve_stdio(options: ServiceOptions) -> None:
 async def serve_http(options: ServiceOptions, *, host: str, port: int) -> None:
     import uvicorn
 
+    from troupe.runtime.access import KeyStore, check_bind
+    from troupe.runtime.mcp_server.access import protect
+
+    check_bind(host, KeyStore(), what="troupe mcp serve --http")  # before anything listens, even for a moment
     check_port_free(host, port)
-    if host not in LOOPBACK:
-        log.warning("serving on %s:%d without authentication: anyone who can reach it can run teams", host, port)
     service = TroupeService(options)
     holder: list[uvicorn.Server] = []
 
@@ -116,7 +119,8 @@ async def serve_http(options: ServiceOptions, *, host: str, port: int) -> None:
         holder[0].should_exit = True
 
     server = build_server(service, on_started=_on_signals(stop))
-    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
+    app, denials = protect(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host), host=host,
+                           lake=options.lake)  # API keys (troupe keys); refuses non-loopback without one
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
     uv = uvicorn.Server(config)
@@ -124,7 +128,10 @@ async def serve_http(options: ServiceOptions, *, host: str, port: int) -> None:
     shown = f"[{host}]" if ":" in host else host
     print(f"troupe MCP server: http://{shown}:{port}{HTTP_PATH} (streamable HTTP; starting the runtime)",
           file=sys.stderr, flush=True)
-    await uv.serve()
+    try:
+        await uv.serve()
+    finally:
+        denials.close()
     if getattr(uv, "started", True) is False:
         raise OSError(f"the HTTP server on {host}:{port} did not start (see the log above)")
 
