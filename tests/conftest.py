@@ -25,7 +25,7 @@ from tests.support.ray_fixture import ray_session  # noqa: F401  (re-exported fi
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_TEAM = REPO / "examples" / "research_team"
 
-RAY_MARKS = ("ray", "dashboard", "job", "multinode")
+RAY_MARKS = ("ray", "dashboard", "job", "multinode", "serve")
 """The marks of tests that may start or use Ray (``-m "not ray"`` and friends deselect them)."""
 RAY_TEST_DIR = REPO / "tests" / "actors"
 """The tests of the Ray edge (troupe.actors): they may use Ray without a mark."""

@@ -67,21 +67,26 @@ def directory_name(settings: ServerSettings) -> str:
 
 def build_deployment(settings: ServerSettings) -> Any:
     """A Serve application of the API: ``num_replicas`` (or ``autoscaling``) replicas, each holding the
-    sessions it created; the directory of owners and statuses is shared."""
-    api = build_app(settings, manage_runtime=False)
+    sessions it created; the directory of owners and statuses is shared.
+
+    Each replica builds its own app (``__serve_build_asgi_app__``, after ``__init__`` started its
+    runtime): an app given to ``serve.ingress`` would be pickled at decoration time, and the replica
+    would then serve a copy whose runtime was never started."""
     scale: dict[str, Any] = ({"autoscaling_config": settings.autoscaling} if settings.autoscaling
                              else {"num_replicas": settings.num_replicas})
 
     @serve.deployment(name=settings.app_name, ray_actor_options={"num_cpus": settings.replica_cpus}, **scale)
-    @serve.ingress(api)
+    @serve.ingress()
     class TroupeServer:
         async def __init__(self) -> None:
-            state = api.state.server
-            state.directory = RayDirectory(directory_name(settings))
-            await state.start()
+            self.api = build_app(settings, directory=RayDirectory(directory_name(settings)), manage_runtime=False)
+            await self.api.state.server.start()
+
+        def __serve_build_asgi_app__(self) -> Any:
+            return self.api
 
         async def __del__(self) -> None:
-            await api.state.server.shutdown()
+            await self.api.state.server.shutdown()
 
     return TroupeServer.bind()  # type: ignore[attr-defined]
 
