@@ -228,6 +228,12 @@ class MemoryStore:
                 self._con.unregister(name)
             return self._write_base(all_e.cast(ARROW_SCHEMA), all_p.cast(POSTINGS_SCHEMA))
 
+    def write_base(self, entries: pa.Table, postings: pa.Table) -> str:
+        """Write a new base from tables in :data:`ARROW_SCHEMA` / :data:`POSTINGS_SCHEMA` (bulk loads)."""
+        with self._lock:
+            self.refresh()
+            return self._write_base(entries, postings)
+
     def _write_base(self, entries: pa.Table, postings: pa.Table) -> str:
         gen = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         base = f"{self.root}/base/{gen}"
