@@ -91,6 +91,10 @@ async def _chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
+    if args.server:  # a client of a running `troupe serve`: no Ray here
+        from troupe.runtime.cli.remote import cmd_chat
+
+        return cmd_chat(args)
     return asyncio.run(_chat(args))
 
 
@@ -105,6 +109,9 @@ def add_parser(sub: Any) -> None:
     chat.add_argument("--address", help="Ray address HOST:PORT (default: $RAY_ADDRESS, else a running cluster, else a new local one)")
     chat.add_argument("--timeout", type=float, default=None, help="seconds to wait for each reply")
     chat.add_argument("--json", action="store_true", help="no progress; print the whole conversation as JSON at the end")
+    from troupe.runtime.cli.remote import add_server_options
+
+    add_server_options(chat)
     chat.set_defaults(func=_cmd_chat)
 
 

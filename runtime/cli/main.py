@@ -121,11 +121,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if (args.input is None) == (args.text is None):
         raise ConfigError('give the message once: troupe run TEAM "TEXT" (or --input TEXT)')
-    out = asyncio.run(_run_session(args, as_team(args.team), args.input if args.input is not None else args.text))
+    text = args.input if args.input is not None else args.text
+    if args.server:  # a client of a running `troupe serve`: no Ray here
+        from troupe.runtime.cli.remote import cmd_run
+
+        return cmd_run(args, text)
+    out = asyncio.run(_run_session(args, as_team(args.team), text))
     return _report(args, out)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
+    if args.server:
+        from troupe.runtime.cli.remote import cmd_resume
+
+        return cmd_resume(args)
     from troupe.runtime.api import check_resumable
     from troupe.runtime.storage.checkpoint import CheckpointError, checkpoint_location, store_at
 
@@ -155,6 +164,10 @@ def _report(args: argparse.Namespace, out: dict[str, Any]) -> int:
 
 
 def _cmd_sessions_list(args: argparse.Namespace) -> int:
+    if args.server:
+        from troupe.runtime.cli.remote import cmd_sessions
+
+        return cmd_sessions(args)
     from troupe.runtime.eventlog.lake import format_table
     from troupe.runtime.storage.checkpoint import CheckpointStore, checkpoint_location
 
@@ -211,6 +224,8 @@ def _cmd_events_sql(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from troupe.runtime.cli.remote import add_server_options
+
     parser = argparse.ArgumentParser(prog="troupe", description="Run teams of LLM agents as actors on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -238,12 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", "-i", help="the user's message to the team's entry agent")
     session_options(run, model_default=None,
                     model_help="model profile every agent uses (a profile of the team, 'local' or 'local:/path.gguf')")
+    add_server_options(run)
     run.set_defaults(func=_cmd_run)
 
     resume = sub.add_parser("resume", help="continue a checkpointed session (after a crash or a cluster stop)")
     resume.add_argument("session_id", help="the session's id (troupe sessions list shows them; its "
                                            "checkpoints are in <lake>/checkpoints)")
     following_options(resume)
+    add_server_options(resume)
     resume.set_defaults(func=_cmd_resume)
 
     sessions = sub.add_parser("sessions", help="checkpointed sessions")
@@ -252,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--lake", help="event lake whose checkpoints to list (default $TROUPE_LAKE or ./.troupe/lake)")
     listing.add_argument("--checkpoints", help="a checkpoint store elsewhere than <lake>/checkpoints")
     listing.add_argument("--json", action="store_true", help="print a JSON list")
+    add_server_options(listing)
     listing.set_defaults(func=_cmd_sessions_list)
 
     demo = sub.add_parser("demo", help="run the built-in three-agent demo on a question with a checkable answer")
@@ -275,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     from troupe.evals.cli import add_parser as add_eval_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser
     from troupe.runtime.cli.diff import add_parser as add_diff_parser
+    from troupe.runtime.cli.keys import add_parser as add_keys_parser
     from troupe.runtime.cli.knowledge import add_parser as add_knowledge_parser
     from troupe.runtime.cli.replay import add_parser as add_replay_parser
     from troupe.runtime.cli.serve import add_parser as add_serve_parser
@@ -287,8 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_diff_parser(sub)
     add_eval_parser(sub)
     add_mcp_parser(sub)
-    add_knowledge_parser(sub)
     add_serve_parser(sub)
+    add_keys_parser(sub)
+    add_knowledge_parser(sub)
     return parser
 
 
