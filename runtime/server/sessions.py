@@ -139,7 +139,10 @@ async def cancel_session(sid: str, state: State, who: Writer) -> Accepted:
 @router.post("/sessions/{sid}/resume", response_model=SessionInfo)
 async def resume_session(sid: str, state: State, who: Writer) -> SessionInfo:
     await visible(state, who, sid)
-    if sid in state.held and not state.held[sid].stream.done:
+    held = state.held.get(sid)
+    if held is not None and not held.stream.done:
+        if held.info.status != "running":  # ended; its last events are still being read back
+            raise ApiError(409, f"session {sid} cannot be resumed", f"it has already ended ({held.info.status})")
         raise ApiError(409, f"session {sid} is running here already", "nothing to resume")
     try:
         return await state.resume(sid)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from troupe.runtime.api import Troupe
 from troupe.runtime.eventlog.lake import default_lake
+from troupe.runtime.events import Event
 from troupe.runtime.ids import SUPERVISOR
 from troupe.runtime.mcp_server.teams import TeamResolver
 from troupe.runtime.server import lakeview
@@ -132,8 +133,9 @@ class ServerState:
         for sid in [s for s, h in self.held.items() if h.finished_at is not None and h.finished_at < edge]:
             del self.held[sid]
 
-    def _hold(self, session: Session, info: SessionInfo) -> Held:
+    def _hold(self, session: Session, info: SessionInfo, recorded: list[Event] | None = None) -> Held:
         held = Held(session=session, info=info, stream=SessionStream(settle_s=self.settings.stream_settle_s))
+        held.stream.catch_up(recorded or [])
         self.held[info.id] = held
         held.tasks.append(asyncio.create_task(self._follow(held)))
         return held
@@ -178,6 +180,8 @@ class ServerState:
             held.stream.finish(held.info.status)
 
     async def resume(self, session_id: str) -> SessionInfo:
+        # What it recorded before (in the lake) keeps its stream positions; the resumed run's events follow.
+        recorded = await asyncio.to_thread(lakeview.session_events, self.lake, session_id)
         session = await self.troupe.resume(session_id)
         manifest = await asyncio.to_thread(store_at(self.troupe.checkpoints or "").load_manifest, session_id) \
             if self.troupe.checkpoints else None
@@ -189,7 +193,7 @@ class ServerState:
                            team=session.spec.team.name, status="running",
                            created_at=manifest.created_at if manifest else datetime.now(UTC),
                            run_id=str(session.run_id), live=True, turns=1)
-        self._hold(session, info)
+        self._hold(session, info, recorded)
         await self.directory.put(info)
         return info
 
