@@ -8,7 +8,8 @@ with the tail of its output. Exit status: 0 when all passed.
 
     python -m benchmarks.smoke [--only sweep,lake] [--both]     (or python benchmarks/smoke.py)
 
-A benchmark that needs an optional extra (``local_model``: the 'local' extra) is skipped with a
+A benchmark that needs an optional extra (``local_model``: the 'local' extra; ``knowledge``: the
+'knowledge' extra) is skipped with a
 note when the extra is missing, except under CI (``CI`` set), where that fails.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = "smoke"
-NEEDS = {"local_model": "xllamacpp"}
+NEEDS = {"local_model": "xllamacpp", "knowledge": "wordllama"}
 """Benchmarks that need an optional package: name -> the module that must import."""
 TIMEOUT_S = 300
 
