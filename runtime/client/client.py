@@ -21,7 +21,7 @@ from typing import Any, Final, TypeVar
 import httpx2
 from pydantic import BaseModel, TypeAdapter
 
-from troupe.runtime.client.errors import ServerUnreachableError, error_for
+from troupe.runtime.client.errors import ApiError, ServerUnreachableError, error_for
 from troupe.runtime.client.stream import EventStream
 from troupe.runtime.events import Event
 from troupe.runtime.server.models import (
@@ -81,7 +81,7 @@ class TroupeClient:
             error = _error(response)
             if response.status_code != 429 or attempt == self.retries_429:
                 raise error
-            await asyncio.sleep(min(error.retry_after_s or 1.0, MAX_RETRY_WAIT_S))
+            await asyncio.sleep(min(1.0 if error.retry_after_s is None else error.retry_after_s, MAX_RETRY_WAIT_S))
         raise AssertionError("unreachable")
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -158,7 +158,7 @@ class TroupeClient:
         return await self._model(TaskList, "GET", f"/sessions/{session_id}/tasks")
 
 
-def _error(response: httpx2.Response) -> Exception:
+def _error(response: httpx2.Response) -> ApiError:
     try:
         body = response.json()
     except ValueError:
