@@ -194,6 +194,16 @@ def _events_select(con: duckdb.DuckDBPyConnection, storage: Storage) -> str:
     return f"SELECT * FROM {_EVENTS_DATA}"
 
 
+def events_dataset(root: str | Path | Storage) -> ds.Dataset | None:
+    """The lake's events as a pyarrow dataset in the ``events`` view's columns (``None``: no file yet):
+    what a connection that may read no file itself scans (``troupe serve``'s SQL for a user's key)."""
+    storage = open_storage(root)
+    files = storage.file_infos(EVENTS_DIR, suffix=".parquet", recursive=True)
+    if not files:
+        return None
+    return storage.dataset(files, EVENTS_DIR, schema=_VIEW_SCHEMA, partitioning=_PARTITIONING)
+
+
 def refresh(con: duckdb.DuckDBPyConnection, root: str | Path | Storage) -> None:
     """(Re)create the ``events`` view. On local disk it is needed only when a connection opened on
     an empty lake should start seeing files (the glob itself is re-read by every query); elsewhere
@@ -275,6 +285,7 @@ __all__ = [
     "compact_run",
     "connect",
     "default_lake",
+    "events_dataset",
     "format_table",
     "partition_dir",
     "query",

@@ -110,15 +110,17 @@ def _json_cell(value: Any) -> Any:
 
 def run_query(lake: str | Path, sql: str, limit: int = DEFAULT_LIMIT, *,
               on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+              sandbox: Callable[[str | Path], duckdb.DuckDBPyConnection] | None = None,
               ) -> tuple[list[str], list[dict[str, Any]], bool]:
     """Run a checked query; returns (columns, rows as JSON-ready dicts, whether rows were cut at ``limit``).
 
     Blocking: :func:`query_lake` runs it in a thread. ``on_connect`` receives the connection (so
-    another thread can ``interrupt()`` it).
+    another thread can ``interrupt()`` it). ``sandbox`` opens the connection instead of the
+    lake-folder sandbox here (``troupe serve`` gives a user's key one that sees their rows only).
     """
     check_read_only(sql)
     limit = max(1, min(int(limit), MAX_LIMIT))
-    con = _sandboxed(lake)
+    con = (sandbox or _sandboxed)(lake)
     if on_connect is not None:
         on_connect(con)
     try:
@@ -138,8 +140,9 @@ def run_query(lake: str | Path, sql: str, limit: int = DEFAULT_LIMIT, *,
     return table.column_names, [{k: _json_cell(v) for k, v in r.items()} for r in rows], truncated
 
 
-async def query_lake(lake: str | Path, sql: str, limit: int = DEFAULT_LIMIT, *,
-                     timeout_s: float = 30.0) -> tuple[list[str], list[dict[str, Any]], bool]:
+async def query_lake(lake: str | Path, sql: str, limit: int = DEFAULT_LIMIT, *, timeout_s: float = 30.0,
+                     sandbox: Callable[[str | Path], duckdb.DuckDBPyConnection] | None = None,
+                     ) -> tuple[list[str], list[dict[str, Any]], bool]:
     """:func:`run_query` in a worker thread, interrupted after ``timeout_s``."""
     check_read_only(sql)  # fail fast, before a thread
     holder: list[duckdb.DuckDBPyConnection] = []
@@ -154,7 +157,7 @@ async def query_lake(lake: str | Path, sql: str, limit: int = DEFAULT_LIMIT, *,
     def work() -> tuple[list[str], list[dict[str, Any]], bool]:
         nonlocal finished
         try:
-            return run_query(lake, sql, limit, on_connect=holder.append)
+            return run_query(lake, sql, limit, on_connect=holder.append, sandbox=sandbox)
         finally:
             with lock:
                 finished = True
