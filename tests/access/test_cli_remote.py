@@ -24,17 +24,19 @@ def _troupe(*args: str, key: str | None = None, stdin: str = "") -> subprocess.C
                           capture_output=True, timeout=120)
 
 
-def test_run_over_http_streams_progress_and_prints_the_reply_without_ray(keyed: Keyed) -> None:
+def test_run_over_http_streams_progress_and_prints_the_reply_without_ray(keyed: Keyed,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     done = _troupe("run", "echo", "hi", "--server", keyed.url, key=keyed.keys["alice"])
     assert done.returncode == 0, done.stderr
     assert done.stdout == "hello back\n"
     assert "[session] session s-" in done.stderr and "[lead] <- user: hi" in done.stderr
     assert "] session finished: completed" in done.stderr
     assert "status completed" in done.stderr and keyed.url in done.stderr
-    listed = _troupe("sessions", "list", "--server", keyed.url, "--json", key=keyed.keys["alice"])
-    [row] = json.loads(listed.stdout)
+    assert main(["sessions", "list", "--server", keyed.url, "--json", "--key", keyed.keys["alice"]]) == 0
+    [row] = json.loads(capsys.readouterr().out)
     assert (row["user"], row["team"], row["status"]) == ("alice", "echo", "completed")
-    assert json.loads(_troupe("sessions", "list", "--server", keyed.url, "--json", key=keyed.keys["bob"]).stdout) == []
+    assert main(["sessions", "list", "--server", keyed.url, "--json", "--key", keyed.keys["bob"]]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_run_json_answers_approvals_and_a_refusal_is_a_clear_error(keyed: Keyed, capsys: pytest.CaptureFixture[str]) -> None:
