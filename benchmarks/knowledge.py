@@ -126,9 +126,19 @@ def run(chunks: int, queries: int, workdir: Path) -> dict[str, Any]:
     index.search(qvecs[0], 10)  # builds the HNSW graph above the threshold
     graph_s = time.perf_counter() - t0
 
-    approx, approx_lat = _timed(lambda q: [h[0] for h in index.search(q, 10)], list(qvecs))
     exact, exact_lat = _timed(lambda q: [h[0] for h in index.search_exact(q, 10)], list(qvecs))
-    recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)]))
+
+    def recall_of(found: list[list[str]]) -> float:
+        return float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(found, exact, strict=False)]))
+
+    default_ef, curve = index.ef_search, {}
+    for ef in (64, 128, 256, 512):
+        index.ef_search = ef
+        found, lat = _timed(lambda q: [h[0] for h in index.search(q, 10)], list(qvecs))
+        curve[f"ef{ef}"] = {**_ms(lat), "recall_at_10": round(recall_of(found), 4)}
+    index.ef_search = default_ef
+    approx, approx_lat = _timed(lambda q: [h[0] for h in index.search(q, 10)], list(qvecs))
+    recall = recall_of(approx)
 
     vec_file = store.storage.path(f"{manifest.gen_dir()}/vectors/{FILE}")
     con = duckdb.connect()
@@ -137,7 +147,7 @@ def run(chunks: int, queries: int, workdir: Path) -> dict[str, Any]:
     sql = f"SELECT id FROM v ORDER BY array_cosine_similarity(vector, $q::FLOAT[{dim}]) DESC LIMIT 10"
     few = list(qvecs[: max(5, queries // 10)])
     duck, duck_lat = _timed(lambda q: [r[0] for r in con.execute(sql, {"q": q.tolist()}).fetchall()], few)
-    duck_recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(duck, exact, strict=False)]))
+    duck_recall = recall_of(duck)
 
     ns_index = load_index(store, "bench")
     _, hybrid_lat = _timed(lambda q: ns_index.search(q, 10, embedder=ingestor.embedder), qtexts[: max(5, queries // 4)])
@@ -156,7 +166,8 @@ def run(chunks: int, queries: int, workdir: Path) -> dict[str, Any]:
         "vectors_load_s": round(load_s, 2),
         "hnsw_build_s": round(graph_s, 2),
         "ingest_and_graph_chunks_per_s": round(n / (ingest_s + graph_s), 1),
-        "query": {**_ms(approx_lat), "recall_at_10": round(recall, 4)},
+        "query": {**_ms(approx_lat), "recall_at_10": round(recall, 4), "ef_search": default_ef},
+        "ef_curve": curve,
         "exact_numpy": _ms(exact_lat),
         "exact_duckdb": {**_ms(duck_lat), "recall_at_10": round(duck_recall, 4)},
         "speedup_vs_numpy_p50": round(statistics.median(exact_lat) / approx_p50, 1),
