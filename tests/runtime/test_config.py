@@ -225,7 +225,7 @@ def test_known_fallback_ok():
     assert parse_team(data).models["m"].fallbacks == ["backup"]
 
 
-@pytest.mark.parametrize("reserved", ["user", "session", "tasks", "blackboard"])
+@pytest.mark.parametrize("reserved", ["user", "session", "tasks", "blackboard", "memory"])
 def test_reserved_agent_id(reserved):
     data = minimal()
     data["agents"][1]["id"] = reserved
@@ -233,7 +233,7 @@ def test_reserved_agent_id(reserved):
     assert str(err) == (
         "invalid team file <team>:\n"
         f"  - agents.1.id: Value error, agent id '{reserved}' is reserved; pick another "
-        f"(reserved: ['blackboard', 'session', 'tasks', 'user']) (got '{reserved}')"
+        f"(reserved: ['blackboard', 'memory', 'session', 'tasks', 'user']) (got '{reserved}')"
     )
 
 
