@@ -8,12 +8,14 @@ namespaces the agent is granted. The embedder is built on the first search that 
 from __future__ import annotations
 
 import json
+import string
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from troupe.runtime.capabilities import KnowledgeSettings
 from troupe.runtime.config import ModelProfile
+from troupe.runtime.eventlog.lake import default_lake
 from troupe.runtime.knowledge.embedding import Embedder, get_embedder
 from troupe.runtime.knowledge.search import SearchResult, load_index, search_many
 from troupe.runtime.knowledge.store import KnowledgeStore
@@ -21,12 +23,15 @@ from troupe.runtime.knowledge.store import KnowledgeStore
 KNOWLEDGE_DIR = "knowledge"
 
 
-def knowledge_root(settings: KnowledgeSettings, lake: str | None) -> str | None:
-    """``settings.location``, else ``<lake>/knowledge``; ``None`` when neither is known."""
+def knowledge_root(settings: KnowledgeSettings, lake: str | None, values: Mapping[str, str] | None = None) -> str:
+    """``settings.location``, else ``<lake>/knowledge``, the lake defaulting to the CLI's (``$TROUPE_LAKE`` or
+    ``./.troupe/lake``: :func:`~troupe.runtime.eventlog.lake.default_lake`), so ``troupe knowledge ingest``
+    and a session without a lake of its own agree. In ``location``, ``${session_id}``, ``${sample_dir}``,
+    ``${case_id}`` and ``${sample}`` are replaced by ``values`` (a session's: a knowledge base per eval sample)."""
     if settings.location:
-        return settings.location
+        return string.Template(settings.location).safe_substitute(values or {})
     if lake is None:
-        return None
+        lake = str(default_lake())
     return f"{str(lake).rstrip('/')}/{KNOWLEDGE_DIR}"
 
 
@@ -61,11 +66,10 @@ _SHARED: dict[tuple[str, str, str], KnowledgeAccess] = {}
 
 
 def shared_access(settings: KnowledgeSettings, models: Mapping[str, ModelProfile], *,
-                  lake: str | None) -> KnowledgeAccess | None:
-    """One :class:`KnowledgeAccess` per root and settings in this process (agents of a host share its embedder)."""
-    root = knowledge_root(settings, lake)
-    if root is None:
-        return None
+                  lake: str | None, values: Mapping[str, str] | None = None) -> KnowledgeAccess:
+    """One :class:`KnowledgeAccess` per root and settings in this process (agents of a host share its embedder);
+    the root is :func:`knowledge_root`'s."""
+    root = knowledge_root(settings, lake, values)
     key = (root, settings.model_dump_json(), json.dumps({k: v.model_dump(mode="json") for k, v in models.items()},
                                                        sort_keys=True, default=str))
     found = _SHARED.get(key)

@@ -17,7 +17,6 @@ import importlib
 import inspect
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,8 @@ from troupe.runtime.agent.dispatch import Dispatcher
 from troupe.runtime.config import EnvironmentSpec, McpServerConfig, TeamConfig
 from troupe.runtime.errors import ConfigError, TroupeError
 from troupe.runtime.events import EnvironmentCapturedPayload, EnvironmentOpenedPayload
-from troupe.runtime.session.spec import SessionSpec
+from troupe.runtime.session.spec import SessionSpec, sample_dir_for, session_values
 from troupe.tools.spec import Tool
-
-DEFAULT_BASE = "troupe-samples"
-"""Under the temp dir: where sample dirs go when the environment names no ``sample_dir``."""
 
 
 class EnvironmentSetupError(TroupeError):
@@ -49,19 +45,6 @@ class EnvironmentContext:
     sample_dir: Path
     params: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-
-
-def sample_dir_for(spec: SessionSpec) -> Path:
-    """The session's own folder, ``<sample_dir or temp/troupe-samples>/<session id>`` (not created here)."""
-    env = spec.team.environment
-    base = Path(env.sample_dir).expanduser() if env is not None and env.sample_dir else Path(tempfile.gettempdir()) / DEFAULT_BASE
-    return base.resolve() / str(spec.session_id)
-
-
-def session_values(spec: SessionSpec) -> dict[str, str]:
-    """The values of ``${session_id}``, ``${sample_dir}``, ``${case_id}`` and ``${sample}`` for ``spec``."""
-    return {"session_id": str(spec.session_id), "sample_dir": str(sample_dir_for(spec)),
-            "case_id": spec.labels.get("case_id", ""), "sample": spec.labels.get("sample", "0")}
 
 
 def session_servers(team: TeamConfig) -> dict[str, McpServerConfig]:

@@ -44,7 +44,7 @@ from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
 from troupe.runtime.session.workspace_history import boundary_for, guard_for
 from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
-from troupe.tools.builtins import default_registry, with_memory_tools, with_skill_tools
+from troupe.tools.builtins import agent_tool_names, default_registry
 from troupe.tools.registry import ToolRegistry
 from troupe.tools.spec import Tool
 
@@ -250,7 +250,7 @@ class HostCore:
         profile_name = profile or spec.team.profile_for(agent)
         llm, replay = session_spec.agent_model(spec, str(agent.id), lambda: self.llm_factory(profile_name, spec.team.models, agent=str(agent.id)))
         held.llms.append(llm)
-        tools = {t.name: t for t in (held.registry or self.registry).resolve(with_memory_tools(with_skill_tools(agent.tools, agent.skills), agent.memory))}
+        tools = {t.name: t for t in (held.registry or self.registry).resolve(agent_tool_names(agent))}  # skills, memory, knowledge
         tools.update(planning_tools(agent))  # kind: planner (docs/planning.md)
         model = spec.team.models[profile_name]
         core = AgentCore(AgentDeps(

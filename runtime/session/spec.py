@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -27,6 +29,8 @@ SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
                            "say", "end", "wait_turn", "conversation_turns"}),
 }
 AGENT_METHODS = frozenset({"describe"})
+DEFAULT_BASE = "troupe-samples"
+"""Under the temp dir: where sample dirs go when the environment names no ``sample_dir``."""
 
 
 class SessionSpec(BaseModel):
@@ -62,8 +66,9 @@ class SessionSpec(BaseModel):
         return self.conversation or self.team.user is not None
 
     def knowledge_access(self) -> KnowledgeAccess | None:
-        """The knowledge base its agents search (``<lake>/knowledge`` or the team's ``knowledge.location``)."""
-        return shared_access(self.team.knowledge, self.team.models, lake=self.lake)
+        """The knowledge base its agents search (``<lake>/knowledge`` or the team's ``knowledge.location``,
+        where ``${sample_dir}`` and the other :func:`session_values` stand for this session's)."""
+        return shared_access(self.team.knowledge, self.team.models, lake=self.lake, values=session_values(self))
 
     def members(self) -> list[AgentId]:
         ids = [a.id for a in self.team.agents]
@@ -102,9 +107,22 @@ def agent_model(spec: SessionSpec, agent: str, build: Callable[[], LLMClient]) -
     return replay_parts(spec.replay, agent, build)
 
 
+def sample_dir_for(spec: SessionSpec) -> Path:
+    """The session's own folder, ``<sample_dir or temp/troupe-samples>/<session id>`` (not created here)."""
+    env = spec.team.environment
+    base = Path(env.sample_dir).expanduser() if env is not None and env.sample_dir else Path(tempfile.gettempdir()) / DEFAULT_BASE
+    return base.resolve() / str(spec.session_id)
+
+
+def session_values(spec: SessionSpec) -> dict[str, str]:
+    """The values of ``${session_id}``, ``${sample_dir}``, ``${case_id}`` and ``${sample}`` for ``spec``."""
+    return {"session_id": str(spec.session_id), "sample_dir": str(sample_dir_for(spec)),
+            "case_id": spec.labels.get("case_id", ""), "sample": spec.labels.get("sample", "0")}
+
+
 def root_of(agent: AgentId) -> AgentId:
     return AgentId(agent.split(".", 1)[0])
 
 
-__all__ = ["AGENT_METHODS", "SERVICES", "SERVICE_METHODS", "SessionSpec", "Transport", "agent_model", "root_of",
-           "started_record"]
+__all__ = ["AGENT_METHODS", "DEFAULT_BASE", "SERVICES", "SERVICE_METHODS", "SessionSpec", "Transport", "agent_model", "root_of",
+           "sample_dir_for", "session_values", "started_record"]

@@ -30,7 +30,7 @@ def search_team(**extra: Any) -> Any:
     script = [{"tool_calls": [call("knowledge_search", query="PDF support", k=2)]},
               {"tool_calls": [call("knowledge_search", query="launch code", namespace="secret")]},
               {"text": "done"}]
-    return team([{"id": "lead", "tools": ["knowledge_search"], "knowledge": ["docs"]}],
+    return team([{"id": "lead", "knowledge": ["docs"]}],  # knowledge: gives it knowledge_search
                 scripts={"lead": script}, knowledge={"embedder": "none"}, **extra)
 
 

@@ -10,6 +10,7 @@ import pytest
 from tests.runtime.knowledge_fake import FakeEmbedder
 from tests.runtime.knowledge_session import check_session, ingest_corpus, search_team
 from troupe.runtime.api import Troupe
+from troupe.runtime.capabilities import KnowledgeSettings
 from troupe.runtime.config import AgentSpec
 from troupe.runtime.errors import PermissionDeniedError, ToolUnavailableError
 from troupe.runtime.ids import AgentId, RunId, SessionId
@@ -86,3 +87,32 @@ def test_hybrid_search_finds_a_synonym_bm25_cannot(tmp_path: Path) -> None:
     again = load_index(store, "cars")
     assert (again.manifest.embedder, again.manifest.dim, again.manifest.generation) == ("other", 32, 2)
     assert again.search("car", 1, embedder=FakeEmbedder("other", 32)).hits[0].document == "d/a.txt"
+
+
+def test_a_knowledge_grant_brings_the_tool_with_it() -> None:
+    from troupe.tools.builtins import agent_tool_names
+
+    assert agent_tool_names(AgentSpec(id="a", tools=["calculator"], knowledge=["kb"])) == ["calculator", "knowledge_search"]
+    assert agent_tool_names(AgentSpec(id="a", tools=["knowledge_search"], knowledge=["kb"])) == ["knowledge_search"]
+    assert agent_tool_names(AgentSpec(id="a", tools=["calculator"])) == ["calculator"]
+
+
+def test_a_session_without_a_lake_searches_where_the_cli_ingests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from troupe.runtime.cli.main import main
+    from troupe.runtime.ids import RunId, SessionId
+    from troupe.runtime.session.spec import SessionSpec, sample_dir_for
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TROUPE_LAKE", raising=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\nThe answer is forty-two.")
+    assert main(["knowledge", "ingest", "kb", "docs", "--embedder", "none"]) == 0
+    capsys.readouterr()
+    spec = SessionSpec(session_id=SessionId("s-1"), run_id=RunId("r-1"), team=search_team(), lake=None)
+    access = spec.knowledge_access()
+    assert access is not None and access.root == str(tmp_path / ".troupe" / "lake" / "knowledge")
+    assert access.search(["kb"], "answer").hits[0].document == "docs/a.md"
+    per_sample = search_team().model_copy(update={"knowledge": KnowledgeSettings(embedder="none", location="${sample_dir}/kb")})
+    spec = SessionSpec(session_id=SessionId("s-2"), run_id=RunId("r-1"), team=per_sample)
+    assert spec.knowledge_access().root == f"{sample_dir_for(spec)}/kb"  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from troupe.runtime.skills import with_skill_tools
 from troupe.tools.builtins import blackboard, calculator, clock, knowledge, messaging, shell, skills, tasks, workspace
+from troupe.tools.builtins.granted import agent_tool_names
 from troupe.tools.builtins.memory import TOOLS as MEMORY_TOOLS
 from troupe.tools.builtins.memory import with_memory_tools
 from troupe.tools.registry import ToolRegistry
@@ -20,4 +21,4 @@ def default_registry() -> ToolRegistry:
     return ToolRegistry(BUILTIN_TOOLS)
 
 
-__all__ = ["BUILTIN_TOOLS", "default_registry", "with_memory_tools", "with_skill_tools"]
+__all__ = ["BUILTIN_TOOLS", "agent_tool_names", "default_registry", "with_memory_tools", "with_skill_tools"]

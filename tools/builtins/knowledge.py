@@ -1,7 +1,7 @@
 """``knowledge_search``: retrieval over the knowledge namespaces the team file grants the agent.
 
-An agent lists the namespaces it may read under ``knowledge:`` (and ``knowledge_search`` under
-``tools:``). Asking for another namespace is refused like a guardrail denial (``guardrail.denied``,
+An agent lists the namespaces it may read under ``knowledge:``, which gives it ``knowledge_search``
+(:func:`with_knowledge_tools`; no need to list it under ``tools:``). Asking for another namespace is refused like a guardrail denial (``guardrail.denied``,
 reason ``knowledge_namespace``); each search is recorded as ``knowledge.searched``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from troupe.runtime.errors import PermissionDeniedError, ToolUnavailableError
@@ -67,3 +68,12 @@ async def knowledge_search(ctx: ToolContext, query: str, namespace: str | None =
 
 
 TOOLS = [knowledge_search]
+
+
+def with_knowledge_tools(names: Sequence[str], knowledge: Sequence[str]) -> list[str]:
+    """An agent's ``tools`` plus ``knowledge_search`` when it is granted a knowledge namespace."""
+    names = list(names)
+    return [*names, TOOL] if knowledge and TOOL not in names else names
+
+
+__all__ = ["TOOL", "TOOLS", "knowledge_search", "with_knowledge_tools"]
