@@ -26,6 +26,8 @@ from troupe.runtime.storage.checkpoint import CheckpointError, store_at
 
 log = logging.getLogger("troupe.server")
 CLOSE_WAIT_S = 30.0
+QUIET_S = 30.0
+"""A live session's tail quiet this long: the server asks whether the session is still there."""
 KEEP_FINISHED_S = 120.0
 """How long a finished session's stream stays in memory (then it is read from the lake)."""
 
@@ -148,25 +150,48 @@ class ServerState:
 
     async def _follow(self, held: Held) -> None:
         """Wait for the session's end (its stream's ``session.finished``), then close it (its events
-        reach the lake) and record the result in the directory."""
-        streamed = await pump(held.stream, held.session.backend.tail(held.session.id))
-        result = None
+        reach the lake) and record the result in the directory. Whatever fails on the way, the
+        stream ends (with an error when its session's end was not seen): no reader waits forever."""
+        streamed: str | None = None
+        error: str | None = None
+        status = "failed"
         try:
-            r = await held.session.backend.call(held.session.id, SUPERVISOR, "wait", {"timeout": CLOSE_WAIT_S})
-            result = SessionResultBody(status=str(r.status), output=r.reply, error=r.error)
-        except Exception as e:  # the result is in the lake too
-            log.debug("result of %s: %s", held.info.id, e)
-        status = result.status if result else (streamed or "failed")
-        held.info = held.info.model_copy(update={"status": status, "result": result})
-        await self._close(held, finish=False)
-        try:
-            held.stream.catch_up(await asyncio.to_thread(lakeview.session_events, self.lake, held.info.id))
-        except Exception:
-            log.warning("reading session %s back from the lake", held.info.id, exc_info=True)
-        held.stream.finish(status)
-        held.info = held.info.model_copy(update={"status": status, "result": result})
-        held.finished_at = time.monotonic()
+            try:
+                streamed = await pump(held.stream, held.session.backend.tail(held.session.id),
+                                      alive=lambda: self._ended(held), quiet_s=QUIET_S)
+            except Exception as e:
+                error = f"lost the session's events: {e}"
+                log.warning("following session %s: %s", held.info.id, e)
+            result = None
+            try:
+                r = await asyncio.wait_for(held.session.backend.call(
+                    held.session.id, SUPERVISOR, "wait", {"timeout": CLOSE_WAIT_S}), CLOSE_WAIT_S + 5)
+                result = SessionResultBody(status=str(r.status), output=r.reply, error=r.error)
+            except Exception as e:  # the result is in the lake too
+                log.debug("result of %s: %s", held.info.id, e)
+            status = result.status if result else (streamed or "failed")
+            held.info = held.info.model_copy(update={"status": status, "result": result})
+            await asyncio.wait_for(self._close(held, finish=False), CLOSE_WAIT_S)
+            try:
+                held.stream.catch_up(await asyncio.to_thread(
+                    lakeview.session_events, self.lake, held.info.id, run_id=held.info.run_id))
+            except Exception as e:
+                log.warning("reading session %s back from the lake: %s", held.info.id, e)
+                error = error or f"the session's last events could not be read from the lake: {e}"
+        except Exception as e:
+            log.warning("closing session %s: %s", held.info.id, e)
+            error = error or f"closing the session failed: {e}"
+        finally:
+            held.stream.finish(status, error)
+            held.finished_at = time.monotonic()
         await self.directory.put(held.info)
+
+    async def _ended(self, held: Held) -> str | None:
+        """``None`` while the session runs; the status it ended with (its ``session.finished`` unseen); raises
+        when it cannot be reached (its process is gone)."""
+        found = await held.session.backend.call(held.session.id, SUPERVISOR, "describe", {})
+        status = str(found.get("status", "running"))
+        return None if status == "running" else status
 
     async def _close(self, held: Held, *, finish: bool = True) -> None:
         if held.closed.is_set():
