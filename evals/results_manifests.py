@@ -59,6 +59,8 @@ class RunManifest(BaseModel):
     """The recorded sweep this one forks or replays (``troupe eval run --from-run``)."""
     fork_at: str | None = None
     """The step its samples were forked at (``after-tool-result:1``...), or ``replay``."""
+    owner: str | None = None
+    """The user who started the sweep over ``troupe serve`` (its samples' sessions are theirs); ``None``: the CLI."""
     not_forkable: list[str] = Field(default_factory=list)
     """Sample ids whose parent never reached ``fork_at``: they ran from the start (``fork_point`` ``turn:1``)."""
 

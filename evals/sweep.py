@@ -203,8 +203,10 @@ class Sweep:
     def __init__(self, troupe: Any, suite: LoadedSuite, *, grid: dict[str, list[Any]] | None = None,
                  model: str | None = None, samples: int | None = None, concurrency: int = 32,
                  run_id: str | None = None, on_progress: Callable[[Progress], None] | None = None,
-                 approval_policy: ApprovalPolicy | None = None) -> None:
+                 approval_policy: ApprovalPolicy | None = None, owner: str | None = None) -> None:
         self.troupe = troupe
+        self.owner = owner
+        """The user the sweep and its samples' sessions belong to (started over ``troupe serve``)."""
         self.suite = suite
         self.grid = {**suite.suite.grid, **(grid or {})}
         self.model = model
@@ -265,7 +267,8 @@ class Sweep:
         """One session of ``spec``, start to finish (a fork of a recorded sweep runs its own: evals/sweep_fork.py)."""
         return await self.troupe.run_packed(self._team(spec), input_text(spec.case), run_id=self.run_id,
                                             timeout=self.suite.suite.timeout_s,
-                                            labels={"case_id": spec.case.id, "sample": str(spec.sample)})
+                                            labels={"case_id": spec.case.id, "sample": str(spec.sample)},
+                                            **({"owner": self.owner} if self.owner else {}))
 
     # --- grading and recording ----------------------------------------------------------------
     async def _record(self, progress: Progress, *, force: bool = False) -> None:
@@ -405,7 +408,7 @@ class Sweep:
         )
         totals = {"planned": progress.total, "done": progress.done + progress.skipped, "passed": progress.passed,
                   "failed": progress.failed}
-        update: dict[str, Any] = {"status": status, "totals": totals}
+        update: dict[str, Any] = {"status": status, "totals": totals, "owner": self.owner}
         if previous is not None:
             update["created_at"] = previous.created_at
         return m.model_copy(update=update)

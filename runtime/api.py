@@ -229,13 +229,14 @@ class Troupe:
 
     async def run_packed(self, team: TeamConfig | str | Path, input: str, *, timeout: float | None = None,
                          run_id: str | None = None, model: str | None = None,
-                         labels: dict[str, str] | None = None) -> SessionResult:
+                         labels: dict[str, str] | None = None, owner: str | None = None) -> SessionResult:
         """Run one session on packed placement start to finish in a single call to its host (no
         session handle, no live events; the events reach the lake with the next flush). What
         sweeps use: one round trip per sample instead of one per step. ``labels``: what the session is a
-        sample of (``case_id``, ``sample``: for its environment's ``${case_id}``/``${sample}`` and hooks)."""
+        sample of (``case_id``, ``sample``: for its environment's ``${case_id}``/``${sample}`` and hooks).
+        ``owner``: the user it belongs to (a sweep started over ``troupe serve``)."""
         [spec] = self._specs(team, 1, placement=Placement.PACKED, model=model, stream_tokens=False,
-                             run_id=run_id, session_id=None)
+                             run_id=run_id, session_id=None, owner=owner)
         if labels:
             spec = spec.model_copy(update={"labels": dict(labels)})
         return await self.backend.run_session(spec, input, timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -22,6 +23,7 @@ from troupe.runtime.server.models import (
     TurnRequest,
 )
 from troupe.runtime.server.state import ServerBusyError, ServerState
+from troupe.runtime.server.sweeps import sweep_runs
 from troupe.runtime.server.stream import lake_frames, parse_last_event_id
 from troupe.runtime.storage.checkpoint import CheckpointError
 
@@ -91,11 +93,13 @@ async def list_sessions(state: State, who: Reader, status: str | None = None, te
 
 @router.get("/runs", response_model=list[RunInfo])
 async def list_runs(state: State, who: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[RunInfo]:
-    """Sessions recorded in the lake, newest first (a user's own; an admin's all). Sweeps: the evals routes."""
+    """Sessions and sweeps recorded in the lake, newest first (a user's own; an admin's all)."""
     await state.troupe.backend.flush()
     found = await asyncio.to_thread(lakeview.runs, state.lake, limit=limit,
                                     user=None if who.role == "admin" else who.user)
-    return [r for r in found if can_see(who, r.user)]
+    found += await asyncio.to_thread(sweep_runs, state.lake, None if who.role == "admin" else who.user, limit)
+    found.sort(key=lambda r: r.started_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return [r for r in found if can_see(who, r.user)][:limit]
 
 
 @router.get("/sessions/{sid}", response_model=SessionInfo)
