@@ -123,7 +123,7 @@ class MemoryStore:
     def history(self, key: str) -> list[MemoryEntry]:
         """Every version of ``key``, oldest first (forgotten and superseded ones included)."""
         with self._lock:
-            found = {e.id: e for e in self._base_rows("key = ?", [key])}
+            found = {e.id: e for e in self._base_rows(f"key = {_sql_list([key])}")}  # a literal: pushed down
             found.update((i, e) for i, e in self._log.items() if e.key == key)
             return sorted(found.values(), key=_key)
 
