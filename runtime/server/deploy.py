@@ -10,6 +10,7 @@ because a Serve deployment is an interface binding, built over the interface lay
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ray
@@ -78,7 +79,7 @@ def build_deployment(settings: ServerSettings) -> Any:
     @serve.deployment(name=settings.app_name, ray_actor_options={"num_cpus": settings.replica_cpus}, **scale)
     @serve.ingress()
     class TroupeServer:
-        async def __init__(self) -> None:
+        async def __init__(self) -> None:  # type: ignore[misc]  # Serve awaits an async constructor
             self.api = build_app(settings, directory=RayDirectory(directory_name(settings)), manage_runtime=False)
             await self.api.state.server.start()
 
@@ -112,7 +113,7 @@ def serve_forever(settings: ServerSettings) -> int:
     import sys
     import time
 
-    ray.init(address=settings.address, namespace="troupe", ignore_reinit_error=True, logging_level="WARNING")
+    ray.init(address=settings.address, namespace="troupe", ignore_reinit_error=True, logging_level=logging.WARNING)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_deployment(settings), name=settings.app_name, route_prefix=settings.route_prefix)
     print(f"troupe serve: http://{settings.host}:{settings.port}/api/v1 (Ray Serve app {settings.app_name!r}, "

@@ -95,7 +95,7 @@ async def _visible(state: Any, sweeps: SweepRegistry, who: Principal, run_id: st
         manifest = None
     if held is None and manifest is None:
         raise ApiError(404, f"unknown sweep {run_id}", "list sweeps with GET /api/v1/runs")
-    owner = held.owner if held is not None else manifest.owner
+    owner = held.owner if held is not None else (manifest.owner if manifest is not None else None)
     if not can_see(who, owner):
         raise ApiError(403, f"sweep {run_id} belongs to another user", "a user sees only their own sweeps")
     return held, manifest

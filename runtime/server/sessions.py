@@ -23,8 +23,8 @@ from troupe.runtime.server.models import (
     TurnRequest,
 )
 from troupe.runtime.server.state import ServerBusyError, ServerState
-from troupe.runtime.server.sweeps import sweep_runs
 from troupe.runtime.server.stream import lake_frames, parse_last_event_id
+from troupe.runtime.server.sweeps import sweep_runs
 from troupe.runtime.storage.checkpoint import CheckpointError
 
 router = APIRouter(tags=["sessions"])

@@ -37,7 +37,7 @@ def wait_finished(client: httpx.Client, run_id: str, timeout: float = 60) -> dic
         time.sleep(0.1)
 
 
-def test_a_sweep_over_http(keyed: Keyed) -> None:  # noqa: F811
+def test_a_sweep_over_http(keyed: Keyed) -> None:
     write_suite(keyed.lake.parent / "teams" / "evsuite")
     with keyed.as_("alice") as alice, keyed.as_("bob") as bob, keyed.as_("root") as root, keyed.as_("vic") as vic:
         r = alice.post("/evals", json={"suite": "evsuite", "limit": 2, "epochs": 2, "concurrency": 2})

@@ -17,7 +17,7 @@ def _finished_session(client: object, team: str = "echo") -> str:
     return str(sid)
 
 
-def test_a_user_sees_only_their_sessions_rows_and_an_admin_all(keyed: Keyed) -> None:  # noqa: F811
+def test_a_user_sees_only_their_sessions_rows_and_an_admin_all(keyed: Keyed) -> None:
     with keyed.as_("alice") as alice, keyed.as_("bob") as bob, keyed.as_("root") as root, keyed.as_("vic") as vic:
         mine, theirs = _finished_session(alice), _finished_session(bob)
         r = alice.post("/sql", json={"query": "SELECT DISTINCT session_id FROM events"})
@@ -52,7 +52,7 @@ def test_a_user_sees_only_their_sessions_rows_and_an_admin_all(keyed: Keyed) -> 
         assert anon.post("/sql", json={"query": "SELECT 1"}).status_code == 401
 
 
-def test_the_users_connection_reads_no_file_even_past_the_parser_check(keyed: Keyed) -> None:  # noqa: F811
+def test_the_users_connection_reads_no_file_even_past_the_parser_check(keyed: Keyed) -> None:
     with keyed.as_("alice") as alice:
         mine = _finished_session(alice)
         assert alice.post("/sql", json={"query": "SELECT 1 AS one"}).status_code == 200  # the server flushed its events
