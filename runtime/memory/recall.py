@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from troupe.runtime.errors import TroupeError
+from troupe.runtime.ids import MEMORY
+from troupe.runtime.llm.types import ChatMessage
 from troupe.runtime.memory.model import MemoryEntry
+from troupe.runtime.messages import Envelope
+from troupe.tools.context import SessionServices
 
 CHARS_PER_TOKEN = 4
 HEADER = "Memory (facts you remembered earlier, best match first; newer facts replace older ones):"
@@ -33,4 +38,20 @@ def turn_query(texts: Sequence[str], limit: int = 2_000) -> str:
     return " ".join(t for t in texts if t)[:limit]
 
 
-__all__ = ["CHARS_PER_TOKEN", "HEADER", "render_recall", "turn_query"]
+async def recall_message(services: SessionServices, agent: str, memory: str,
+                         batch: Sequence[Envelope]) -> ChatMessage | None:
+    """The memory message that opens an agent's turn (``None``: no memory, nothing matched, or the service
+    could not be reached; the turn goes on without). The service records it as ``memory.recalled``."""
+    if memory == "none":
+        return None
+    query = turn_query([e.content for e in batch])
+    if not query.strip():
+        return None
+    try:
+        found = await services.call(MEMORY, "recall_for_turn", agent=agent, query=query)
+    except (TroupeError, OSError):
+        return None
+    return ChatMessage(role="user", content=found["text"], name="memory") if found.get("text") else None
+
+
+__all__ = ["CHARS_PER_TOKEN", "HEADER", "recall_message", "render_recall", "turn_query"]
