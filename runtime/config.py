@@ -14,6 +14,7 @@ from troupe.runtime import capabilities as cap
 from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import TeamConfigError
 from troupe.runtime.ids import RESERVED_NAMES, AgentId
+from troupe.runtime.mcp_config import McpServerConfig, PermissionLevel, Permissions
 from troupe.runtime.safety import RiskConfig, SandboxConfig, SecretRef, WorkspaceConfig
 from troupe.runtime.secrets import bind_servers
 
@@ -120,69 +121,6 @@ class ModelProfile(_Strict):
         if self.provider == "openai" and not self.model:
             raise ValueError("provider 'openai' needs 'model' (the model name the endpoint serves)")
         return self
-
-
-class PermissionLevel(StrEnum):
-    L0 = "L0"
-    L1 = "L1"
-    L2 = "L2"
-    L3 = "L3"
-    L4 = "L4"
-    L5 = "L5"
-
-
-class Permissions(_Strict):
-    level: PermissionLevel = PermissionLevel.L1
-    scopes: list[str] = Field(default_factory=list)
-
-
-class McpServerConfig(_Strict):
-    """One entry of the usual ``mcpServers`` JSON: a stdio ``command`` or a streamable-HTTP ``url``.
-
-    The Troupe-specific keys (permissions, approval, timeouts, sampling) are optional; a plain
-    Claude-Desktop-style entry works as it is.
-    """
-
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment for a stdio server (values may be ``${VAR}`` to copy from the caller's)."""
-    cwd: str | None = None
-    url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    """HTTP headers (values may be ``${VAR}``; they are redacted from events)."""
-    type: Literal["stdio", "http", "streamable-http", "streamable_http"] | None = None
-    timeout_s: float = Field(default=30.0, gt=0)
-    """Per tool call."""
-    connect_timeout_s: float = Field(default=30.0, gt=0)
-    level: PermissionLevel = PermissionLevel.L2
-    """Permission level an agent needs to call this server's tools."""
-    scopes: list[str] = Field(default_factory=list)
-    """Scopes an agent needs (e.g. ``file:read``, ``network:external``)."""
-    needs_approval: bool | list[str] = False
-    """``true`` for every tool of the server, or the names of the tools that need approval."""
-    sampling: bool | str = False
-    """Answer the server's sampling requests: ``true`` with the calling agent's model, or a profile name."""
-    sampling_max_tokens: int = Field(default=1024, ge=1)
-    scope: Literal["node", "session"] = "node"
-    """``node``: one connection per config per node, shared by every session there. ``session``: one
-    process (or HTTP connection) per session, closed when the session ends; its args, env, cwd, url
-    and headers may use ``${session_id}``, ``${sample_dir}``, ``${case_id}`` and ``${sample}``."""
-    sequential: bool = False
-    """The calls one session makes to this server run one after another, in the order the model made them."""
-    secrets: dict[str, SecretRef] = Field(default_factory=dict)
-    """Where the secrets its env, args and headers name (``${secret:NAME}``) are read: filled in from the
-    team's ``secrets:`` when the team loads (references only, never values; docs/secrets.md)."""
-
-    @model_validator(mode="after")
-    def _one_transport(self) -> McpServerConfig:
-        if bool(self.command) == bool(self.url):
-            raise ValueError("an MCP server needs exactly one of 'command' (stdio) or 'url' (streamable HTTP)")
-        return self
-
-    @property
-    def transport(self) -> Literal["stdio", "http"]:
-        return "stdio" if self.command else "http"
 
 
 class DeclaredTool(_Strict):

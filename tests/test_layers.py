@@ -20,7 +20,7 @@ FOLDERS = {"runtime": "troupe.runtime", "actors": "troupe.actors", "tools": "tro
 
 LAYERS: list[tuple[str, ...]] = [
     ("troupe.runtime.errors", "troupe.runtime.ids", "troupe.runtime.clock", "troupe.runtime.redact",
-     "troupe.runtime.approval_policy", "troupe.runtime.safety", "troupe.runtime.secrets", "troupe.runtime.capabilities", "troupe.runtime.config", "troupe.runtime.messages", "troupe.runtime.events", "troupe.runtime.demo"),
+     "troupe.runtime.approval_policy", "troupe.runtime.safety", "troupe.runtime.secrets", "troupe.runtime.capabilities", "troupe.runtime.mcp_config", "troupe.runtime.config", "troupe.runtime.messages", "troupe.runtime.events", "troupe.runtime.demo"),
     ("troupe.runtime.llm", "troupe.runtime.storage", "troupe.runtime.access"),
     ("troupe.tools", "troupe.runtime.eventlog", "troupe.runtime.memory", "troupe.runtime.knowledge",
      "troupe.runtime.skills"),
