@@ -35,3 +35,31 @@ def test_ingestion_as_ray_tasks_builds_the_same_index_as_inline(tmp_path: Path) 
     assert (fanned.files, fanned.chunks_total) == (inline.files, inline.chunks_total) == (9, inline.chunks_total)
     a, b = KnowledgeStore(str(tmp_path / "a")), KnowledgeStore(str(tmp_path / "b"))
     assert a.read_chunks(a.require("ns")).equals(b.read_chunks(b.require("ns")))
+
+
+def test_troupe_run_finds_what_troupe_knowledge_ingest_wrote_with_no_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from troupe.runtime.cli.main import main
+    from troupe.runtime.eventlog.lake import query
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TROUPE_LAKE", raising=False)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "answer.md").write_text("# Answer\nThe answer to the question is forty-two.")
+    (tmp_path / "docs" / "other.md").write_text("# Other\nNothing to see here about foxes.")
+    (tmp_path / "team.yaml").write_text(
+        "name: kn\nentry: lead\ndefault_model: m\n"
+        "models: {m: {provider: scripted, scripts: {lead: [{tool_calls: [{name: knowledge_search, "
+        "arguments: {query: what is the answer}}]}, {text: done}]}}}\n"
+        "agents: [{id: lead, knowledge: [kb]}]\n")  # no tools: the grant brings knowledge_search
+    assert main(["knowledge", "ingest", "kb", "docs"]) == 0  # the default embedder, the default lake
+    capsys.readouterr()
+    assert main(["run", "team.yaml", "What is the answer?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "completed" and out["lake"] == str(tmp_path / ".troupe" / "lake")
+    [row] = query(out["lake"], "select payload from events where type = 'knowledge.searched' "
+                               f"and session_id = '{out['session_id']}'").to_pylist()
+    searched = json.loads(row["payload"])
+    assert searched["mode"] == "hybrid" and searched["hits"][0]["document"] == "docs/answer.md"
