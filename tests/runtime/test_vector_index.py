@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from troupe.runtime.knowledge.vector_index import FILE, VectorIndex
+from troupe.runtime.knowledge.vector_index import FILE, GRAPH_FILE, VectorIndex
 from troupe.runtime.storage.location import open_storage
 
 
@@ -82,3 +84,25 @@ def test_save_and_load_through_storage_and_duckdb(tmp_path) -> None:
     top = duckdb.sql(f"SELECT id FROM read_parquet('{path}') "
                      f"ORDER BY array_cosine_similarity(vector::FLOAT[8], {q}::FLOAT[8]) DESC LIMIT 1").fetchall()
     assert top == [("d7",)]
+
+
+def test_the_hnsw_graph_is_saved_and_loaded_not_rebuilt(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    storage = open_storage(tmp_path / "lake")
+    vecs = _unit(rng, 300, 16)
+    ids = [f"v{i}" for i in range(300)]
+    idx = VectorIndex(16, exact_max=100)
+    idx.build(ids, vecs)
+    idx.save(storage, "knowledge/big")
+    assert storage.is_file(f"knowledge/big/{GRAPH_FILE}")
+    again = VectorIndex.load(storage, "knowledge/big", exact_max=100)
+    assert again._graph is not None  # read from storage, not rebuilt on the first search
+    assert again.search(vecs[42], 5) == idx.search(vecs[42], 5)
+    # a graph that no longer matches the vectors (written by an older save) is ignored and rebuilt
+    idx.add(["extra"], _unit(rng, 1, 16))
+    sink = pa.BufferOutputStream()
+    pq.write_table(idx.to_arrow(), sink)
+    storage.write_bytes(f"knowledge/big/{FILE}", sink.getvalue().to_pybytes())
+    stale = VectorIndex.load(storage, "knowledge/big", exact_max=100)
+    assert stale._graph is None and len(stale) == 301
+    assert stale.search(vecs[42], 1)[0][0] == "v42"
