@@ -3,7 +3,8 @@
 The model (:func:`respond`) plays every agent of ``evals/suites/planning/team.yaml``:
 
 * the **planner** plans three steps (two independent look-ups, then a sum), revises the plan when a step
-  fails (the look-up moves to the other worker's backup), reflects if it can, and answers with the sum;
+  fails (the look-up moves to the other worker's backup), reflects if it can, and answers with the sum; when
+  its turn recalled that lesson from memory, its first plan looks both quarters up in the backup at once;
 * **archivist** fails every task that needs the archive (it is offline) with ``task_update``;
 * **analyst** answers look-ups from its backup table, and sums the numbers it is given.
 
@@ -22,6 +23,8 @@ from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 
 BACKUP = {"q1": 150, "q2": 200, "q3": 175, "q4": 225}
 """The analyst's table: revenue per quarter."""
+LESSON = "The archive can be offline: look revenue up in the analyst's backup table."
+"""What the planner reflects after its look-up in the archive failed; a later plan that recalls it skips the archive."""
 
 
 def _call(name: str, **arguments: Any) -> LLMResponse:
@@ -36,13 +39,27 @@ def _quarters(text: str) -> list[str]:
     return [q.lower() for q in re.findall(r"\b(Q[1-4])\b", text, re.I)]
 
 
+def _asked(request: LLMRequest) -> tuple[str, str]:
+    """The request (the first user message that is not recalled memory) and the memory recalled for it."""
+    users = [m for m in request.messages if m.role == "user"]
+    ask = next((m.content or "" for m in users if m.name != "memory"), "")
+    return ask, " ".join(m.content or "" for m in users if m.name == "memory")
+
+
 def planner(request: LLMRequest) -> LLMResponse | str:
-    ask = next((m.content or "" for m in request.messages if m.role == "user"), "")
+    ask, memory = _asked(request)
     first, second = [*_quarters(ask), "q1", "q2"][:2]
     results = _tool_results(request)
     last = results[-1] if results else ""
     tools = {t.name for t in request.tools}
     if not results:
+        if LESSON in memory:  # a lesson of an earlier plan (planner.reflect): skip the archive
+            return _call("make_plan", goal=f"total revenue of {first.upper()} and {second.upper()}",
+                         rationale="a lesson recalled from memory: the archive can be offline, use the backup", steps=[
+                             {"id": "lookup", "description": f"Look up {first.upper()} and {second.upper()} revenue "
+                              "in the backup table.", "assignee": "analyst"},
+                             {"id": "total", "description": "Add the revenues you are given.", "assignee": "analyst",
+                              "depends_on": ["lookup"]}])
         return _call("make_plan", goal=f"total revenue of {first.upper()} and {second.upper()}",
                      rationale="look both quarters up at once, then add them", steps=[
                          {"id": first, "description": f"Look up {first.upper()} revenue in the archive.", "assignee": "archivist"},
@@ -57,7 +74,7 @@ def planner(request: LLMRequest) -> LLMResponse | str:
                             {"id": "total", "description": "Add the revenues you are given.", "assignee": "analyst",
                              "depends_on": [f"{first}-backup", second]}])
     if "is done" in last and "reflect" in tools and not any("lesson(s) recorded" in r for r in results):
-        return _call("reflect", lessons=["The archive can be offline: look revenue up in the analyst's backup table."])
+        return _call("reflect", lessons=[LESSON])
     done = next((r for r in reversed(results) if " is done." in r), "")
     total = re.search(r"- total \[done\] \w+.*?-> (\S+)", done)
     if total:
@@ -66,7 +83,7 @@ def planner(request: LLMRequest) -> LLMResponse | str:
 
 
 def worker(request: LLMRequest, agent: str) -> LLMResponse | str:
-    task = next((m.content or "" for m in reversed(request.messages) if m.role == "user"), "")
+    task = next((m.content or "" for m in reversed(request.messages) if m.role == "user" and m.name != "memory"), "")
     results = _tool_results(request)
     task_id = re.search(r"New task (\S+) from", task)
     if agent == "archivist":
@@ -77,9 +94,9 @@ def worker(request: LLMRequest, agent: str) -> LLMResponse | str:
     if "Add the revenues" in task:
         numbers = [int(n) for n in re.findall(r"revenue: (\d+)", task)]
         return str(sum(numbers))
-    quarters = _quarters(task.split("\n")[0])
-    if quarters and quarters[0] in BACKUP:
-        return f"{quarters[0].upper()} revenue: {BACKUP[quarters[0]]}"
+    quarters = [q for q in dict.fromkeys(_quarters(task.split("\n")[0])) if q in BACKUP]
+    if quarters:
+        return ", ".join(f"{q.upper()} revenue: {BACKUP[q]}" for q in quarters)
     return "I do not know."
 
 

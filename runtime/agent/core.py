@@ -37,6 +37,7 @@ from troupe.runtime.ids import (
     TaskId,
 )
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
+from troupe.runtime.memory.model import memory_reach
 from troupe.runtime.memory.recall import recall_message
 from troupe.runtime.messages import CURRENT_TURN, ControlOp, Envelope, MessageKind, Trace
 from troupe.runtime.planning.guide import planner_guide
@@ -256,7 +257,7 @@ class AgentCore:
         if self.sm.state is AgentState.ERROR:
             self._move(AgentState.IDLE)
         self._move(AgentState.RUNNING)
-        if (recalled := await recall_message(self.services, str(self.id), self.spec.memory, batch)) is not None:
+        if (recalled := await recall_message(self.services, str(self.id), memory_reach(self.spec), batch)) is not None:
             self.context.add(recalled)  # what it remembered, before the turn's messages (memory.recalled)
         self.context.add_incoming(batch)
         turn = Turn(

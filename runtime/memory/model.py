@@ -16,12 +16,21 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from troupe.runtime.capabilities import MemoryScope
+from troupe.runtime.config import AgentSpec
 
 StoredScope = Literal["session", "project", "global"]
 """Where an entry lives (``none`` is an agent that remembers nothing)."""
 
 SCOPE_ORDER: Final[dict[str, int]] = {"none": 0, "session": 1, "project": 2, "global": 3}
 GLOBAL_NAMESPACE: Final = "global"
+
+
+def memory_reach(agent: AgentSpec) -> MemoryScope:
+    """The widest scope ``agent`` reads and writes: its ``memory``, but at least ``project`` for a planner with
+    ``planner.reflect`` (it writes its lessons there, and a later turn of it recalls them)."""
+    if agent.kind == "planner" and agent.planner.reflect and SCOPE_ORDER[agent.memory] < SCOPE_ORDER["project"]:
+        return "project"
+    return agent.memory
 
 
 def new_entry_id() -> str:
@@ -104,6 +113,7 @@ __all__ = [
     "StoredScope",
     "expiry",
     "from_rows",
+    "memory_reach",
     "new_entry_id",
     "scope_allows",
     "to_table",

@@ -28,7 +28,14 @@ from troupe.runtime.errors import ConfigError, TroupeError
 from troupe.runtime.events import Payload
 from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.ids import unique_hex
-from troupe.runtime.memory.model import GLOBAL_NAMESPACE, SCOPE_ORDER, MemoryEntry, RecalledEntry, expiry
+from troupe.runtime.memory.model import (
+    GLOBAL_NAMESPACE,
+    SCOPE_ORDER,
+    MemoryEntry,
+    RecalledEntry,
+    expiry,
+    memory_reach,
+)
 from troupe.runtime.memory.recall import render_recall
 from troupe.runtime.memory.store import MemoryStore
 from troupe.runtime.messages import CURRENT_TURN
@@ -53,13 +60,7 @@ def memory_root(team: TeamConfig, lake: str | None) -> str:
 
 def grants_of(team: TeamConfig) -> dict[str, MemoryScope]:
     """Each agent's reach (a reflecting planner reaches at least its project)."""
-    out: dict[str, MemoryScope] = {}
-    for a in team.agents:
-        scope: MemoryScope = a.memory
-        if a.kind == "planner" and a.planner.reflect and SCOPE_ORDER[scope] < SCOPE_ORDER["project"]:
-            scope = "project"
-        out[str(a.id)] = scope
-    return out
+    return {str(a.id): memory_reach(a) for a in team.agents}
 
 
 def uses_memory(team: TeamConfig) -> bool:
