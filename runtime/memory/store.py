@@ -2,23 +2,24 @@
 
 Layout (any :class:`~troupe.runtime.storage.location.Storage`: a folder, ``s3://...``)::
 
-    log/part-*.parquet             entries written since the last compaction (one small file per write;
-                                   merged into one file when there are many)
+    log/part-*.parquet             entries written since they were last folded into a base (one file per write)
     base/<gen>/entries/*.parquet   every entry up to a compaction, history included
     base/<gen>/postings/*.parquet  (term, id, key, tf, dl, created_at, expires_at) of the entries current
                                    and not forgotten then, sorted by term: what a recall reads
-    base/<gen>/manifest.json       written last: the documents' count and mean length, the log files covered
+    base/<gen>/manifest.json       written last: the documents' count and mean length, the log files and
+                                   generations folded in (:mod:`~troupe.runtime.memory.generations`)
 
-A write is on storage before :meth:`MemoryStore.append` returns. :meth:`MemoryStore.refresh` picks up what
-other writers (another session, another cluster) added. A recall scores the base in DuckDB (only the
-postings of the query's terms are read) and the log in Python, with the same BM25.
+A write is on storage before :meth:`MemoryStore.append` returns, and nothing written is lost however many
+processes write and compact the namespace at once (see :mod:`~troupe.runtime.memory.generations`).
+:meth:`MemoryStore.refresh` picks up what other writers (another session, another cluster) added. A recall
+scores the primary base in DuckDB (only the postings of the query's terms are read) and the *overlay* (the
+entries not in it: the log, another head's) in Python, with the same BM25; a key the overlay touches is
+decided over the overlay and the base's versions of that key together.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -28,14 +29,17 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
+from troupe.runtime.memory.generations import Generations, Manifest, new_gen
 from troupe.runtime.memory.model import ARROW_SCHEMA, TS, MemoryEntry, RecalledEntry, from_rows, to_table
 from troupe.runtime.memory.text import bm25, bm25_sql, doc_tokens, tokens
 from troupe.runtime.storage.location import Storage
 
-LOG_FILES_MERGE: Final = 32
-"""Merge the log into one file once it has this many."""
+LOG_FILES_COMPACT: Final = 64
+"""Fold the log into a new base once it has this many files, if the base is small (a rewrite is cheap)..."""
+SMALL_BASE_ROWS: Final = 50_000
 LOG_ROWS_COMPACT: Final = 2_000
-"""Fold the log into a new base once it holds this many entries."""
+"""... and whatever the base's size once the log holds this many entries."""
+REFRESH_TRIES: Final = 8
 POSTINGS_SCHEMA: Final = pa.schema([("term", pa.string()), ("id", pa.string()), ("key", pa.string()),
                                     ("tf", pa.int32()), ("dl", pa.int32()), ("created_at", TS), ("expires_at", TS)])
 _ROW_GROUP: Final = 65_536
@@ -49,6 +53,10 @@ def _sql_list(values: Iterable[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
+def _name(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
+
+
 class MemoryStore:
     """The entries of one ``scope``/``namespace``. Thread-safe (one lock); not async: callers use threads."""
 
@@ -56,54 +64,85 @@ class MemoryStore:
         self.storage, self.scope, self.namespace = storage, scope, namespace
         self.root = f"{scope}/{namespace}"
         self._lock = threading.RLock()
-        self._log: dict[str, MemoryEntry] = {}
-        self._files: dict[str, list[str]] = {}  # log file -> entry ids
-        self._gen: str | None = None
-        self._manifest: dict[str, Any] = {"n_docs": 0, "avg_len": 0.0, "rows": 0, "covered": []}
+        self._gens = Generations(storage, self.root)
+        self._gen: str | None = None  # the primary base: the newest head
+        self._heads: list[str] = []
+        self._manifest = Manifest()
+        self._read: dict[str, list[MemoryEntry]] = {}  # log file -> its entries (a file never changes)
+        self._files: dict[str, list[str]] = {}  # the uncovered log files -> entry ids
+        self._stale: list[str] = []  # log files still listed that a complete base covers
+        self._log: dict[str, MemoryEntry] = {}  # the overlay: entries of those files and of the other heads
+        self._extra: dict[str, list[MemoryEntry]] = {}  # another head -> its entries the primary lacks
+        self._base_top: dict[str, MemoryEntry | None] = {}  # key -> the primary's newest version of it
         self._con = duckdb.connect()
         self._views: dict[str, str] = {}
 
     # --- reading storage ------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Take in a newer base and the log files others wrote since the last look."""
+        """Take in newer bases and the log files others wrote since the last look (a consistent view:
+        the bases are listed again after the log, and the look retried when a compaction raced it)."""
         with self._lock:
-            gen = self._latest_gen()
-            if gen != self._gen:
-                self._gen, self._views = gen, {}
-                self._manifest = json.loads(self.storage.read_bytes(f"{self.root}/base/{gen}/manifest.json")) if gen else {
-                    "n_docs": 0, "avg_len": 0.0, "rows": 0, "covered": []}
-                self._log, self._files = {}, {}
-            covered = set(self._manifest["covered"])
-            for rel in self.storage.files(f"{self.root}/log", suffix=".parquet"):
-                if rel in self._files or rel.rsplit("/", 1)[-1] in covered:
-                    continue
-                try:
-                    rows = self.storage.read_table(rel).to_pylist()
-                except FileNotFoundError:
-                    continue  # merged away meanwhile: its entries are in the merged file
-                entries = from_rows(rows)
-                self._files[rel] = [e.id for e in entries]
-                self._log.update((e.id, e) for e in entries)
+            for _ in range(REFRESH_TRIES):
+                complete = set(self._gens.scan())
+                covered = self._gens.covered()
+                listed = self.storage.files(f"{self.root}/log", suffix=".parquet")
+                files = [f for f in listed if _name(f) not in covered]
+                if self._read_logs(files) and set(self._gens.scan()) == complete:
+                    break
+            self._stale = [f for f in listed if _name(f) in covered]
+            self._adopt([f for f in files if f in self._read])
 
-    def _latest_gen(self) -> str | None:
-        gens = [g for g in self.storage.dirs(f"{self.root}/base")
-                if self.storage.is_file(f"{self.root}/base/{g}/manifest.json")]
-        return max(gens) if gens else None
+    def _read_logs(self, files: list[str]) -> bool:
+        """Read the files not read yet; ``False`` when one vanished (folded in meanwhile: look again)."""
+        for rel in files:
+            if rel not in self._read:
+                try:
+                    self._read[rel] = from_rows(self.storage.read_table(rel).to_pylist())
+                except FileNotFoundError:
+                    return False
+        return True
+
+    def _adopt(self, files: list[str]) -> None:
+        heads = self._gens.heads()
+        primary = heads[-1] if heads else None
+        if primary != self._gen:
+            self._gen, self._views, self._extra, self._base_top = primary, {}, {}, {}
+            self._manifest = self._gens.complete[primary] if primary else Manifest()
+        self._heads = heads
+        self._extra = {g: self._extra.get(g) or self._head_extra(g) for g in heads[:-1]}
+        self._read = {f: self._read[f] for f in files}
+        self._files = {f: [e.id for e in self._read[f]] for f in files}
+        self._log = {e.id: e for entries in (*self._read.values(), *self._extra.values()) for e in entries}
+        missing = {e.key for e in self._log.values()} - self._base_top.keys()
+        if missing:
+            top: dict[str, MemoryEntry | None] = dict.fromkeys(missing)
+            for e in self._base_rows(f"key IN ({_sql_list(missing)})"):
+                if top[e.key] is None or _key(e) > _key(top[e.key]):  # type: ignore[arg-type]
+                    top[e.key] = e
+            self._base_top.update(top)
+
+    def _head_extra(self, gen: str) -> list[MemoryEntry]:
+        """The entries of head ``gen`` that the primary base lacks (a compaction that ran beside another)."""
+        other = self._parquet(f"{self.root}/base/{gen}/entries", ARROW_SCHEMA)
+        mine = self._view("entries")
+        cur = self._con.execute(f"SELECT * FROM {other} WHERE id NOT IN (SELECT id FROM {mine})")
+        names = [d[0] for d in cur.description]
+        return from_rows([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
+
+    def _parquet(self, rel: str, schema: pa.Schema) -> str:
+        if self.storage.local:
+            return f"read_parquet('{self.storage.path(rel)}/*.parquet')"
+        name = f"v_{uuid.uuid4().hex[:12]}"
+        self._con.register(name, self.storage.dataset(self.storage.file_infos(rel, suffix=".parquet"), rel, schema=schema))
+        return name
 
     def _view(self, part: str) -> str | None:
-        """A DuckDB relation over the base's ``entries`` or ``postings`` (``None``: no base yet)."""
+        """A DuckDB relation over the primary base's ``entries`` or ``postings`` (``None``: no base yet)."""
         if self._gen is None:
             return None
         if part not in self._views:
-            rel = f"{self.root}/base/{self._gen}/{part}"
-            if self.storage.local:
-                self._views[part] = f"read_parquet('{self.storage.path(rel)}/*.parquet')"
-            else:
-                name = f"{part}_{uuid.uuid4().hex[:8]}"
-                schema = ARROW_SCHEMA if part == "entries" else POSTINGS_SCHEMA
-                self._con.register(name, self.storage.dataset(self.storage.file_infos(rel, suffix=".parquet"), rel,
-                                                              schema=schema))
-                self._views[part] = name
+            self._views[part] = self._parquet(f"{self.root}/base/{self._gen}/{part}",
+                                              ARROW_SCHEMA if part == "entries" else POSTINGS_SCHEMA)
         return self._views[part]
 
     def _base_rows(self, where: str, params: list[Any] | None = None) -> list[MemoryEntry]:
@@ -131,18 +170,29 @@ class MemoryStore:
         """Write entries as one new log file; on storage when this returns."""
         with self._lock:
             rel = self.storage.write_parquet(f"{self.root}/log", to_table(entries))
+            self._read[rel] = list(entries)
             self._files[rel] = [e.id for e in entries]
             self._log.update((e.id, e) for e in entries)
-            if len(self._log) >= LOG_ROWS_COMPACT:
+            for e in entries:
+                self._base_top.setdefault(e.key, None if self._gen is None else self._top_of(e.key))
+            if len(self._log) >= LOG_ROWS_COMPACT or (
+                    len(self._files) >= LOG_FILES_COMPACT and self._manifest.rows <= SMALL_BASE_ROWS):
                 self.compact()
-            elif len(self._files) >= LOG_FILES_MERGE:
-                self._merge_log()
+
+    def _top_of(self, key: str) -> MemoryEntry | None:
+        rows = self._base_rows(f"key = {_sql_list([key])}")
+        return max(rows, key=_key) if rows else None
 
     def _log_current(self) -> dict[str, MemoryEntry]:
+        """The current entry of each key the overlay touches (over the overlay and the base's versions)."""
         newest: dict[str, MemoryEntry] = {}
         for e in self._log.values():
             if e.key not in newest or _key(e) > _key(newest[e.key]):
                 newest[e.key] = e
+        for key, e in list(newest.items()):
+            top = self._base_top.get(key)
+            if top is not None and _key(top) > _key(e):
+                newest[key] = top
         return newest
 
     # --- recall -------------------------------------------------------------------------------
@@ -159,7 +209,7 @@ class MemoryStore:
             df: Counter[str] = Counter()
             for _, counts in log_docs.values():
                 df.update(t for t in terms if t in counts)
-            base_n, base_avg = int(self._manifest["n_docs"]), float(self._manifest["avg_len"])
+            base_n, base_avg = self._manifest.n_docs, self._manifest.avg_len
             postings = self._view("postings")
             if postings is not None:
                 where = f"term IN ({_sql_list(terms)}) AND (expires_at IS NULL OR expires_at > ?)"
@@ -194,26 +244,23 @@ class MemoryStore:
         return [RecalledEntry(entry=e, score=float(scores[e.id])) for e in entries]
 
     # --- compaction ---------------------------------------------------------------------------
-    def _merge_log(self) -> None:
-        """Replace the log's files by one (readers that race it dedupe entries by id)."""
-        old = list(self._files)
-        rel = self.storage.write_parquet(f"{self.root}/log", to_table(list(self._log.values())))
-        self._files = {rel: list(self._log)}
-        for f in old:
-            self.storage.delete(f)
-
     def compact(self) -> str | None:
-        """Fold the log into a new base generation (history kept; postings of the current live entries);
-        returns the generation, or ``None`` when there was nothing to fold."""
+        """Fold the heads and the log into a new base generation (history kept; postings of the current live
+        entries); returns the primary generation afterwards. Safe beside other writers and compactors."""
         with self._lock:
             self.refresh()
-            if not self._log:
+            if not self._log and len(self._heads) <= 1 and not self._stale:
                 return self._gen
             now = datetime.now(UTC)
-            log = list(self._log.values())
-            touched = {e.key for e in log}
+            touched = {e.key for e in self._log.values()}
             fresh = [e for e in self._log_current().values() if e.live(now)]
             entries, postings = self._view("entries"), self._view("postings")
+            log = list(self._log.values())
+            if entries and log:  # a log file folded in and merged back by an older writer: once by id
+                self._con.register("log_ids", pa.table({"id": [e.id for e in log]}))
+                known = {r[0] for r in self._con.execute(f"SELECT id FROM {entries} WHERE id IN (SELECT id FROM log_ids)").fetchall()}
+                self._con.unregister("log_ids")
+                log = [e for e in log if e.id not in known]
             self._con.register("log_entries", to_table(log))
             self._con.register("log_postings", postings_table(fresh))
             sql_e = "SELECT * FROM log_entries" + (f" UNION ALL SELECT * FROM {entries}" if entries else "")
@@ -229,38 +276,36 @@ class MemoryStore:
             return self._write_base(all_e.cast(ARROW_SCHEMA), all_p.cast(POSTINGS_SCHEMA))
 
     def write_base(self, entries: pa.Table, postings: pa.Table) -> str:
-        """Write a new base from tables in :data:`ARROW_SCHEMA` / :data:`POSTINGS_SCHEMA` (bulk loads)."""
+        """Write a new base from tables in :data:`ARROW_SCHEMA` / :data:`POSTINGS_SCHEMA` (bulk loads into an
+        empty namespace)."""
         with self._lock:
             self.refresh()
+            if self._log or self._gen:
+                raise ValueError("write_base needs an empty namespace")
             return self._write_base(entries, postings)
 
     def _write_base(self, entries: pa.Table, postings: pa.Table) -> str:
-        gen = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        gen = new_gen()
         base = f"{self.root}/base/{gen}"
         self.storage.write_parquet(f"{base}/entries", entries, row_group_size=_ROW_GROUP)
         self.storage.write_parquet(f"{base}/postings", postings, row_group_size=_ROW_GROUP)
         self._con.register("postings_new", postings)
         stats = self._con.execute("SELECT count(*), coalesce(avg(dl), 0) FROM (SELECT DISTINCT id, dl FROM postings_new)").fetchall()[0]
         self._con.unregister("postings_new")
-        covered = [f.rsplit("/", 1)[-1] for f in self._files]
-        manifest = {"n_docs": int(stats[0]), "avg_len": float(stats[1]), "rows": entries.num_rows, "covered": covered}
-        self.storage.write_bytes(f"{base}/manifest.json", json.dumps(manifest).encode())
-        for f in list(self._files):
+        folded = [*self._files, *self._stale]
+        manifest = Manifest(n_docs=int(stats[0]), avg_len=float(stats[1]), rows=entries.num_rows,
+                            covered=[_name(f) for f in folded], parents=list(self._heads))
+        self._gens.write(gen, manifest)  # complete: only now may what it folded in go
+        for f in folded:
             self.storage.delete(f)
-        for old in self.storage.dirs(f"{self.root}/base"):
-            if old < gen:
-                for f in self.storage.files(f"{self.root}/base/{old}", recursive=True):
-                    self.storage.delete(f)
-        self._gen, self._views, self._manifest, self._log, self._files = gen, {}, manifest, {}, {}
+        self._gens.collect()
+        self._gen, self._heads, self._views, self._manifest = gen, [gen], {}, manifest
+        self._log, self._files, self._read, self._stale, self._extra, self._base_top = {}, {}, {}, [], {}, {}
         return gen
 
     def load_base(self, entries: list[MemoryEntry]) -> str:
         """Write ``entries`` (current ones, distinct keys) straight into a new base: bulk loads, benchmarks."""
-        with self._lock:
-            self.refresh()
-            if self._log or self._gen:
-                raise ValueError("load_base needs an empty namespace")
-            return self._write_base(to_table(entries), postings_table(entries))
+        return self.write_base(to_table(entries), postings_table(entries))
 
     @property
     def log_size(self) -> int:
@@ -279,6 +324,5 @@ def postings_table(entries: list[MemoryEntry]) -> pa.Table:
     return pa.table(dict(zip(POSTINGS_SCHEMA.names, cols, strict=True)), schema=POSTINGS_SCHEMA)
 
 
-
-
-__all__ = ["LOG_FILES_MERGE", "LOG_ROWS_COMPACT", "POSTINGS_SCHEMA", "MemoryStore", "postings_table"]
+__all__ = ["LOG_FILES_COMPACT", "LOG_ROWS_COMPACT", "POSTINGS_SCHEMA", "SMALL_BASE_ROWS", "MemoryStore",
+           "postings_table"]
