@@ -78,14 +78,17 @@ def pct(values: list[float], q: float) -> float | None:
 class Load:
     """The clients' side of one run against one server."""
 
-    def __init__(self, url: str, *, sessions: int, clients: int, turns: int, interval: float) -> None:
+    def __init__(self, url: str, *, sessions: int, clients: int, turns: int, interval: float,
+                 check_ids: bool = False) -> None:
         self.url = url
+        self.check_ids = check_ids
         self.sessions, self.clients, self.turns, self.interval = sessions, clients, turns, interval
         self.delays: list[float] = []
         self.frames = 0
         self.measure_from = float("inf")
         self.recorded: list[dict[str, Any]] = []  # what the first client saw (the baseline's template)
         self.connected = 0
+        self.seen: dict[str, list[tuple[int, str]]] = {}  # session -> (id, event_id) its first client read
 
     async def create(self, http: Any) -> tuple[list[str], float]:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
@@ -101,17 +104,17 @@ class Load:
         ids = await asyncio.gather(*(one(i) for i in range(self.sessions)))
         return list(ids), time.perf_counter() - started
 
-    async def watch(self, http: Any, sid: str, record: bool) -> None:
+    async def watch(self, http: Any, sid: str, record: bool, ids: list[tuple[int, str]] | None) -> None:
         async with http.stream("GET", f"{self.url}/api/v1/sessions/{sid}/events",
                                headers={"Accept": "text/event-stream"}) as r:
             r.raise_for_status()
             self.connected += 1
-            kind, has_id = "", False
+            kind, has_id, position = "", False, 0
             async for line in r.aiter_lines():
                 if not line:
                     kind, has_id = "", False
                 elif line.startswith("id:"):
-                    has_id = True
+                    has_id, position = True, int(line[3:])
                 elif line.startswith("event:"):
                     kind = line[6:].strip()
                 elif line.startswith("data:"):
@@ -126,6 +129,19 @@ class Load:
                             self.delays.append((now - ts) * 1000)
                     if record:
                         self.recorded.append(json.loads(line[5:]))
+                    if ids is not None and has_id:
+                        ids.append((position, json.loads(line[5:])["event_id"]))
+
+    async def ids_differing(self, http: Any) -> int:
+        """Frames whose id is not the event's position in the finished session read back from the lake
+        (``GET .../timeline``): what a late event costs (a reconnect to another replica would skip or repeat)."""
+        differ = 0
+        for sid, seen in self.seen.items():
+            r = await http.get(f"{self.url}/api/v1/sessions/{sid}/timeline")
+            r.raise_for_status()
+            lake = [e["event_id"] for e in r.json()]
+            differ += sum(1 for pos, event_id in seen if pos > len(lake) or lake[pos - 1] != event_id)
+        return differ
 
     async def run(self, rss: Any) -> dict[str, Any]:
         import httpx
@@ -136,7 +152,11 @@ class Load:
             ids, took = await self.create(http)
             await asyncio.sleep(1.0)
             before = rss()
-            watchers = [asyncio.create_task(self.watch(http, ids[i % len(ids)], i == 0)) for i in range(self.clients)]
+            watchers = []
+            for i in range(self.clients):
+                sid = ids[i % len(ids)]
+                seen = self.seen.setdefault(sid, []) if self.check_ids and i < len(ids) else None
+                watchers.append(asyncio.create_task(self.watch(http, sid, i == 0, seen)))
             deadline = time.monotonic() + 60
             while self.connected < self.clients and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
@@ -152,12 +172,16 @@ class Load:
             for task in pending:
                 task.cancel()
             failed = [t.exception() for t in done if t.exception() is not None]
+            differ = await self.ids_differing(http) if self.check_ids else None
         return {
             "session_create_per_s": round(self.sessions / took, 1),
             "delay_ms_p50": pct(self.delays, 0.50), "delay_ms_p99": pct(self.delays, 0.99),
             "events_timed": len(self.delays), "frames": self.frames,
             "rss_per_stream_kb": round((after - before) / max(1, self.connected) / 1024, 1),
             "streams": self.connected, "streams_unfinished": len(pending), "stream_errors": len(failed),
+            "first_errors": sorted({repr(e)[:200] for e in failed})[:3],
+            **({"ids_differing_from_lake": differ, "ids_checked": sum(len(v) for v in self.seen.values())}
+               if self.check_ids else {}),
         }
 
 
@@ -169,10 +193,16 @@ def troupe_run(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], li
     (root / "teams" / "bench" / "team.yaml").write_text(team_yaml(args.turns))
     port = free_port()
     config = root / "server.json"
-    config.write_text(json.dumps({"local": True, "lake": str(root / "lake"), "teams": [str(root / "teams")],
-                                  "checkpoints": False, "port": port, "stream_settle_s": args.settle,
-                                  "max_sessions": max(256, args.sessions), "keys_path": str(root / "keys.json")}))
-    env = {**os.environ, "TROUPE_SERVE_CONFIG": str(config), "TROUPE_HOME": str(root / "home")}
+    settings: dict[str, Any] = {"local": True, "lake": str(root / "lake"), "teams": [str(root / "teams")],
+                                "checkpoints": False, "port": port, "max_sessions": max(256, args.sessions),
+                                "keys_path": str(root / "keys.json")}
+    if args.settle is not None:
+        settings["stream_settle_s"] = args.settle
+    config.write_text(json.dumps(settings))
+    # Every client here is the one keyless local user: lift the per-key rate limit (60 requests at once by
+    # default, which 200 streams opened together exceed) so the figures are the stream's, not the limiter's.
+    env = {**os.environ, "TROUPE_SERVE_CONFIG": str(config), "TROUPE_HOME": str(root / "home"),
+           "TROUPE_RATE_LIMIT": "100000:100000"}
     child = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "benchmarks.serve:troupe_app",
                               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
                              cwd=REPO, env=env)
@@ -189,7 +219,8 @@ def troupe_run(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], li
                 raise RuntimeError("the Troupe server did not start")
             time.sleep(0.1)
         proc = psutil.Process(child.pid)
-        load = Load(url, sessions=args.sessions, clients=args.clients, turns=args.turns, interval=args.interval)
+        load = Load(url, sessions=args.sessions, clients=args.clients, turns=args.turns, interval=args.interval,
+                    check_ids=True)
         figures = asyncio.run(load.run(lambda: proc.memory_info().rss))
     finally:
         child.terminate()
@@ -239,13 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between rounds of turns")
-    parser.add_argument("--settle", type=float, default=0.5, help="the server's stream_settle_s")
+    parser.add_argument("--settle", type=float, default=None,
+                        help="the server's stream_settle_s (default: the server's default)")
     parser.add_argument("--no-serve", action="store_true", help="leave out the bare Ray Serve baseline")
     args = parse_args(parser, argv=argv, smoke={"sessions": 4, "clients": 8, "turns": 2, "interval": 0.3, "no_serve": True})
     with tempfile.TemporaryDirectory(prefix="troupe-serve-bench-") as tmp:
         troupe, turn = troupe_run(args, Path(tmp))
+    from troupe.runtime.server.settings import ServerSettings
+
+    settle = args.settle if args.settle is not None else ServerSettings().stream_settle_s
     out: dict[str, Any] = {"sessions": args.sessions, "clients": args.clients, "turns": args.turns,
-                           "settle_s": args.settle, "troupe": troupe, "events_per_turn": len(turn)}
+                           "settle_s": settle, "troupe": troupe, "events_per_turn": len(turn)}
     print(f"troupe server: {json.dumps(troupe)}", flush=True)
     if not args.no_serve:
         bare = serve_run(args, turn)

@@ -42,9 +42,10 @@ class ServerSettings(BaseModel):
     """The API key store (``None``: ``$TROUPE_HOME/keys.json``); the access layer reads it."""
     max_sessions: int = 256
     """Sessions one server process holds open at once."""
-    stream_settle_s: float = 0.5
-    """How long a live event waits before it gets its stream position (events of a session's actors
-    reach the log in batches: an earlier one may come a little later). Tokens are not held."""
+    stream_settle_s: float = 0.1
+    """How old (by its own ``ts``) a live event is before it gets its stream position (events of a
+    session's actors reach the log in batches: an earlier one may come a little later; see
+    docs/server.md for what a shorter window costs). Tokens are not held."""
     heartbeat_s: float = 15.0
     registry: str | None = None
     """Name of the shared session directory (a Ray actor) behind Serve; ``None``: this process only."""
