@@ -20,6 +20,7 @@ from typing import Any
 
 from troupe.runtime.config import McpServerConfig
 from troupe.tools.mcp import McpManager
+from troupe.tools.mcp.elicitation import policy_elicitor
 
 SERVER = "conformance"
 logger = logging.getLogger("troupe_client")
@@ -54,7 +55,7 @@ def server_config(url: str, scenario: str) -> McpServerConfig:
 
 
 async def run_tools(url: str, scenario: str) -> int:
-    manager = McpManager(idle_close_s=None)
+    manager = McpManager(elicitor=policy_elicitor("accept"), idle_close_s=None)
     cfg = server_config(url, scenario)
     try:
         specs = await manager.list_tools(SERVER, cfg)
@@ -63,7 +64,8 @@ async def run_tools(url: str, scenario: str) -> int:
             if spec.source != f"mcp:{SERVER}":
                 continue
             result = await manager.call(SERVER, cfg, tool, sample_arguments(spec.parameters))
-            logger.info("%s -> %s%s", tool, "error: " if result.is_error else "", result.text[:200])
+            logger.info("%s -> %s%s (elicitations: %s)", tool, "error: " if result.is_error else "", result.text[:200],
+                        result.elicitations)
     finally:
         await manager.close()
     return 0

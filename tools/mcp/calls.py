@@ -27,6 +27,8 @@ class CallState:
     """Called with each progress event; may be a coroutine function."""
     progress: list[dict[str, Any]] = field(default_factory=list)
     sampling: list[dict[str, Any]] = field(default_factory=list)
+    elicitations: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
     connection: McpConnection | None = None
 
     async def report_progress(self, progress: float, total: float | None, message: str | None) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import logging
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any, TypeVar
@@ -33,7 +34,11 @@ from pydantic import ValidationError
 from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
 from troupe.tools.mcp.calls import CURRENT_CALL, CallState
+from troupe.tools.mcp.elicitation import Elicitor
+from troupe.tools.mcp.elicitation import answer as answer_elicitation
 from troupe.tools.mcp.errors import McpConnectionError, connect_error, describe_exc, disconnected_error, failed_error
+from troupe.tools.mcp.mcp_log import MAX_LOGS_PER_CALL, log_record, new_recent, to_python_log
+from troupe.tools.mcp.roots import file_uri, roots_for
 from troupe.tools.mcp.sampling import Sampler, answer
 from troupe.tools.mcp.server_params import connection_key, http_headers, stdio_parameters
 from troupe.tools.mcp.stdio_child import SPAWN_SINK, StderrTail
@@ -51,13 +56,19 @@ _EXIT_POLL_S = 0.2
 class McpConnection:
     """A started (or starting, or dead) connection to one server under one config."""
 
-    def __init__(self, server: str, cfg: McpServerConfig, *, sampler: Sampler | None = None, generation: int = 0) -> None:
+    def __init__(self, server: str, cfg: McpServerConfig, *, sampler: Sampler | None = None,
+                 elicitor: Elicitor | None = None, generation: int = 0) -> None:
         self.server = server
         self.cfg = cfg
         self.key = connection_key(server, cfg)
         self.generation = generation
         """0 for the first connection under this key, then +1 per reconnect."""
         self._sampler = sampler
+        self._elicitor = elicitor
+        self.recent_logs = new_recent()
+        """The server's log messages that arrived outside any call (the latest few)."""
+        self.roots_sent: set[str] | None = None
+        """The root URIs last answered to ``roots/list`` (``None``: the server never asked)."""
         self.client: Client | None = None
         self.process: Any = None
         self.started_at: float | None = None
@@ -122,6 +133,7 @@ class McpConnection:
             "calls": self.calls,
             "in_flight": len(self._calls),
             "dead_reason": self.dead_reason,
+            "recent_logs": list(self.recent_logs)[-5:],
             "started_at": self.started_at,
             "connect_ms": round((self.ready_at - self.started_at) * 1000, 1) if self.ready_at and self.started_at else None,
         }
@@ -153,13 +165,16 @@ class McpConnection:
         try:
             async with AsyncExitStack() as stack:
                 transport = await self._open_transport(stack)
-                client = Client(transport, sampling_callback=self._on_sampling, cache=None, client_info=CLIENT_INFO)
+                client = Client(transport, sampling_callback=self._on_sampling, elicitation_callback=self._on_elicitation,
+                                list_roots_callback=self._on_roots, logging_callback=self._on_log,
+                                log_level=self.cfg.log_level, cache=None, client_info=CLIENT_INFO)
                 self.client = await stack.enter_async_context(client)
                 if self._stderr is not None:
                     self._stderr.child_started()
                 self.protocol_version = client.protocol_version
                 self.server_info = client.server_info
                 self.capabilities = client.server_capabilities
+                await self._set_log_level(client)
                 self.ready_at = time.time()
                 self._ready.set_result(None)
                 await self._watch()
@@ -237,9 +252,21 @@ class McpConnection:
             await asyncio.wait({task}, timeout=CLOSE_TIMEOUT_S)
 
     # ---- calls ----
+    async def _set_log_level(self, client: Client) -> None:
+        """``logging/setLevel`` from the config (handshake-era servers; newer ones get it on each request)."""
+        if self.cfg.log_level is None or self.capabilities.logging is None or client.protocol_version.startswith("2026"):
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                await client.set_logging_level(self.cfg.log_level)
+        except Exception as e:  # noqa: BLE001 - a server that refuses still works; its logs stay at its level
+            logger.warning("MCP server %r refused logging/setLevel %s: %s", self.server, self.cfg.log_level, describe_exc(e))
+
     @contextmanager
     def track(self, state: CallState) -> Iterator[CallState]:
         """Mark ``state`` as in flight (for progress and sampling attribution) while a call runs."""
+        self._check_roots(state)
         state.connection = self
         self._calls[id(state)] = state
         token = CURRENT_CALL.set(state)
@@ -271,6 +298,67 @@ class McpConnection:
         if state is not None:
             state.sampling.append(summary)
         return result
+
+    async def _on_elicitation(self, context: ClientRequestContext, params: mt.ElicitRequestParams
+                              ) -> mt.ElicitResult | mt.ErrorData:
+        state = self.current_call()
+        result, summary = await answer_elicitation(self._elicitor, self.server, self.cfg, params,
+                                                   state.caller if state else None)
+        if state is not None:
+            state.elicitations.append(summary)
+        return result
+
+    def _roots(self) -> list[mt.Root]:
+        workspaces = [s.caller.workspace for s in self._calls.values() if s.caller is not None and s.caller.workspace]
+        return roots_for(self.cfg, dict.fromkeys(workspaces))
+
+    async def _on_roots(self, context: ClientRequestContext) -> mt.ListRootsResult | mt.ErrorData:
+        roots = self._roots()
+        self.roots_sent = {r.uri for r in roots}
+        return mt.ListRootsResult(roots=roots)
+
+    def _check_roots(self, state: CallState) -> None:
+        """A call from a workspace the server was not told about: say the roots changed (it asks again)."""
+        workspace = state.caller.workspace if state.caller is not None else ""
+        if not workspace or self.roots_sent is None or self.client is None or file_uri(workspace) in self.roots_sent:
+            return
+        self.roots_sent = self.roots_sent | {file_uri(workspace)}
+        client = self.client
+
+        async def notify() -> None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    await client.send_roots_list_changed()
+            except Exception as e:  # noqa: BLE001 - best effort: the server can still ask
+                logger.debug("roots/list_changed to %r failed: %s", self.server, e)
+
+        asyncio.get_running_loop().create_task(notify())
+
+    async def _on_log(self, params: mt.LoggingMessageNotificationParams) -> None:
+        record = log_record(self.server, params)
+        state = self.current_call()
+        if state is None:
+            self.recent_logs.append(record)
+            to_python_log(record)
+        elif len(state.logs) < MAX_LOGS_PER_CALL:
+            state.logs.append(record)
+
+    async def ping(self) -> float:
+        """One round trip to the server, in milliseconds (``ping`` on handshake-era servers, else a
+        ``tools/list``-free ``server/discover``)."""
+        started = time.perf_counter()
+
+        async def op(client: Client) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if client.protocol_version.startswith("2026"):
+                    await client.session.discover()
+                else:
+                    await client.send_ping()
+
+        await self.request("ping", op, min(self.cfg.timeout_s, 10.0))
+        return round((time.perf_counter() - started) * 1000, 2)
 
     async def request(self, what: str, op: Callable[[Client], Awaitable[T]], timeout_s: float) -> T:
         """Run ``op`` on the live client under ``timeout_s``; every failure becomes a model-visible

@@ -32,6 +32,7 @@ from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ToolArgumentError
 from troupe.tools.mcp.calls import CallState
 from troupe.tools.mcp.connection import McpConnection
+from troupe.tools.mcp.elicitation import Elicitor
 from troupe.tools.mcp.content import (
     render_call_result,
     render_prompt,
@@ -67,9 +68,12 @@ async def _all_pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -
 class McpManager:
     """Connections to MCP servers for one process (one node)."""
 
-    def __init__(self, *, sampler: Sampler | None = None, idle_close_s: float | None = IDLE_CLOSE_S) -> None:
+    def __init__(self, *, sampler: Sampler | None = None, elicitor: Elicitor | None = None,
+                 idle_close_s: float | None = IDLE_CLOSE_S) -> None:
         self.sampler = sampler
         """Answers the servers' sampling requests (for servers whose config enables sampling)."""
+        self.elicitor = elicitor
+        """Answers the servers' elicitation requests (``None``: each is declined, and the summary says why)."""
         self.idle_close_s = idle_close_s
         self._conns: dict[str, McpConnection] = {}
         self._starting: dict[str, asyncio.Lock] = {}
@@ -109,7 +113,7 @@ class McpManager:
             if conn is not None:
                 generation = conn.generation + 1
                 await conn.close()
-            conn = McpConnection(server, cfg, sampler=self._sample, generation=generation)
+            conn = McpConnection(server, cfg, sampler=self._sample, elicitor=self._elicit, generation=generation)
             self._conns[key] = conn
             if cfg.scope == "session":
                 self._by_session.setdefault(session_id, set()).add(key)
@@ -157,6 +161,18 @@ class McpManager:
             raise LookupError(no_sampler_message(server))
         return await self.sampler(server, cfg, params, caller)
 
+    async def _elicit(self, server: str, cfg: McpServerConfig, params: mt.ElicitRequestParams,
+                      caller: CallerInfo | None) -> mt.ElicitResult:
+        """Late-bound, like :meth:`_sample`; with no elicitor the request is declined."""
+        if self.elicitor is None:
+            return mt.ElicitResult(action="decline", _meta={"troupe/answered_by": "nobody"})
+        return await self.elicitor(server, cfg, params, caller)
+
+    async def ping(self, server: str, cfg: McpServerConfig, session_id: str = "") -> float:
+        """Round trip to the server in milliseconds (connecting first if needed): its health check."""
+        conn = await self.connection(server, cfg, session_id)
+        return await conn.ping()
+
     async def close_session(self, session_id: str) -> int:
         """Close a session's own connections (its ``scope: session`` servers exit); returns how many."""
         return await self._drop(list(self._by_session.pop(session_id, set())))
@@ -203,7 +219,8 @@ class McpManager:
                 cfg.timeout_s,
             )
         rendered = render_call_result(result)
-        return rendered.model_copy(update={"progress": list(state.progress), "sampling": list(state.sampling)})
+        return rendered.model_copy(update={"progress": list(state.progress), "sampling": list(state.sampling),
+                                           "elicitations": list(state.elicitations), "logs": list(state.logs)})
 
     async def _is_real_tool(self, conn: McpConnection, name: str) -> bool:
         if conn.tool_names is None:

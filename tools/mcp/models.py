@@ -49,6 +49,8 @@ class CallerInfo(BaseModel):
     call_id: str = ""
     sampling_profile: str | None = None
     """The model profile the runtime would use to answer sampling for this caller."""
+    workspace: str = ""
+    """The calling session's workspace folder, offered to the server as a root (``roots/list``)."""
 
 
 class McpCallResult(BaseModel):
@@ -67,6 +69,11 @@ class McpCallResult(BaseModel):
     sampling: list[dict[str, Any]] = Field(default_factory=list)
     """One summary per sampling request answered during the call:
     ``{"model", "tokens_in", "tokens_out", "ok", ...}``."""
+    elicitations: list[dict[str, Any]] = Field(default_factory=list)
+    """One summary per elicitation request answered during the call (``server``, ``mode``, ``message``,
+    ``action``, ``by``, ...; never the answer's values)."""
+    logs: list[dict[str, Any]] = Field(default_factory=list)
+    """The server's log messages during the call: ``{"server", "level", "logger", "data"}``."""
 
     def __str__(self) -> str:
         return self.text
