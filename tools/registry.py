@@ -16,6 +16,14 @@ from collections.abc import Iterable
 from troupe.runtime.errors import UnknownToolError
 from troupe.tools.spec import Tool
 
+_GRANTED_ONLY: set[str] = set()
+
+
+def granted_only(*names: str) -> None:
+    """Mark tools that an agent gets only through a capability (the memory tools: its ``memory`` scope); a
+    pattern in ``tools`` (``*``) never selects them, so an agent is not handed tools its services refuse."""
+    _GRANTED_ONLY.update(names)
+
 
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
@@ -56,7 +64,7 @@ class ToolRegistry:
         if is_import_path(entry):
             return [self.register(import_tool(entry))]
         if any(c in entry for c in "*?["):
-            matched = [self._tools[n] for n in sorted(self._tools) if fnmatch.fnmatchcase(n, entry)]
+            matched = [self._tools[n] for n in sorted(self._tools) if fnmatch.fnmatchcase(n, entry) and n not in _GRANTED_ONLY]
             if not matched:
                 raise UnknownToolError(f"no tool matches {entry!r}; known tools: {', '.join(sorted(self._tools))}",
                                        tool=entry)

@@ -320,7 +320,7 @@ def postings_table(entries: list[MemoryEntry]) -> pa.Table:
         dl = sum(counts.values())
         rows.extend((t, e.id, e.key, n, dl, e.created_at, e.expires_at) for t, n in counts.items())
     rows.sort()
-    cols = list(zip(*rows, strict=True)) if rows else [[] for _ in POSTINGS_SCHEMA.names]
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in POSTINGS_SCHEMA.names]
     return pa.table(dict(zip(POSTINGS_SCHEMA.names, cols, strict=True)), schema=POSTINGS_SCHEMA)
 
 

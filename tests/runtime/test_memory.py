@@ -148,3 +148,15 @@ def test_memory_on_s3(s3_lake: str) -> None:
     other.refresh()
     assert other.search("deploys tuesday", 1)[0].entry.key == "deploy"
     assert other.search("colour", 1)[0].entry.key == "colour"
+
+
+def test_a_wildcard_tools_list_gives_memory_tools_only_to_an_agent_with_memory() -> None:
+    from troupe.runtime.config import AgentSpec
+    from troupe.tools.builtins import agent_tool_names, default_registry
+
+    def names(memory: str) -> set[str]:
+        return {t.name for t in default_registry().resolve(agent_tool_names(AgentSpec(id="a", tools=["*"], memory=memory)))}
+
+    assert not names("none") & {"remember", "recall", "update_memory", "forget"}
+    assert {"remember", "recall", "update_memory", "forget"} <= names("project")
+    assert "calculator" in names("none")

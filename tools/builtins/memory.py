@@ -9,9 +9,11 @@ from typing import Any
 
 from troupe.runtime.ids import MEMORY
 from troupe.tools.context import ToolContext
+from troupe.tools.registry import granted_only
 from troupe.tools.spec import tool
 
 MEMORY_TOOLS = ("remember", "recall", "update_memory", "forget")
+granted_only(*MEMORY_TOOLS)  # only by memory: not by tools: ["*"] (the service refuses an agent with memory: none)
 
 
 @tool(name="remember", level="L1")
