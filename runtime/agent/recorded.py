@@ -30,8 +30,10 @@ from troupe.tools.spec import Execution, Tool
 
 REQUEST_PREVIEW = 2_000
 """How much of a request's last message ``llm.request`` records (and a replay compares)."""
-SERVICE_TOOL_MODULES = ("troupe.tools.builtins.blackboard", "troupe.tools.builtins.tasks", "troupe.tools.builtins.messaging")
-"""Tools that only use the session's own services: a replay runs them for real."""
+SERVICE_TOOL_MODULES = ("troupe.tools.builtins.blackboard", "troupe.tools.builtins.tasks", "troupe.tools.builtins.messaging",
+                        "troupe.runtime.planning.tools")
+"""Tools that only use the session's own services: a replay runs them for real (the plan tools make tasks and
+write the blackboard; a planner's ``reflect`` writes project memory and is answered from the record)."""
 
 OVERRIDE = "override"
 """The ``event_id`` of a result a fork's ``--tool-result`` put in place of the recorded one."""

@@ -1,6 +1,9 @@
 """Reflection (``planner.reflect``): after a plan finished, the planner's lessons become a ``reflection`` event
 and an entry of the project's memory (the ``memory`` session service, :mod:`troupe.runtime.memory`), where a
-later plan's turn recalls them."""
+later plan's turn recalls them.
+
+The ``reflect`` tool lives here, apart from the plan tools: its effect (project memory) outlives the session,
+so a replay answers it from the record, as it does the memory tools, while it runs the plan tools for real."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from troupe.runtime.errors import ModelVisibleError, TroupeError
 from troupe.runtime.events import ReflectionPayload
 from troupe.runtime.ids import AgentId
 from troupe.runtime.planning.model import Plan, PlanError, PlanStatus
+from troupe.runtime.planning.ports import BlackboardPlans
 from troupe.tools.context import ToolContext
+from troupe.tools.spec import Tool, tool
 
 MEMORY_SERVICE: Final = AgentId("memory")
 """The session's memory service (``troupe.runtime.ids.MEMORY``)."""
@@ -54,4 +59,18 @@ async def reflect_on(ctx: ToolContext, plan: Plan, lessons: list[str]) -> str:
     return f"{len(lessons)} lesson(s) recorded in {where}. Now answer with the outcome."
 
 
-__all__ = ["MEMORY_SERVICE", "lessons_key", "lessons_text", "reflect_on", "remember_lessons"]
+@tool(name="reflect", level="L1")
+async def reflect(ctx: ToolContext, lessons: list[str], plan_id: str | None = None) -> str:
+    """Record what you learned from your finished plan (kept in the project's memory for later plans).
+
+    Args:
+        lessons: One lesson each: what to do (or avoid) next time, concretely.
+        plan_id: The plan (default: your latest).
+    """
+    plan = await BlackboardPlans(ctx).current(plan_id)
+    return await reflect_on(ctx, plan, lessons)
+
+
+REFLECT_TOOL: Tool = reflect.with_spec(source="builtin")
+
+__all__ = ["MEMORY_SERVICE", "REFLECT_TOOL", "lessons_key", "lessons_text", "reflect", "reflect_on", "remember_lessons"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from troupe.runtime.config import AgentSpec
 from troupe.runtime.planning.model import Plan, PlanStatus, PlanStep, StepDraft, check_steps
 from troupe.runtime.planning.ports import BlackboardPlans, TaskSteps
-from troupe.runtime.planning.reflection import reflect_on
+from troupe.runtime.planning.reflection import REFLECT_TOOL, reflect
 from troupe.runtime.planning.report import report_text
 from troupe.runtime.planning.revise import revise
 from troupe.runtime.planning.runner import PlanRunner, RunReport, Stop
@@ -87,20 +87,10 @@ async def continue_plan(ctx: ToolContext, plan_id: str | None = None) -> str:
     return report_text(await runner.run(plan), ctx.spec.planner)
 
 
-@tool(name="reflect", level="L1")
-async def reflect(ctx: ToolContext, lessons: list[str], plan_id: str | None = None) -> str:
-    """Record what you learned from your finished plan (kept in the project's memory for later plans).
-
-    Args:
-        lessons: One lesson each: what to do (or avoid) next time, concretely.
-        plan_id: The plan (default: your latest).
-    """
-    plan = await BlackboardPlans(ctx).current(plan_id)
-    return await reflect_on(ctx, plan, lessons)
-
-
 PLANNING_TOOLS: list[Tool] = [t.with_spec(source="builtin") for t in (make_plan, revise_plan, continue_plan)]
-REFLECT_TOOL: Tool = reflect.with_spec(source="builtin")
+"""Tools on the session's own services (tasks, blackboard): a replay runs them for real, like the task tools
+(``troupe.runtime.agent.recorded.SERVICE_TOOL_MODULES`` names this module). ``reflect`` lives elsewhere
+(:mod:`troupe.runtime.planning.reflection`): it writes the project's memory, which outlives the session."""
 
 
 def planning_tools(spec: AgentSpec) -> dict[str, Tool]:

@@ -111,3 +111,43 @@ async def test_an_invalid_plan_is_a_tool_error_the_model_reads(troupe: Troupe, b
     await session.close()
     assert result.reply == "gave up"
     assert message in SEEN[0] and "Fix these and call the tool again" in SEEN[0]
+
+
+MODEL_CALLS: list[str] = []
+
+
+def counted_model(request: Any, agent: str) -> Any:
+    from troupe.evals.planning_suite import respond
+
+    MODEL_CALLS.append(agent)
+    return respond(request, agent)
+
+
+async def test_a_replay_runs_the_plan_tools_for_real_and_answers_reflect_from_the_record(troupe: Troupe, lake: Path) -> None:
+    """The plan tools make tasks and write the blackboard (session services): a replay runs them, like the task
+    tools, so the workers' recorded turns get their tasks; ``reflect`` writes project memory: answered from the record."""
+    from troupe.runtime.agent.recorded import is_service_tool
+    from troupe.runtime.planning.tools import PLANNING_TOOLS, REFLECT_TOOL
+    from troupe.runtime.replay.compare import steps
+    from troupe.runtime.replay.record import read_rows
+
+    assert all(is_service_tool(t) for t in PLANNING_TOOLS) and not is_service_tool(REFLECT_TOOL)
+    team = load_team(PLANNING_TEAM)
+    team.models["scripted"].function = "tests.runtime.test_planning_session:counted_model"
+    MODEL_CALLS.clear()
+    result = await troupe.run(team, "What is the total revenue of Q1 and Q2?", timeout=60)
+    assert "350" in result.reply
+    made = len(MODEL_CALLS)
+    report = await troupe.replay(result.session_id)
+    assert report.identical, report.summary()
+    assert report.reply == result.reply
+    replayed = [e for e in lake_events(lake) if e.session_id == report.session_id]
+    assert {e.task_id for e in replayed if e.type == "task.created"} == {
+        "planner-1.q1.1", "planner-1.q2.1", "planner-1.q1-backup.1", "planner-1.total.1"}
+    assert [e.type for e in replayed if e.type.startswith("plan.")].count("plan.revised") == 1
+    assert len(MODEL_CALLS) == made  # every answer came from the record
+
+    def keyed(session_id: str) -> dict[str, list[Any]]:
+        return {a: [(s.type, s.key) for s in ss] for a, ss in steps(read_rows(lake, session_id)).items()}
+
+    assert keyed(result.session_id) == keyed(report.session_id)
