@@ -59,6 +59,11 @@ class MemoryEntry(BaseModel):
     turn: int | None = None
     event_id: str | None = None
     """Provenance: the ``memory.written``/``memory.forgotten`` event that records the write."""
+    taint: list[str] = Field(default_factory=list)
+    """Risk scoring: the untrusted sources its writer had read (a tainted agent's fact): recalling it taints the
+    reader, as reading a tainted blackboard entry does."""
+    vouched: list[str] = Field(default_factory=list)
+    """Values in it that the tainted writer's user vouched for (still trusted)."""
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     expires_at: datetime | None = None
 
@@ -86,6 +91,7 @@ ARROW_SCHEMA: Final = pa.schema([
     ("value", pa.string()), ("op", pa.string()), ("version", pa.int64()), ("supersedes", pa.string()),
     ("note", pa.string()), ("agent", pa.string()), ("session_id", pa.string()), ("turn", pa.int64()),
     ("event_id", pa.string()), ("created_at", TS), ("expires_at", TS),
+    ("taint", pa.list_(pa.string())), ("vouched", pa.list_(pa.string())),
 ])
 """The entries' Parquet schema (one row per :class:`MemoryEntry`)."""
 
@@ -95,8 +101,11 @@ def to_table(entries: list[MemoryEntry]) -> pa.Table:
     return pa.table(cols, schema=ARROW_SCHEMA)
 
 
+_LISTS: Final = ("taint", "vouched")  # absent (null) in files written before they existed
+
+
 def from_rows(rows: list[dict]) -> list[MemoryEntry]:  # type: ignore[type-arg]
-    return [MemoryEntry.model_validate(r) for r in rows]
+    return [MemoryEntry.model_validate({k: v for k, v in r.items() if v is not None or k not in _LISTS}) for r in rows]
 
 
 def scope_allows(granted: MemoryScope, wanted: str) -> bool:

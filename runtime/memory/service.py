@@ -125,8 +125,11 @@ class MemoryService:
 
     # --- writes -----------------------------------------------------------------------------
     async def remember(self, agent: str, key: str, value: str, ttl_s: float | None = None, scope: str | None = None,
-                       note: str | None = None) -> dict[str, Any]:
-        """Write ``value`` under ``key`` (superseding the key's current entry); on storage when this returns."""
+                       note: str | None = None, taint: list[str] | None = None,
+                       vouched: list[str] | None = None) -> dict[str, Any]:
+        """Write ``value`` under ``key`` (superseding the key's current entry); on storage when this returns.
+        ``taint``: the untrusted sources a tainted writer had read (risk scoring), kept on the entry so that a
+        recall of it taints the reader; ``vouched``: values in it the writer's user wrote (kept only with a taint)."""
         key, value = _check(key, value)
         scope = self._write_scope(agent, scope)
         store = self.store(scope)
@@ -139,7 +142,8 @@ class MemoryService:
                 scope=scope, namespace=store.namespace, key=key, value=value,  # type: ignore[arg-type]
                 version=(prev.version + 1) if prev else 1, supersedes=prev.id if prev else None, note=note,
                 agent=str(agent), session_id=self.session_id, turn=CURRENT_TURN.get(), event_id=event_id,
-                expires_at=expiry(ttl_s if ttl_s is not None else self.settings.ttl_s))
+                expires_at=expiry(ttl_s if ttl_s is not None else self.settings.ttl_s),
+                taint=[str(t) for t in taint or ()][:10], vouched=[str(v) for v in vouched or ()] if taint else [])
             store.append([entry])
             return entry
 
@@ -150,10 +154,11 @@ class MemoryService:
             agent, event_id)
         return entry.model_dump(mode="json")
 
-    async def update(self, agent: str, key: str, value: str, ttl_s: float | None = None,
-                     scope: str | None = None) -> dict[str, Any]:
+    async def update(self, agent: str, key: str, value: str, ttl_s: float | None = None, scope: str | None = None,
+                     taint: list[str] | None = None, vouched: list[str] | None = None) -> dict[str, Any]:
         """:meth:`remember`, noted as a correction of the key's earlier value."""
-        return await self.remember(agent, key, value, ttl_s=ttl_s, scope=scope, note="update")
+        return await self.remember(agent, key, value, ttl_s=ttl_s, scope=scope, note="update", taint=taint,
+                                   vouched=vouched)
 
     async def forget(self, agent: str, key: str, scope: str | None = None) -> dict[str, Any]:
         """Forget ``key``: a tombstone supersedes its current entry (both stay in its history)."""
@@ -197,7 +202,7 @@ class MemoryService:
         if not self.scopes(agent):
             raise MemoryDenied(f"agent {agent!r} has no memory (memory: none in the team file)", agent=agent)
         hits: list[RecalledEntry] = await self._run(self.search, agent, query, max(1, min(int(k), 50)))
-        out = [{**_brief(h.entry), "score": round(h.score, 4)} for h in hits]
+        out = [{**_brief(h.entry), "score": round(h.score, 4)} for h in hits]  # with its taint: the tool applies it
         self._emit(MemoryRecalledPayload(source="tool", query=query[:500], entry_ids=[h.entry.id for h in hits],
                                          tokens=sum(len(str(o)) for o in out) // 4), agent)
         return out
@@ -210,7 +215,9 @@ class MemoryService:
 
     async def recall_for_turn(self, agent: str, query: str) -> dict[str, Any]:
         """What goes into ``agent``'s context at the start of a turn: the best ``recall_k`` entries for the
-        turn's messages that fit ``recall_tokens`` (``{"text": "", "ids": []}`` when nothing matches)."""
+        turn's messages that fit ``recall_tokens`` (``{"text": "", "ids": []}`` when nothing matches), and
+        ``tainted``: those of them a tainted agent wrote (elsewhere than in this agent's session), which the
+        agent reads as untrusted content."""
         s = self.settings
         if not self.scopes(agent) or s.recall_tokens <= 0 or not query.strip():
             return {"text": "", "ids": []}
@@ -220,7 +227,8 @@ class MemoryService:
         text, kept, tokens = render_recall([h.entry for h in hits], s.recall_tokens)
         self._emit(MemoryRecalledPayload(source="turn", query=query[:500], entry_ids=[e.id for e in kept],
                                          tokens=tokens, left_out=len(hits) - len(kept)), agent)
-        return {"text": text, "ids": [e.id for e in kept]}
+        return {"text": text, "ids": [e.id for e in kept],
+                "tainted": [_brief(e) for e in kept if foreign_taint(e, agent, self.session_id)]}
 
     # --- checkpoints ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -240,9 +248,17 @@ def _check(key: str, value: str) -> tuple[str, str]:
     return key, value
 
 
+def foreign_taint(e: MemoryEntry, agent: str, session_id: str) -> bool:
+    """Whether recalling ``e`` taints ``agent``: a tainted writer's entry, unless the agent wrote it itself in
+    this session (its own taint already holds what it read)."""
+    return bool(e.taint) and not (e.agent == str(agent) and e.session_id == str(session_id))
+
+
 def _brief(e: MemoryEntry) -> dict[str, Any]:
     return {"id": e.id, "key": e.key, "value": e.value, "scope": e.scope, "version": e.version, "agent": e.agent,
-            "session_id": e.session_id, "created_at": e.created_at.isoformat()}
+            "session_id": e.session_id, "created_at": e.created_at.isoformat(),
+            **({"taint": e.taint, "vouched": e.vouched} if e.taint else {})}
 
 
-__all__ = ["MAX_KEY", "MAX_VALUE", "MemoryDenied", "MemoryService", "grants_of", "memory_root", "uses_memory"]
+__all__ = ["MAX_KEY", "MAX_VALUE", "MemoryDenied", "MemoryService", "foreign_taint", "grants_of", "memory_root",
+           "uses_memory"]

@@ -263,7 +263,7 @@ class MemoryStore:
                 log = [e for e in log if e.id not in known]
             self._con.register("log_entries", to_table(log))
             self._con.register("log_postings", postings_table(fresh))
-            sql_e = "SELECT * FROM log_entries" + (f" UNION ALL SELECT * FROM {entries}" if entries else "")
+            sql_e = "SELECT * FROM log_entries" + (f" UNION ALL BY NAME SELECT * FROM {entries}" if entries else "")
             sql_p = "SELECT * FROM log_postings"
             if postings:
                 self._con.register("touched", pa.table({"key": sorted(touched)}, schema=pa.schema([("key", pa.string())])))
@@ -273,7 +273,7 @@ class MemoryStore:
             all_p = self._con.sql(sql_p + " ORDER BY term, id", params=[now] if postings else None).to_arrow_table()
             for name in ("log_entries", "log_postings", *(["touched"] if postings else [])):
                 self._con.unregister(name)
-            return self._write_base(all_e.cast(ARROW_SCHEMA), all_p.cast(POSTINGS_SCHEMA))
+            return self._write_base(all_e.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA), all_p.cast(POSTINGS_SCHEMA))
 
     def write_base(self, entries: pa.Table, postings: pa.Table) -> str:
         """Write a new base from tables in :data:`ARROW_SCHEMA` / :data:`POSTINGS_SCHEMA` (bulk loads into an

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from troupe.runtime.ids import MEMORY
+from troupe.runtime.memory.recall import read_recalled
+from troupe.tools.builtins.tasks import writer_marks
 from troupe.tools.context import ToolContext
 from troupe.tools.registry import granted_only
 from troupe.tools.spec import tool
@@ -25,7 +27,8 @@ async def remember(ctx: ToolContext, key: str, value: str, ttl_s: float | None =
         value: The fact, in a sentence.
         ttl_s: Seconds until it is forgotten by itself (leave out to keep it).
     """
-    entry = await ctx.services.call(MEMORY, "remember", agent=str(ctx.agent), key=key, value=value, ttl_s=ttl_s)
+    entry = await ctx.services.call(MEMORY, "remember", agent=str(ctx.agent), key=key, value=value, ttl_s=ttl_s,
+                                    **writer_marks(ctx, value))  # a tainted agent's fact is marked
     return {"remembered": entry["key"], "version": entry["version"], "scope": entry["scope"],
             **({"replaced": entry["supersedes"]} if entry.get("supersedes") else {})}
 
@@ -39,6 +42,7 @@ async def recall(ctx: ToolContext, query: str, k: int = 5) -> list[dict[str, Any
         k: How many facts to return at most.
     """
     hits = await ctx.services.call(MEMORY, "recall", agent=str(ctx.agent), query=query, k=k)
+    read_recalled(ctx.taint, str(ctx.agent), str(ctx.session_id), hits)  # a tainted writer's fact taints the reader
     if not hits:
         return f"nothing remembered matches {query!r}"
     return [{"key": h["key"], "value": h["value"], "version": h["version"], "from": h["created_at"]} for h in hits]
@@ -52,7 +56,8 @@ async def update_memory(ctx: ToolContext, key: str, value: str) -> dict[str, Any
         key: The fact's key.
         value: Its new value.
     """
-    entry = await ctx.services.call(MEMORY, "update", agent=str(ctx.agent), key=key, value=value)
+    entry = await ctx.services.call(MEMORY, "update", agent=str(ctx.agent), key=key, value=value,
+                                    **writer_marks(ctx, value))
     return {"updated": entry["key"], "version": entry["version"], "replaced": entry.get("supersedes")}
 
 
