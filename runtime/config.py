@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from troupe.runtime import capabilities as cap
+from troupe.runtime.a2a_config import A2AMember, check_a2a_secrets
 from troupe.runtime.approval_policy import ApprovalPolicy
 from troupe.runtime.errors import TeamConfigError
 from troupe.runtime.ids import RESERVED_NAMES, AgentId
@@ -163,6 +164,8 @@ class AgentSpec(_Strict):
     """Write each reply that completes a task to the blackboard as ``results/<task id>``."""
     parallel_tool_calls: bool = True
     """``false``: the model is asked for one call at a time, and a round's calls run one after another, in order."""
+    a2a: A2AMember | None = None
+    """A remote A2A agent that this member stands for: its turns call it, not a model (docs/a2a.md)."""
 
     @field_validator("id")
     @classmethod
@@ -298,6 +301,7 @@ class TeamConfig(_Strict):
                 raise ValueError(f"MCP server name {server!r} must be letters, digits, '-' or '_' (no '__'); "
                                  f"its tools are named '<server>__<tool>'")
         self.mcp_servers = bind_servers(self.mcp_servers, self.secrets)
+        check_a2a_secrets(self.agents, self.secrets)
         cap.check_capabilities(self.project, self.agents)
         for pname, p in self.models.items():
             for fb in p.fallbacks:

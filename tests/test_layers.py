@@ -20,7 +20,7 @@ FOLDERS = {"runtime": "troupe.runtime", "actors": "troupe.actors", "tools": "tro
 
 LAYERS: list[tuple[str, ...]] = [
     ("troupe.runtime.errors", "troupe.runtime.ids", "troupe.runtime.clock", "troupe.runtime.redact",
-     "troupe.runtime.approval_policy", "troupe.runtime.safety", "troupe.runtime.secrets", "troupe.runtime.capabilities", "troupe.runtime.mcp_config", "troupe.runtime.config", "troupe.runtime.messages", "troupe.runtime.events", "troupe.runtime.demo"),
+     "troupe.runtime.approval_policy", "troupe.runtime.safety", "troupe.runtime.secrets", "troupe.runtime.capabilities", "troupe.runtime.mcp_config", "troupe.runtime.a2a_config", "troupe.runtime.config", "troupe.runtime.messages", "troupe.runtime.events", "troupe.runtime.demo"),
     ("troupe.runtime.llm", "troupe.runtime.storage", "troupe.runtime.access"),
     ("troupe.tools", "troupe.runtime.eventlog", "troupe.runtime.memory", "troupe.runtime.knowledge",
      "troupe.runtime.skills"),
@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("troupe.actors",),
     ("troupe.runtime.api", "troupe.runtime.replay", "troupe.runtime"),
     ("troupe.evals",),
-    ("troupe.runtime.cli", "troupe.runtime.mcp_server", "troupe.runtime.server", "troupe.runtime.client"),
+    ("troupe.runtime.cli", "troupe.runtime.mcp_server", "troupe.runtime.server", "troupe.runtime.client", "troupe.runtime.a2a"),
 ]
 """Lowest first. A module may import its own layer or a lower one; ``troupe.runtime`` alone (the
 facade's ``__init__``) names the public API of every layer, lazily."""

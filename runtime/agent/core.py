@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from troupe.runtime.agent.a2a_member import remote_turn
+from troupe.runtime.agent.a2a_remote import RemoteAgent
 from troupe.runtime.agent.context import Context
 from troupe.runtime.agent.deps import AgentDeps
-from troupe.runtime.agent.loop import Turn, run_turn
+from troupe.runtime.agent.loop import Turn, TurnResult, run_turn
 from troupe.runtime.agent.mailbox import Mailbox
 from troupe.runtime.agent.state import AgentState, StateMachine
 from troupe.runtime.agent.taint import Taint
@@ -267,7 +269,7 @@ class AgentCore:
             journal=self if self._record is not None else None, taint=self.taint,
         )
         try:
-            result = await run_turn(turn)
+            result = await self.run_turn(turn, batch)
             if result.reply is not None:
                 await self._answer(result.reply)
         except RunError as e:
@@ -280,6 +282,12 @@ class AgentCore:
         if self._record is not None:
             self._record = None
             await self._save()  # a turn boundary
+
+    async def run_turn(self, turn: Turn, batch: list[Envelope]) -> TurnResult:
+        """The turn's work: the model loop, or a remote A2A member's call to its agent (runtime/agent/a2a_member.py)."""
+        if isinstance(self.deps.llm, RemoteAgent):
+            return await remote_turn(self, self.deps.llm, turn, batch)
+        return await run_turn(turn)
 
     def _note_incoming(self, batch: list[Envelope]) -> None:
         """Risk scoring's view of a batch: a message from a tainted agent (it says so in ``data.taint``)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from troupe.runtime.events.a2a import A2ARequestPayload, A2AResponsePayload, A2AUpdatePayload
 from troupe.runtime.events.access import AccessDeniedPayload
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
 from troupe.runtime.events.approval import ApprovalDecidedPayload, ApprovalRequestedPayload, GuardrailDeniedPayload
@@ -58,6 +59,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "A2ARequestPayload",
+    "A2AResponsePayload",
+    "A2AUpdatePayload",
     "ARROW_SCHEMA",
     "EPHEMERAL_TYPES",
     "EVENT_COLUMNS",

@@ -46,6 +46,9 @@ EventType = Literal[
     "access.denied",
     "skill.loaded",
     "knowledge.searched",
+    "a2a.request",
+    "a2a.update",
+    "a2a.response",
 ]
 """Every event type; each has one payload model (see :mod:`troupe.runtime.events.registry`)."""
 

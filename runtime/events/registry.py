@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Union
 from pydantic import Field, TypeAdapter
 
 from troupe.runtime.errors import ConfigError
+from troupe.runtime.events.a2a import A2ARequestPayload, A2AResponsePayload, A2AUpdatePayload
 from troupe.runtime.events.access import AccessDeniedPayload
 from troupe.runtime.events.agent import AgentErrorPayload, AgentSpawnedPayload, AgentStatePayload
 from troupe.runtime.events.approval import (
@@ -84,6 +85,7 @@ AnyPayload = Annotated[
         AccessDeniedPayload,
         SkillLoadedPayload,
         KnowledgeSearchedPayload,
+        A2ARequestPayload, A2AUpdatePayload, A2AResponsePayload,
     ],
     Field(discriminator="event_type"),
 ]

@@ -18,7 +18,7 @@ from troupe.runtime.llm.factory import ProviderContext, openai_fallbacks
 
 def check_models(team: TeamConfig) -> None:
     """Check the OpenAI-compatible profile of every agent, and its fallbacks, as its client would."""
-    for name in dict.fromkeys(team.profile_for(agent) for agent in team.agents):
+    for name in dict.fromkeys(team.profile_for(agent) for agent in team.agents if agent.a2a is None):
         profile = team.models[name]  # TeamConfig checked that the profile exists
         if profile.provider != "openai":
             continue

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
+from troupe.runtime.agent.a2a_remote import RemoteAgent
 from troupe.runtime.agent.recorded import ReplayPlan, ToolReplay, replay_parts
 from troupe.runtime.config import USER_SIM, AgentSpec, Placement, TeamConfig
 from troupe.runtime.ids import BLACKBOARD, MEMORY, SUPERVISOR, TASKS, AgentId, RunId, SessionId
@@ -101,7 +102,11 @@ def started_record(spec: SessionSpec) -> dict[str, Any]:
 
 def agent_model(spec: SessionSpec, agent: str, build: Callable[[], LLMClient]) -> tuple[LLMClient, ToolReplay | None]:
     """An agent's model client (``build()``), or in a session that plays back a record, the recorded
-    client (handing over to ``build()``'s client past a fork's point) and the recorded tool outcomes."""
+    client (handing over to ``build()``'s client past a fork's point) and the recorded tool outcomes. A remote
+    A2A member's is its :class:`~troupe.runtime.agent.a2a_remote.RemoteAgent` (docs/a2a.md)."""
+    member = next((a for a in spec.team.agents if a.id == agent and a.a2a is not None), None)
+    if member is not None and member.a2a is not None:
+        return RemoteAgent(member.a2a, agent=agent, secrets=spec.team.secrets), None
     if spec.replay is None:
         return build(), None
     return replay_parts(spec.replay, agent, build)

@@ -91,6 +91,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "knowledge.searched": {"id": "c1", "query": "how to install", "namespaces": ["docs"], "k": 5, "mode": "hybrid",
                            "reranked": False, "hits": [{"namespace": "docs", "document": "docs/install.md",
                                                         "chunk_id": "docs/install.md#0", "score": 0.032}]},
+    "a2a.request": {"url": "http://127.0.0.1:9000", "agent_name": "calc", "call_id": "a1", "text": "add 2 and 3",
+                    "context_id": None, "remote_task_id": None, "streaming": True},
+    "a2a.update": {"call_id": "a1", "kind": "status", "state": "working", "text": "adding"},
+    "a2a.response": {"call_id": "a1", "state": "completed", "text": "5", "context_id": "ctx-1", "remote_task_id": "t-1",
+                     "artifacts": ["sum"], "updates": 3},
 }
 
 
