@@ -52,16 +52,53 @@ class McpToolPolicy(_Strict):
 
 class McpAuthConfig(_Strict):
     """OAuth 2.1 for an HTTP server (MCP's authorization spec: protected-resource and authorization-server
-    discovery, dynamic client registration or a pre-registered client, PKCE, refresh). Tokens are kept in
-    Troupe's token store (``$TROUPE_HOME/mcp-tokens``), never in the lake."""
+    discovery, dynamic client registration, a client ID metadata document or a pre-registered client, PKCE,
+    refresh, step-up on ``insufficient_scope``). Tokens are kept in Troupe's token store
+    (``$TROUPE_HOME/mcp-tokens``, mode 0600), never in the lake. ``auth: {}`` is enough for most servers."""
 
+    grant: Literal["authorization_code", "client_credentials", "identity_assertion"] = "authorization_code"
+    """``authorization_code``: a user's sign-in (PKCE). ``client_credentials``: a machine client (with
+    ``client_secret``, or ``private_key`` for ``private_key_jwt``). ``identity_assertion``: enterprise cross-app
+    access (SEP-990): the IdP's ID token is exchanged for an ID-JAG, then for an access token."""
     client_id: str | None = None
-    """A pre-registered client; without one the client registers itself (dynamic client registration)."""
+    """A pre-registered client; without one the client uses ``client_metadata_url`` where the authorization
+    server supports it, else registers itself (dynamic client registration)."""
     client_secret: SecretRef | None = None
+    private_key: SecretRef | None = None
+    """PEM private key for ``private_key_jwt`` (client credentials signed with a JWT assertion)."""
+    signing_algorithm: str = "ES256"
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = None
+    """Default: ``client_secret_basic`` with a secret (RFC 7591's default), ``none`` without."""
+    client_metadata_url: str | None = None
+    """An HTTPS URL whose document describes this client (CIMD): used as the client ID where supported."""
+    issuer: str | None = None
+    """The authorization server the credentials belong to (client credentials, identity assertion); default:
+    the one the server's protected-resource metadata names."""
     scopes: list[str] | None = None
-    """Scopes to ask for; default: what the server's metadata or its WWW-Authenticate challenge says."""
+    """Scopes to ask for; default: what the server's WWW-Authenticate challenge or metadata says."""
     redirect_uri: str = "http://127.0.0.1:33418/callback"
     client_name: str = "troupe"
+    login: Literal["auto", "headless", "prompt"] = "auto"
+    """How the authorization step is done: ``headless`` follows the authorization URL without a browser
+    (servers that approve at once); ``prompt`` prints the URL and waits for the browser's redirect on
+    ``redirect_uri`` (loopback); ``auto`` tries headless, then prompts when a terminal is attached."""
+    login_timeout_s: float = Field(default=300.0, gt=0)
+    idp_token_endpoint: str | None = None
+    """``identity_assertion``: the enterprise IdP's token endpoint (RFC 8693 token exchange)."""
+    idp_id_token: SecretRef | None = None
+    """``identity_assertion``: where the user's ID token from the IdP is read."""
+    idp_client_id: str | None = None
+
+    @model_validator(mode="after")
+    def _grant_needs(self) -> McpAuthConfig:
+        one_key = (self.client_secret is None) != (self.private_key is None)
+        if self.grant == "client_credentials" and not (self.client_id and one_key):
+            raise ValueError("auth.grant client_credentials needs client_id and one of client_secret or private_key")
+        if self.grant == "identity_assertion" and not (self.client_id and self.client_secret and self.idp_token_endpoint
+                                                       and self.idp_id_token):
+            raise ValueError("auth.grant identity_assertion needs client_id, client_secret, idp_token_endpoint and "
+                             "idp_id_token")
+        return self
 
 
 class McpServerConfig(_Strict):

@@ -13,9 +13,11 @@ tests/conformance/test_client_auth_conformance.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
+import tempfile
 from typing import Any
 
 from troupe.runtime.config import McpServerConfig
@@ -54,9 +56,9 @@ def server_config(url: str, scenario: str) -> McpServerConfig:
     return McpServerConfig(url=url, timeout_s=20.0, connect_timeout_s=20.0)
 
 
-async def run_tools(url: str, scenario: str) -> int:
+async def run_tools(url: str, scenario: str, cfg: McpServerConfig | None = None) -> int:
     manager = McpManager(elicitor=policy_elicitor("accept"), idle_close_s=None)
-    cfg = server_config(url, scenario)
+    cfg = cfg or server_config(url, scenario)
     try:
         specs = await manager.list_tools(SERVER, cfg)
         for spec in specs:
@@ -71,9 +73,43 @@ async def run_tools(url: str, scenario: str) -> int:
     return 0
 
 
+# ---- auth/* (OAuth: tools/mcp/oauth.py) ----
+CIMD_URL = "https://conformance-test.local/client-metadata.json"
+"""The client ID metadata document URL the suite's auth/basic-cimd scenario expects."""
+
+
+def auth_config(scenario: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The ``auth:`` a team file would have for the scenario's server. Secrets from the suite's context go
+    through environment variables, as a team's ``secrets:`` would name them (never into the config)."""
+    def secret(key: str) -> str:
+        os.environ[f"TROUPE_CONFORMANCE_{key.upper()}"] = str(context[key])
+        return f"env:TROUPE_CONFORMANCE_{key.upper()}"
+
+    if scenario.startswith("auth/client-credentials-"):
+        key = "private_key_pem" if "private_key_pem" in context else "client_secret"
+        return {"grant": "client_credentials", "client_id": context["client_id"],
+                ("private_key" if key == "private_key_pem" else "client_secret"): secret(key),
+                "signing_algorithm": context.get("signing_algorithm", "ES256")}
+    if "idp_id_token" in context:
+        return {"grant": "identity_assertion", "client_id": context["client_id"], "client_secret": secret("client_secret"),
+                "idp_token_endpoint": context["idp_token_endpoint"], "idp_id_token": secret("idp_id_token"),
+                "idp_client_id": context.get("idp_client_id")}
+    if "client_id" in context:  # a pre-registered client
+        return {"client_id": context["client_id"], "client_secret": secret("client_secret"), "login": "headless"}
+    return {"client_metadata_url": CIMD_URL, "login": "headless"}
+
+
 async def run_auth(url: str, scenario: str) -> int:
-    """``auth/*`` scenarios (the OAuth helper's part: tools/mcp/oauth.py)."""
-    raise SystemExit(f"scenario {scenario!r}: OAuth is not handled by this harness yet")
+    """``auth/*`` scenarios: Troupe's manager against the suite's protected server, with ``auth:`` from the
+    scenario's context; tokens go to a token store of this run's own (``TROUPE_HOME``)."""
+    os.environ["TROUPE_HOME"] = tempfile.mkdtemp(prefix="troupe-conformance-")
+    context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
+    cfg = McpServerConfig(url=url, timeout_s=20.0, connect_timeout_s=20.0, auth=auth_config(scenario, context))
+    try:
+        return await run_tools(url, scenario, cfg)
+    except Exception as e:  # noqa: BLE001 - the scenario may expect a refusal: say what Troupe said
+        print(f"troupe: {e}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str]) -> int:

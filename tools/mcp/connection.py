@@ -38,6 +38,7 @@ from troupe.tools.mcp.elicitation import Elicitor
 from troupe.tools.mcp.elicitation import answer as answer_elicitation
 from troupe.tools.mcp.errors import McpConnectionError, connect_error, describe_exc, disconnected_error, failed_error
 from troupe.tools.mcp.mcp_log import MAX_LOGS_PER_CALL, log_record, new_recent, to_python_log
+from troupe.tools.mcp.oauth import McpAuth, mcp_auth
 from troupe.tools.mcp.roots import file_uri, roots_for
 from troupe.tools.mcp.sampling import Sampler, answer
 from troupe.tools.mcp.server_params import connection_key, http_headers, stdio_parameters
@@ -70,6 +71,8 @@ class McpConnection:
         self.roots_sent: set[str] | None = None
         """The root URIs last answered to ``roots/list`` (``None``: the server never asked)."""
         self.client: Client | None = None
+        self._auth: McpAuth | None = None
+        """OAuth for an HTTP server (tools/mcp/oauth.py): says what is missing when a request stays unauthorized."""
         self.process: Any = None
         self.started_at: float | None = None
         self.ready_at: float | None = None
@@ -158,6 +161,7 @@ class McpConnection:
             raise self._connect_error(describe_exc(e)) from e
 
     def _connect_error(self, why: str) -> McpConnectionError:
+        why = self._auth.explain(why) if self._auth is not None else why
         return connect_error(self.server, self.cfg, why, self.stderr_tail())
 
     async def _own(self) -> None:
@@ -201,9 +205,10 @@ class McpConnection:
             return stdio_client(params, errlog=self._stderr.writer)
         assert self.cfg.url
         read_timeout = max(300.0, self.cfg.timeout_s + 30.0)
+        self._auth = mcp_auth(self.server, self.cfg)
         http = create_mcp_http_client(
             headers=http_headers(self.server, self.cfg) or None,
-            timeout=httpx2.Timeout(self.cfg.connect_timeout_s, read=read_timeout),
+            timeout=httpx2.Timeout(self.cfg.connect_timeout_s, read=read_timeout), auth=self._auth,
         )
         await stack.enter_async_context(http)
         return streamable_http_client(self.cfg.url, http_client=http)
@@ -314,7 +319,7 @@ class McpConnection:
 
     async def _on_roots(self, context: ClientRequestContext) -> mt.ListRootsResult | mt.ErrorData:
         roots = self._roots()
-        self.roots_sent = {r.uri for r in roots}
+        self.roots_sent = {str(r.uri) for r in roots}
         return mt.ListRootsResult(roots=roots)
 
     def _check_roots(self, state: CallState) -> None:
@@ -417,6 +422,7 @@ class McpConnection:
         return disconnected_error(self.server, what, self._exit_reason("connection closed"), self.stderr_tail())
 
     def _failed(self, what: str, detail: str, **fields: Any) -> ToolExecutionError:
+        detail = self._auth.explain(detail) if self._auth is not None else detail
         return failed_error(self.server, what, detail, **fields)
 
 
