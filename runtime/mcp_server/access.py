@@ -20,6 +20,8 @@ from troupe.runtime.access import (
     AccessDenied,
     DenialLog,
     KeyStore,
+    RateLimit,
+    RateLimiter,
     Role,
     check_bind,
     denial_event,
@@ -28,6 +30,10 @@ from troupe.runtime.access import (
 from troupe.runtime.events import Event, events_to_columns
 
 NEEDED_ROLE: Role = "user"
+MCP_RATE = RateLimit(per_second=100.0, burst=400)
+"""The default limit per key (a key's own ``rate_limit`` wins): an MCP client makes several HTTP requests per
+operation (the call, its notifications, the GET stream, answers to sampling or elicitation), so the HTTP API's
+10/s would refuse an ordinary burst of calls (the conformance suite makes about 170 in 2 s)."""
 
 
 class KeyMiddleware:
@@ -70,7 +76,7 @@ def protect(app: ASGIApp, *, host: str, lake: str | Path | None, keys_path: str 
         return LakeWriter(lake or default_lake()).write(events_to_columns(list(events)))
 
     denials = DenialLog(write)
-    return KeyMiddleware(app, AccessControl(store), denials), denials
+    return KeyMiddleware(app, AccessControl(store, limiter=RateLimiter(MCP_RATE)), denials), denials
 
 
 __all__ = ["KeyMiddleware", "protect"]

@@ -33,7 +33,8 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     configure_logging(args.log_level)
     options = ServiceOptions(address=args.address, local=args.local, placement=args.placement, lake=args.lake,
-                             model=args.model, teams_dirs=args.teams_dir or [], max_sessions=args.max_sessions)
+                             model=args.model, teams_dirs=args.teams_dir or [], max_sessions=args.max_sessions,
+                             conformance=args.conformance)
     try:
         return run(options, http_port=args.http, host=args.host)
     except (KeyboardInterrupt, SystemExit):
@@ -75,6 +76,9 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--teams-dir", action="append", metavar="DIR",
                        help="folder clients may run team files from (repeatable; default: the working directory)")
     serve.add_argument("--max-sessions", type=int, default=32, help="sessions open at once (default 32)")
+    serve.add_argument("--conformance", action="store_true",
+                       help="also serve the official MCP conformance suite's test_* tools, resources and prompts "
+                            "(for running the suite against this server; docs/cluster.md)")
     serve.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                        help="log level on stderr (default WARNING)")
     serve.set_defaults(func=_serve)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,11 @@ T = TypeVar("T")
 
 MAX_WAIT_S = 3600.0
 CLOSE_WAIT_S = 30.0
+PROGRESS_S = 1.0
+"""How often a waiting ``run_team`` / ``wait_result`` reports progress (when the client asked for it)."""
+
+Progress = Callable[[float, float | None, str], Awaitable[None]]
+"""``(seconds waited, timeout, what the session has done so far)``, called every :data:`PROGRESS_S`."""
 
 
 class ServiceError(TroupeError):
@@ -62,6 +67,8 @@ class ServiceOptions:
     max_sessions: int = 32
     """Sessions open at once (``start_session`` ones plus ``run_team`` ones in progress)."""
     query_timeout_s: float = 30.0
+    conformance: bool = False
+    """Add the MCP conformance suite's ``test_*`` fixtures (:mod:`troupe.runtime.mcp_server.conformance_fixtures`)."""
 
 
 @dataclass
@@ -81,6 +88,37 @@ async def _finish(aw: Awaitable[T]) -> T:
     not stop half way: it writes the session's events to the lake)."""
     task = asyncio.ensure_future(aw)
     return await asyncio.shield(task)
+
+
+async def _wait(session: Session, timeout: float, progress: Progress | None) -> SessionResult:
+    """``session.result(timeout=...)``, calling ``progress`` every :data:`PROGRESS_S` meanwhile. If the
+    caller is cancelled, so is the wait (the session itself is the caller's to cancel or keep)."""
+    if progress is None:
+        return await session.result(timeout=timeout)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waiter = asyncio.ensure_future(session.result(timeout=timeout))
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiter}, timeout=PROGRESS_S)
+            if done:
+                return waiter.result()
+            await progress(loop.time() - started, timeout, await _doing(session))
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+
+
+async def _doing(session: Session) -> str:
+    """What a running session has done so far, in words."""
+    try:
+        state = await session.describe("session")
+    except Exception:  # a progress note is never worth failing the wait for
+        return "running"
+    usage = Usage.model_validate(state.get("usage") or {})
+    return (f"{state.get('status') or 'running'}: {usage.llm_calls} LLM calls, {usage.tool_calls} tool calls, "
+            f"{usage.tokens} tokens")
 
 
 def _clamp(seconds: float | None, default: float) -> float:
@@ -159,7 +197,7 @@ class TroupeService:
 
     # --- one-shot runs ----------------------------------------------------------------------
     async def run_team(self, team: str, input: str, *, model: str | None = None,
-                       timeout_s: float | None = 300.0) -> RunOutcome:
+                       timeout_s: float | None = 300.0, progress: Progress | None = None) -> RunOutcome:
         """Run a session start to finish and close it; on timeout it is cancelled (status ``cancelled``)."""
         if not input.strip():
             raise ServiceError("input is empty: pass the message for the team's entry agent")
@@ -171,7 +209,7 @@ class TroupeService:
             try:
                 await session.send(input)
                 try:
-                    result = await session.result(timeout=timeout)
+                    result = await _wait(session, timeout, progress)
                 except TimeoutError:
                     await session.cancel(f"no result within {timeout:g}s (run_team timeout_s)")
                     result = await session.result(timeout=CLOSE_WAIT_S)
@@ -255,7 +293,8 @@ class TroupeService:
         await self._refresh(o)
         return self._info(o)
 
-    async def wait_result(self, session_id: str, timeout_s: float | None = 60.0) -> SessionInfo:
+    async def wait_result(self, session_id: str, timeout_s: float | None = 60.0, *,
+                          progress: Progress | None = None) -> SessionInfo:
         """Wait until the session ends or ``timeout_s`` passes (then ``done`` is false; call again)."""
         o = self._get(session_id)
         timeout = _clamp(timeout_s, 60.0)
@@ -264,7 +303,7 @@ class TroupeService:
                                "call send_message first")
         if o.result is None:
             try:
-                o.result = await o.session.result(timeout=timeout)
+                o.result = await _wait(o.session, timeout, progress)
             except TimeoutError:
                 await self._refresh(o)
         return self._info(o)
@@ -333,4 +372,4 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-__all__ = ["ServiceError", "ServiceOptions", "TroupeService", "describe_error"]
+__all__ = ["PROGRESS_S", "Progress", "ServiceError", "ServiceOptions", "TroupeService", "describe_error"]

@@ -8,8 +8,11 @@ every open session (their events reach the lake) and stops the runtime it starte
 started here is shut down; a cluster it joined is left running).
 
 HTTP: ``http://HOST:PORT/mcp`` (streamable HTTP), on 127.0.0.1 by default with the SDK's DNS
-rebinding protection. With API keys in the store (``troupe keys create``) every request needs one
-(role user or above); without any, it listens on loopback only (:mod:`troupe.runtime.mcp_server.access`).
+rebinding protection (a request whose Host or Origin is not a loopback name is refused with 421/403)
+and resumable SSE streams (:mod:`troupe.runtime.mcp_server.event_store`: a priming event with an id
+and a ``retry`` field, and ``Last-Event-ID`` replay). With API keys in the store (``troupe keys
+create``) every request needs one (role user or above); without any, it listens on loopback only
+(:mod:`troupe.runtime.mcp_server.access`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import sys
 from collections.abc import Callable
 
 from troupe.runtime.mcp_server.core import ServiceOptions, TroupeService
+from troupe.runtime.mcp_server.event_store import RETRY_MS, MemoryEventStore
 from troupe.runtime.mcp_server.tools import build_server
 
 log = logging.getLogger("troupe.mcp")
@@ -119,8 +123,9 @@ async def serve_http(options: ServiceOptions, *, host: str, port: int) -> None:
         holder[0].should_exit = True
 
     server = build_server(service, on_started=_on_signals(stop))
-    app, denials = protect(server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host), host=host,
-                           lake=options.lake)  # API keys (troupe keys); refuses non-loopback without one
+    mcp_app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, event_store=MemoryEventStore(),
+                                         retry_interval=RETRY_MS)  # resumable SSE streams
+    app, denials = protect(mcp_app, host=host, lake=options.lake)  # API keys; refuses non-loopback without one
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
     uv = uvicorn.Server(config)

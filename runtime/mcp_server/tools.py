@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from troupe.runtime.errors import TroupeError
-from troupe.runtime.mcp_server.core import TroupeService, describe_error
+from troupe.runtime.mcp_server import conformance_fixtures, protocol, resources
+from troupe.runtime.mcp_server.core import Progress, TroupeService, describe_error
 from troupe.runtime.mcp_server.lake_query import DEFAULT_LIMIT, MAX_LIMIT
 from troupe.runtime.mcp_server.models import (
     BlackboardView,
@@ -29,6 +30,7 @@ from troupe.runtime.mcp_server.models import (
     TaskTree,
     TeamList,
 )
+from troupe.runtime.mcp_server.subscriptions import Subscriptions
 
 log = logging.getLogger("troupe.mcp")
 T = TypeVar("T")
@@ -66,13 +68,30 @@ async def _call(aw: Awaitable[T]) -> T:
         raise ToolError(f"internal error: {describe_error(e)}") from None
 
 
+def _progress(ctx: Context, logs: protocol.ClientLogs) -> Progress:
+    """Progress notifications for a waiting call (when the client sent a progress token), and the
+    same news as a debug log notification."""
+    async def report(waited: float, timeout: float | None, doing: str) -> None:
+        try:
+            await ctx.report_progress(round(waited, 1), timeout, doing)
+        except Exception:  # the client went away; the call's own outcome will say so
+            log.debug("could not send progress", exc_info=True)
+        await logs.send(ctx, "debug", f"{waited:.0f}s: {doing}")
+    return report
+
+
 def build_server(service: TroupeService, *, manage_runtime: bool = True,
                  on_started: Callable[[], None] | None = None) -> MCPServer:
-    """An MCP server exposing ``service``.
+    """An MCP server exposing ``service``: its tools, its resources (:mod:`.resources`), logging,
+    completion and subscriptions (:mod:`.protocol`), and with ``service.options.conformance`` the
+    conformance suite's fixtures.
 
     With ``manage_runtime`` the server's lifespan (entered once, before the first request, for
     stdio and streamable HTTP alike) starts the runtime, then calls ``on_started``; when the server
     stops it closes every session and the runtime, even if it was cancelled (SIGTERM)."""
+    conformance = service.options.conformance
+    logs = protocol.ClientLogs()
+    subscriptions = Subscriptions(lambda res: resources.read_session_resource(service, res))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[None]:
@@ -83,12 +102,14 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         try:
             yield
         finally:
+            await subscriptions.close()
             if manage_runtime:
                 with anyio.CancelScope(shield=True):
                     await service.shutdown()
 
     server: MCPServer = MCPServer("troupe", version="0.1.0", instructions=INSTRUCTIONS, log_level="WARNING",
-                                  lifespan=lifespan)
+                                  lifespan=lifespan,
+                                  tools=conformance_fixtures.schema_tools() if conformance else None)
 
     @server.tool(annotations=READ_ONLY)
     async def list_teams() -> TeamList:
@@ -103,11 +124,18 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         model: ModelArg = None,
         timeout_s: Annotated[float, Field(ge=0, le=3600, description="seconds to wait for the reply; the "
                                                                      "session is cancelled after that")] = 300,
+        ctx: Context | None = None,
     ) -> RunOutcome:
         """Run a team session to the end on one input and return its session id, status, final reply,
         error and usage (tokens, LLM calls, tool calls). The session is closed afterwards; its events stay
-        in the lake (query_lake). For a session you can inspect while it runs, use start_session."""
-        return await _call(service.run_team(team, input, model=model, timeout_s=timeout_s))
+        in the lake (query_lake). For a session you can inspect while it runs, use start_session.
+        Reports progress while it runs; cancelling the request cancels the session."""
+        outcome = await _call(service.run_team(team, input, model=model, timeout_s=timeout_s,
+                                               progress=_progress(ctx, logs) if ctx is not None else None))
+        if ctx is not None:
+            await logs.send(ctx, "info" if outcome.status == "completed" else "warning",
+                            f"session {outcome.session_id} {outcome.status}")
+        return outcome
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=True))
     async def start_session(team: TeamArg, model: ModelArg = None) -> SessionInfo:
@@ -135,10 +163,13 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
     async def wait_result(
         session_id: SessionArg,
         timeout_s: Annotated[float, Field(ge=0, le=3600, description="seconds to wait at most")] = 60,
+        ctx: Context | None = None,
     ) -> SessionInfo:
         """Wait until an open session ends (its entry agent replies, it fails, or a budget runs out) or
-        timeout_s passes. `done` tells which: if false, call it again. The session stays open."""
-        return await _call(service.wait_result(session_id, timeout_s))
+        timeout_s passes. `done` tells which: if false, call it again. The session stays open (also when
+        the request is cancelled). Reports progress while it waits."""
+        return await _call(service.wait_result(session_id, timeout_s,
+                                               progress=_progress(ctx, logs) if ctx is not None else None))
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
     async def close_session(session_id: SessionArg) -> SessionInfo:
@@ -181,6 +212,23 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         running session reach the lake within about a second; a closed session's are all there."""
         return await _call(service.query_lake(sql, limit))
 
+    resources.install(server, service)
+    completers: list[protocol.Completer] = [lambda ref, arg, c: resources.complete(service, ref, arg, c)]
+    if conformance:
+        conformance_fixtures.install(server, log=logs.send)
+
+        async def fixture_completions(ref: Any, arg: Any, c: Any) -> Any:
+            return conformance_fixtures.complete(ref, arg, c)
+        completers.append(fixture_completions)
+
+    async def known_uri(uri: str) -> bool:
+        try:
+            await server.read_resource(uri)
+        except Exception:
+            return False
+        return True
+
+    protocol.install(server, logs=logs, subscriptions=subscriptions, completers=completers, known_uri=known_uri)
     return server
 
 
