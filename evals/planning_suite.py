@@ -4,7 +4,7 @@ The model (:func:`respond`) plays every agent of ``evals/suites/planning/team.ya
 
 * the **planner** plans three steps (two independent look-ups, then a sum), revises the plan when a step
   fails (the look-up moves to the other worker's backup), reflects if it can, and answers with the sum; when
-  its turn recalled that lesson from memory, its first plan looks both quarters up in the backup at once;
+  its turn recalled that lesson from memory, its first plan looks both quarters up in the backup;
 * **archivist** fails every task that needs the archive (it is offline) with ``task_update``;
 * **analyst** answers look-ups from its backup table, and sums the numbers it is given.
 
@@ -56,10 +56,10 @@ def planner(request: LLMRequest) -> LLMResponse | str:
         if LESSON in memory:  # a lesson of an earlier plan (planner.reflect): skip the archive
             return _call("make_plan", goal=f"total revenue of {first.upper()} and {second.upper()}",
                          rationale="a lesson recalled from memory: the archive can be offline, use the backup", steps=[
-                             {"id": "lookup", "description": f"Look up {first.upper()} and {second.upper()} revenue "
-                              "in the backup table.", "assignee": "analyst"},
+                             {"id": q, "description": f"Look up {q.upper()} revenue in the backup table.",
+                              "assignee": "analyst"} for q in (first, second)] + [
                              {"id": "total", "description": "Add the revenues you are given.", "assignee": "analyst",
-                              "depends_on": ["lookup"]}])
+                              "depends_on": [first, second]}])
         return _call("make_plan", goal=f"total revenue of {first.upper()} and {second.upper()}",
                      rationale="look both quarters up at once, then add them", steps=[
                          {"id": first, "description": f"Look up {first.upper()} revenue in the archive.", "assignee": "archivist"},

@@ -155,9 +155,18 @@ class PlanRunner:
         return started + self.settings.step_timeout_s
 
     async def _dispatch_ready(self, plan: Plan) -> Plan:
-        free = self.settings.max_parallel - len(plan.by_status(StepStatus.RUNNING))
+        """Start the ready steps, up to ``max_parallel`` running, one at a time per assignee: an agent takes the
+        tasks waiting in its mailbox in one turn and its one reply would be every such step's result."""
+        running = plan.by_status(StepStatus.RUNNING)
+        free = self.settings.max_parallel - len(running)
+        busy = {s.assignee for s in running}
+        ready: list[PlanStep] = []
+        for step in plan.ready():
+            if len(ready) < free and step.assignee not in busy:
+                ready.append(step)
+                busy.add(step.assignee)
         started = False
-        for step in plan.ready()[:max(0, free)]:
+        for step in ready:
             step = step.model_copy(update={"attempt": step.attempt + 1})
             task_id = task_id_for(plan, step)
             goal, inputs = step_goal(plan, step)

@@ -117,9 +117,17 @@ async def test_independent_steps_start_together_and_dependents_get_their_results
 
 async def test_max_parallel_bounds_the_steps_running_at_once() -> None:
     runner, tasks, _, _ = setup({k: [("done", k)] for k in "abc"}, max_parallel=2)
-    report = await runner.run(plan_of(draft("a"), draft("b"), draft("c")))
+    report = await runner.run(plan_of(draft("a", "w1"), draft("b", "w2"), draft("c", "w3")))
     assert report.stop is Stop.DONE
     assert tasks.batches[0] == ["a", "b"] and tasks.batches[1] == ["c"]
+
+
+async def test_an_assignee_gets_one_step_at_a_time() -> None:
+    """Two tasks in an agent's mailbox are one turn with one reply (both steps' result): they go one by one."""
+    runner, tasks, _, _ = setup({k: [("done", k)] for k in "abc"})
+    report = await runner.run(plan_of(draft("a", "w1"), draft("b", "w1"), draft("c", "w2")))
+    assert report.stop is Stop.DONE and [s.result for s in report.plan.steps] == ["a", "b", "c"]
+    assert tasks.batches == [["a", "c"], ["b"]]
 
 
 async def test_a_failed_step_stops_for_a_revision_then_the_revised_plan_finishes() -> None:

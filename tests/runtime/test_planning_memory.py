@@ -64,6 +64,9 @@ async def test_lessons_reach_project_memory_and_a_later_session_recalls_them(tro
     # the lesson was used: the first plan already sends the look-up to the backup, so nothing fails
     assert not any(e.type == "plan.revised" for e in later)
     assert not any(e.type == "plan.step" and e.data["to"] == "failed" for e in later)
+    # both look-ups went to the analyst: one at a time, each with its own result (not one reply for both)
+    done = {e.data["step_id"]: e.data["result"] for e in later if e.type == "plan.step" and e.data["to"] == "done"}
+    assert done == {"q1": "Q1 revenue: 150", "q3": "Q3 revenue: 175", "total": "325"}
 
 
 async def test_another_projects_session_does_not_recall_the_lessons(troupe: Troupe, lake: Path) -> None:
