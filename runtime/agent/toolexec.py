@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import mcp_request
 from troupe.runtime.agent.guardrails import check_permission, refuse_risky, request_approval
+from troupe.runtime.agent.mcp_events import emit_client_requests
 from troupe.runtime.agent.recorded import is_override
 from troupe.runtime.agent.risk import note_result, score_call
 from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
@@ -241,6 +242,7 @@ async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str,
                  status="ok" if sample.get("ok", True) else "error")
     if result.sampling and run.charge is not None:
         await run.charge(tokens=tokens, llm_calls=len(result.sampling))
+    emit_client_requests(run.emit, call.id, call.name, result)
     if result.blocks:
         extra["blocks"] = result.blocks[:20]
     if result.structured is not None:

@@ -26,6 +26,7 @@ from troupe.runtime.events.llm import (
     LLMResponsePayload,
     LLMTokenPayload,
 )
+from troupe.runtime.events.mcp import ElicitationAnsweredPayload, ElicitationRequestedPayload, McpLogPayload
 from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import Payload
@@ -88,6 +89,9 @@ __all__ = [
     "EventType",
     "GuardrailDeniedPayload",
     "KnowledgeSearchedPayload",
+    "ElicitationAnsweredPayload",
+    "ElicitationRequestedPayload",
+    "McpLogPayload",
     "LLMErrorPayload",
     "LLMRequestPayload",
     "LLMResponsePayload",

@@ -36,6 +36,7 @@ from troupe.runtime.events.llm import (
     LLMResponsePayloadV1,
     LLMTokenPayload,
 )
+from troupe.runtime.events.mcp import ElicitationAnsweredPayload, ElicitationRequestedPayload, McpLogPayload
 from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import VERSION_KEY, Payload, registered
@@ -85,6 +86,7 @@ AnyPayload = Annotated[
         AccessDeniedPayload,
         SkillLoadedPayload,
         KnowledgeSearchedPayload,
+        ElicitationRequestedPayload, ElicitationAnsweredPayload, McpLogPayload,
         A2ARequestPayload, A2AUpdatePayload, A2AResponsePayload,
     ],
     Field(discriminator="event_type"),

@@ -13,6 +13,7 @@ from typing import Any
 
 from mcp import types as mt
 
+from troupe.runtime.llm.types import TOOL_ERROR_PREFIX
 from troupe.tools.mcp.models import McpCallResult
 
 MAX_TEXT_CHARS = 16_000
@@ -45,8 +46,38 @@ def _resource_contents(contents: mt.TextResourceContents | mt.BlobResourceConten
     return lines, summary
 
 
+SUCCESS_NOTE = "[the tool succeeded; its output follows]"
+"""Put before a successful result whose text starts like Troupe's own error prefix, so the model does not
+read a server's ``Error: ...`` text (a log line, a quoted message) as a failed call."""
+
+
+def annotations_of(block: Any) -> dict[str, Any] | None:
+    """A block's annotations (``audience``, ``priority``, ``last_modified``) as JSON, if it has any."""
+    ann = getattr(block, "annotations", None)
+    if ann is None:
+        return None
+    data = ann.model_dump(mode="json", exclude_none=True)
+    return data or None
+
+
+def for_user_only(annotations: dict[str, Any] | None) -> bool:
+    """A block annotated for the user and not the assistant: the model is told it exists, not its text."""
+    audience = (annotations or {}).get("audience")
+    return bool(audience) and "assistant" not in audience
+
+
 def render_block(block: Any) -> tuple[list[str], dict[str, Any]]:
-    """The lines one content block adds to the model's text, and its summary."""
+    """The lines one content block adds to the model's text, and its summary (with its annotations)."""
+    lines, summary = _render_block(block)
+    annotations = annotations_of(block)
+    if annotations is not None:
+        summary["annotations"] = annotations
+        if for_user_only(annotations):
+            lines = [f"[{summary.get('type', 'content')} for the user only, not shown here]"]
+    return lines, summary
+
+
+def _render_block(block: Any) -> tuple[list[str], dict[str, Any]]:
     if isinstance(block, mt.TextContent):
         return [block.text], {"type": "text", "chars": len(block.text)}
     if isinstance(block, (mt.ImageContent, mt.AudioContent)):
@@ -109,7 +140,7 @@ def render_call_result(result: mt.CallToolResult) -> McpCallResult:
         block_lines, summary = render_block(block)
         lines.extend(block_lines)
         blocks.append(summary)
-        if isinstance(block, mt.TextContent):
+        if isinstance(block, mt.TextContent) and not for_user_only(summary.get("annotations")):
             texts.append(block.text)
     structured = result.structured_content
     if structured is not None and not _carried(structured, texts):
@@ -117,6 +148,8 @@ def render_call_result(result: mt.CallToolResult) -> McpCallResult:
     text = "\n".join(lines)
     if not text and result.is_error:
         text = "the tool reported an error without a message"
+    if not result.is_error and text.lstrip().lower().startswith(TOOL_ERROR_PREFIX.strip().lower()):
+        text = f"{SUCCESS_NOTE}\n{text}"
     return McpCallResult(text=cap_text(text), is_error=result.is_error, structured=_as_object(structured), blocks=blocks)
 
 
@@ -167,8 +200,11 @@ def render_prompt(result: mt.GetPromptResult) -> McpCallResult:
 
 __all__ = [
     "MAX_TEXT_CHARS",
+    "SUCCESS_NOTE",
+    "annotations_of",
     "b64_size",
     "cap_text",
+    "for_user_only",
     "render_block",
     "render_call_result",
     "render_prompt",

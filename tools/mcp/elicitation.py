@@ -30,6 +30,7 @@ Elicitor = Callable[[str, McpServerConfig, mt.ElicitRequestParams, CallerInfo | 
 ``decline`` or ``cancel``)."""
 
 Action = Literal["accept", "decline", "cancel"]
+NOBODY = "nobody can answer elicitation requests here (no elicitor on the MCP manager)"
 ANSWERED_BY_META_KEY = "troupe/answered_by"
 """Where an elicitor may say who answered (``client``, ``policy``, ...); stripped before the server sees it."""
 
@@ -92,7 +93,7 @@ async def answer(elicitor: Elicitor | None, server: str, cfg: McpServerConfig, p
     summary = _summary(server, params, caller)
     started = time.monotonic()
     if elicitor is None:
-        summary["reason"] = "nobody can answer elicitation requests here (no elicitor on the MCP manager)"
+        summary["reason"] = NOBODY
         return mt.ElicitResult(action="decline"), summary
     try:
         result = await asyncio.wait_for(elicitor(server, cfg, params, caller), cfg.elicitation_timeout_s)
@@ -108,6 +109,8 @@ async def answer(elicitor: Elicitor | None, server: str, cfg: McpServerConfig, p
     meta = dict(result.meta or {})
     summary["by"] = str(meta.pop(ANSWERED_BY_META_KEY, "client"))
     summary["action"] = result.action
+    if summary["by"] == "nobody":
+        summary["reason"] = NOBODY
     if result.action != "accept" or isinstance(params, mt.ElicitRequestURLParams):
         return mt.ElicitResult(action=result.action, _meta=meta or None), summary
     schema = requested_schema(params)

@@ -1,0 +1,32 @@
+"""The events of what an MCP server asked of the client during a tool call: each elicitation becomes an
+``elicitation.requested`` and an ``elicitation.answered`` event, each log message an ``mcp.log`` event
+(from the summaries on :class:`~troupe.tools.mcp.McpCallResult`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troupe.runtime.events import ElicitationAnsweredPayload, ElicitationRequestedPayload, Emitter, McpLogPayload
+
+
+def emit_client_requests(emit: Emitter, call_id: str, tool: str, result: Any) -> None:
+    """Record ``result.elicitations`` and ``result.logs`` of the MCP call ``call_id`` to ``tool``."""
+    for i, asked in enumerate(getattr(result, "elicitations", None) or (), start=1):
+        eid = asked.get("id") or f"{call_id}:e{i}"
+        emit(ElicitationRequestedPayload(id=eid, call_id=call_id, server=asked.get("server", ""),
+                                         mode=asked.get("mode", "form"), message=asked.get("message", ""),
+                                         fields=list(asked.get("fields") or ()), url=asked.get("url"),
+                                         timeout_s=asked.get("timeout_s")),
+             tool=tool, status="pending")
+        emit(ElicitationAnsweredPayload(id=eid, call_id=call_id, action=asked.get("action", "decline"),
+                                        by=asked.get("by", "nobody"), reason=asked.get("reason", ""),
+                                        content_keys=list(asked.get("content_keys") or ()),
+                                        duration_ms=asked.get("duration_ms")),
+             tool=tool, status=asked.get("action", "decline"))
+    for record in getattr(result, "logs", None) or ():
+        emit(McpLogPayload(server=record.get("server", ""), level=record.get("level", "info"),
+                           logger=record.get("logger"), data=record.get("data"), call_id=call_id),
+             tool=tool, status=record.get("level", "info"))
+
+
+__all__ = ["emit_client_requests"]

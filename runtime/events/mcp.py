@@ -1,0 +1,74 @@
+"""Payloads of what an MCP server asks of the client during a tool call: elicitation (input from the user)
+and its log messages."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from troupe.runtime.events.payload import Payload
+
+
+class ElicitationRequestedPayload(Payload):
+    """An MCP server asked for the user's input during a tool call (``elicitation/create``): a form, or a URL
+    to open (``agent``, ``tool``; ``status`` ``pending``)."""
+
+    event_type: Literal["elicitation.requested"] = "elicitation.requested"
+    id: str
+    """The elicitation id (to answer with, while it is pending)."""
+    call_id: str = ""
+    """The tool call it came during (its ``tool.call`` event's ``id``)."""
+    server: str
+    """The MCP server that asked."""
+    mode: Literal["form", "url"] = "form"
+    """``form`` (fields to fill in) or ``url`` (a page to open, e.g. a sign-in)."""
+    message: str
+    """What the server asked, in its words (cut to 500 characters)."""
+    fields: list[str] = []
+    """The form's field names (``form`` mode)."""
+    url: str | None = None
+    """The URL to open (``url`` mode)."""
+    timeout_s: float | None = None
+    """Declined when nobody answers within this long (the server's ``elicitation_timeout_s``)."""
+
+
+class ElicitationAnsweredPayload(Payload):
+    """An elicitation was answered (``status`` is the action: ``accept``, ``decline`` or ``cancel``). The
+    values given are not recorded, only which fields they filled."""
+
+    event_type: Literal["elicitation.answered"] = "elicitation.answered"
+    id: str
+    """The elicitation id."""
+    call_id: str = ""
+    """The tool call it came during."""
+    action: Literal["accept", "decline", "cancel"]
+    """What went back to the server."""
+    by: str
+    """``client`` (the session's client or the CLI prompt), ``policy``, ``timeout``, ``nobody`` (no one could
+    answer), ``invalid`` (the answer did not fit the form's schema) or ``error``."""
+    reason: str = ""
+    """Why it was declined, when it was not the user's choice."""
+    content_keys: list[str] = []
+    """The fields of an accepted form (defaults included)."""
+    duration_ms: float | None = None
+    """How long the answer took."""
+
+
+class McpLogPayload(Payload):
+    """A log message an MCP server sent (``notifications/message``) during a tool call (``status`` is its
+    level)."""
+
+    event_type: Literal["mcp.log"] = "mcp.log"
+    server: str
+    """The MCP server that sent it."""
+    level: str
+    """The RFC 5424 severity: ``debug``, ``info``, ``notice``, ``warning``, ``error``, ``critical``, ``alert``,
+    ``emergency``."""
+    logger: str | None = None
+    """The server's logger name, if it gave one."""
+    data: Any = None
+    """The message (any JSON; cut to 2,000 characters when long)."""
+    call_id: str = ""
+    """The tool call it arrived during."""
+
+
+__all__ = ["ElicitationAnsweredPayload", "ElicitationRequestedPayload", "McpLogPayload"]
