@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field
+
 from troupe.runtime.events.payload import Payload
 
 
@@ -23,7 +25,7 @@ class ElicitationRequestedPayload(Payload):
     """``form`` (fields to fill in) or ``url`` (a page to open, e.g. a sign-in)."""
     message: str
     """What the server asked, in its words (cut to 500 characters)."""
-    fields: list[str] = []
+    fields: list[str] = Field(default_factory=list)
     """The form's field names (``form`` mode)."""
     url: str | None = None
     """The URL to open (``url`` mode)."""
@@ -47,7 +49,7 @@ class ElicitationAnsweredPayload(Payload):
     answer), ``invalid`` (the answer did not fit the form's schema) or ``error``."""
     reason: str = ""
     """Why it was declined, when it was not the user's choice."""
-    content_keys: list[str] = []
+    content_keys: list[str] = Field(default_factory=list)
     """The fields of an accepted form (defaults included)."""
     duration_ms: float | None = None
     """How long the answer took."""

@@ -32,7 +32,6 @@ from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ToolArgumentError
 from troupe.tools.mcp.calls import CallState
 from troupe.tools.mcp.connection import McpConnection
-from troupe.tools.mcp.elicitation import Elicitor
 from troupe.tools.mcp.content import (
     render_call_result,
     render_prompt,
@@ -40,6 +39,7 @@ from troupe.tools.mcp.content import (
     render_resource_list,
     render_resource_read,
 )
+from troupe.tools.mcp.elicitation import Elicitor
 from troupe.tools.mcp.models import CallerInfo, McpCallResult
 from troupe.tools.mcp.sampling import Sampler, no_sampler_message
 from troupe.tools.mcp.server_params import connection_key
