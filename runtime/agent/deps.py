@@ -41,6 +41,9 @@ class AgentDeps:
     """The agent's model client, built from its profile."""
     tools: Mapping[str, Tool]
     """The tools granted to the agent, by name."""
+    session_tools: frozenset[str] = frozenset()
+    """Every tool the session has, granted to this agent or not: a call to one it was not granted is a
+    ``guardrail.denied`` (``not_granted``), not an unknown tool."""
     services: SessionServices
     """The session's blackboard, task registry, supervisor and messaging, wherever they live."""
     emit: Emitter

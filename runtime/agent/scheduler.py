@@ -102,29 +102,42 @@ class Limits:
     _per_tool: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     gauges: dict[str, _Gauge] = field(default_factory=dict)
     total: _Gauge = field(default_factory=_Gauge)
+    _users: dict[str, int] = field(default_factory=dict)
+    """Calls holding or waiting for each per-session cap (it is dropped when none is left)."""
 
     @asynccontextmanager
-    async def slot(self, tool: str, cap: int | None) -> AsyncIterator[None]:
+    async def slot(self, tool: str, cap: int | None, session: str | None = None) -> AsyncIterator[None]:
+        """A place under the global cap and ``tool``'s ``cap``: across the runtime, or per ``session`` when given
+        (an MCP tool's ``max_concurrency``)."""
         if self._global is None:
             self._global = asyncio.Semaphore(self.global_cap)
         per_tool = None
+        key = tool if session is None else f"{tool}\x1f{session}"
         if cap is not None:
-            per_tool = self._per_tool.setdefault(tool, asyncio.Semaphore(cap))
-        async with self._global:
-            if per_tool is not None:
-                await per_tool.acquire()
-            gauge = self.gauges.setdefault(tool, _Gauge())
-            for g in (gauge, self.total):
-                g.running += 1
-                g.calls += 1
-                g.peak = max(g.peak, g.running)
-            try:
-                yield
-            finally:
-                for g in (gauge, self.total):
-                    g.running -= 1
+            per_tool = self._per_tool.setdefault(key, asyncio.Semaphore(cap))
+            if session is not None:
+                self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with self._global:
                 if per_tool is not None:
-                    per_tool.release()
+                    await per_tool.acquire()
+                gauge = self.gauges.setdefault(tool, _Gauge())
+                for g in (gauge, self.total):
+                    g.running += 1
+                    g.calls += 1
+                    g.peak = max(g.peak, g.running)
+                try:
+                    yield
+                finally:
+                    for g in (gauge, self.total):
+                        g.running -= 1
+                    if per_tool is not None:
+                        per_tool.release()
+        finally:
+            if per_tool is not None and session is not None:
+                self._users[key] -= 1
+                if not self._users[key]:
+                    del self._users[key], self._per_tool[key]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -168,7 +181,8 @@ class SchedulerCore:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            async with self.limits.slot(job.tool, job.max_concurrency):
+            per_session = job.execution is Execution.MCP and job.max_concurrency is not None  # mcpServers.*.tools
+            async with self.limits.slot(job.tool, job.max_concurrency, job.session_id if per_session else None):
                 value = await self._attempts(job, attempt)
         except BaseException as e:
             if isinstance(e, asyncio.CancelledError):

@@ -117,8 +117,21 @@ class ToolRun:
         return self.deps.tools
 
 
+def _not_granted(run: ToolRun, call: ToolCall) -> PermissionDeniedError:
+    """A call to a tool the session has but this agent may not use (not in its ``tools``, or disabled by its
+    MCP server's config): recorded as ``guardrail.denied`` (``not_granted``); it never runs."""
+    message = (f"permission denied: agent {run.deps.spec.id!r} was not granted tool {call.name!r}; "
+               f"your tools are: {', '.join(sorted(run.tools)) or 'none'}")
+    run.emit(GuardrailDeniedPayload(id=call.id, reason="not_granted", error=message), tool=call.name, status="denied")
+    return PermissionDeniedError(message, tool=call.name, reason="not_granted")
+
+
 def _check(run: ToolRun, call: ToolCall, tool: Tool | None) -> Tool:
+    if tool is not None and getattr(tool, "disabled", False):
+        raise _not_granted(run, call)
     if tool is None:
+        if call.name in run.deps.session_tools:
+            raise _not_granted(run, call)
         raise UnknownToolCallError(
             f"there is no tool {call.name!r}; your tools are: {', '.join(sorted(run.tools)) or 'none'}", tool=call.name
         )

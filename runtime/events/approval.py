@@ -15,7 +15,8 @@ class GuardrailDeniedPayload(Payload):
     id: str
     """The tool call id."""
     reason: str
-    """``level`` (the agent's permission level is too low), ``scope``, ``approval``, ``risk`` (the
+    """``not_granted`` (the agent may not use the tool: not in its ``tools``, or disabled by its MCP server's
+    config), ``level`` (the agent's permission level is too low), ``scope``, ``approval``, ``risk`` (the
     call's risk score reached ``risk.deny_at``; ``error`` lists the reasons), ..."""
     error: str
     """The message the model sees."""

@@ -250,11 +250,11 @@ class HostCore:
         profile_name = profile or spec.team.profile_for(agent)
         llm, replay = session_spec.agent_model(spec, str(agent.id), lambda: self.llm_factory(profile_name, spec.team.models, agent=str(agent.id)))
         held.llms.append(llm)
-        tools = {t.name: t for t in (held.registry or self.registry).resolve(agent_tool_names(agent))}  # skills, memory, knowledge
+        tools = {t.name: t for t in (held.registry or self.registry).resolve(agent_tool_names(agent)) if not getattr(t, "disabled", False)}  # skills, memory, knowledge; disabled MCP tools: not granted
         tools.update(planning_tools(agent))  # kind: planner (docs/planning.md)
         model = spec.team.models[profile_name]
         core = AgentCore(AgentDeps(
-            spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools,
+            spec=agent, session_id=spec.session_id, run_id=spec.run_id, llm=llm, tools=tools, session_tools=frozenset((held.registry or self.registry).names()),
             services=HostServices(self, spec.session_id), emit=self.emitter(spec, str(agent.id)), dispatcher=self.dispatcher,
             team=[agent] if agent.id == USER_SIM else spec.team.agents, parent=parent, profile=profile_name, temperature=model.temperature,
             context_retries=model.context_retries, stream_tokens=spec.stream_tokens, workspace=spec.team.workspace,

@@ -29,7 +29,7 @@ from mcp import Client
 from mcp import types as mt
 
 from troupe.runtime.config import McpServerConfig
-from troupe.runtime.errors import ToolArgumentError
+from troupe.runtime.errors import PermissionDeniedError, ToolArgumentError
 from troupe.tools.mcp.calls import CallState
 from troupe.tools.mcp.connection import McpConnection
 from troupe.tools.mcp.content import (
@@ -41,6 +41,7 @@ from troupe.tools.mcp.content import (
 )
 from troupe.tools.mcp.elicitation import Elicitor
 from troupe.tools.mcp.models import CallerInfo, McpCallResult
+from troupe.tools.mcp.policy import is_disabled, tool_timeout_s
 from troupe.tools.mcp.sampling import Sampler, no_sampler_message
 from troupe.tools.mcp.server_params import connection_key
 from troupe.tools.mcp.specs import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
@@ -205,8 +206,12 @@ class McpManager:
                    caller: CallerInfo | None = None,
                    on_progress: Callable[[dict[str, Any]], Any] | None = None) -> McpCallResult:
         """Call ``tool`` (the server's own name, or a resource / prompt pseudo tool) with a timeout
-        of ``cfg.timeout_s``. Progress notifications are collected and forwarded to ``on_progress``;
-        sampling requests made during the call are answered for ``caller``."""
+        of its ``tools`` entry's ``timeout_s`` or ``cfg.timeout_s``. Progress notifications are collected
+        and forwarded to ``on_progress`` as they arrive; sampling requests made during the call are
+        answered for ``caller``. A tool its entry disables is refused here too, before the server sees it."""
+        if is_disabled(cfg, tool):
+            raise PermissionDeniedError(f"tool {tool!r} of MCP server {server!r} is disabled in its config",
+                                        tool=tool, reason="not_granted")
         session_id = caller.session_id if caller is not None else ""
         conn = await self.connection(server, cfg, session_id)
         if tool in PSEUDO_TOOLS and not await self._is_real_tool(conn, tool):
@@ -216,7 +221,7 @@ class McpManager:
             result = await conn.request(
                 f"tool {tool!r}",
                 lambda c: c.call_tool(tool, arguments or {}, progress_callback=state.report_progress),
-                cfg.timeout_s,
+                tool_timeout_s(cfg, tool),
             )
         rendered = render_call_result(result)
         return rendered.model_copy(update={"progress": list(state.progress), "sampling": list(state.sampling),

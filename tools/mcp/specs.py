@@ -1,8 +1,9 @@
 """An MCP server's tools as :class:`~troupe.tools.spec.ToolSpec` s: what the model and the policy see.
 
-Names are namespaced (``github__create_issue``) so two servers never clash; permissions, approval
-and timeouts come from the server's config; retries are allowed only where the server says the
-tool is idempotent (or read-only). Resources and prompts, when the server has them, are offered as
+Names are namespaced (``github__create_issue``) so two servers never clash; permissions, approval,
+timeouts, concurrency and idempotency come from the server's config, per tool where its ``tools``
+entries say (:mod:`troupe.tools.mcp.policy`); retries are allowed only where the entry or the server
+says the tool is idempotent (or read-only). Resources and prompts, when the server has them, are offered as
 four extra (pseudo) tools, so a model can use them without any MCP-specific machinery.
 """
 
@@ -16,6 +17,7 @@ from mcp import types as mt
 from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ConfigError
 from troupe.tools.mcp.models import SEPARATOR, model_tool_name
+from troupe.tools.mcp.policy import effective_policy
 from troupe.tools.spec import Execution, ToolSpec
 
 LIST_RESOURCES = "list_resources"
@@ -59,20 +61,23 @@ def parameters_of(tool: mt.Tool) -> dict[str, Any]:
 
 
 def needs_approval(cfg: McpServerConfig, tool: str) -> bool:
-    return cfg.needs_approval is True or (isinstance(cfg.needs_approval, list) and tool in cfg.needs_approval)
+    """Whether ``tool`` needs approval: its ``tools`` entry, else the server's setting."""
+    return effective_policy(cfg, tool).needs_approval
 
 
 def _spec(server: str, cfg: McpServerConfig, tool: str, description: str, parameters: dict[str, Any],
           idempotent: bool) -> ToolSpec:
+    policy = effective_policy(cfg, tool, idempotent_hint=idempotent)
     return ToolSpec(
         name=model_tool_name(server, tool),
         description=description,
         parameters=parameters,
-        level=cfg.level,
-        scopes=tuple(cfg.scopes),
-        timeout_s=cfg.timeout_s,
-        idempotent=idempotent,
-        needs_approval=needs_approval(cfg, tool),
+        level=policy.level,
+        scopes=policy.scopes,
+        timeout_s=policy.timeout_s,
+        idempotent=policy.idempotent,
+        needs_approval=policy.needs_approval,
+        max_concurrency=policy.max_concurrency,
         execution=Execution.MCP,
         source=f"mcp:{server}",
         origin_name=tool,

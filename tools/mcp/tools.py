@@ -9,6 +9,7 @@ from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ToolExecutionError
 from troupe.tools.mcp.manager import default_manager
 from troupe.tools.mcp.models import McpCallResult, model_tool_name
+from troupe.tools.mcp.policy import is_disabled
 from troupe.tools.schema_tool import SchemaTool
 from troupe.tools.spec import Tool, ToolSpec
 
@@ -37,6 +38,11 @@ class McpTool(SchemaTool):
         self.server = server
         self.cfg = cfg
         self.remote_name = remote_name
+
+    @property
+    def disabled(self) -> bool:
+        """Its ``tools`` entry says ``disabled``: hidden from agents, and a call to it is refused (``not_granted``)."""
+        return is_disabled(self.cfg, self.remote_name)
 
     def with_spec(self, **changes: Any) -> McpTool:
         return McpTool(self.spec.model_copy(update=changes), self.server, self.cfg, self.remote_name)
