@@ -373,7 +373,9 @@ def load_suite(path: str | Path, *, check_overrides: bool = False) -> LoadedSuit
     if p.is_dir():
         p = p / "suite.yaml"
     if not p.is_file():
-        raise SuiteError(f"suite file {p} does not exist; pass a suite YAML file or a folder with suite.yaml",
+        runner = p.parent / "run_suite.py"  # a suite the harness cannot run (evals/suites/memory: sessions per case)
+        own = f"; {p.parent} is run by its own runner instead: python {runner}" if runner.is_file() else ""
+        raise SuiteError(f"suite file {p} does not exist; pass a suite YAML file or a folder with suite.yaml{own}",
                          source=str(p))
     p = p.resolve()
     suite = _read_suite_yaml(p)

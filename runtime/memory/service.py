@@ -139,7 +139,7 @@ class MemoryService:
             store.refresh()
             prev = store.current(key)
             entry = MemoryEntry(
-                scope=scope, namespace=store.namespace, key=key, value=value,  # type: ignore[arg-type]
+                scope=scope, namespace=store.namespace, key=key, value=value,
                 version=(prev.version + 1) if prev else 1, supersedes=prev.id if prev else None, note=note,
                 agent=str(agent), session_id=self.session_id, turn=CURRENT_TURN.get(), event_id=event_id,
                 expires_at=expiry(ttl_s if ttl_s is not None else self.settings.ttl_s),
@@ -171,7 +171,7 @@ class MemoryService:
             store.refresh()
             prev = store.current(key)
             live = prev.id if prev is not None and prev.live() else None
-            entry = MemoryEntry(scope=scope, namespace=store.namespace, key=key, value="", op="forget",  # type: ignore[arg-type]
+            entry = MemoryEntry(scope=scope, namespace=store.namespace, key=key, value="", op="forget",
                                 version=(prev.version + 1) if prev else 1, supersedes=prev.id if prev else None,
                                 agent=str(agent), session_id=self.session_id, turn=CURRENT_TURN.get(), event_id=event_id)
             store.append([entry])

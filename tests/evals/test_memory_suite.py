@@ -43,3 +43,10 @@ async def test_without_memory_the_suite_fails(tmp_path: Path, monkeypatch: pytes
     out = await module.run_suite(tmp_path / "lake", "det", timeout=20)
     failed = {c["id"] for c in out["results"] if not c["passed"]}
     assert {"later_session", "overwrite", "distractors"} <= failed
+
+
+def test_troupe_eval_run_on_the_memory_folder_points_at_its_runner() -> None:
+    from troupe.evals.suite import SuiteError, load_suite
+
+    with pytest.raises(SuiteError, match=r"its own runner instead: python .*evals/suites/memory/run_suite.py"):
+        load_suite(SUITE)
