@@ -49,7 +49,7 @@ def run_client_scenario(tools: NodeTools, scenario: str, out_dir: Path) -> tuple
         cwd=Path(__file__).parents[2],
     )
     checks: list[dict[str, object]] = []
-    for path in out_dir.glob("*/checks.json"):
+    for path in out_dir.glob("**/checks.json"):  # auth/NAME: a folder per path part
         checks += json.loads(path.read_text())
     return proc.returncode, checks, proc.stdout + proc.stderr
 
