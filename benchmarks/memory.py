@@ -72,6 +72,7 @@ def entries_table(rows: int, vocab: list[str], seed: int) -> pa.Table:
         "version": [1] * rows, "supersedes": [None] * rows, "note": [None] * rows, "agent": ["bench"] * rows,
         "session_id": [f"s-{i % 1000}" for i in range(rows)], "turn": [1] * rows, "event_id": [None] * rows,
         "created_at": [start + timedelta(seconds=i) for i in range(rows)], "expires_at": [None] * rows,
+        "taint": [[]] * rows, "vouched": [[]] * rows,
     }, schema=ARROW_SCHEMA)
 
 

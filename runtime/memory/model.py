@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,7 +104,7 @@ def to_table(entries: list[MemoryEntry]) -> pa.Table:
 _LISTS: Final = ("taint", "vouched")  # absent (null) in files written before they existed
 
 
-def from_rows(rows: list[dict]) -> list[MemoryEntry]:  # type: ignore[type-arg]
+def from_rows(rows: list[dict[str, Any]]) -> list[MemoryEntry]:
     return [MemoryEntry.model_validate({k: v for k, v in r.items() if v is not None or k not in _LISTS}) for r in rows]
 
 

@@ -113,8 +113,13 @@ class MemoryStore:
         self._read = {f: self._read[f] for f in files}
         self._files = {f: [e.id for e in self._read[f]] for f in files}
         self._log = {e.id: e for entries in (*self._read.values(), *self._extra.values()) for e in entries}
+
+    def _fill_tops(self) -> None:
+        """Look up (once, in one query) the primary's newest version of each key the overlay touches."""
         missing = {e.key for e in self._log.values()} - self._base_top.keys()
-        if missing:
+        if missing and self._gen is None:
+            self._base_top.update(dict.fromkeys(missing))
+        elif missing:
             top: dict[str, MemoryEntry | None] = dict.fromkeys(missing)
             for e in self._base_rows(f"key IN ({_sql_list(missing)})"):
                 if top[e.key] is None or _key(e) > _key(top[e.key]):  # type: ignore[arg-type]
@@ -173,18 +178,13 @@ class MemoryStore:
             self._read[rel] = list(entries)
             self._files[rel] = [e.id for e in entries]
             self._log.update((e.id, e) for e in entries)
-            for e in entries:
-                self._base_top.setdefault(e.key, None if self._gen is None else self._top_of(e.key))
             if len(self._log) >= LOG_ROWS_COMPACT or (
                     len(self._files) >= LOG_FILES_COMPACT and self._manifest.rows <= SMALL_BASE_ROWS):
                 self.compact()
 
-    def _top_of(self, key: str) -> MemoryEntry | None:
-        rows = self._base_rows(f"key = {_sql_list([key])}")
-        return max(rows, key=_key) if rows else None
-
     def _log_current(self) -> dict[str, MemoryEntry]:
         """The current entry of each key the overlay touches (over the overlay and the base's versions)."""
+        self._fill_tops()
         newest: dict[str, MemoryEntry] = {}
         for e in self._log.values():
             if e.key not in newest or _key(e) > _key(newest[e.key]):
