@@ -10,8 +10,9 @@ import ray
 from ray.actor import ActorHandle
 
 from troupe.actors.naming import NAMESPACE
+from troupe.actors.progress_stream import read_stream
 from troupe.actors.transport import remote_call
-from troupe.runtime.agent.dispatch import McpRequest
+from troupe.runtime.agent.dispatch import McpRequest, ProgressCallback
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.safety import SecretRef
@@ -35,10 +36,14 @@ class RayDispatcher:
             self._scheduler = ray.get_actor(self.scheduler_name, namespace=NAMESPACE)
         return self._scheduler
 
-    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
+                  on_progress: ProgressCallback | None = None) -> Any:
         if job.execution is Execution.INLINE:
             return await self.local.run(job, lambda: call_with(job.secrets, lambda: tool.call_validated(job.kwargs, ctx)))
         job = job.model_copy(update={"node_id": self.node_id})
+        if job.execution is Execution.MCP and mcp is not None:  # a stream: its progress arrives while it runs
+            stream: Any = self.scheduler.run_mcp.options(num_returns="streaming").remote(job, mcp)
+            return await read_stream(stream, on_progress)  # cancelled: so is the stream, and the call
         # a cpu tool with sandbox=True travels as a SandboxedCall: its Ray task runs it in a sandboxed child
         target = mcp if job.execution is Execution.MCP else sandboxed_target(tool, ctx, job.timeout_s)
         ref: Any = self.scheduler.run.remote(job, target)

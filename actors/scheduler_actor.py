@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,6 +37,7 @@ from ray.exceptions import RayError
 from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.naming import LLM_WORKER, MCP_NODE, TOOL_WORKER, node_actor_name
 from troupe.actors.options import actor_class, node_actor_options, task_options
+from troupe.actors.progress_stream import read_stream, relay
 from troupe.actors.transport import remote_call
 from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sampler
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
@@ -106,6 +107,13 @@ class McpNodeActor:
 
     async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
         return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
+
+    async def call_stream(self, request: McpRequest, kwargs: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
+        """The call as a stream: ``("progress", note)`` for each notification as the server sends it, then
+        ``("result", McpCallResult)`` (a failure is raised where the stream is read)."""
+        async for item in relay(lambda on_progress: self.manager.call(
+                request.server, request.config, request.tool, kwargs, caller=request.caller(), on_progress=on_progress)):
+            yield item
 
     async def list_tools(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
         return await self.manager.list_tools(server, config, session_id)
@@ -225,6 +233,17 @@ class SchedulerActor:
         """Run one call under the caps, timeout and retries; ``target`` is the tool's function or
         class (``io``/``cpu``) or an :class:`McpRequest`."""
         return await self.core.run(job, lambda: self._attempt(job, target))
+
+    async def run_mcp(self, job: ToolJob, request: McpRequest) -> AsyncIterator[tuple[str, Any]]:
+        """An MCP call under the caps, timeout and retries, as a stream: ``("progress", note)`` items as the
+        server sends them (from the node's MCP actor, as they arrive), then ``("result", value)``."""
+        async for item in relay(lambda on_progress: self.core.run(job, lambda: self._mcp_attempt(job, request, on_progress))):
+            yield item
+
+    async def _mcp_attempt(self, job: ToolJob, request: McpRequest, on_progress: Callable[[Any], None]) -> Any:
+        stream: Any = self._mcp_actor(job.node_id).call_stream.options(
+            name=f"tool:{job.tool}", num_returns="streaming").remote(request, job.kwargs)
+        return await read_stream(stream, on_progress)
 
     async def _attempt(self, job: ToolJob, target: Any) -> Any:
         ref: Any

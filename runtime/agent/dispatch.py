@@ -9,7 +9,7 @@ A :class:`Dispatcher` takes a validated call (a :class:`~troupe.runtime.agent.sc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
@@ -79,9 +79,15 @@ def session_registration(team: TeamConfig) -> tuple[dict[str, ModelProfile], dic
     return (models, secrets) if models or secrets else None
 
 
+ProgressCallback = Callable[[dict[str, Any]], None]
+"""Called with each progress notification of an MCP call (``progress``, ``total``, ``message``) as it arrives."""
+
+
 class Dispatcher(Protocol):
-    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
-        """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`."""
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
+                  on_progress: ProgressCallback | None = None) -> Any:
+        """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`, and hands
+        each progress notification to ``on_progress`` while it runs, wherever it runs."""
         ...
 
     async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
@@ -197,10 +203,11 @@ class LocalDispatcher:
     async def close_idle_mcp(self) -> int:
         return await self._mcp.close_idle() if self._mcp is not None else 0
 
-    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None) -> Any:
+    async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
+                  on_progress: ProgressCallback | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:
             return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
-                                                                  caller=mcp.caller()))
+                                                                  caller=mcp.caller(), on_progress=on_progress))
         if job.execution is Execution.CPU and tool.spec.sandbox:  # @tool(sandbox=True): a child inside the sandbox
             target = sandboxed_target(tool, ctx, job.timeout_s)
             return await self.core.run(job, lambda: call_target(target, job.kwargs))
@@ -223,6 +230,7 @@ __all__ = [
     "Dispatcher",
     "LocalDispatcher",
     "McpRequest",
+    "ProgressCallback",
     "SessionModels",
     "manager_sampler",
     "mcp_request",

@@ -189,11 +189,21 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
                                agent=str(ctx.agent), call_id=call.id, checkpoints=run.deps.checkpoints,
                                secrets=run.deps.secrets)
         mcp = mcp_request(tool, ctx, run.deps.profile) if tool.spec.execution is Execution.MCP else None
+        live = _LiveProgress(run, call) if mcp is not None else None
         async with run.deps.snapshot(tool.spec) if run.deps.snapshot is not None else contextlib.nullcontext():
-            value = await run.deps.dispatcher.run(tool, job, ctx, mcp)  # snapshotted first when it writes the workspace
+            if live is None:
+                value = await run.deps.dispatcher.run(tool, job, ctx, mcp)  # snapshotted first when it writes the workspace
+            else:  # each progress notification is a tool.progress event as it arrives
+                value = await run.deps.dispatcher.run(tool, job, ctx, mcp, on_progress=live)
         if mcp is not None:
-            value = await _mcp_value(run, call, value, extra)
-    except (RunError, asyncio.CancelledError):
+            value = await _mcp_value(run, call, value, extra, live.emitted if live is not None else 0)
+    except (RunError, asyncio.CancelledError) as stopped:  # the run ends: still close the call in the lake
+        cancelled = isinstance(stopped, asyncio.CancelledError)
+        emit(ToolErrorPayload(id=call.id, error_type="cancelled" if cancelled else type(stopped).__name__,
+                              result=f"{TOOL_ERROR_PREFIX}the call was stopped: "
+                                     f"{'the turn was cancelled' if cancelled else stopped}"),
+             tool=call.name, status="cancelled" if cancelled else "error",
+             duration_ms=(time.perf_counter() - started) * 1e3, parent_event_id=run.parent_event_id)
         raise
     except _Recorded as kept:
         outcome = kept.outcome
@@ -243,9 +253,23 @@ def _result_fields(content: str) -> dict[str, Any]:
     return {"result": result, "truncated": True} if cut else {"result": result}
 
 
-async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str, Any]) -> Any:
-    """Record what an MCP call brought besides its content (progress, sampling), then unwrap it."""
-    for note in result.progress:
+class _LiveProgress:
+    """An MCP call's ``on_progress``: each notification becomes a ``tool.progress`` event as it arrives."""
+
+    __slots__ = ("call", "emitted", "run")
+
+    def __init__(self, run: ToolRun, call: ToolCall) -> None:
+        self.run, self.call, self.emitted = run, call, 0
+
+    def __call__(self, note: dict[str, Any]) -> None:
+        self.emitted += 1
+        self.run.emit(ToolProgressPayload(id=self.call.id, **note), tool=self.call.name)
+
+
+async def _mcp_value(run: ToolRun, call: ToolCall, result: Any, extra: dict[str, Any], live: int = 0) -> Any:
+    """Record what an MCP call brought besides its content (the progress not already recorded live, sampling),
+    then unwrap it."""
+    for note in result.progress[live:]:
         run.emit(ToolProgressPayload(id=call.id, **note), tool=call.name)
     tokens = 0
     for sample in result.sampling:
