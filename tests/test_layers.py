@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("troupe.actors",),
     ("troupe.runtime.api", "troupe.runtime.replay", "troupe.runtime"),
     ("troupe.evals",),
-    ("troupe.runtime.cli", "troupe.runtime.mcp_server", "troupe.runtime.server", "troupe.runtime.client", "troupe.runtime.a2a"),
+    ("troupe.runtime.cli", "troupe.runtime.mcp_server", "troupe.runtime.acp", "troupe.runtime.server", "troupe.runtime.client", "troupe.runtime.a2a"),
 ]
 """Lowest first. A module may import its own layer or a lower one; ``troupe.runtime`` alone (the
 facade's ``__init__``) names the public API of every layer, lazily."""
