@@ -250,3 +250,27 @@ def test_token_files_are_not_world_readable_even_with_a_loose_umask(tmp_path: Pa
     finally:
         os.umask(old)
     assert stat.S_IMODE(storage.path.stat().st_mode) == 0o600
+
+
+def test_an_expired_stored_token_is_refreshed_without_a_sign_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TROUPE_TEST_OAUTH_SECRET", "client-secret-value")
+    cfg = McpServerConfig(url=URL, auth={"client_id": "pre", "client_secret": "env:TROUPE_TEST_OAUTH_SECRET",
+                                         "login": "headless"})
+    store = TokenStore(tmp_path)
+    auth = McpAuth("mail", cfg, store=store)
+    storage = store.storage(URL, "authorization_code:pre:troupe")
+    asyncio.run(storage.set_tokens(OAuthToken(access_token="old-token-1", refresh_token="refresh-1", expires_in=0)))
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/token":
+            seen.append(request.content.decode())
+            return httpx2.Response(200, json={"access_token": "new-token-2", "token_type": "Bearer", "expires_in": 60})
+        ok = request.headers.get("authorization") == "Bearer new-token-2"
+        return httpx2.Response(200 if ok else 401, json={})
+
+    time.sleep(0.01)
+    assert asyncio.run(_send(auth, handler)).status_code == 200
+    assert len(seen) == 1 and "grant_type=refresh_token" in seen[0] and "refresh_token=refresh-1" in seen[0]
+    kept = asyncio.run(storage.get_tokens())
+    assert kept is not None and kept.access_token == "new-token-2" and kept.refresh_token == "refresh-1"

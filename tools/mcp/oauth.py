@@ -76,6 +76,17 @@ class _Metadata(OAuthClientMetadata):
         super().__setattr__(name, value)
 
 
+class _Provider(OAuthClientProvider):
+    """The SDK's authorization-code provider, with the expiry of a stored token known when it is loaded (the SDK
+    takes a loaded token as valid forever, so after a restart an expired one was sent, refused with a 401 and
+    replaced by a whole new sign-in instead of a refresh). The store counts ``expires_in`` down."""
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        if self.context.current_tokens is not None:
+            self.context.update_token_expiry(self.context.current_tokens)
+
+
 def _secret(server: str, field: str, ref: SecretRef) -> str:
     name = f"mcpServers.{server}.auth.{field}"
     return resolve(name, {name: ref})
@@ -127,9 +138,9 @@ def build_provider(server: str, url: str, auth: McpAuthConfig, store: TokenStore
     metadata._always = _scope(auth)
     login = Login(auth)
     fixed = _fixed_client(server, auth)
-    return OAuthClientProvider(url, metadata, store.storage(url, identity, fixed_client=fixed),
-                               redirect_handler=login.redirect, callback_handler=login.callback,
-                               client_metadata_url=None if fixed else auth.client_metadata_url)
+    return _Provider(url, metadata, store.storage(url, identity, fixed_client=fixed),
+                     redirect_handler=login.redirect, callback_handler=login.callback,
+                     client_metadata_url=None if fixed else auth.client_metadata_url)
 
 
 class IdJagExchange:
