@@ -117,7 +117,7 @@ class UpdateMapper:
     _tasks: dict[str, _PlanStep] = field(default_factory=dict)
     _plans: dict[str, dict[str, _PlanStep]] = field(default_factory=dict)
     _latest_plan: str | None = None
-    _last_plan: list[tuple[str, str]] | None = None
+    _last_plan: list[tuple[str, PlanStatus]] | None = None
     _done: set[str] = field(default_factory=set)
 
     def begin_turn(self) -> None:

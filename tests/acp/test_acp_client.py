@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.acp_peer import CLIENT, acp_client_python  # noqa: F401  (the fixture)
 from tests.support.acp_team import TEAM
 from troupe.runtime.eventlog.lake import query
@@ -39,7 +37,7 @@ def _events(lake: Path, sql: str) -> list[dict[str, Any]]:
     return query(str(lake), sql).to_pylist()
 
 
-def test_a_prompt_streams_messages_tool_calls_a_plan_and_asks_permission(acp_client_python: Path,  # noqa: F811
+def test_a_prompt_streams_messages_tool_calls_a_plan_and_asks_permission(acp_client_python: Path,
                                                                           tmp_path: Path) -> None:
     out, lake = _drive(acp_client_python, tmp_path, "allow", "plan and write", "hello again")
     init = out["initialize"]
@@ -72,7 +70,7 @@ def test_a_prompt_streams_messages_tool_calls_a_plan_and_asks_permission(acp_cli
         ("approval.decided", "approved"), ("turn.finished", "ok"), ("turn.finished", "ok"), ("session.finished", "cancelled")]
 
 
-def test_a_rejected_permission_denies_the_call(acp_client_python: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_a_rejected_permission_denies_the_call(acp_client_python: Path, tmp_path: Path) -> None:
     out, lake = _drive(acp_client_python, tmp_path, "reject", "plan and write")
     assert out["prompts"][0]["stopReason"] == "end_turn"
     statuses = [u["status"] for u in _updates(out, "tool_call_update") if u["toolCallId"] == "lead/c2"]
@@ -87,7 +85,7 @@ def test_a_rejected_permission_denies_the_call(acp_client_python: Path, tmp_path
     assert decided["by"] == "client" and "rejected by the ACP client" in decided["reason"]
 
 
-def test_cancel_ends_the_prompt_cancelled_and_the_next_prompt_goes_on(acp_client_python: Path,  # noqa: F811
+def test_cancel_ends_the_prompt_cancelled_and_the_next_prompt_goes_on(acp_client_python: Path,
                                                                          tmp_path: Path) -> None:
     out, lake = _drive(acp_client_python, tmp_path, "allow", "cancel:slow", "after")
     assert [p["stopReason"] for p in out["prompts"]] == ["cancelled", "end_turn"]
