@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from troupe.runtime.a2a_config import A2AMember
 from troupe.runtime.errors import ConfigError, ProviderError
 from troupe.runtime.events import A2ARequestPayload, A2AResponsePayload, A2AUpdatePayload, Emitter
-from troupe.runtime.events.payload import clip
+from troupe.runtime.events.payload import Payload, clip
 from troupe.runtime.ids import unique_hex
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, TokenCallback
 from troupe.runtime.safety import SecretRef
@@ -117,7 +117,7 @@ class _Collect:
             self._emit("message", text=self.last_message)
 
     def _emit(self, kind: str, *, text: str, artifact: str | None = None) -> None:
-        self.emit(A2AUpdatePayload(call_id=self.call_id, kind=kind, state=self.state,  # type: ignore[arg-type]
+        self.emit(A2AUpdatePayload(call_id=self.call_id, kind=kind, state=self.state,
                                    text=clip(text)[0][:2000], artifact=artifact))
 
     def outcome(self) -> Outcome:
@@ -165,8 +165,7 @@ class RemoteAgent:
         self._http = httpx.AsyncClient(headers=self._headers(), timeout=httpx.Timeout(self.config.timeout_s, connect=10.0))
         try:
             resolver = A2ACardResolver(self._http, self.config.url)
-            kwargs = {"relative_card_path": self.config.card_path} if self.config.card_path else {}
-            self.card = await resolver.get_agent_card(**kwargs)
+            self.card = await resolver.get_agent_card(relative_card_path=self.config.card_path)
             streaming = self.config.streaming if self.config.streaming is not None else bool(self.card.capabilities.streaming)
             self._streaming = streaming and bool(self.card.capabilities.streaming)
             self._client = await create_client(self.card, ClientConfig(streaming=streaming, httpx_client=self._http))
@@ -193,7 +192,10 @@ class RemoteAgent:
         emit(A2ARequestPayload(url=safe_url(self.config.url), agent_name=self.card.name, call_id=call_id,
                                text=clip(text)[0][:2000], context_id=self.context_id, remote_task_id=self.pending_task,
                                streaming=self.streaming), model=self.model_name)
-        collect = _Collect(lambda p, **f: emit(p, model=self.model_name, **f), call_id)
+        def emit_update(payload: Payload, /, **fields: Any) -> None:
+            emit(payload, model=self.model_name, **fields)
+
+        collect = _Collect(emit_update, call_id)
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.timeout_s):

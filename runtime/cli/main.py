@@ -292,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from troupe.evals.cli import add_parser as add_eval_parser
     from troupe.runtime.cli.acp import add_parser as add_acp_parser
+    from troupe.runtime.cli.a2a import add_parser as add_a2a_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser
     from troupe.runtime.cli.diff import add_parser as add_diff_parser
     from troupe.runtime.cli.keys import add_parser as add_keys_parser
@@ -307,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_diff_parser(sub)
     add_eval_parser(sub)
     add_mcp_parser(sub)
-    add_serve_parser(sub)
     add_acp_parser(sub)
+    add_a2a_parser(sub)
+    add_serve_parser(sub)
     add_keys_parser(sub)
     add_knowledge_parser(sub)
     return parser

@@ -93,6 +93,7 @@ def test_agent_defaults():
         "subscriptions": [],
         "publish_results": False,
         "parallel_tool_calls": True,
+        "a2a": None,
     }
     assert team.profile_for(spec) == "m"
 

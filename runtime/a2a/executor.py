@@ -1,0 +1,215 @@
+"""A team behind the A2A protocol: ``a2a-sdk``'s :class:`AgentExecutor` over Troupe conversation sessions.
+
+One A2A context is one Troupe session (a conversation: ``troupe chat``'s kind), opened by the context's first
+message; each A2A task is one user turn of it. While the turn runs, the session's events become the task's
+status updates (``working`` with what the agents say to each other, the tasks they create and the tools they
+call); an approval the session waits for makes the task ``input-required`` and the client's next message on
+that task (``approve``/``yes`` or anything else, which denies) decides it. The turn's reply completes the task,
+as its status message and a ``reply`` artifact, and the blackboard entries written during the turn come as
+artifacts named by their keys. ``tasks/cancel`` cancels the session (a later message in that context starts a
+new one). Plain asyncio; the session is any :class:`~troupe.runtime.session.handle.Session` (local or Ray).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from a2a.helpers import get_message_text, new_task_from_user_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.tasks import TaskUpdater
+from a2a.types import Part
+
+from troupe.runtime.events import Event
+from troupe.runtime.session.handle import Session
+from troupe.runtime.session.supervisor import SessionResult, SessionStatus
+
+log = logging.getLogger("troupe.a2a")
+
+APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "allow"})
+PREVIEW = 500
+DRAIN_S = 2.0
+"""How long a finished turn's last events may take to arrive."""
+
+
+@dataclass
+class Conversation:
+    """One A2A context: its session, and what the current turn is waiting on."""
+
+    session: Session
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    pump: asyncio.Task[None] | None = None
+    turn: asyncio.Task[SessionResult] | None = None
+    """The running turn's result (kept while the task waits for input)."""
+    approval: str | None = None
+    """The approval the task waits for."""
+    seen: dict[str, int] = field(default_factory=dict)
+    """Blackboard key -> version already sent as an artifact."""
+    ended: bool = False
+
+
+def describe(event: Event) -> str | None:
+    """A status line for a session event the A2A client should see (``None``: not shown)."""
+    p = json.loads(event.payload or "{}")
+    who = event.agent or "?"
+    if event.type == "message.sent" and p.get("to") != "user":
+        return f"{who} -> {p.get('to') or p.get('topic')}: {str(p.get('content', ''))[:PREVIEW]}"
+    if event.type == "task.created":
+        return f"{who} created task {event.task_id or ''} for {p.get('assignee') or 'anyone'}: {str(p.get('goal', ''))[:PREVIEW]}"
+    if event.type == "task.status":
+        return f"task {event.task_id or ''}: {p.get('to', '')}"
+    if event.type == "tool.call":
+        return f"{who} calls {event.tool or p.get('name', '')}"
+    return None
+
+
+class TeamExecutor(AgentExecutor):
+    """Runs A2A tasks as turns of Troupe sessions opened by ``open_session()`` (one per context)."""
+
+    def __init__(self, open_session: Callable[[], Awaitable[Session]], *, turn_timeout_s: float | None = None) -> None:
+        self.open_session = open_session
+        self.turn_timeout_s = turn_timeout_s
+        self.conversations: dict[str, Conversation] = {}
+
+    async def _conversation(self, context_id: str) -> Conversation:
+        conv = self.conversations.get(context_id)
+        if conv is None or conv.ended:
+            conv = Conversation(session=await self.open_session())
+            conv.pump = asyncio.get_running_loop().create_task(self._pump(conv), name=f"a2a-events:{context_id}")
+            self.conversations[context_id] = conv
+        return conv
+
+    @staticmethod
+    async def _pump(conv: Conversation) -> None:
+        try:
+            async for event in conv.session.events():
+                conv.events.put_nowait(event)
+        except Exception:  # the session closed under it
+            log.debug("event tail of session %s ended", conv.session.id, exc_info=True)
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.message is not None
+        task = context.current_task
+        if task is None:
+            task = new_task_from_user_message(context.message)
+            await event_queue.enqueue_event(task)  # an executor's first event is the task
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        text = get_message_text(context.message)
+        conv = self.conversations.get(task.context_id)
+        if conv is not None and conv.approval is not None and conv.turn is not None:  # the input it asked for
+            approved = text.strip().lower().rstrip(".!") in APPROVE_WORDS
+            decide = conv.session.approve if approved else conv.session.deny
+            await decide(conv.approval, f"{'approved' if approved else 'denied'} by the A2A client: {text[:200]}")
+            conv.approval = None
+            await updater.start_work()
+            await self._follow(conv, updater)
+            return
+        conv = await self._conversation(task.context_id)
+        if conv.turn is not None:  # one turn at a time per session
+            await updater.reject(updater.new_agent_message([Part(text=(
+                "another task of this context is still running (or waiting for input); wait for it, "
+                "answer it, or cancel it first"))]))
+            return
+        await updater.start_work()
+        await conv.session.send(text)
+        conv.turn = asyncio.get_running_loop().create_task(conv.session.result(timeout=self.turn_timeout_s))
+        await self._follow(conv, updater)
+
+    async def _follow(self, conv: Conversation, updater: TaskUpdater) -> None:
+        """Status updates until the turn ends (then the task's end) or waits for an approval (``input-required``)."""
+        assert conv.turn is not None
+        while not conv.turn.done():
+            getter = asyncio.ensure_future(conv.events.get())
+            await asyncio.wait([getter, conv.turn], return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                continue
+            event = getter.result()
+            if event.type == "approval.requested":
+                p = json.loads(event.payload or "{}")
+                conv.approval = str(p.get("id") or "")
+                await updater.requires_input(updater.new_agent_message([Part(text=(
+                    f"{event.agent} wants to call {p.get('tool', event.tool)} with {str(p.get('arguments', ''))[:PREVIEW]}; "
+                    "answer 'approve' to let it run, anything else denies it"))]))
+                return
+            line = describe(event)
+            if line is not None:
+                await updater.start_work(updater.new_agent_message([Part(text=line)]))
+        result = conv.turn.result()
+        conv.turn = None
+        await self._drain(conv, updater)
+        await self._finish(conv, updater, result)
+
+    async def _drain(self, conv: Conversation, updater: TaskUpdater) -> None:
+        """The turn's events still on their way (its ``turn.finished`` closes them), as status updates."""
+        try:
+            async with asyncio.timeout(DRAIN_S):
+                while True:
+                    event = await conv.events.get()
+                    if event.type in ("turn.finished", "session.finished"):
+                        return
+                    if (line := describe(event)) is not None:
+                        await updater.start_work(updater.new_agent_message([Part(text=line)]))
+        except TimeoutError:
+            return
+
+    async def _finish(self, conv: Conversation, updater: TaskUpdater, result: SessionResult) -> None:
+        ok = result.status in (SessionStatus.RUNNING, SessionStatus.COMPLETED)
+        if ok:
+            await self._artifacts(conv, updater)
+            if result.reply:
+                await updater.add_artifact([Part(text=result.reply)], name="reply")
+            await updater.complete(updater.new_agent_message([Part(text=result.reply or "")]))
+        else:
+            conv.ended = True
+            text = f"the session ended {result.status}: {result.error or 'no reply'}"
+            message = updater.new_agent_message([Part(text=text)])
+            await (updater.cancel(message) if result.status is SessionStatus.CANCELLED else updater.failed(message))
+        if result.status is not SessionStatus.RUNNING:
+            conv.ended = True
+
+    async def _artifacts(self, conv: Conversation, updater: TaskUpdater) -> None:
+        """Blackboard entries new or changed since the last turn, one artifact each (named by key)."""
+        try:
+            entries = await conv.session.blackboard("")
+        except Exception:
+            log.debug("reading the blackboard of session %s", conv.session.id, exc_info=True)
+            return
+        for e in entries:
+            if conv.seen.get(e.key) == e.version:
+                continue
+            conv.seen[e.key] = e.version
+            value = e.value
+            part = Part(text=value) if isinstance(value, str) else Part(text=json.dumps(value, default=str))
+            await updater.add_artifact([part], name=e.key, metadata={
+                "source": "blackboard", "version": e.version, "author": str(e.author), "kind": str(e.kind)})
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        conv = self.conversations.get(context.context_id or "")
+        if conv is not None and not conv.ended:
+            conv.ended = True
+            await conv.session.cancel("cancelled by the A2A client (tasks/cancel)")
+        updater = TaskUpdater(event_queue, context.task_id or "", context.context_id or "")
+        await updater.cancel(updater.new_agent_message([Part(text="cancelled; the session was cancelled")]))
+
+    async def close(self) -> None:
+        """End every conversation and close its session (cancelled when a turn still runs)."""
+        for conv in list(self.conversations.values()):
+            try:
+                if conv.turn is not None and not conv.turn.done():
+                    await conv.session.cancel("the A2A server is stopping")
+                elif not conv.ended:
+                    await conv.session.end()  # the conversation is over: completed, with its turns
+                await conv.session.close()
+            except Exception:
+                log.warning("closing session %s", conv.session.id, exc_info=True)
+            if conv.pump is not None:
+                conv.pump.cancel()
+        self.conversations.clear()
+
+
+__all__ = ["APPROVE_WORDS", "Conversation", "TeamExecutor", "describe"]

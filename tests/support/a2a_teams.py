@@ -1,0 +1,74 @@
+"""Deterministic teams for the A2A tests: a function model for ``troupe a2a serve``, and one for a lead that
+assigns a task to (and messages) a remote A2A member."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+
+SERVED_TEAM = """\
+name: greeter
+description: Greets; writes a note to the blackboard first. "sleep N" takes N seconds.
+entry: greeter
+default_model: fn
+models:
+  fn: {provider: function, function: "tests.support.a2a_teams:greeter"}
+agents:
+  - id: greeter
+    role: greets the caller
+    instructions: Answer every greeting.
+    tools: [blackboard_put]
+  - id: helper
+    role: idle helper
+"""
+
+MEMBER_TEAM = """\
+name: with-remote
+entry: lead
+default_model: fn
+models:
+  fn: {provider: function, function: "tests.support.a2a_teams:lead"}
+agents:
+  - id: lead
+    role: asks the calculator
+    tools: [assign_tasks, send_message, wait]
+  - id: calc
+    role: a remote calculator
+    publish_results: true
+    a2a: {url: "%s"}
+"""
+
+
+async def greeter(request: LLMRequest, agent: str) -> LLMResponse | str:
+    last = request.messages[-1]
+    if last.role == "tool":
+        user = next(m.content or "" for m in reversed(request.messages) if m.role == "user")
+        return f"echo: {user}"
+    words = (last.content or "").split()
+    if len(words) == 2 and words[0] == "sleep":
+        await asyncio.sleep(float(words[1]))
+        return "slept"
+    return LLMResponse(tool_calls=[ToolCall(id="bb1", name="blackboard_put",
+                                            arguments=json.dumps({"key": "notes/greeting", "value": "hi there"}))])
+
+
+def lead(request: LLMRequest, agent: str) -> LLMResponse | str:
+    """``add ...``: assign it to calc and answer with the result; ``ask ...``: message calc and wait for its reply."""
+    last = request.messages[-1]
+    if last.role == "tool" and last.tool_call_id == "m1":
+        return LLMResponse(tool_calls=[ToolCall(id="w1", name="wait", arguments="{}")])
+    if last.role == "tool":
+        return f"calc says: {last.content}"
+    text = last.content or ""
+    if text.startswith("Reply from calc:"):
+        return "calc replied: " + text.removeprefix("Reply from calc:").strip()
+    if text.startswith("ask "):
+        return LLMResponse(tool_calls=[ToolCall(id="m1", name="send_message",
+                                                arguments=json.dumps({"to": "calc", "text": text[4:]}))])
+    return LLMResponse(tool_calls=[ToolCall(id="a1", name="assign_tasks",
+                                            arguments=json.dumps({"tasks": [{"goal": text, "assignee": "calc"}]}))])
+
+
+__all__ = ["MEMBER_TEAM", "SERVED_TEAM", "greeter", "lead"]
