@@ -41,6 +41,11 @@ class MemoryEventStore(EventStore):
     def __len__(self) -> int:
         return len(self._events)
 
+    def __bool__(self) -> bool:
+        # The SDK's transport asks `if self._event_store:` before it sends a priming event; without this an empty
+        # store (every new server) is falsy, and no stream ever got a priming event, an id or a `retry` field.
+        return True
+
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         event_id = str(next(self._ids))
         self._events[event_id] = _Stored(stream_id, message)

@@ -6,8 +6,8 @@ against one server on the session-wide Ray. Every scenario must pass: there is n
 Two checks of ``server-sse-polling`` may say WARNING, never FAILURE: that scenario POSTs its call with an
 ``mcp-protocol-version: 2025-03-26`` header, and the SDK's transport sends the priming event (id, empty
 data, ``retry``) only to clients of 2025-11-25 or later, which cannot be told apart from older ones on that
-request. tests/runtime/test_mcp_serve_protocol.py checks the priming event, ``retry`` and ``Last-Event-ID``
-replay with the 2025-11-25 header.
+request. tests/conformance/test_mcp_sse_resume.py checks the priming event, ``retry`` and ``Last-Event-ID``
+replay with the 2025-11-25 header over real HTTP.
 """
 
 from __future__ import annotations
