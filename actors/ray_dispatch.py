@@ -12,7 +12,7 @@ from ray.actor import ActorHandle
 from troupe.actors.naming import NAMESPACE
 from troupe.actors.progress_stream import read_stream
 from troupe.actors.transport import remote_call
-from troupe.runtime.agent.dispatch import McpRequest, ProgressCallback
+from troupe.runtime.agent.dispatch import ElicitCallback, McpRequest, ProgressCallback
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.safety import SecretRef
@@ -37,7 +37,7 @@ class RayDispatcher:
         return self._scheduler
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
-                  on_progress: ProgressCallback | None = None) -> Any:
+                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None) -> Any:
         if job.execution is Execution.INLINE:
             return await self.local.run(job, lambda: call_with(job.secrets, lambda: tool.call_validated(job.kwargs, ctx)))
         job = job.model_copy(update={"node_id": self.node_id})

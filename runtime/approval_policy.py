@@ -21,6 +21,10 @@ the first rule that matches decides (``approval.decided`` with ``by: policy``); 
         decision: no
         reason: nothing else in the sweep
 
+``elicitation:`` rules answer MCP servers' elicitation requests (``server``/``message`` globs; ``action``
+accept with ``content``, decline, cancel or ask); a request no rule matches follows ``default`` (yes: accept
+with the form's defaults, no: decline, ask: the client).
+
 ``risk_at_least`` / ``risk_below`` match on the call's risk score (0-100, the one ``approval.requested``
 carries); a rule with either never matches a call that was not scored.
 """
@@ -88,6 +92,26 @@ class ApprovalRule(BaseModel):
         return all(name in arguments and arguments[name] in values for name, values in self.when.items())
 
 
+class ElicitationRule(BaseModel):
+    """How an MCP server's elicitation request (input asked of the user during a tool call) is answered
+    without asking anyone: ``accept`` with ``content`` (the form's defaults fill in the rest), ``decline`` or
+    ``cancel``; ``ask`` leaves it to the client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: str = "*"
+    """The MCP server's name in the team file, or an fnmatch glob."""
+    message: str = "*"
+    """An fnmatch glob on the server's message (case-insensitive)."""
+    action: Literal["accept", "decline", "cancel", "ask"]
+    content: dict[str, Any] = Field(default_factory=dict)
+    """The values an ``accept`` answers with (checked against the form's schema: a misfit is declined)."""
+    reason: str = ""
+
+    def matches(self, server: str, message: str) -> bool:
+        return fnmatch.fnmatchcase(server, self.server) and fnmatch.fnmatch(message.lower(), self.message.lower())
+
+
 class ApprovalPolicy(BaseModel):
     """Rules in order (the first match decides), then ``default``."""
 
@@ -96,6 +120,20 @@ class ApprovalPolicy(BaseModel):
     default: Literal["yes", "no", "ask"] = "no"
     """What a call no rule matches gets; ``ask`` waits for the client as without a policy."""
     rules: list[ApprovalRule] = Field(default_factory=list)
+    elicitation: list[ElicitationRule] = Field(default_factory=list)
+    """How MCP servers' elicitation requests are answered (the first match decides); a request no rule
+    matches follows ``default``: ``yes`` accepts with the form's defaults, ``no`` declines, ``ask`` asks."""
+
+    def elicit(self, server: str, message: str) -> tuple[str, dict[str, Any], str] | None:
+        """``(action, content, reason)`` for an elicitation request from ``server``, or None to ask the client."""
+        for i, rule in enumerate(self.elicitation):
+            if rule.matches(server, message):
+                if rule.action == "ask":
+                    return None
+                return rule.action, dict(rule.content), rule.reason or f"approval policy elicitation rule {i}: {rule.action}"
+        if self.default == "ask":
+            return None
+        return ("accept" if self.default == "yes" else "decline"), {}, f"approval policy default: {self.default}"
 
     _default = field_validator("default", mode="before")(_yes_no)
 
@@ -137,4 +175,4 @@ def load_approval_policy(path: str | Path) -> ApprovalPolicy:
         raise ConfigError("\n".join([f"invalid approval policy {p}:", *lines]), source=str(p)) from e
 
 
-__all__ = ["ApprovalPolicy", "ApprovalRule", "load_approval_policy"]
+__all__ = ["ApprovalPolicy", "ApprovalRule", "ElicitationRule", "load_approval_policy"]

@@ -9,7 +9,7 @@ A :class:`Dispatcher` takes a validated call (a :class:`~troupe.runtime.agent.sc
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
@@ -40,12 +40,14 @@ class McpRequest(BaseModel):
     sampling_profile: str | None = None
     """The calling agent's profile: the default model for the server's sampling requests (the
     session's profiles were registered once, with :meth:`Dispatcher.open_session`)."""
+    workspace: str = ""
+    """The calling session's workspace folder: a root the server is offered (``roots/list``)."""
 
     def caller(self) -> Any:
         from troupe.tools.mcp import CallerInfo
 
         return CallerInfo(session_id=self.session_id, run_id=self.run_id, agent=self.agent, call_id=self.call_id,
-                          sampling_profile=self.sampling_profile)
+                          sampling_profile=self.sampling_profile, workspace=self.workspace)
 
 
 def mcp_request(tool: Tool, ctx: ToolContext, profile: str | None) -> McpRequest:
@@ -53,7 +55,7 @@ def mcp_request(tool: Tool, ctx: ToolContext, profile: str | None) -> McpRequest
     return McpRequest(
         server=tool.server, config=cfg, tool=tool.remote_name,  # type: ignore[attr-defined]
         session_id=str(ctx.session_id), run_id=str(ctx.run_id), agent=str(ctx.agent), call_id=ctx.tool_call_id,
-        sampling_profile=profile,
+        sampling_profile=profile, workspace=str(ctx.workspace) if ctx.workspace is not None else "",
     )
 
 
@@ -81,13 +83,16 @@ def session_registration(team: TeamConfig) -> tuple[dict[str, ModelProfile], dic
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 """Called with each progress notification of an MCP call (``progress``, ``total``, ``message``) as it arrives."""
+ElicitCallback = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers an MCP call's elicitation requests (plain JSON both ways: :data:`troupe.tools.mcp.elicitation.Asker`)."""
 
 
 class Dispatcher(Protocol):
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
-                  on_progress: ProgressCallback | None = None) -> Any:
+                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None) -> Any:
         """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`, and hands
-        each progress notification to ``on_progress`` while it runs, wherever it runs."""
+        each progress notification to ``on_progress`` while it runs, wherever it runs, and each of the
+        server's elicitation requests to ``on_elicit`` (its answer goes back to the server)."""
         ...
 
     async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
@@ -204,10 +209,11 @@ class LocalDispatcher:
         return await self._mcp.close_idle() if self._mcp is not None else 0
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
-                  on_progress: ProgressCallback | None = None) -> Any:
+                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:
             return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
-                                                                  caller=mcp.caller(), on_progress=on_progress))
+                                                                  caller=mcp.caller(), on_progress=on_progress,
+                                                                  on_elicit=on_elicit))
         if job.execution is Execution.CPU and tool.spec.sandbox:  # @tool(sandbox=True): a child inside the sandbox
             target = sandboxed_target(tool, ctx, job.timeout_s)
             return await self.core.run(job, lambda: call_target(target, job.kwargs))
@@ -228,6 +234,7 @@ class LocalDispatcher:
 __all__ = [
     "MAX_SAMPLING_SESSIONS",
     "Dispatcher",
+    "ElicitCallback",
     "LocalDispatcher",
     "McpRequest",
     "ProgressCallback",

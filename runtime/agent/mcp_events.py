@@ -1,17 +1,32 @@
 """The events of what an MCP server asked of the client during a tool call: each elicitation becomes an
 ``elicitation.requested`` and an ``elicitation.answered`` event, each log message an ``mcp.log`` event
-(from the summaries on :class:`~troupe.tools.mcp.McpCallResult`)."""
+(from the summaries on :class:`~troupe.tools.mcp.McpCallResult`). An elicitation the session answered live
+(:func:`session_asker`) was recorded by its supervisor as it happened and is not recorded again."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from troupe.runtime.events import ElicitationAnsweredPayload, ElicitationRequestedPayload, Emitter, McpLogPayload
+from troupe.runtime.ids import SUPERVISOR
+
+
+def session_asker(ctx: Any, tool: str, call_id: str) -> Any:
+    """An MCP call's ``on_elicit``: each elicitation request of the call goes to the session's supervisor
+    (recorded, answered by the client, the approval policy or a timeout) and its answer back to the server."""
+
+    async def ask(request: dict[str, Any]) -> dict[str, Any]:
+        return await ctx.services.call(SUPERVISOR, "request_elicitation", agent=str(ctx.agent), tool=tool,
+                                       call_id=call_id, request=request)
+
+    return ask
 
 
 def emit_client_requests(emit: Emitter, call_id: str, tool: str, result: Any) -> None:
     """Record ``result.elicitations`` and ``result.logs`` of the MCP call ``call_id`` to ``tool``."""
     for i, asked in enumerate(getattr(result, "elicitations", None) or (), start=1):
+        if asked.get("recorded"):
+            continue
         eid = asked.get("id") or f"{call_id}:e{i}"
         emit(ElicitationRequestedPayload(id=eid, call_id=call_id, server=asked.get("server", ""),
                                          mode=asked.get("mode", "form"), message=asked.get("message", ""),
@@ -29,4 +44,4 @@ def emit_client_requests(emit: Emitter, call_id: str, tool: str, result: Any) ->
              tool=tool, status=record.get("level", "info"))
 
 
-__all__ = ["emit_client_requests"]
+__all__ = ["emit_client_requests", "session_asker"]

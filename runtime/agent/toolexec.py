@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import mcp_request
 from troupe.runtime.agent.guardrails import check_permission, refuse_risky, request_approval
-from troupe.runtime.agent.mcp_events import emit_client_requests
+from troupe.runtime.agent.mcp_events import emit_client_requests, session_asker
 from troupe.runtime.agent.recorded import is_override
 from troupe.runtime.agent.risk import note_result, score_call
 from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
@@ -194,7 +194,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
             if live is None:
                 value = await run.deps.dispatcher.run(tool, job, ctx, mcp)  # snapshotted first when it writes the workspace
             else:  # each progress notification is a tool.progress event as it arrives
-                value = await run.deps.dispatcher.run(tool, job, ctx, mcp, on_progress=live)
+                value = await run.deps.dispatcher.run(tool, job, ctx, mcp, on_progress=live,
+                                                      on_elicit=session_asker(ctx, call.name, call.id))
         if mcp is not None:
             value = await _mcp_value(run, call, value, extra, live.emitted if live is not None else 0)
     except (RunError, asyncio.CancelledError) as stopped:  # the run ends: still close the call in the lake

@@ -1,4 +1,5 @@
-"""The CLI's side of approvals: answer ``approval.requested`` events from a terminal prompt or a flag."""
+"""The CLI's side of approvals: answer ``approval.requested`` events from a terminal prompt or a flag (and
+MCP servers' ``elicitation.requested``: :mod:`troupe.runtime.cli.elicitation_prompt`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TextIO
 
+from troupe.runtime.cli.elicitation_prompt import prompt_elicitation
 from troupe.runtime.events import Event
 
 
@@ -29,6 +31,9 @@ class ApprovalPrompt:
         self.out = out
 
     async def __call__(self, event: Event) -> None:
+        if event.type == "elicitation.requested":
+            await prompt_elicitation(self.session, event.data, self.mode.value, self.read_line, self.out)
+            return
         if event.type != "approval.requested":
             return
         req = event.data

@@ -31,6 +31,9 @@ class ElicitationRequestedPayload(Payload):
     """The URL to open (``url`` mode)."""
     timeout_s: float | None = None
     """Declined when nobody answers within this long (the server's ``elicitation_timeout_s``)."""
+    requested_schema: dict[str, Any] | None = None
+    """The form's JSON schema (each field's type, title, description, default, enum), for a client to show it;
+    set on requests the session answers live."""
 
 
 class ElicitationAnsweredPayload(Payload):
@@ -45,8 +48,9 @@ class ElicitationAnsweredPayload(Payload):
     action: Literal["accept", "decline", "cancel"]
     """What went back to the server."""
     by: str
-    """``client`` (the session's client or the CLI prompt), ``policy``, ``timeout``, ``nobody`` (no one could
-    answer), ``invalid`` (the answer did not fit the form's schema) or ``error``."""
+    """``client`` (the session's client or the CLI prompt), ``policy`` (the team's ``approval_policy``),
+    ``timeout``, ``session`` (it ended first), ``nobody`` (no one could answer), ``invalid`` (the answer did not
+    fit the form's schema) or ``error``."""
     reason: str = ""
     """Why it was declined, when it was not the user's choice."""
     content_keys: list[str] = Field(default_factory=list)

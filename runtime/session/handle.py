@@ -157,6 +157,19 @@ class Session:
         return await self.backend.call(self.id, SUPERVISOR, "decide",
                                        {"approval_id": approval_id, "approved": False, "reason": reason})
 
+    async def elicitations(self) -> list[dict[str, Any]]:
+        """MCP servers' requests for input waiting for an answer (each also an ``elicitation.requested`` event,
+        with the form's ``requested_schema``)."""
+        return await self.backend.call(self.id, SUPERVISOR, "pending_elicitations", {})
+
+    async def answer_elicitation(self, elicitation_id: str, action: str = "accept",
+                                 content: dict[str, Any] | None = None, reason: str = "") -> dict[str, Any]:
+        """Answer a server's request for input: ``accept`` with ``content`` (the form's values; its defaults fill
+        in the rest, and a misfit is refused with what is wrong), ``decline`` or ``cancel``."""
+        return await self.backend.call(self.id, SUPERVISOR, "answer_elicitation",
+                                       {"elicitation_id": elicitation_id, "action": action, "content": content,
+                                        "reason": reason})
+
     async def blackboard(self, prefix: str = "") -> list[Any]:
         return await self.backend.call(self.id, BLACKBOARD, "list", {"prefix": prefix})
 

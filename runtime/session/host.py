@@ -213,7 +213,7 @@ class HostCore:
                                 budgets=spec.team.budgets, emit=emit, on_finish=on_finish, conversation=spec.conversation, record=session_spec.started_record(spec),
                                 user=spec.team.user, on_boundary=boundary_for(spec, self.emitter), send=lambda env: self._spawn_bg(
                                     self._deliver_quietly(env), spec.session_id))
-        supervisor.approvals.policy = spec.team.approval_policy
+        supervisor.approvals.policy = supervisor.elicitations.policy = spec.team.approval_policy
         if state is not None:
             supervisor.restore(state)
         return supervisor

@@ -27,6 +27,7 @@ SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     MEMORY: frozenset({"remember", "update", "forget", "recall", "history", "recall_for_turn"}),
     SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
                            "request_approval", "decide", "pending_approvals", "resumed",
+                           "request_elicitation", "answer_elicitation", "pending_elicitations",
                            "say", "end", "wait_turn", "conversation_turns"}),
 }
 AGENT_METHODS = frozenset({"describe"})

@@ -34,6 +34,7 @@ from troupe.runtime.events import (
 from troupe.runtime.ids import USER, AgentId, RunId, SessionId
 from troupe.runtime.messages import Envelope, Trace
 from troupe.runtime.session.approvals import Approvals
+from troupe.runtime.session.elicitations import Elicitations
 
 
 class SessionStatus(StrEnum):
@@ -133,6 +134,7 @@ class Supervisor:
         self._timer: asyncio.Task[None] | None = None
         self.input: str | None = None
         self.approvals = Approvals(session_id=str(session_id), emit=self.emit)
+        self.elicitations = Elicitations(session_id=str(session_id), emit=self.emit)
         self.conversation = conversation or user is not None
         self.user = user
         self.send = send
@@ -310,6 +312,19 @@ class Supervisor:
     async def pending_approvals(self) -> list[dict[str, Any]]:
         return self.approvals.pending()
 
+    async def request_elicitation(self, *, agent: str, tool: str, call_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """An MCP server asks for input during ``agent``'s call (see :mod:`troupe.runtime.session.elicitations`)."""
+        if self.status is not SessionStatus.RUNNING:
+            return {"id": "", "action": "decline", "content": None, "by": "session", "reason": f"the session is {self.status}"}
+        return await self.elicitations.request(agent=agent, tool=tool, call_id=call_id, request=request)
+
+    async def answer_elicitation(self, *, elicitation_id: str, action: str, content: dict[str, Any] | None = None,
+                                 reason: str = "") -> dict[str, Any]:
+        return self.elicitations.answer(elicitation_id, action=action, content=content, reason=reason)  # type: ignore[arg-type]
+
+    async def pending_elicitations(self) -> list[dict[str, Any]]:
+        return self.elicitations.pending()
+
     async def cancel(self, *, reason: str = "cancelled by the client") -> None:
         await self.finish(SessionStatus.CANCELLED, error=reason)
 
@@ -330,6 +345,7 @@ class Supervisor:
         self.emit(SessionFinishedPayload(reply=reply, error=error, usage=self.usage.model_dump()),
                   status=str(status), duration_ms=(self.result.duration_s or 0.0) * 1e3)
         self.approvals.deny_all(f"the session ended ({status})")
+        self.elicitations.decline_all(f"the session ended ({status})")
         self._notify()
         try:
             if self.on_finish is not None:  # first: a checkpointed result is saved before anyone hears of it

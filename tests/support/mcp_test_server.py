@@ -13,11 +13,22 @@ import base64
 import os
 from typing import Annotated
 
-from mcp.server.mcpserver import Context, Image, MCPServer, Resolve, Sample
+from mcp.server.mcpserver import (
+    AcceptedElicitation,
+    Context,
+    Elicit,
+    ElicitationResult,
+    Image,
+    ListRoots,
+    MCPServer,
+    Resolve,
+    Sample,
+)
 from mcp.types import (
     CallToolResult,
     CreateMessageResult,
     EmbeddedResource,
+    ListRootsResult,
     SamplingMessage,
     TextContent,
     TextResourceContents,
@@ -79,6 +90,33 @@ async def slow(seconds: float, ctx: Context) -> str:
 def fail() -> CallToolResult:
     """Always fails (an error result, not a protocol error)."""
     return CallToolResult(content=[TextContent(type="text", text="this tool always fails")], is_error=True)
+
+
+class Booking(BaseModel):
+    name: str
+    seats: int = 2
+
+
+def _ask_booking() -> Elicit[Booking]:
+    return Elicit("Who is the booking for?", Booking)
+
+
+@server.tool()
+def book(got: Annotated[ElicitationResult[Booking], Resolve(_ask_booking)]) -> str:
+    """Ask the user who the booking is for (MCP elicitation: a form with a default)."""
+    if not isinstance(got, AcceptedElicitation):
+        return f"not booked ({got.action})"
+    return f"booked {got.data.seats} seats for {got.data.name}"
+
+
+def _roots() -> ListRoots:
+    return ListRoots()
+
+
+@server.tool()
+def roots(got: Annotated[ListRootsResult, Resolve(_roots)]) -> str:
+    """The client's roots (``roots/list``), one URI a line."""
+    return "\n".join(str(r.uri) for r in got.roots)
 
 
 def _sample(question: str) -> Sample:

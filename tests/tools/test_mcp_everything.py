@@ -43,7 +43,11 @@ async def test_a_session_uses_everything_the_reference_server_offers(troupe: Tro
                    {"lead": [{"tool_calls": [{"name": f"ev__{n}", "arguments": a} for n, a in CALLS]},
                               # alone in its turn: over stdio a server's request names no call, the latest one gets it
                               {"tool_calls": [{"name": "ev__trigger-elicitation-request", "arguments": {}}]},
-                              {"text": "done"}]})
+                              {"text": "done"}]},
+                   # the team's policy answers the server's form (a client would through Session.answer_elicitation)
+                   approval_policy={"default": "ask", "elicitation": [
+                       {"server": "ev", "message": "please provide*", "action": "accept",
+                        "content": {"name": "Ada Lovelace", "check": True, "integer": 7}}]})
     result = await run(troupe, cfg)
     sql = (f"select type, tool, status, payload from events where session_id='{result.session_id}' and type in "
            "('tool.result','tool.error','elicitation.requested','elicitation.answered','mcp.log') order by ts, seq")
@@ -63,6 +67,8 @@ async def test_a_session_uses_everything_the_reference_server_offers(troupe: Tro
     asked = [r for r in rows if r["type"] == "elicitation.requested"]
     answered = [r for r in rows if r["type"] == "elicitation.answered"]
     assert len(asked) == len(answered) == 1 and asked[0]["tool"] == "ev__trigger-elicitation-request"
-    assert asked[0]["mode"] == "form" and asked[0]["fields"]
-    assert answered[0]["action"] == "decline" and answered[0]["by"] == "nobody"   # no one to ask in this session
-    assert "no elicitor" in answered[0]["reason"]
+    assert asked[0]["mode"] == "form" and "name" in asked[0]["fields"] and asked[0]["requested_schema"]["required"]
+    assert (answered[0]["action"], answered[0]["by"]) == ("accept", "policy")
+    assert "- Name: Ada Lovelace" in text["trigger-elicitation-request"] and "Favorite Integer: 7" in text[
+        "trigger-elicitation-request"]
+    assert result.session_id in text["get-roots-list"]  # the session's workspace is a root, beside the config's

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,9 @@ class CallState:
     caller: CallerInfo | None = None
     on_progress: Callable[[dict[str, Any]], Any] | None = None
     """Called with each progress event; may be a coroutine function."""
+    on_elicit: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    """Who answers this call's elicitation requests (the calling session, wherever it runs); ``None``: the
+    manager's elicitor (:func:`troupe.tools.mcp.elicitation.asker_elicitor`)."""
     progress: list[dict[str, Any]] = field(default_factory=list)
     sampling: list[dict[str, Any]] = field(default_factory=list)
     elicitations: list[dict[str, Any]] = field(default_factory=list)

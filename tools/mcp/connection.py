@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from troupe.runtime.config import McpServerConfig
 from troupe.runtime.errors import ConfigError, ToolExecutionError, ToolTimeoutError
 from troupe.tools.mcp.calls import CURRENT_CALL, CallState
-from troupe.tools.mcp.elicitation import Elicitor
+from troupe.tools.mcp.elicitation import ASK_GRACE_S, Elicitor, asker_elicitor
 from troupe.tools.mcp.elicitation import answer as answer_elicitation
 from troupe.tools.mcp.errors import McpConnectionError, connect_error, describe_exc, disconnected_error, failed_error
 from troupe.tools.mcp.mcp_log import MAX_LOGS_PER_CALL, log_record, new_recent, to_python_log
@@ -307,8 +307,11 @@ class McpConnection:
     async def _on_elicitation(self, context: ClientRequestContext, params: mt.ElicitRequestParams
                               ) -> mt.ElicitResult | mt.ErrorData:
         state = self.current_call()
-        result, summary = await answer_elicitation(self._elicitor, self.server, self.cfg, params,
-                                                   state.caller if state else None)
+        elicitor, wait_s = self._elicitor, None
+        if state is not None and state.on_elicit is not None:  # the calling session answers (and records) it
+            elicitor, wait_s = asker_elicitor(state.on_elicit), self.cfg.elicitation_timeout_s + ASK_GRACE_S
+        result, summary = await answer_elicitation(elicitor, self.server, self.cfg, params,
+                                                   state.caller if state else None, wait_s)
         if state is not None:
             state.elicitations.append(summary)
         return result

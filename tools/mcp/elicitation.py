@@ -2,7 +2,10 @@
 input in the middle of a tool call, either a form (a flat JSON schema) or a URL to open (``mode: url``).
 
 An :data:`Elicitor` decides: the session's client (the CLI prompt, ``Session.answer_elicitation``), a
-policy (:func:`policy_elicitor`), or nobody, in which case the request is declined. An answer that does not
+policy (:func:`policy_elicitor`), or nobody, in which case the request is declined. In a session each call
+carries an :data:`Asker` (:func:`asker_elicitor`): the request goes, as plain JSON, to the calling session's
+supervisor (from whatever process the connection lives in), which records it, has it answered like an
+approval and records the answer; the summary then says so (``recorded``) and nothing is recorded twice. An answer that does not
 come within the server's ``elicitation_timeout_s`` is declined too. An accepted form gets the schema's
 defaults for the fields it left out (SEP-1034) and is validated against the requested schema before it goes
 back; an answer that does not fit is declined, and the summary says why. Every request leaves a summary on
@@ -33,6 +36,17 @@ Action = Literal["accept", "decline", "cancel"]
 NOBODY = "nobody can answer elicitation requests here (no elicitor on the MCP manager)"
 ANSWERED_BY_META_KEY = "troupe/answered_by"
 """Where an elicitor may say who answered (``client``, ``policy``, ...); stripped before the server sees it."""
+RECORDED_META_KEY = "troupe/recorded_id"
+"""Where an elicitor says the request was recorded already (its id in the session's events)."""
+REASON_META_KEY = "troupe/reason"
+ASK_GRACE_S = 5.0
+"""An asker (the session) times the request out itself at ``elicitation_timeout_s``; the connection waits
+this much longer before giving up on it, so the session's answer (``by: timeout``) is the one recorded."""
+
+Asker = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""``(request) -> answer`` in plain JSON, so it can cross processes. The request (:func:`request_dict`):
+``server``, ``mode``, ``message``, ``requested_schema``, ``url``, ``elicitation_id``, ``timeout_s``; the
+answer: ``action``, ``content`` (an accepted form's values), ``by``, ``reason``, ``id`` (the recorded id)."""
 
 
 def requested_schema(params: mt.ElicitRequestParams) -> dict[str, Any] | None:
@@ -74,6 +88,32 @@ def policy_elicitor(action: Action = "accept", values: dict[str, Any] | None = N
     return decide
 
 
+def request_dict(server: str, cfg: McpServerConfig, params: mt.ElicitRequestParams) -> dict[str, Any]:
+    """What an :data:`Asker` is asked: the request as plain JSON (the whole message and schema)."""
+    out: dict[str, Any] = {"server": server, "mode": "form", "message": params.message,
+                           "requested_schema": requested_schema(params), "url": None, "elicitation_id": None,
+                           "timeout_s": cfg.elicitation_timeout_s}
+    if isinstance(params, mt.ElicitRequestURLParams):
+        out.update(mode="url", url=params.url, elicitation_id=params.elicitation_id)
+    return out
+
+
+def asker_elicitor(ask: Asker) -> Elicitor:
+    """An elicitor that hands each request to ``ask`` (the calling session) and takes its answer."""
+
+    async def decide(server: str, cfg: McpServerConfig, params: mt.ElicitRequestParams,
+                     caller: CallerInfo | None) -> mt.ElicitResult:
+        got = await ask(request_dict(server, cfg, params))
+        action = got.get("action") if got.get("action") in ("accept", "decline", "cancel") else "decline"
+        meta = {ANSWERED_BY_META_KEY: str(got.get("by") or "client"), REASON_META_KEY: str(got.get("reason") or "")}
+        if got.get("id"):
+            meta[RECORDED_META_KEY] = str(got["id"])
+        content = got.get("content") if action == "accept" and isinstance(got.get("content"), dict) else None
+        return mt.ElicitResult(action=action, content=content, _meta=meta)
+
+    return decide
+
+
 def _summary(server: str, params: mt.ElicitRequestParams, caller: CallerInfo | None) -> dict[str, Any]:
     summary: dict[str, Any] = {"server": server, "mode": "url" if isinstance(params, mt.ElicitRequestURLParams) else "form",
                                "message": params.message[:500], "action": "decline", "by": "nobody"}
@@ -87,18 +127,21 @@ def _summary(server: str, params: mt.ElicitRequestParams, caller: CallerInfo | N
 
 
 async def answer(elicitor: Elicitor | None, server: str, cfg: McpServerConfig, params: mt.ElicitRequestParams,
-                 caller: CallerInfo | None) -> tuple[mt.ElicitResult, dict[str, Any]]:
+                 caller: CallerInfo | None, timeout_s: float | None = None) -> tuple[mt.ElicitResult, dict[str, Any]]:
     """Ask ``elicitor`` under the config's rules; returns what goes back to the server and the call's
-    summary (``action``, ``by``: ``client``, ``policy``, ``timeout``, ``nobody``, ``invalid``, ``error``)."""
+    summary (``action``, ``by``: ``client``, ``policy``, ``timeout``, ``nobody``, ``invalid``, ``error``,
+    ``session``; ``recorded``: the elicitor recorded the request and its answer already).
+    ``timeout_s``: how long to wait (default the config's ``elicitation_timeout_s``)."""
     summary = _summary(server, params, caller)
     started = time.monotonic()
     if elicitor is None:
         summary["reason"] = NOBODY
         return mt.ElicitResult(action="decline"), summary
+    wait_s = timeout_s if timeout_s is not None else cfg.elicitation_timeout_s
     try:
-        result = await asyncio.wait_for(elicitor(server, cfg, params, caller), cfg.elicitation_timeout_s)
+        result = await asyncio.wait_for(elicitor(server, cfg, params, caller), wait_s)
     except TimeoutError:
-        summary.update(by="timeout", reason=f"no answer within {cfg.elicitation_timeout_s:g}s")
+        summary.update(by="timeout", reason=f"no answer within {wait_s:g}s")
         return mt.ElicitResult(action="decline"), summary
     except Exception as e:  # noqa: BLE001 - a failing elicitor declines; the server goes on
         logger.warning("elicitation for MCP server %r failed: %s", server, e)
@@ -109,6 +152,10 @@ async def answer(elicitor: Elicitor | None, server: str, cfg: McpServerConfig, p
     meta = dict(result.meta or {})
     summary["by"] = str(meta.pop(ANSWERED_BY_META_KEY, "client"))
     summary["action"] = result.action
+    if reason := meta.pop(REASON_META_KEY, ""):
+        summary["reason"] = str(reason)
+    if recorded := meta.pop(RECORDED_META_KEY, None):
+        summary.update(id=str(recorded), recorded=True)
     if summary["by"] == "nobody":
         summary["reason"] = NOBODY
     if result.action != "accept" or isinstance(params, mt.ElicitRequestURLParams):
@@ -123,5 +170,5 @@ async def answer(elicitor: Elicitor | None, server: str, cfg: McpServerConfig, p
     return mt.ElicitResult(action="accept", content=content, _meta=meta or None), summary
 
 
-__all__ = ["ANSWERED_BY_META_KEY", "Elicitor", "answer", "apply_defaults", "policy_elicitor", "requested_schema",
-           "validation_errors"]
+__all__ = ["ANSWERED_BY_META_KEY", "ASK_GRACE_S", "Asker", "Elicitor", "answer", "apply_defaults", "asker_elicitor",
+           "policy_elicitor", "request_dict", "requested_schema", "validation_errors"]

@@ -39,7 +39,7 @@ from troupe.tools.mcp.content import (
     render_resource_list,
     render_resource_read,
 )
-from troupe.tools.mcp.elicitation import Elicitor
+from troupe.tools.mcp.elicitation import Asker, Elicitor
 from troupe.tools.mcp.models import CallerInfo, McpCallResult
 from troupe.tools.mcp.policy import is_disabled, tool_timeout_s
 from troupe.tools.mcp.sampling import Sampler, no_sampler_message
@@ -204,11 +204,13 @@ class McpManager:
 
     async def call(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any], *,
                    caller: CallerInfo | None = None,
-                   on_progress: Callable[[dict[str, Any]], Any] | None = None) -> McpCallResult:
+                   on_progress: Callable[[dict[str, Any]], Any] | None = None,
+                   on_elicit: Asker | None = None) -> McpCallResult:
         """Call ``tool`` (the server's own name, or a resource / prompt pseudo tool) with a timeout
         of its ``tools`` entry's ``timeout_s`` or ``cfg.timeout_s``. Progress notifications are collected
         and forwarded to ``on_progress`` as they arrive; sampling requests made during the call are
-        answered for ``caller``. A tool its entry disables is refused here too, before the server sees it."""
+        answered for ``caller``; its elicitation requests go to ``on_elicit`` (the calling session) when given, else to
+        the manager's elicitor. A tool its entry disables is refused here too, before the server sees it."""
         if is_disabled(cfg, tool):
             raise PermissionDeniedError(f"tool {tool!r} of MCP server {server!r} is disabled in its config",
                                         tool=tool, reason="not_granted")
@@ -216,7 +218,7 @@ class McpManager:
         conn = await self.connection(server, cfg, session_id)
         if tool in PSEUDO_TOOLS and not await self._is_real_tool(conn, tool):
             return await self._pseudo(server, cfg, tool, arguments or {}, session_id)
-        state = CallState(caller=caller, on_progress=on_progress)
+        state = CallState(caller=caller, on_progress=on_progress, on_elicit=on_elicit)
         with conn.track(state):
             result = await conn.request(
                 f"tool {tool!r}",
