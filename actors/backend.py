@@ -184,6 +184,8 @@ class RayBackend:
     async def start_session(self, spec: SessionSpec, *, restore: bool = False) -> None:
         placed = _Placed(spec)
         self._sessions[spec.session_id] = placed
+        if not restore:  # a new session: its stream positions start at 1 (a resumed one goes on from the lake's)
+            await self.log.open_sessions.remote([str(spec.session_id)])
         if spec.placement is Placement.PACKED:
             placed.host = self._pool_host()
             await remote_call(placed.host.start_session.remote(spec, [str(n) for n in spec.all_names()], restore))
@@ -201,6 +203,8 @@ class RayBackend:
 
     async def start_sessions(self, specs: list[SessionSpec]) -> None:
         packed = [s for s in specs if s.placement is Placement.PACKED]
+        if packed:
+            await self.log.open_sessions.remote([str(s.session_id) for s in packed])
         by_host: dict[int, tuple[ActorHandle, list[SessionSpec]]] = {}
         for spec in packed:
             host = self._pool_host()

@@ -137,6 +137,10 @@ class EventLogActor:
         result = await self._core.finish_run(run_id)
         return {"files_before": result.files_before, "files_after": result.files_after, "rows": result.rows}
 
+    async def open_sessions(self, session_ids: list[str]) -> None:
+        """Sessions that are new: their stream positions start at 1 (:meth:`EventLogCore.open_sessions`)."""
+        self._core.open_sessions(session_ids)
+
     async def subscribe(self, session_id: str) -> int:
         self._ensure_ticker()
         return self._core.subscribe(session_id)

@@ -17,6 +17,10 @@ waits for the writes, so a slow disk (or object store) slows producers instead o
 
 Live viewers (``troupe run --stream``, a dashboard) subscribe to a session and long-poll
 :meth:`EventLogCore.read`; ephemeral events such as ``llm.token`` go only to them, never to disk.
+
+Positions: every lasting event gets its place in its session's order (``position``, 1, 2, 3 ...)
+as the log accepts it, before the write-ahead log and the live tails see it, so the lake, the
+write-ahead log and every viewer agree on it (:mod:`troupe.runtime.eventlog.positions`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from troupe.runtime.errors import ConfigError, TroupeError
 from troupe.runtime.eventlog.columns import InvalidEventBatchError, check_lengths, take, to_arrow
 from troupe.runtime.eventlog.lake import CompactionResult, LakeWriter, compact_run
 from troupe.runtime.eventlog.observers import EventObserver
+from troupe.runtime.eventlog.positions import Positions, last_in_lake
 from troupe.runtime.eventlog.recovery import not_in_lake
 from troupe.runtime.eventlog.stats import EventLogStats
 from troupe.runtime.eventlog.tails import LiveTails, NotSubscribedError
@@ -42,6 +47,7 @@ from troupe.runtime.storage.location import Storage, open_storage, redact
 from troupe.runtime.storage.wal import Segment, WriteAheadLog
 
 _log = logging.getLogger(__name__)
+_POSITION: Final = ARROW_SCHEMA.get_field_index("position")
 
 DEFAULT_FLUSH_ROWS: Final = 50_000
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.5
@@ -113,6 +119,8 @@ class EventLogCore:
         """Sealed write-ahead log segments whose rows are in ``_pending`` (recovered, or put back by a failed write)."""
         self._recovered: frozenset[str] = frozenset()
         """Event ids read back from the write-ahead log: a producer may send them again after a restart."""
+        self.positions = Positions()
+        """Each session's last stream position (:mod:`troupe.runtime.eventlog.positions`)."""
         self._wal = WriteAheadLog(wal_dir, ARROW_SCHEMA, fsync=wal_fsync) if wal_dir is not None else None
         if self._wal is not None:
             self._recover(self._wal)
@@ -125,6 +133,7 @@ class EventLogCore:
         self._segments = recovery.segments
         if table.num_rows:
             self._recovered = frozenset(table["event_id"].to_pylist())
+            self.positions.floor(table)  # their sessions' counters go on after them
             fresh = not_in_lake(self._storage, table)
             self._stats.rows_duplicate += table.num_rows - fresh.num_rows
             if fresh.num_rows:
@@ -144,7 +153,8 @@ class EventLogCore:
         """Accept a column-major batch; returns how many events were accepted (all of them).
 
         ``ts`` may be datetimes (``events_to_columns``) or integer microseconds since the epoch
-        (``EventBuffer``'s cheaper wire form); tail readers always get datetimes.
+        (``EventBuffer``'s cheaper wire form); tail readers always get datetimes. ``position`` is
+        set here (whatever the producer sent, or if it sent none): the next of each row's session.
 
         Persistent rows go to the write-ahead log (if any) and are buffered, and flushed here when
         ``flush_rows`` are buffered; every row goes to the live tail of its session if watched.
@@ -154,38 +164,42 @@ class EventLogCore:
         """
         if self._closed:
             raise EventLogClosedError("the event log is closed")
+        if "position" not in columns:
+            columns = {**columns, "position": [None] * len(columns.get("type", ()))}
         n = check_lengths(columns)
         if n == 0:
             return 0
         types = columns["type"]
-        ephemeral = [i for i, t in enumerate(types) if t in EPHEMERAL_TYPES]
-        batch: Mapping[str, Sequence[Any]]
-        if ephemeral:
-            drop = set(ephemeral)
-            batch = take(columns, [i for i in range(n) if i not in drop])
-        else:
-            batch = columns
-        kept = n - len(ephemeral)
-        if kept and self._recovered:
-            batch, kept = self._without_recovered(batch, kept)
+        keep = [i for i, t in enumerate(types) if t not in EPHEMERAL_TYPES]
+        ephemeral = n - len(keep)
+        dropped: list[int] = []
+        if keep and self._recovered:
+            keep, dropped = self._without_recovered(columns, keep)
+        batch = columns if len(keep) == n else take(columns, keep)
+        kept = len(keep)
         # Validate now (types, lengths, partition keys): a bad batch written later would
         # fail every flush after it; here it is refused and the producer hears about it.
         table = to_arrow(batch) if kept else None
+        positions: list[int] = []
         if table is not None:
+            await self._start_positions(batch)
             await self._wait_for_room()
             if self._closed:
                 raise EventLogClosedError("the event log was closed while this batch waited for room")
+            # No await from here to the tails: positions are handed out in the order rows reach them.
+            positions = self.positions.assign(batch["session_id"])
+            table = table.set_column(_POSITION, "position", pa.array(positions, pa.int64()))
             if self._wal is not None:
                 self._wal.append(table)  # durable before it is acknowledged
         if self.tails:
-            self.tails.deliver(columns, n)
+            self.tails.deliver(*_positioned(columns, n, keep, positions, dropped))
         for observer in self.observers:
             try:
                 observer.observe(columns, n)
             except Exception:  # an observer must never cost the lake a batch
                 _log.exception("event log observer %r failed", observer)
         self._stats.rows_accepted += n
-        self._stats.rows_ephemeral += len(ephemeral)
+        self._stats.rows_ephemeral += ephemeral
         if table is not None:
             if not self._pending:
                 self._oldest = self._clock.monotonic()
@@ -198,16 +212,38 @@ class EventLogCore:
                 _log.exception("event log flush failed; %d rows kept buffered", self._pending_rows)
         return n
 
-    def _without_recovered(
-        self, batch: Mapping[str, Sequence[Any]], kept: int
-    ) -> tuple[Mapping[str, Sequence[Any]], int]:
-        """``batch`` without rows of recovered events (a producer re-sending a batch the dead log
-        had acknowledged or written to its write-ahead log), and how many rows are left."""
-        fresh = [i for i, event_id in enumerate(batch["event_id"]) if event_id not in self._recovered]
-        if len(fresh) == kept:
-            return batch, kept
-        self._stats.rows_duplicate += kept - len(fresh)
-        return take(batch, fresh), len(fresh)
+    def _without_recovered(self, columns: Mapping[str, Sequence[Any]], keep: list[int]) -> tuple[list[int], list[int]]:
+        """``keep`` without rows of recovered events (a producer re-sending a batch the dead log
+        had acknowledged or written to its write-ahead log), and those rows."""
+        ids = columns["event_id"]
+        fresh = [i for i in keep if ids[i] not in self._recovered]
+        if len(fresh) == len(keep):
+            return keep, []
+        self._stats.rows_duplicate += len(keep) - len(fresh)
+        left = set(fresh)
+        return fresh, [i for i in keep if i not in left]
+
+    def open_sessions(self, session_ids: Sequence[str]) -> None:
+        """Sessions that are new (no event anywhere yet): their positions start at 1 without a look
+        at the lake. A session not declared so (resumed, or met after this log restarted) starts
+        after the highest position the lake and the write-ahead log hold for it."""
+        self.positions.fresh(session_ids)
+
+    async def _start_positions(self, batch: Mapping[str, Sequence[Any]]) -> None:
+        """Start the counters of the batch's sessions this log has not numbered yet (a look at the
+        lake for each; a lake that cannot be read starts it after what was recovered, logged)."""
+        unknown = self.positions.unknown(batch["session_id"])
+        if not unknown:
+            return
+        runs = dict(zip(batch["session_id"], batch["run_id"], strict=True))
+        for sid in unknown:
+            try:
+                last = await asyncio.to_thread(last_in_lake, self._storage, sid, runs[sid])
+            except Exception:
+                _log.exception("event log: could not read session %s's last position from the lake; "
+                               "numbering it after what this log holds", sid)
+                last = 0
+            self.positions.start(sid, last)
 
     async def _wait_for_room(self) -> None:
         """Back-pressure: wait while ``max_buffered_rows`` rows are accepted and not yet in Parquet,
@@ -384,7 +420,23 @@ class EventLogCore:
             self._stats.wal_segments = self._wal.segments
             self._stats.wal_bytes = self._wal.bytes
         wal_dir = str(self._wal.directory) if self._wal is not None else None
-        return {**self._stats.__dict__, "lake": redact(self.lake), "wal_dir": wal_dir}
+        return {**self._stats.__dict__, "lake": redact(self.lake), "wal_dir": wal_dir,
+                "sessions_numbered": len(self.positions), "position_lookups": self.positions.lookups}
+
+
+def _positioned(columns: Mapping[str, Sequence[Any]], n: int, keep: list[int], positions: list[int],
+                dropped: list[int]) -> tuple[Mapping[str, Sequence[Any]], int]:
+    """The batch as the live tails get it: each kept row with its position (ephemeral rows with
+    none), without rows of events recovered from the write-ahead log (``dropped``)."""
+    column: list[int | None] = [None] * n
+    for i, p in zip(keep, positions, strict=True):
+        column[i] = p
+    out = {**columns, "position": column}
+    if dropped:
+        gone = set(dropped)
+        rows = [i for i in range(n) if i not in gone]
+        return take(out, rows), len(rows)
+    return out, n
 
 
 __all__ = [

@@ -20,8 +20,9 @@ from troupe.runtime.events.payload import Payload
 from troupe.runtime.events.registry import parse_payload
 from troupe.runtime.ids import unique_hex
 
-EVENT_SCHEMA_VERSION: Final = 2
-"""2: the ``turn`` column. Lakes written before it read its value as null (the view unions files by name)."""
+EVENT_SCHEMA_VERSION: Final = 3
+"""2: the ``turn`` column; 3: the ``position`` column. Lakes written before a column read its value as
+null (the view unions files by name)."""
 
 
 class Event(BaseModel):
@@ -66,6 +67,10 @@ class Event(BaseModel):
     """Outcome: ``ok``, ``error``, a task or session status."""
     payload: str = "{}"
     """Everything else, as JSON text (secrets redacted); its keys are the type's payload model's fields."""
+    position: int | None = None
+    """The event's place (1, 2, 3 ...) in its session's order, given by the event log as it accepts
+    the event (producers leave it null); a session's stream positions (the SSE ``id``). Null for
+    ephemeral events and for rows written before schema version 3."""
 
     @property
     def data(self) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class LocalBackend:
         if not self._started:
             self.buffer.start()
             self._started = True
+        if not restore:
+            self.log.open_sessions([str(spec.session_id)])  # stream positions from 1, no look at the lake
         await self.host.start_session(spec, spec.all_names(), restore=restore)
         if restore:
             await self.host.begin(spec.session_id)

@@ -217,7 +217,7 @@ def test_the_lake_schema_is_derived_from_the_event_model_and_unchanged() -> None
         ("turn", "int64", True), ("agent", "string", True), ("type", "string", True), ("seq", "int64", True),
         ("parent_event_id", "string", True), ("duration_ms", "double", True), ("model", "string", True),
         ("tool", "string", True), ("tokens_in", "int64", True), ("tokens_out", "int64", True),
-        ("status", "string", True), ("payload", "string", True),
+        ("status", "string", True), ("payload", "string", True), ("position", "int64", True),
     ]
     assert [duckdb_type(f.type) for f in ARROW_SCHEMA][:4] == ["SMALLINT", "VARCHAR", "TIMESTAMPTZ", "VARCHAR"]
 
