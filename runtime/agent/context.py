@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from troupe.runtime.ids import USER
-from troupe.runtime.llm.types import ChatMessage, LLMRequest, ToolSchema
+from troupe.runtime.llm.types import TOOL_ERROR_PREFIX, ChatMessage, LLMRequest, ToolSchema
 from troupe.runtime.messages import Envelope, MessageKind
 
 _CHARS_PER_TOKEN = 4
 _EXCERPT = 160
 _MIN_CLIP = 400
 """``shrink`` never cuts a message below this many characters."""
+STOPPED_RESULT = f"{TOOL_ERROR_PREFIX}the call was stopped: the turn was cancelled"
+"""What a call left without a result by a cancelled turn reads as (:meth:`Context.close_calls`)."""
 
 
 def estimate_tokens(message: ChatMessage) -> int:
@@ -69,6 +71,23 @@ class Context:
     def add_incoming(self, envelopes: list[Envelope]) -> None:
         for env in envelopes:
             self.add(render_incoming(env))
+
+    def close_calls(self, result: str = STOPPED_RESULT) -> int:
+        """Answer every tool call of the context that has no result yet with ``result`` (a turn cancelled
+        while its calls ran: a model refuses a history with unanswered calls); returns how many."""
+        answered = {m.tool_call_id for m in self.messages if m.role == "tool"}
+        at, added = len(self.messages), 0
+        for i in range(len(self.messages) - 1, -1, -1):
+            message = self.messages[i]
+            if message.role == "assistant" and message.tool_calls:
+                missing = [ChatMessage(role="tool", content=result, tool_call_id=c.id, name=c.name)
+                           for c in message.tool_calls if c.id not in answered]
+                self.messages[at:at] = missing  # after the call's own results, before anything newer
+                added += len(missing)
+                break  # only the last round can be open: each earlier one got its results before the next
+            if message.role != "tool":
+                at = i
+        return added
 
     def tokens(self) -> int:
         return estimate_tokens(self.system) + sum(estimate_tokens(m) for m in self.messages)
@@ -158,4 +177,4 @@ class Context:
         return LLMRequest(messages=[self.system, *self.messages], tools=tools, temperature=temperature)
 
 
-__all__ = ["Compaction", "Context", "estimate_tokens", "render_incoming"]
+__all__ = ["STOPPED_RESULT", "Compaction", "Context", "estimate_tokens", "render_incoming"]

@@ -219,6 +219,7 @@ class AgentCore:
                 if current is not None and current.cancelling():
                     raise
                 self.emit(AgentStatePayload(turn=self.turns), status="cancelled")
+                self.context.close_calls()  # its calls still without a result read as stopped (a valid history)
                 if self.sm.state is AgentState.RUNNING:
                     self._move(AgentState.IDLE)
                 self._record = None  # a cancelled turn is abandoned, not replayed

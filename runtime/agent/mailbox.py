@@ -22,6 +22,8 @@ class Mailbox:
         self._remember = remember
         self._ready = asyncio.Event()
         self.duplicates = 0
+        self.closed_turns: set[int] = set()
+        """Cancelled user turns: a late message of one is dropped (:mod:`troupe.runtime.agent.turn_cancel`)."""
 
     def remember(self, message_id: MessageId) -> bool:
         """Record an id as delivered; False if it already was (a re-delivery)."""
@@ -35,7 +37,7 @@ class Mailbox:
 
     def put(self, envelope: Envelope) -> bool:
         """Queue a message; returns False (and drops it) if this id was already delivered."""
-        if not self.remember(envelope.id):
+        if not self.remember(envelope.id) or envelope.trace.turn in self.closed_turns:
             return False
         self._queue.append(envelope)
         self._ready.set()

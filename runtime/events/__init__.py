@@ -45,6 +45,7 @@ from troupe.runtime.events.session import (
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
+    TurnCancelledPayload,
     TurnFinishedPayload,
 )
 from troupe.runtime.events.skill import SkillLoadedPayload
@@ -117,6 +118,7 @@ __all__ = [
     "ToolErrorPayload",
     "ToolProgressPayload",
     "ToolResultPayload",
+    "TurnCancelledPayload",
     "TurnFinishedPayload",
     "UnknownEventTypeError",
     "WorkspaceRollbackPayload",

@@ -10,6 +10,7 @@ EventType = Literal[
     "session.resumed",
     "actor.restored",
     "turn.finished",
+    "turn.cancelled",
     "message.sent",
     "message.delivered",
     "llm.request",

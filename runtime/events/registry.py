@@ -49,6 +49,7 @@ from troupe.runtime.events.session import (
     SessionStartedPayload,
     SessionStartedPayloadV1,
     SessionStartedPayloadV2,
+    TurnCancelledPayload,
     TurnFinishedPayload,
 )
 from troupe.runtime.events.skill import SkillLoadedPayload
@@ -71,6 +72,7 @@ from troupe.runtime.events.workspace import (
 AnyPayload = Annotated[
     Union[  # noqa: UP007 - a discriminated union reads best spelled out
         SessionStartedPayload, SessionFinishedPayload, SessionResumedPayload, ActorRestoredPayload, TurnFinishedPayload,
+        TurnCancelledPayload,
         MessageSentPayload, MessageDeliveredPayload,
         LLMRequestPayload, LLMTokenPayload, LLMResponsePayload, LLMErrorPayload,
         ToolCallPayload, ToolResultPayload, ToolErrorPayload, ToolProgressPayload,

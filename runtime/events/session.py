@@ -108,6 +108,23 @@ class TurnFinishedPayload(Payload):
     """What the session has used so far, all turns: ``tokens``, ``llm_calls``, ``tool_calls``."""
 
 
+class TurnCancelledPayload(Payload):
+    """A conversation's turn was cancelled by the client (``Session.cancel_turn``: ACP's ``session/cancel``,
+    the HTTP API, Ctrl-C in ``troupe chat``): its model and tool calls were stopped, its pending approvals
+    denied, its open tasks cancelled; the session stays running and takes the next user turn, the
+    cancelled turn's messages kept in the agents' context (docs/conversations.md)."""
+
+    event_type: Literal["turn.cancelled"] = "turn.cancelled"
+    turn: int
+    """The user turn, from 1."""
+    input: str | None
+    """The user's message that started it."""
+    reason: str
+    """Why, as the client said."""
+    usage: dict[str, int]
+    """What the session has used so far, all turns: ``tokens``, ``llm_calls``, ``tool_calls``."""
+
+
 class BudgetExceededPayload(Payload):
     """A budget ran out; the session finishes with status ``budget_exceeded`` right after."""
 
@@ -146,5 +163,6 @@ __all__ = [
     "SessionStartedPayload",
     "SessionStartedPayloadV1",
     "SessionStartedPayloadV2",
+    "TurnCancelledPayload",
     "TurnFinishedPayload",
 ]

@@ -74,6 +74,10 @@ class Approvals:
             decision = await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             decision = self._record(req, approved=False, by="timeout", reason=f"no answer within {timeout_s:g}s")
+        except asyncio.CancelledError:  # the asking call was stopped (its turn cancelled): the request ends, denied
+            if req.id in self._pending:
+                self._record(req, approved=False, by="session", reason="the call was cancelled")
+            raise
         finally:
             self._pending.pop(req.id, None)
         return decision.model_dump()

@@ -37,9 +37,9 @@ REQUEST_ID: Final = "_rid"
 
 MUTATING: Final[dict[AgentId, frozenset[str]]] = {
     BLACKBOARD: frozenset({"put", "subscribe", "unsubscribe"}),
-    TASKS: frozenset({"create", "update", "assign", "cancel"}),
+    TASKS: frozenset({"create", "update", "assign", "cancel", "cancel_turn"}),
     MEMORY: frozenset({"remember", "update", "forget"}),
-    SUPERVISOR: frozenset({"start", "charge", "agent_failed", "cancel", "decide", "resumed", "say", "end"}),
+    SUPERVISOR: frozenset({"start", "charge", "agent_failed", "cancel", "decide", "resumed", "say", "end", "cancel_turn"}),
 }
 """Service methods that change state: saved before they return, and answered once per request id."""
 

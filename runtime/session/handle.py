@@ -18,6 +18,7 @@ from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, SessionId
 from troupe.runtime.messages import ControlOp, Envelope
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
+from troupe.runtime.session.turn_cancel import TurnCancel, cancel_turn
 
 
 class Backend(Protocol):
@@ -133,6 +134,11 @@ class Session:
 
     async def cancel(self, reason: str = "cancelled by the client") -> None:
         await self.backend.call(self.id, SUPERVISOR, "cancel", {"reason": reason})
+
+    async def cancel_turn(self, reason: str = "cancelled by the client") -> TurnCancel:
+        """Cancel the turn under way of a conversation (its model and tool calls, approvals, open tasks:
+        :mod:`troupe.runtime.session.turn_cancel`); the session stays running and takes the next turn."""
+        return await cancel_turn(self.backend, self.spec, reason)
 
     async def control(self, agent: str, op: ControlOp) -> None:
         await self.backend.deliver(self.id, AgentId(agent), control_message(self.id, AgentId(agent), op))

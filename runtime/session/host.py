@@ -42,6 +42,7 @@ from troupe.runtime.session.services import HostServices, notifier
 from troupe.runtime.session.spec import AGENT_METHODS, SERVICE_METHODS, SERVICES, SessionSpec, Transport, root_of
 from troupe.runtime.session.supervisor import SessionResult, Supervisor
 from troupe.runtime.session.tasks import TaskRegistry
+from troupe.runtime.session.turn_cancel import is_turn_cancel, stop_turn
 from troupe.runtime.session.workspace_history import boundary_for, guard_for
 from troupe.runtime.storage.checkpoint import ActorCheckpoint, store_at
 from troupe.tools.builtins import agent_tool_names, default_registry
@@ -376,7 +377,7 @@ class HostCore:
         if isinstance(guest, AgentCore):
             if envelope.is_control and envelope.data.get("op") == ControlOp.TERMINATE:
                 self._terminate_children(session_id, agent)
-            accepted = guest.deliver(envelope)
+            accepted = await stop_turn(self.sessions[session_id].guests, agent, envelope) if is_turn_cancel(envelope) else guest.deliver(envelope)
             if durable is not None and envelope.is_control:
                 await durable.save(agent)  # a state change (paused, terminated): the whole agent
             elif durable is not None and accepted:

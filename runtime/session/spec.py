@@ -23,12 +23,12 @@ SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS, MEMORY)
 
 SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
-    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot"}),
+    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot", "cancel_turn"}),
     MEMORY: frozenset({"remember", "update", "forget", "recall", "history", "recall_for_turn"}),
     SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
                            "request_approval", "decide", "pending_approvals", "resumed",
                            "request_elicitation", "answer_elicitation", "pending_elicitations",
-                           "say", "end", "wait_turn", "conversation_turns"}),
+                           "say", "end", "wait_turn", "conversation_turns", "turn_under_way", "cancel_turn"}),
 }
 AGENT_METHODS = frozenset({"describe"})
 DEFAULT_BASE = "troupe-samples"

@@ -29,6 +29,7 @@ from troupe.runtime.events import (
     SessionFinishedPayload,
     SessionResumedPayload,
     SessionStartedPayload,
+    TurnCancelledPayload,
     TurnFinishedPayload,
 )
 from troupe.runtime.ids import USER, AgentId, RunId, SessionId
@@ -59,6 +60,8 @@ class TurnRecord(BaseModel):
     reply: str
     usage: Usage = Field(default_factory=Usage)
     """The session's usage when the turn ended (all turns so far)."""
+    cancelled: bool = False
+    """The client cancelled the turn (:meth:`Supervisor.cancel_turn`): ``reply`` is empty."""
 
 
 class SessionResult(BaseModel):
@@ -208,6 +211,8 @@ class Supervisor:
         if self.status is not SessionStatus.RUNNING:
             return True
         if envelope.recipient == USER and envelope.sender == self.entry:
+            if self.conversation and any(t.cancelled and t.turn == envelope.trace.turn for t in self.turns):
+                return True  # a late reply of a cancelled turn: that turn has ended
             if not self.conversation:
                 await self.finish(SessionStatus.COMPLETED, reply=envelope.content)
             else:
@@ -282,8 +287,36 @@ class Supervisor:
         if self.result is not None:
             return self.result
         record = self.turns[want - 1]
-        return SessionResult(session_id=self.session_id, run_id=self.run_id, status=self.status, reply=record.reply,
+        return SessionResult(session_id=self.session_id, run_id=self.run_id, status=self.status,
+                             reply=None if record.cancelled else record.reply,
+                             error=f"turn {record.turn} was cancelled" if record.cancelled else None,
                              usage=self.usage.model_copy(), started_at=self._started_at, turns=list(self.turns))
+
+    def turn_under_way(self) -> int | None:
+        """The user turn the team works on now (``None``: it waits for the next message, or has ended)."""
+        if not self.conversation or self.user is not None:
+            raise TroupeError("only a conversation driven by its client has turns to cancel: cancel the session instead",
+                              session=self.session_id)
+        running = self.status is SessionStatus.RUNNING and len(self.turns) < self.turn
+        return self.turn if running else None
+
+    async def cancel_turn(self, *, turn: int, reason: str = "cancelled by the client") -> dict[str, Any]:
+        """End turn ``turn`` as cancelled (``turn.cancelled``) if it is still under way; the session stays
+        running for the next turn. Denies the approvals and declines the requests for input still pending.
+        Called by :mod:`troupe.runtime.session.turn_cancel` once the agents' work of that turn was stopped.
+        Returns ``{"turn": n, "cancelled": bool}`` (false: it had ended meanwhile)."""
+        if self.turn_under_way() != turn:
+            return {"turn": turn, "cancelled": False}
+        record = TurnRecord(turn=self.turn, input=self.turn_input, reply="", usage=self.usage.model_copy(), cancelled=True)
+        self.turns.append(record)
+        self.approvals.deny_all(f"turn {record.turn} was cancelled")
+        self.elicitations.decline_all(f"turn {record.turn} was cancelled")
+        if self.on_boundary is not None:
+            await self.on_boundary(f"turn {record.turn}")
+        self.emit(TurnCancelledPayload(turn=record.turn, input=record.input, reason=reason, usage=self.usage.model_dump()),
+                  status="cancelled")
+        self._notify()
+        return {"turn": record.turn, "cancelled": True}
 
     def conversation_turns(self) -> list[dict[str, Any]]:
         return [t.model_dump(mode="json") for t in self.turns]

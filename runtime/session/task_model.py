@@ -82,6 +82,8 @@ class Task(BaseModel):
     """The untrusted sources whoever wrote the output (or error) had read: its completion notice taints."""
     output_by: AgentId | None = None
     """Who wrote the output (or error)."""
+    turn: int | None = None
+    """The conversation's user turn it was created in (cancelling that turn cancels it while still open)."""
     created_at: datetime
     updated_at: datetime
 

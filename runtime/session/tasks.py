@@ -18,7 +18,7 @@ from troupe.runtime.clock import SYSTEM_CLOCK, Clock
 from troupe.runtime.errors import InvalidTransitionError
 from troupe.runtime.events import Emitter, TaskCreatedPayload, TaskStatusPayload, null_emitter
 from troupe.runtime.ids import AgentId, SessionId, TaskId
-from troupe.runtime.messages import ControlOp, MessageKind
+from troupe.runtime.messages import CURRENT_TURN, ControlOp, MessageKind
 from troupe.runtime.session.blackboard import ensure_json, json_preview
 from troupe.runtime.session.task_model import (
     ALLOWED_TRANSITIONS,
@@ -117,6 +117,7 @@ class TaskRegistry:
             input=input,
             taint=[str(s) for s in taint or ()],
             vouched=[str(v) for v in vouched or ()] if taint else [],
+            turn=CURRENT_TURN.get(),
             created_at=now,
             updated_at=now,
         )
@@ -247,6 +248,15 @@ class TaskRegistry:
         if changed:
             self._signal()
         return changed
+
+    def cancel_turn(self, turn: int, *, by: AgentId | str) -> list[str]:
+        """Cancel the tasks created in user turn ``turn`` that are still open (each with its subtree), when
+        the client cancelled that turn; returns the ids cancelled."""
+        ids: list[str] = []
+        for task in [t for t in self._tasks.values() if t.turn == turn]:
+            if not self._tasks[task.id].terminal:
+                ids += [str(t.id) for t in self.cancel(task.id, by=by)]
+        return ids
 
     def _stop_assignee(self, task: Task, *, by: AgentId) -> None:
         """The assignee may be working on the task right now: tell it to stop (a CONTROL message

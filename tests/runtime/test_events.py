@@ -40,6 +40,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "actor.restored": {"seq": 3, "kind": "agent", "saved_at": "2026-01-01T00:00:00+00:00", "replays_turn": True,
                        "unread": 1, "unsent": 0},
     "turn.finished": {"turn": 2, "input": "and now?", "reply": "done", "usage": USAGE},
+    "turn.cancelled": {"turn": 2, "input": "count slowly", "reason": "cancelled by the ACP client", "usage": USAGE},
     "message.sent": {"id": "m1", "to": "b", "topic": None, "kind": "text", "content": "hello"},
     "message.delivered": {"id": "m1", "sender": "a", "kind": "task", "content": "do it", "data": {"task_id": "t-1"}},
     "llm.request": {"round": 1, "messages": 2, "tools": ["add"], "last": "2+3?"},
