@@ -30,6 +30,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("list_resources", {}),
     ("list_prompts", {}),
     ("get_prompt", {"name": "simple-prompt"}),
+    ("read_resource", {"uri": "demo://resource/dynamic/text/{resourceId}", "arguments": {"resourceId": "7"}}),
+    ("complete", {"prompt": "completable-prompt", "argument": "department", "value": "Eng"}),
 ]
 
 
@@ -64,6 +66,9 @@ async def test_a_session_uses_everything_the_reference_server_offers(troupe: Tro
     assert tmp_path.as_uri() in text["get-roots-list"]
     assert "forty-two" in text["trigger-sampling-request"]
     assert "resource" in text["list_resources"].lower() and "simple-prompt" in text["list_prompts"]
+    assert "demo://resource/dynamic/text/{resourceId}" in text["list_resources"]          # templates are listed
+    assert "7" in text["read_resource"] and "dynamic" in text["read_resource"].lower()   # and read, filled in
+    assert text["complete"].splitlines()[0] == "Engineering"                            # completion, as a tool
     asked = [r for r in rows if r["type"] == "elicitation.requested"]
     answered = [r for r in rows if r["type"] == "elicitation.answered"]
     assert len(asked) == len(answered) == 1 and asked[0]["tool"] == "ev__trigger-elicitation-request"

@@ -163,7 +163,8 @@ def render_resource_read(result: mt.ReadResourceResult) -> McpCallResult:
     return McpCallResult(text=cap_text("\n".join(lines) or "(the resource is empty)"), blocks=blocks)
 
 
-def render_resource_list(resources: Iterable[mt.Resource]) -> McpCallResult:
+def render_resource_list(resources: Iterable[mt.Resource],
+                         templates: Iterable[mt.ResourceTemplate] = ()) -> McpCallResult:
     lines = []
     for r in resources:
         line = f"{r.uri} - {r.title or r.name}"
@@ -172,7 +173,21 @@ def render_resource_list(resources: Iterable[mt.Resource]) -> McpCallResult:
         if r.description:
             line += f": {r.description}"
         lines.append(line)
+    shapes = [f"{t.uri_template} - {t.title or t.name}" + (f": {t.description}" if t.description else "")
+              for t in templates]
+    if shapes:  # read with read_resource(uri=<the template>, arguments={...})
+        lines += ["", "Resource templates (read_resource with the template as uri and its {placeholders} in arguments):",
+                  *shapes]
     return McpCallResult(text=cap_text("\n".join(lines) or "(no resources)"))
+
+
+def render_completion(result: mt.CompleteResult) -> McpCallResult:
+    """A completion's values, one a line, and whether there are more."""
+    done = result.completion
+    more = f"\n({done.total} in all)" if done.total and done.total > len(done.values) else ""
+    more += "\n(more values exist)" if done.has_more and not more else ""
+    return McpCallResult(text=cap_text("\n".join(done.values) or "(no suggestions)") + more,
+                         structured={"values": list(done.values), "total": done.total, "has_more": done.has_more})
 
 
 def render_prompt_list(prompts: Iterable[mt.Prompt]) -> McpCallResult:

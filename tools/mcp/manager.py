@@ -34,6 +34,7 @@ from troupe.tools.mcp.calls import CallState
 from troupe.tools.mcp.connection import McpConnection
 from troupe.tools.mcp.content import (
     render_call_result,
+    render_completion,
     render_prompt,
     render_prompt_list,
     render_resource_list,
@@ -44,7 +45,16 @@ from troupe.tools.mcp.models import CallerInfo, McpCallResult
 from troupe.tools.mcp.policy import is_disabled, tool_timeout_s
 from troupe.tools.mcp.sampling import Sampler, no_sampler_message
 from troupe.tools.mcp.server_params import connection_key
-from troupe.tools.mcp.specs import GET_PROMPT, LIST_PROMPTS, LIST_RESOURCES, PSEUDO_TOOLS, READ_RESOURCE, build_specs
+from troupe.tools.mcp.specs import (
+    COMPLETE,
+    GET_PROMPT,
+    LIST_PROMPTS,
+    LIST_RESOURCES,
+    PSEUDO_TOOLS,
+    READ_RESOURCE,
+    build_specs,
+)
+from troupe.tools.mcp.templates import expand_template
 from troupe.tools.spec import ToolSpec
 
 T = TypeVar("T")
@@ -200,7 +210,8 @@ class McpManager:
             except Exception:  # noqa: BLE001
                 known = []
         return build_specs(server, cfg, tools, resources=caps.resources is not None,
-                           prompts=caps.prompts is not None, known_resources=known)
+                           prompts=caps.prompts is not None, known_resources=known,
+                           completions=caps.completions is not None)
 
     async def call(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any], *,
                    caller: CallerInfo | None = None,
@@ -239,12 +250,16 @@ class McpManager:
     async def _pseudo(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any],
                       session_id: str = "") -> McpCallResult:
         if tool == LIST_RESOURCES:
-            return render_resource_list(await self.list_resources(server, cfg, session_id))
+            return render_resource_list(await self.list_resources(server, cfg, session_id),
+                                        await self.list_resource_templates(server, cfg, session_id))
         if tool == READ_RESOURCE:
             uri = arguments.get("uri")
             if not isinstance(uri, str) or not uri:
                 raise ToolArgumentError(f"{tool} needs a 'uri' string argument", tool=tool)
+            uri = expand_template(uri, arguments.get("arguments") or {}, tool)
             return render_resource_read(await self.read_resource(server, cfg, uri, session_id))
+        if tool == COMPLETE:
+            return await self._complete(server, cfg, arguments, session_id)
         if tool == LIST_PROMPTS:
             return render_prompt_list(await self.list_prompts(server, cfg, session_id))
         assert tool == GET_PROMPT
@@ -257,10 +272,36 @@ class McpManager:
         return render_prompt(await self.get_prompt(server, cfg, name, {k: str(v) for k, v in prompt_args.items()},
                                                    session_id))
 
+    async def _complete(self, server: str, cfg: McpServerConfig, arguments: dict[str, Any],
+                        session_id: str = "") -> McpCallResult:
+        name, prompt, uri = arguments.get("argument"), arguments.get("prompt"), arguments.get("uri")
+        if not isinstance(name, str) or not name or bool(prompt) == bool(uri):
+            raise ToolArgumentError(f"{COMPLETE} needs 'argument' and one of 'prompt' or 'uri'", tool=COMPLETE)
+        ref = mt.PromptReference(type="ref/prompt", name=str(prompt)) if prompt else \
+            mt.ResourceTemplateReference(type="ref/resource", uri=str(uri))
+        context = {k: str(v) for k, v in (arguments.get("context") or {}).items()} or None
+        result = await self._request(
+            server, cfg, f"completing {name!r}",
+            lambda c: c.complete(ref, {"name": name, "value": str(arguments.get("value") or "")}, context), session_id)
+        return render_completion(result)
+
     # ---- resources and prompts ----
     async def list_resources(self, server: str, cfg: McpServerConfig, session_id: str = "") -> list[mt.Resource]:
         return await self._request(server, cfg, "listing its resources",
                                    lambda c: _all_pages(lambda cur: c.list_resources(cursor=cur), "resources"), session_id)
+
+    async def list_resource_templates(self, server: str, cfg: McpServerConfig,
+                                      session_id: str = "") -> list[mt.ResourceTemplate]:
+        conn = await self.connection(server, cfg, session_id)
+        if conn.capabilities.resources is None:
+            return []
+        try:
+            return await conn.request("listing its resource templates", lambda c: _all_pages(
+                lambda cur: c.list_resource_templates(cursor=cur), "resource_templates"), cfg.timeout_s)
+        except ToolArgumentError:
+            raise
+        except Exception:  # noqa: BLE001 - a server without templates may refuse the method
+            return []
 
     async def read_resource(self, server: str, cfg: McpServerConfig, uri: str,
                             session_id: str = "") -> mt.ReadResourceResult:

@@ -26,7 +26,9 @@ LIST_PROMPTS = "list_prompts"
 GET_PROMPT = "get_prompt"
 RESOURCE_TOOLS = (LIST_RESOURCES, READ_RESOURCE)
 PROMPT_TOOLS = (LIST_PROMPTS, GET_PROMPT)
-PSEUDO_TOOLS = frozenset(RESOURCE_TOOLS + PROMPT_TOOLS)
+COMPLETE = "complete"
+"""Argument completion (``completion/complete``) for a prompt's or a resource template's argument."""
+PSEUDO_TOOLS = frozenset((*RESOURCE_TOOLS, *PROMPT_TOOLS, COMPLETE))
 """Tool names ``McpManager.call`` routes to the resource and prompt APIs (unless the server has a
 real tool of the same name, which wins)."""
 
@@ -97,10 +99,15 @@ def resource_specs(server: str, cfg: McpServerConfig, resources: Sequence[mt.Res
         uris = ", ".join(r.uri for r in resources[:_MAX_LISTED_RESOURCES])
         more = f" and {len(resources) - _MAX_LISTED_RESOURCES} more" if len(resources) > _MAX_LISTED_RESOURCES else ""
         listed = f" Known resources: {uris}{more}."
-    uri_schema = {"type": "object", "properties": {"uri": {"type": "string", "description": "The resource URI."}},
-                  "required": ["uri"], "additionalProperties": False}
+    uri_schema = {"type": "object", "properties": {
+        "uri": {"type": "string", "description": "The resource URI, or a resource template's URI template "
+                                                 "(e.g. 'file:///logs/{day}') filled in from 'arguments'."},
+        "arguments": {"type": "object", "additionalProperties": {"type": "string"},
+                      "description": "Values for a URI template's {placeholders}."}},
+        "required": ["uri"], "additionalProperties": False}
     return [
-        _spec(server, cfg, LIST_RESOURCES, f"List the resources MCP server {server!r} offers (URI, name, type).",
+        _spec(server, cfg, LIST_RESOURCES, f"List the resources MCP server {server!r} offers (URI, name, type), "
+              "and its resource templates (URI templates to read with arguments).",
               {"type": "object", "properties": {}, "additionalProperties": False}, True),
         _spec(server, cfg, READ_RESOURCE, f"Read one resource of MCP server {server!r} by URI.{listed}",
               uri_schema, True),
@@ -125,8 +132,23 @@ def prompt_specs(server: str, cfg: McpServerConfig) -> list[ToolSpec]:
     ]
 
 
+def complete_spec(server: str, cfg: McpServerConfig) -> ToolSpec:
+    """``<server>__complete``: the server's suggestions for an argument of a prompt or resource template."""
+    schema = {"type": "object", "properties": {
+        "prompt": {"type": "string", "description": "The prompt whose argument to complete (or give 'uri')."},
+        "uri": {"type": "string", "description": "The resource template (its URI template) whose argument to complete."},
+        "argument": {"type": "string", "description": "The argument's name."},
+        "value": {"type": "string", "description": "What is typed so far (may be empty)."},
+        "context": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "Arguments already chosen (some completions depend on them)."}},
+        "required": ["argument"], "additionalProperties": False}
+    return _spec(server, cfg, COMPLETE, f"Suggest values for an argument of a prompt or resource template of MCP "
+                                        f"server {server!r} (completion).", schema, True)
+
+
 def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, resources: bool = False,
-                prompts: bool = False, known_resources: Sequence[mt.Resource] = ()) -> list[ToolSpec]:
+                prompts: bool = False, known_resources: Sequence[mt.Resource] = (),
+                completions: bool = False) -> list[ToolSpec]:
     """Specs for a server's tools, plus the resource / prompt tools when it has those capabilities
     (a real tool of the same name takes precedence)."""
     if SEPARATOR in server:
@@ -135,11 +157,13 @@ def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, 
     specs = [tool_spec(server, cfg, t) for t in tools]
     real = {t.name for t in tools}
     extra = (resource_specs(server, cfg, known_resources) if resources else []) + (prompt_specs(server, cfg) if prompts else [])
+    extra += [complete_spec(server, cfg)] if completions else []
     specs += [s for s in extra if s.name.split(SEPARATOR, 1)[1] not in real]
     return specs
 
 
 __all__ = [
+    "COMPLETE",
     "GET_PROMPT",
     "LIST_PROMPTS",
     "LIST_RESOURCES",
@@ -148,6 +172,7 @@ __all__ = [
     "READ_RESOURCE",
     "RESOURCE_TOOLS",
     "build_specs",
+    "complete_spec",
     "needs_approval",
     "parameters_of",
     "prompt_specs",
