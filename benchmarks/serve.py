@@ -8,8 +8,9 @@ times every lasting event from its ``ts`` (when the runtime wrote it to the even
 its frame was read (``delay_ms`` p50/p99; only events written after every client was connected).
 ``rss_per_stream_kb``: the server's resident memory with every stream open, less before them, per
 stream. The Troupe server runs in its own process (uvicorn, sessions in process: ``local``), so the
-figure is the API's own cost; the stream holds each event ``stream_settle_s`` (``--settle``) before
-it gets its position (see docs/server.md), a floor under the delay.
+figure is the API's own cost. Each frame's id is the stream position the event log recorded with
+the event (see docs/server.md); ``ids_differing_from_lake`` checks it against the finished session
+read back from the lake (0 by construction: a check, not a measurement).
 
 Baseline, in the same run: a bare Ray Serve endpoint (``benchmarks/support/bare_serve.py``: the same
 three routes, no runtime) streaming the same events (a turn recorded from the Troupe run, stamped
@@ -134,7 +135,8 @@ class Load:
 
     async def ids_differing(self, http: Any) -> int:
         """Frames whose id is not the event's position in the finished session read back from the lake
-        (``GET .../timeline``): what a late event costs (a reconnect to another replica would skip or repeat)."""
+        (``GET .../timeline``, in position order): a reconnect to another replica would skip or repeat
+        there. 0 by construction (the id is the recorded position); kept as a check."""
         differ = 0
         for sid, seen in self.seen.items():
             r = await http.get(f"{self.url}/api/v1/sessions/{sid}/timeline")
@@ -196,8 +198,6 @@ def troupe_run(args: argparse.Namespace, root: Path) -> tuple[dict[str, Any], li
     settings: dict[str, Any] = {"local": True, "lake": str(root / "lake"), "teams": [str(root / "teams")],
                                 "checkpoints": False, "port": port, "max_sessions": max(256, args.sessions),
                                 "keys_path": str(root / "keys.json")}
-    if args.settle is not None:
-        settings["stream_settle_s"] = args.settle
     config.write_text(json.dumps(settings))
     # Every client here is the one keyless local user: lift the per-key rate limit (60 requests at once by
     # default, which 200 streams opened together exceed) so the figures are the stream's, not the limiter's.
@@ -270,17 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between rounds of turns")
-    parser.add_argument("--settle", type=float, default=None,
-                        help="the server's stream_settle_s (default: the server's default)")
     parser.add_argument("--no-serve", action="store_true", help="leave out the bare Ray Serve baseline")
     args = parse_args(parser, argv=argv, smoke={"sessions": 4, "clients": 8, "turns": 2, "interval": 0.3, "no_serve": True})
     with tempfile.TemporaryDirectory(prefix="troupe-serve-bench-") as tmp:
         troupe, turn = troupe_run(args, Path(tmp))
-    from troupe.runtime.server.settings import ServerSettings
-
-    settle = args.settle if args.settle is not None else ServerSettings().stream_settle_s
     out: dict[str, Any] = {"sessions": args.sessions, "clients": args.clients, "turns": args.turns,
-                           "settle_s": settle, "troupe": troupe, "events_per_turn": len(turn)}
+                           "troupe": troupe, "events_per_turn": len(turn)}
     print(f"troupe server: {json.dumps(troupe)}", flush=True)
     if not args.no_serve:
         bare = serve_run(args, turn)
@@ -289,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         out["ratios"] = {
             key: round(troupe[key] / bare[key], 2) if troupe.get(key) and bare.get(key) else None
             for key in ("session_create_per_s", "delay_ms_p50", "delay_ms_p99", "rss_per_stream_kb")}
-    ok = troupe["streams"] == args.clients and troupe["streams_unfinished"] == 0 and troupe["events_timed"] > 0
+    ok = troupe["streams"] == args.clients and troupe["streams_unfinished"] == 0 and troupe["events_timed"] > 0 \
+        and not troupe.get("ids_differing_from_lake")
     out["ok"] = ok
     print(json.dumps(out))
     return 0 if ok else 1

@@ -24,6 +24,7 @@ from troupe.runtime.errors import TroupeError
 from troupe.runtime.eventlog.lake import EVENTS_DIR, LakeQueryError, query
 from troupe.runtime.events import ARROW_SCHEMA, Event
 from troupe.runtime.server.models import RunInfo
+from troupe.runtime.server.stream import stream_key
 from troupe.runtime.storage.location import Storage, open_storage
 
 READ_TRIES: Final = 5
@@ -82,7 +83,8 @@ def _read_once(storage: Storage, session_id: str, run_id: str | None) -> pa.Tabl
 
 
 def session_events(lake: str, session_id: str, *, run_id: str | None = None, tries: int = READ_TRIES) -> list[Event]:
-    """Every recorded event of a session, once each, in stream order ``(ts, seq, event_id)``
+    """Every recorded event of a session, once each, in stream order (by ``position``; rows written
+    before positions first, by ``(ts, seq, event_id)``: :func:`~troupe.runtime.server.stream.stream_key`)
     (``run_id``: only that run's files are read, much less than the whole lake)."""
     storage = open_storage(lake)
     table = retrying(lambda: _read_once(storage, session_id, run_id), tries=tries)
@@ -93,7 +95,7 @@ def session_events(lake: str, session_id: str, *, run_id: str | None = None, tri
             continue
         seen.add(r["event_id"])
         events.append(Event.model_validate({k: v for k, v in r.items() if v is not None}))
-    events.sort(key=lambda e: (e.ts, e.seq, e.event_id))
+    events.sort(key=stream_key)
     return events
 
 

@@ -42,10 +42,9 @@ class ServerSettings(BaseModel):
     """The API key store (``None``: ``$TROUPE_HOME/keys.json``); the access layer reads it."""
     max_sessions: int = 256
     """Sessions one server process holds open at once."""
-    stream_settle_s: float = 0.1
-    """How old (by its own ``ts``) a live event is before it gets its stream position (events of a
-    session's actors reach the log in batches: an earlier one may come a little later; see
-    docs/server.md for what a shorter window costs). Tokens are not held."""
+    stream_gap_s: float = 2.0
+    """How long a live stream holds events back while an earlier stream position has not come (then
+    it reads the missing ones from the lake; see docs/server.md, "Stream positions")."""
     heartbeat_s: float = 15.0
     registry: str | None = None
     """Name of the shared session directory (a Ray actor) behind Serve; ``None``: this process only."""

@@ -20,7 +20,7 @@ from troupe.runtime.mcp_server.teams import TeamResolver
 from troupe.runtime.server import lakeview
 from troupe.runtime.server.models import SessionInfo, SessionResultBody
 from troupe.runtime.server.settings import ServerSettings
-from troupe.runtime.server.stream import SessionStream, pump
+from troupe.runtime.server.stream import Numbered, SessionStream, numbered, pump
 from troupe.runtime.session.handle import Session
 from troupe.runtime.storage.checkpoint import CheckpointError, store_at
 
@@ -136,8 +136,8 @@ class ServerState:
             del self.held[sid]
 
     def _hold(self, session: Session, info: SessionInfo, recorded: list[Event] | None = None) -> Held:
-        held = Held(session=session, info=info, stream=SessionStream(settle_s=self.settings.stream_settle_s))
-        held.stream.catch_up(recorded or [])
+        held = Held(session=session, info=info, stream=SessionStream(gap_s=self.settings.stream_gap_s))
+        held.stream.catch_up(numbered(recorded or []))
         self.held[info.id] = held
         held.tasks.append(asyncio.create_task(self._follow(held)))
         return held
@@ -158,7 +158,8 @@ class ServerState:
         try:
             try:
                 streamed = await pump(held.stream, held.session.backend.tail(held.session.id),
-                                      alive=lambda: self._ended(held), quiet_s=QUIET_S)
+                                      alive=lambda: self._ended(held), quiet_s=QUIET_S,
+                                      fill=lambda: self._recorded(held))
             except Exception as e:
                 error = f"lost the session's events: {e}"
                 log.warning("following session %s: %s", held.info.id, e)
@@ -173,8 +174,8 @@ class ServerState:
             held.info = held.info.model_copy(update={"status": status, "result": result})
             await asyncio.wait_for(self._close(held, finish=False), CLOSE_WAIT_S)
             try:
-                held.stream.catch_up(await asyncio.to_thread(
-                    lakeview.session_events, self.lake, held.info.id, run_id=held.info.run_id))
+                held.stream.catch_up(numbered(await asyncio.to_thread(
+                    lakeview.session_events, self.lake, held.info.id, run_id=held.info.run_id)))
             except Exception as e:
                 log.warning("reading session %s back from the lake: %s", held.info.id, e)
                 error = error or f"the session's last events could not be read from the lake: {e}"
@@ -185,6 +186,13 @@ class ServerState:
             held.stream.finish(status, error)
             held.finished_at = time.monotonic()
         await self.directory.put(held.info)
+
+    async def _recorded(self, held: Held) -> list[Numbered]:
+        """What the lake has of a live session, every event the log accepted flushed first (a gap in
+        its stream's positions is filled from it)."""
+        await held.session.backend.flush()
+        return numbered(await asyncio.to_thread(lakeview.session_events, self.lake, held.info.id,
+                                                run_id=held.info.run_id))
 
     async def _ended(self, held: Held) -> str | None:
         """``None`` while the session runs; the status it ended with (its ``session.finished`` unseen); raises

@@ -50,8 +50,7 @@ def keyed(tmp_path: Path) -> Iterator[Keyed]:
             [("alice", "user"), ("bob", "user"), ("vic", "viewer"), ("root", "admin")]}
     keys["slow"] = store.create("slow", "user", rate_limit=RateLimit(per_second=0.5, burst=2))[0]
     lake = tmp_path / "lake"
-    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)], keys_path=str(store.path),
-                              stream_settle_s=0.2)
+    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)], keys_path=str(store.path))
     app = build_app(settings)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -70,7 +70,7 @@ def start_server(root: Path, *, lake: Path | None = None) -> Server:
     lake = lake or root / "lake"
     port = free_port()
     settings = ServerSettings(local=True, lake=str(lake), teams=[str(root / "teams")], checkpoints=False,
-                              port=port, stream_settle_s=0.05, keys_path=str(root / "keys.json"))
+                              port=port, keys_path=str(root / "keys.json"))
     server = uvicorn.Server(uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -83,7 +83,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     teams = tmp_path / "teams"
     write_teams(teams, tmp_path / "approved.txt")
     lake = tmp_path / "lake"
-    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)], stream_settle_s=0.2)
+    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)])
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)

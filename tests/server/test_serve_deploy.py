@@ -25,7 +25,7 @@ def test_serve_deployment_create_result_and_stream(tmp_path: Path) -> None:
 
     teams = tmp_path / "teams"
     write_teams(teams, tmp_path / "approved.txt")
-    settings = ServerSettings(lake=str(tmp_path / "lake"), teams=[str(teams)], num_replicas=1, stream_settle_s=0.2,
+    settings = ServerSettings(lake=str(tmp_path / "lake"), teams=[str(teams)], num_replicas=1,
                               placement="packed", app_name=f"troupe-test-{uuid.uuid4().hex[:8]}")
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

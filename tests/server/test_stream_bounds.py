@@ -16,6 +16,7 @@ from troupe.runtime.eventlog.lake import LakeWriter, compact_run
 from troupe.runtime.events import Event, events_to_columns
 from troupe.runtime.server import lakeview
 from troupe.runtime.server import state as state_mod
+from troupe.runtime.server import stream as stream_mod
 from troupe.runtime.server.models import SessionInfo
 from troupe.runtime.server.settings import ServerSettings
 from troupe.runtime.server.state import ServerState
@@ -151,15 +152,90 @@ def test_a_lake_stream_gives_up_on_failing_reads_and_on_a_silent_session() -> No
     assert "no event from the session" in _end(stale)["error"]
 
 
-def test_events_wait_settle_s_by_their_own_clock() -> None:
-    """An event that took longer than ``settle_s`` to arrive is released at once; a fresh one waits."""
+def test_events_go_out_in_position_order_holding_only_for_a_gap() -> None:
+    """An event past a missing position waits for it (never longer than ``gap_s``); ids are positions."""
     now = [100.0]
-    wall = [T0 + timedelta(seconds=1)]
-    stream = SessionStream(settle_s=0.1, clock=lambda: now[0], wall=lambda: wall[0])
-    old, fresh = _events(2)[0], Event(run_id="r1", session_id="s1", type="message.sent", ts=wall[0])
-    stream.add(fresh)
-    stream.add(old)  # 1 s old on arrival
-    assert stream.release() == 1 and stream.released == [old]
-    assert stream.due_in() == pytest.approx(0.1)
-    now[0] += 0.1
-    assert stream.release() == 1 and stream.released == [old, fresh] and stream.late == 0
+    stream = SessionStream(gap_s=1.0, clock=lambda: now[0])
+    a, b, c, d = (e.model_copy(update={"position": i + 1}) for i, e in enumerate(_events(4)))
+    stream.add(a)
+    stream.add(c)  # 2 is on its way
+    assert stream.released == [a] and stream.gap_due_in() == pytest.approx(1.0)
+    stream.add(b)
+    assert stream.released == [a, b, c] and stream.ids == [1, 2, 3] and stream.gap_due_in() is None
+    stream.add(b)  # the same event again (a re-read): ignored
+    e5 = _events(1)[0].model_copy(update={"position": 5})
+    stream.add(e5)
+    now[0] += 1.0
+    assert stream.gap_due_in() == 0 and stream.skip_gap() == 1 and stream.ids == [1, 2, 3, 5]
+    stream.add(d)  # too late: its position was given up on
+    assert (stream.skipped, stream.late, stream.ids) == (1, 1, [1, 2, 3, 5])
+    frames = asyncio.run(_collect(stream, after=2))
+    assert [f.split("\n", 1)[0] for f in frames[:-1]] == ["id: 3", "id: 5"]
+
+
+async def _collect(stream: SessionStream, after: int) -> list[str]:
+    stream.finish("completed")
+    return [f async for f in stream.frames(after)]
+
+
+def test_a_gap_is_filled_from_the_lake_by_the_pump() -> None:
+    e1, e2, e3 = (e.model_copy(update={"position": i + 1}) for i, e in enumerate(_events(3)))
+    end = Event(run_id="r1", session_id="s1", type="session.finished", status="completed", position=4)
+
+    async def tail() -> AsyncIterator[Event]:
+        yield e1
+        yield e3  # 2 never comes live (a tail that overflowed): read from the lake after gap_s
+        await asyncio.sleep(0.3)
+        yield end
+
+    async def fill() -> list[tuple[int, Event]]:
+        return [(1, e1), (2, e2), (3, e3)]
+
+    async def run() -> SessionStream:
+        stream = SessionStream(gap_s=0.05)
+        assert await stream_mod.pump(stream, tail(), fill=fill) == "completed"
+        return stream
+
+    stream = asyncio.run(asyncio.wait_for(run(), 10))
+    assert stream.released == [e1, e2, e3, end] and stream.skipped == 0
+
+
+def test_an_old_lakes_rows_without_positions_still_stream() -> None:
+    """Rows written before positions (null) come first, numbered by (ts, seq, event_id); a resumed
+    run's positioned rows follow them."""
+    old = _events(3)
+    new = [_events(1)[0].model_copy(update={"position": 4, "ts": T0})]
+
+    async def load() -> list[Event]:
+        return list(reversed(old)) + new
+
+    async def done() -> str | None:
+        return "completed"
+
+    frames = asyncio.run(asyncio.wait_for(_from_lake(load, done, 1), 10))
+    assert [f.split("\n", 1)[0] for f in frames[:-1]] == ["id: 2", "id: 3", "id: 4"]
+    assert [json.loads(f.rsplit("data: ", 1)[1])["event_id"] for f in frames[:-1]] == \
+        [old[1].event_id, old[2].event_id, new[0].event_id]
+
+
+async def _from_lake(load: Any, finished: Any, after: int) -> list[str]:
+    return [f async for f in lake_frames(load, finished, after, poll_s=0.01)]
+
+
+def test_a_lake_stream_of_a_live_session_waits_at_a_gap_then_skips_it() -> None:
+    got = [e.model_copy(update={"position": p}) for e, p in zip(_events(3), (1, 2, 4), strict=True)]
+    polls = [0]
+
+    async def load() -> list[Event]:
+        polls[0] += 1
+        return got
+
+    async def live() -> str | None:
+        return None if polls[0] < 30 else "completed"
+
+    frames = asyncio.run(asyncio.wait_for(_ids_until(lake_frames(load, live, 0, poll_s=0.01, gap_s=0.1)), 10))
+    assert frames[:2] == ["id: 1", "id: 2"] and "id: 4" in frames
+
+
+async def _ids_until(frames: AsyncIterator[str]) -> list[str]:
+    return [f.split("\n", 1)[0] async for f in frames]
