@@ -3,9 +3,10 @@
 An ACP session is a Troupe session opened with ``conversation=True``: each ``session/prompt`` is a user
 turn; its events go to the client as ``session/update`` notifications (:mod:`.mapping`) while the turn
 runs; an ``approval.requested`` becomes a ``session/request_permission`` whose answer approves or denies
-the call. ``session/cancel`` cancels the Troupe session (Troupe has no cancel for one turn): the prompt
-answers ``cancelled`` once the session's last events were sent, and the next prompt opens a new Troupe
-session for the same ACP session (the earlier turns' context is not carried over; docs/acp.md).
+the call. ``session/cancel`` cancels the turn under way (``Session.cancel_turn``: its model and tool calls
+stop, its approvals are denied, its open tasks cancelled): the prompt answers ``cancelled`` once the turn's
+last events (its ``turn.cancelled`` included) were sent, and the next prompt is the next turn of the same
+Troupe session, with the cancelled turn in the team's context (docs/acp.md).
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ class SessionBridge:
             task = asyncio.get_running_loop().create_task(self._ask(event, mapper))
             self._permissions.add(task)
             task.add_done_callback(self._permissions.discard)
-        if event.type in ("turn.finished", "session.finished"):
+        if event.type in ("turn.finished", "turn.cancelled", "session.finished"):
             async with self._progress:
-                if event.type == "turn.finished":
+                if event.type != "session.finished":
                     self._seen_turns.add(int(event.data.get("turn") or 0))
                 else:
                     self._finished = str(event.status)
@@ -162,12 +163,12 @@ class SessionBridge:
                 "session_id": str(session.id), "run_id": str(session.run_id), "turn": turn, "status": status}})
 
     async def cancel(self) -> None:
-        """``session/cancel``: stop the running turn (the Troupe session) and deny what waits for approval."""
+        """``session/cancel``: stop the running turn (the session goes on) and deny what waits for approval."""
         session = self.session
         if session is None or self._finished is not None or not self._lock.locked():
             return  # no turn under way: nothing to cancel (an idle conversation keeps its context)
         self._cancelled = True
-        await session.cancel("cancelled by the ACP client (session/cancel)")
+        await session.cancel_turn("cancelled by the ACP client (session/cancel)")
 
     async def close(self) -> None:
         await self._close_session()

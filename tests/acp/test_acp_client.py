@@ -85,15 +85,24 @@ def test_a_rejected_permission_denies_the_call(acp_client_python: Path, tmp_path
     assert decided["by"] == "client" and "rejected by the ACP client" in decided["reason"]
 
 
-def test_cancel_ends_the_prompt_cancelled_and_the_next_prompt_goes_on(acp_client_python: Path,
-                                                                         tmp_path: Path) -> None:
-    out, lake = _drive(acp_client_python, tmp_path, "allow", "cancel:slow", "after")
+def test_cancel_ends_the_turn_cancelled_and_the_next_prompt_goes_on_in_the_same_session(acp_client_python: Path,
+                                                                                          tmp_path: Path) -> None:
+    out, lake = _drive(acp_client_python, tmp_path, "allow", "cancel:slow", "what did I ask first?")
     assert [p["stopReason"] for p in out["prompts"]] == ["cancelled", "end_turn"]
     first, second = (p["_meta"]["troupe"]["session_id"] for p in out["prompts"])
-    assert first != second  # a cancel ends the Troupe session; the next prompt opens another
+    assert first == second  # a cancel ends the turn, not the Troupe session
+    assert [p["_meta"]["troupe"]["turn"] for p in out["prompts"]] == [1, 2]
     cancel_at = next(i for i, e in enumerate(out["log"]) if "cancel" in e)
     answer_at = next(i for i, e in enumerate(out["log"]) if "response" in e)
     assert cancel_at < answer_at
-    rows = _events(lake, f"select type, status from events where session_id = '{first}' and type = 'session.finished'")
-    assert rows == [{"type": "session.finished", "status": "cancelled"}]
-    assert "echo: after" in "".join(u["content"]["text"] for u in _updates(out, "agent_message_chunk"))
+    # the plan's task, created in the cancelled turn, was cancelled with it (before the answer)
+    plans = [(i, [(p["content"], p["status"]) for p in e["update"]["entries"]]) for i, e in enumerate(out["log"])
+             if "update" in e and e["update"]["sessionUpdate"] == "plan"]
+    assert plans[-1][1] == [("a long job", "completed")] and plans[-1][0] < answer_at
+    text = "".join(u["content"]["text"] for u in _updates(out, "agent_message_chunk"))
+    assert "you first asked: slow (a cancelled turn noted: True)" in text  # the first turn is in the context
+    rows = _events(lake, f"select type, status, turn from events where session_id = '{first}' "
+                         "and type in ('turn.cancelled', 'turn.finished', 'task.status', 'session.finished') order by ts")
+    assert [(r["type"], r["status"], r["turn"]) for r in rows] == [
+        ("task.status", "cancelled", 1), ("turn.cancelled", "cancelled", 1), ("turn.finished", "ok", 2),
+        ("session.finished", "cancelled", 2)]

@@ -6,6 +6,7 @@ The lead answers by the user's message:
   user's approval: a permission request to the ACP client), marks the task done, then replies with what the
   write returned (or that it was refused).
 - ``slow``: creates a task, then thinks for a minute (the tests cancel it).
+- ``what did I ask first?``: the first user message in its context, and whether the context notes a cancelled turn.
 - anything else: ``echo: <message>``.
 
 It also prints to stdout on every call: ``troupe acp`` must keep that off the protocol.
@@ -65,6 +66,10 @@ async def lead_reply(request: LLMRequest, agent: str) -> LLMResponse | str:
             return LLMResponse(tool_calls=[_call(1, "task_create", goal="a long job", task_id="t-long")])
         await asyncio.sleep(60)
         return "too late"
+    if user.strip() == "what did I ask first?":
+        first = next(m.content for m in request.messages if m.role == "user")
+        noted = any("was cancelled" in (m.content or "") for m in request.messages if m.role == "assistant")
+        return f"you first asked: {first} (a cancelled turn noted: {noted})"
     return f"echo: {user}"
 
 
