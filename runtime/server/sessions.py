@@ -1,4 +1,4 @@
-"""Session routes: create, list, show, send a turn, result, cancel, resume, timeline (and the SSE stream)."""
+"""Session routes: create, list, show, send a turn, result, cancel (the session or its turn), resume, timeline (and the SSE stream)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from troupe.runtime.server.models import (
 from troupe.runtime.server.state import ServerBusyError, ServerState
 from troupe.runtime.server.stream import lake_frames, parse_last_event_id
 from troupe.runtime.server.sweeps import sweep_runs
+from troupe.runtime.session.turn_cancel import TurnCancel
 from troupe.runtime.storage.checkpoint import CheckpointError
 
 router = APIRouter(tags=["sessions"])
@@ -138,6 +139,19 @@ async def cancel_session(sid: str, state: State, who: Writer) -> Accepted:
     held_or_409(state, info)
     await state.held[sid].session.cancel(f"cancelled by {who.user} over HTTP")
     return Accepted(session_id=sid)
+
+
+@router.post("/sessions/{sid}/turns/current/cancel", response_model=TurnCancel)
+async def cancel_turn(sid: str, state: State, who: Writer) -> TurnCancel:
+    """Cancel the turn under way of a conversation: its model and tool calls stop, its approvals are denied,
+    its open tasks cancelled; the session stays running and takes the next turn (``cancelled`` false: no turn
+    was under way)."""
+    info = await visible(state, who, sid)
+    held_or_409(state, info)
+    try:
+        return await state.held[sid].session.cancel_turn(f"cancelled by {who.user} over HTTP")
+    except TroupeError as e:
+        raise ApiError(409, f"session {sid} has no turn to cancel", _why(e)) from None
 
 
 @router.post("/sessions/{sid}/resume", response_model=SessionInfo)
