@@ -15,6 +15,7 @@ from troupe.runtime.agent.context import Context
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.loop import Turn, TurnResult, run_turn
 from troupe.runtime.agent.mailbox import Mailbox
+from troupe.runtime.agent.recall_turn import turn_recall
 from troupe.runtime.agent.state import AgentState, StateMachine
 from troupe.runtime.agent.taint import Taint
 from troupe.runtime.config import AgentSpec
@@ -40,7 +41,6 @@ from troupe.runtime.ids import (
 )
 from troupe.runtime.llm.types import ChatMessage, LLMClient, ToolCall
 from troupe.runtime.memory.model import memory_reach
-from troupe.runtime.memory.recall import recall_message
 from troupe.runtime.messages import CURRENT_TURN, ControlOp, Envelope, MessageKind, Trace
 from troupe.runtime.planning.guide import planner_guide
 from troupe.runtime.skills import discover, skills_prompt
@@ -260,9 +260,9 @@ class AgentCore:
         if self.sm.state is AgentState.ERROR:
             self._move(AgentState.IDLE)
         self._move(AgentState.RUNNING)
-        if (recalled := await recall_message(self.services, str(self.id), memory_reach(self.spec), batch,
-                                             self.taint if self.deps.risk.enabled else None, str(self.session_id))) is not None:
-            self.context.add(recalled)  # what it remembered, before the turn's messages (memory.recalled)
+        if (recalled := await turn_recall(self.deps.replay, self.services, str(self.id), memory_reach(self.spec), batch,
+                                          self.taint if self.deps.risk.enabled else None, str(self.session_id), self.emit)):
+            self.context.add(recalled)  # what it remembered, before the turn's messages (memory.recalled; a replay's: recorded)
         self.context.add_incoming(batch)
         turn = Turn(
             deps=self.deps, context=self.context, emit=self.emit, make_ctx=lambda call: self._tool_context(call, turn),

@@ -9,7 +9,9 @@ a call's recorded outcome instead of running it. A fork sets ``live_after``: fro
 live model (built only then) answers, and tool calls run for real.
 
 The session's own services (blackboard, tasks, messaging, delegation) always run for real: their
-changes are what a replay reproduces and compares.
+changes are what a replay reproduces and compares. Memory outlives the session: the memory tools answer
+from the record, and so does the recall that opens a turn (:class:`RecordedRecall`,
+:mod:`troupe.runtime.agent.recall_turn`).
 """
 
 from __future__ import annotations
@@ -102,6 +104,24 @@ class RecordedApproval(BaseModel):
     reason: str = ""
 
 
+class RecordedRecall(BaseModel):
+    """The memory recalled into one recorded turn's context (``memory.recalled``, source ``turn``)."""
+
+    turn: int
+    """The agent's turn, as the index of its batch in :attr:`AgentRecording.batches` (from 0)."""
+    ids: list[str] = Field(default_factory=list)
+    """The entries recalled, best first."""
+    text: str | None = None
+    """The message it put into the context (empty: nothing fit); ``None``: recorded before events kept it
+    (``memory.recalled`` v1), so a replay can only check a live recall's entries against ``ids``."""
+    tainted: list[dict[str, Any]] = Field(default_factory=list)
+    """Risk scoring: the recalled entries a tainted agent wrote (the reader reads them as untrusted)."""
+    query: str = ""
+    tokens: int = 0
+    left_out: int = 0
+    event_id: str = ""
+
+
 class AgentRecording(BaseModel):
     """What one agent's replay is served (crosses processes inside the session's spec)."""
 
@@ -113,6 +133,9 @@ class AgentRecording(BaseModel):
     batches (messages that arrive at other times than they did make no other turns)."""
     approvals: dict[str, RecordedApproval] = Field(default_factory=dict)
     """Recorded approval decisions by tool call id: a replay decides them again without asking anyone."""
+    recalls: list[RecordedRecall] = Field(default_factory=list)
+    """The memory recalled at the start of its recorded turns (a turn without one recalled nothing): a replay
+    serves these, not what the memory holds by then."""
     live_after: int | None = None
     """A fork: the model calls from this index on are answered live, and tool calls without a recorded
     result run for real. ``None``: a pure replay (nothing runs live; a call off the record is a divergence)."""
@@ -226,10 +249,13 @@ class BatchReplay:
     def __init__(self, batches: list[list[RecordedMessage]]) -> None:
         self.batches = batches
         self.taken = 0
+        self.current: int | None = None
+        """The recorded batch the turn under way took (its index); ``None``: a turn past the record."""
 
     def take(self, mailbox: Mailbox) -> list[Envelope]:
         """The next batch; empty (and the mailbox waits for the next arrival) while it is incomplete."""
         if self.taken >= len(self.batches):
+            self.current = None
             return mailbox.take_all()
         queued = mailbox.queued()
         picked: list[Envelope] = []
@@ -242,6 +268,7 @@ class BatchReplay:
             picked.append(found)
             ids.add(found.id)
         mailbox.discard(lambda e: e.id in ids)
+        self.current = self.taken
         self.taken += 1
         return picked
 
@@ -265,6 +292,14 @@ class ToolReplay:
                 f"agent {self.agent!r}: tool call {call.id} ({call.name}) needs an approval the record does not hold",
                 agent=self.agent, tool=call.name)
         return found
+
+    def recall(self) -> RecordedRecall | None:
+        """The memory recalled at the start of the recorded turn under way (``None``: it recalled nothing).
+        Raises ``LookupError`` for a turn past the record (a fork going on live: recall from memory)."""
+        turn = self.batches.current
+        if turn is None:
+            raise LookupError("a turn past the record")
+        return next((r for r in self.recording.recalls if r.turn == turn), None)
 
     def outcome(self, call: ToolCall, tool: Tool) -> RecordedResult | None:
         """The call's recorded outcome; ``None``: run it (a session service, or past a fork's point).
@@ -295,6 +330,7 @@ __all__ = [
     "RecordedCall",
     "RecordedClient",
     "RecordedMessage",
+    "RecordedRecall",
     "RecordedResult",
     "ReplayDivergenceError",
     "ReplayPlan",

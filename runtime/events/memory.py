@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -50,10 +50,23 @@ class MemoryForgottenPayload(Payload):
     """The entry it forgot (null: the key had no live entry)."""
 
 
+class MemoryRecalledPayloadV1(Payload):
+    """``memory.recalled`` before replays served a turn's recall from the record (payload version 1: no ``text``,
+    no ``tainted``)."""
+
+    source: Literal["turn", "tool"]
+    query: str
+    entry_ids: list[str] = Field(default_factory=list)
+    tokens: int = 0
+    left_out: int = 0
+
+
 class MemoryRecalledPayload(Payload):
     """Entries were recalled: into the agent's context at the start of a turn (``source`` ``turn``) or by the
-    ``recall`` tool (``tool``)."""
+    ``recall`` tool (``tool``). A replay serves a turn's recall from this event (``text``, ``tainted``), not from
+    the memory as it is by then."""
 
+    payload_version: ClassVar[int] = 2
     event_type: Literal["memory.recalled"] = "memory.recalled"
     source: Literal["turn", "tool"]
     """What recalled them."""
@@ -65,6 +78,11 @@ class MemoryRecalledPayload(Payload):
     """Their estimated tokens in the context (``turn``) or result (``tool``)."""
     left_out: int = 0
     """Entries that matched but did not fit ``memory.recall_tokens`` (``turn`` only)."""
+    text: str = ""
+    """The message it put into the context, whole (``turn`` only; empty: nothing fit): what a replay serves."""
+    tainted: list[dict[str, Any]] = Field(default_factory=list)
+    """Risk scoring: the recalled entries a tainted agent wrote (``id``, ``key``, ``value``, ``agent``,
+    ``session_id``, ``taint``, ``vouched``), which taint the reader (``turn`` only)."""
 
 
-__all__ = ["MemoryForgottenPayload", "MemoryRecalledPayload", "MemoryWrittenPayload"]
+__all__ = ["MemoryForgottenPayload", "MemoryRecalledPayload", "MemoryRecalledPayloadV1", "MemoryWrittenPayload"]

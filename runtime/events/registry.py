@@ -37,7 +37,12 @@ from troupe.runtime.events.llm import (
     LLMTokenPayload,
 )
 from troupe.runtime.events.mcp import ElicitationAnsweredPayload, ElicitationRequestedPayload, McpLogPayload
-from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
+from troupe.runtime.events.memory import (
+    MemoryForgottenPayload,
+    MemoryRecalledPayload,
+    MemoryRecalledPayloadV1,
+    MemoryWrittenPayload,
+)
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import VERSION_KEY, Payload, registered
 from troupe.runtime.events.plan import PlanCreatedPayload, PlanRevisedPayload, PlanStepPayload, ReflectionPayload
@@ -109,6 +114,7 @@ _OLDER: Final[dict[tuple[str, int], type[Payload]]] = {
     ("tool.error", 1): ToolOutcomeFieldsV1,
     ("session.started", 1): SessionStartedPayloadV1,
     ("session.started", 2): SessionStartedPayloadV2,
+    ("memory.recalled", 1): MemoryRecalledPayloadV1,
 }
 """Models of earlier payload versions, kept so old rows stay readable: ``(type, version) -> model``.
 

@@ -225,10 +225,11 @@ class MemoryService:
         if not hits:
             return {"text": "", "ids": []}
         text, kept, tokens = render_recall([h.entry for h in hits], s.recall_tokens)
+        tainted = [_brief(e) for e in kept if foreign_taint(e, agent, self.session_id)]
         self._emit(MemoryRecalledPayload(source="turn", query=query[:500], entry_ids=[e.id for e in kept],
-                                         tokens=tokens, left_out=len(hits) - len(kept)), agent)
-        return {"text": text, "ids": [e.id for e in kept],
-                "tainted": [_brief(e) for e in kept if foreign_taint(e, agent, self.session_id)]}
+                                         tokens=tokens, left_out=len(hits) - len(kept), text=text, tainted=tainted),
+                   agent)  # whole: a replay serves the turn's recall from it
+        return {"text": text, "ids": [e.id for e in kept], "tainted": tainted}
 
     # --- checkpoints ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

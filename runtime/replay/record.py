@@ -3,6 +3,7 @@ replay is served (:class:`~troupe.runtime.agent.recorded.AgentRecording`)."""
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -16,11 +17,13 @@ from troupe.runtime.agent.recorded import (
     RecordedApproval,
     RecordedCall,
     RecordedMessage,
+    RecordedRecall,
     RecordedResult,
 )
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.errors import ConfigError
 from troupe.runtime.eventlog.lake import query
+from troupe.runtime.events.payload import VERSION_KEY
 from troupe.runtime.llm.types import LLMResponse, ToolCall, Usage
 from troupe.runtime.redact import REDACTED
 
@@ -94,6 +97,7 @@ class SessionRecord(BaseModel):
         out: dict[str, AgentRecording] = {}
         pending: dict[str, tuple[int | None, str | None]] = {}
         call_ids = _call_ids(self.rows)
+        batches, starts = _batches(self.rows, keep)
         for i, row in enumerate(self.rows):
             agent = row.agent or ""
             if row.type == "llm.request":
@@ -118,15 +122,31 @@ class SessionRecord(BaseModel):
                     error_type=row.data.get("error_type"), event_id=row.event_id, truncated=bool(row.data.get("truncated")))
             elif row.type == "approval.decided" and row.data.get("call_id"):
                 rec.approvals[str(row.data["call_id"])] = RecordedApproval.model_validate(row.data)
-        for agent, batches in _batches(self.rows, keep).items():
-            out.setdefault(agent, AgentRecording()).batches = batches
+            elif row.type == "memory.recalled" and row.data.get("source") == "turn":
+                turn = bisect.bisect_left(starts.get(agent, []), i) - 1  # the turn it opened
+                if turn >= 0 and all(r.turn != turn for r in rec.recalls):  # a turn replayed after a crash: once
+                    rec.recalls.append(_recall(row, turn))
+        for agent, taken in batches.items():
+            out.setdefault(agent, AgentRecording()).batches = taken
         return out
 
 
-def _batches(rows: list[Row], keep: Callable[[int, Row], bool] | None) -> dict[str, list[list[RecordedMessage]]]:
+def _recall(row: Row, turn: int) -> RecordedRecall:
+    d = row.data
+    v1 = int(d.get(VERSION_KEY, 1)) < 2  # no text: a replay can only compare a live recall's entries
+    return RecordedRecall(turn=turn, ids=[str(i) for i in d.get("entry_ids") or ()],
+                          text=None if v1 else str(d.get("text") or ""), tainted=list(d.get("tainted") or ()),
+                          query=str(d.get("query") or ""), tokens=int(d.get("tokens") or 0),
+                          left_out=int(d.get("left_out") or 0), event_id=row.event_id)
+
+
+def _batches(rows: list[Row], keep: Callable[[int, Row], bool] | None
+             ) -> tuple[dict[str, list[list[RecordedMessage]]], dict[str, list[int]]]:
     """Each agent's turn batches: its ``message.delivered`` rows up to the ``agent.state`` that starts the
-    turn. A turn replayed after a crash delivers its batch again (the same message ids): taken once."""
+    turn. A turn replayed after a crash delivers its batch again (the same message ids): taken once.
+    Also where each of those turns started (row indices, by agent)."""
     out: dict[str, list[list[RecordedMessage]]] = {}
+    starts: dict[str, list[int]] = {}
     open_: dict[str, list[RecordedMessage]] = {}
     seen: set[tuple[str, str]] = set()
     for i, row in enumerate(rows):
@@ -139,9 +159,10 @@ def _batches(rows: list[Row], keep: Callable[[int, Row], bool] | None) -> dict[s
                     content=str(row.data.get("content") or "")))
         elif row.type == "agent.state" and row.status == "running" and open_.get(agent):
             out.setdefault(agent, []).append(open_.pop(agent))
+            starts.setdefault(agent, []).append(i)
     for agent, batch in open_.items():  # delivered, its turn not started (a fork's point between them)
         out.setdefault(agent, []).append(batch)
-    return out
+    return out, starts
 
 
 def _unredacted(value: Any, key: str = "") -> Any:
