@@ -25,9 +25,9 @@ from tests.support.ray_fixture import ray_session  # noqa: F401  (re-exported fi
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_TEAM = REPO / "examples" / "research_team"
 
-RAY_MARKS = ("ray", "dashboard", "job", "multinode", "serve")
+RAY_MARKS = ("ray", "dashboard", "job", "multinode", "serve", "private_ray")
 """The marks of tests that may start or use Ray (``-m "not ray"`` and friends deselect them)."""
-SOLO_MARKS = ("dashboard", "job", "multinode", "otel", "local_model", "serve", "browser")
+SOLO_MARKS = ("dashboard", "job", "multinode", "otel", "local_model", "serve", "browser", "private_ray")
 """Tests that start a cluster, a heavy server or the local model of their own: one at a time under xdist."""
 RAY_TEST_DIR = REPO / "tests" / "actors"
 """The tests of the Ray edge (troupe.actors): they may use Ray without a mark."""
