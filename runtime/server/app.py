@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter, FastAPI
 
-from troupe.runtime.server import auth, session_data, sessions, teams
+from troupe.runtime.server import auth, elicitation_routes, session_data, sessions, teams
 from troupe.runtime.server.errors import ApiError, api_error_handler
 from troupe.runtime.server.models import Health
 from troupe.runtime.server.settings import ServerSettings
@@ -88,7 +88,8 @@ def build_app(settings: ServerSettings, *, directory: Directory | None = None, s
     app.state.keys_path = settings.keys_path
     app.add_exception_handler(ApiError, api_error_handler)
     auth.install(app, settings)  # keys, roles, rate limits; refusals recorded (after the handler it wraps)
-    for router in (health_router, teams.router, sessions.router, session_data.router, *_optional_routers()):
+    for router in (health_router, teams.router, sessions.router, session_data.router, elicitation_routes.router,
+                   *_optional_routers()):
         app.include_router(router, prefix=API)
     _mount_console(app)
     return app

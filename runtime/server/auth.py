@@ -106,8 +106,8 @@ def _session_concerned(request: Request) -> str | None:
     params = request.path_params
     if "sid" in params or "session_id" in params:
         return str(params.get("sid") or params.get("session_id"))
-    if "aid" in params:  # approval ids are "<session id>:<n>"
-        sid, sep, _ = str(params["aid"]).rpartition(":")
+    if "aid" in params or "eid" in params:  # approval and elicitation ids are "<session id>:<n>"
+        sid, sep, _ = str(params.get("aid") or params["eid"]).rpartition(":")
         return sid if sep else None
     return request.query_params.get("session")
 

@@ -18,10 +18,10 @@ from troupe.runtime.server.settings import ServerSettings
 
 
 def _session_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every API route that concerns one session (a session or approval id in its path),
-    from the app's OpenAPI schema: a route added later is in it, so it cannot be missed here."""
+    """(method, path) of every API route that concerns one session (a session, approval or elicitation id in
+    its path), from the app's OpenAPI schema: a route added later is in it, so it cannot be missed here."""
     return sorted((method.upper(), path) for path, ops in app.openapi()["paths"].items()
-                  for method in ops if "{sid}" in path or "{aid}" in path)
+                  for method in ops if "{sid}" in path or "{aid}" in path or "{eid}" in path)
 
 
 def test_another_users_key_gets_403_on_every_session_route_and_an_admin_sees_all(keyed: Keyed) -> None:
@@ -30,27 +30,32 @@ def test_another_users_key_gets_403_on_every_session_route_and_an_admin_sees_all
         assert made.status_code == 201 and made.json()["user"] == "alice"
         sid = made.json()["id"]
         routes = _session_routes(keyed.app)
-        assert len(routes) >= 11, routes  # show, turns, result, cancel, resume, timeline, events, blackboard, tasks, approve, deny
-        body = {"input": "x", "reason": "r"}
+        assert len(routes) >= 13, routes  # show, turns, result, cancel, resume, timeline, events, blackboard, tasks, approve, deny,
+        assert ("POST", "/api/v1/elicitations/{eid}/answer") in routes  # ... and the elicitations: list and answer
+        assert ("GET", "/api/v1/sessions/{sid}/elicitations") in routes
+        body = {"input": "x", "reason": "r", "action": "decline"}
         for method, path in routes:
-            url = path.replace("{sid}", sid).replace("{aid}", f"{sid}:1")
+            url = path.replace("{sid}", sid).replace("{aid}", f"{sid}:1").replace("{eid}", f"{sid}:el1")
             r = bob.request(method, url.removeprefix("/api/v1"), json=body if method == "POST" else None)
             assert r.status_code == 403, (method, path, r.status_code, r.text)
             assert r.json()["error"] and sid not in r.text.replace(f"session {sid} belongs to another user", ""), r.text
         r = bob.get("/approvals", params={"session": sid})
         assert r.status_code == 403
+        r = bob.get("/elicitations", params={"session": sid})
+        assert r.status_code == 403
+        assert bob.get("/elicitations").json() == []
         assert [s["id"] for s in bob.get("/sessions").json()] == []
         assert sid in [s["id"] for s in alice.get("/sessions").json()]
         assert sid in [s["id"] for s in root.get("/sessions", params={"user": "alice"}).json()]
         assert root.get(f"/sessions/{sid}").status_code == 200
         assert root.post(f"/sessions/{sid}/cancel").status_code == 202  # an admin touches any session
     denied = [d for d in keyed.denials() if d["payload"]["user"] == "bob"]
-    assert len(denied) == len(routes) + 1
+    assert len(denied) == len(routes) + 2
     assert {(d["run_id"], d["session_id"], d["agent"], d["status"]) for d in denied} == {("access", "-", "http", "denied")}
     assert {d["payload"]["session"] for d in denied} == {sid}
     assert {d["payload"]["status_code"] for d in denied} == {403}
-    assert {(d["payload"]["method"], d["payload"]["path"].replace(sid, "{sid}").replace("{sid}:1", "{aid}"))
-            for d in denied[:-1]} == set(routes)
+    assert {(d["payload"]["method"], d["payload"]["path"].replace(sid, "{sid}").replace("{sid}:1", "{aid}")
+             .replace("{sid}:el1", "{eid}")) for d in denied[:-2]} == set(routes)
 
 
 def test_a_viewer_reads_but_cannot_create_or_send(keyed: Keyed) -> None:
@@ -62,7 +67,9 @@ def test_a_viewer_reads_but_cannot_create_or_send(keyed: Keyed) -> None:
         sid = alice.post("/sessions", json={"team": "echo", "input": "hi"}).json()["id"]
         r = vic.post(f"/sessions/{sid}/turns", json={"input": "more"})
         assert r.status_code == 403 and r.json()["error"] == "role_too_low"
-    assert [d["payload"]["error"] for d in keyed.denials()] == ["role_too_low", "role_too_low"]
+        r = vic.post(f"/elicitations/{sid}:el1/answer", json={"action": "decline"})
+        assert r.status_code == 403 and r.json()["error"] == "role_too_low"
+    assert [d["payload"]["error"] for d in keyed.denials()] == ["role_too_low"] * 3
 
 
 def test_missing_invalid_and_revoked_keys_are_401_and_say_which(keyed: Keyed) -> None:
