@@ -2,7 +2,9 @@
 
 Each line read from stdin is the user's next turn; the entry agent's reply is printed to stdout
 (progress, tokens included, streams to stderr as in ``troupe run``). End of input (Ctrl-D) ends
-the conversation; its summary goes to stderr, or the whole result to stdout with ``--json``.
+the conversation; its summary goes to stderr, or the whole result to stdout with ``--json``. Ctrl-C
+while a turn runs cancels that turn (the conversation goes on, the cancelled turn in its context); a
+second Ctrl-C ends the conversation.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -31,6 +34,33 @@ async def _show(session: Any, quiet: bool) -> None:
     async for event in session.events():
         if show is not None:
             show(event)
+
+
+async def _turn_result(session: Any, timeout: float | None) -> Any:
+    """The turn's result; Ctrl-C while it runs cancels the turn (``Session.cancel_turn``), a second one quits."""
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+    cancelling: list[asyncio.Task[Any]] = []
+
+    def interrupted() -> None:
+        if cancelling and main is not None:
+            main.cancel()  # the second Ctrl-C: end the conversation
+            return
+        print("\n(cancelling the turn; Ctrl-C again to quit)", file=sys.stderr, flush=True)
+        cancelling.append(loop.create_task(session.cancel_turn("interrupted (Ctrl-C)")))
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here (not the main thread)
+        return await session.result(timeout=timeout)
+    try:
+        result = await session.result(timeout=timeout)
+        if cancelling:
+            await cancelling[0]
+        return result
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, before)
 
 
 def _lake(value: str | None) -> str:
@@ -65,10 +95,12 @@ async def _chat(args: argparse.Namespace) -> int:
             if not text.strip():
                 continue
             await session.send(text)
-            result = await session.result(timeout=args.timeout)
+            result = await _turn_result(session, args.timeout)
             if result.status is not SessionStatus.RUNNING:
                 break
-            if not args.json:
+            if result.reply is None:  # cancelled (Ctrl-C)
+                print(f"({result.error})", file=sys.stderr, flush=True)
+            elif not args.json:
                 print(result.reply, flush=True)
         if result is None or result.status is SessionStatus.RUNNING:
             result = await session.end()
@@ -95,7 +127,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         from troupe.runtime.cli.remote import cmd_chat
 
         return cmd_chat(args)
-    return asyncio.run(_chat(args))
+    try:
+        return asyncio.run(_chat(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C outside a turn, or twice in one
+        return 130
 
 
 def add_parser(sub: Any) -> None:

@@ -54,3 +54,40 @@ def test_chat_with_no_input_ends_at_once(tmp_path: Path, text: str) -> None:
     done = chat(tmp_path, text)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and "turns 0" in done.stderr
+
+
+def test_ctrl_c_during_a_turn_cancels_the_turn_and_the_chat_goes_on(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    team = {"name": "canceller", "entry": "a", "default_model": "m",
+            "models": {"m": {"provider": "function", "function": "tests.support.turn_cancel_team:reply"}},
+            "agents": [{"id": "a", "tools": ["tests.support.tool_fixtures:io_wait"]}]}
+    (tmp_path / "team.yaml").write_text(yaml.safe_dump(team))
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, "-m", "troupe.runtime.cli.main", "chat", str(tmp_path / "team.yaml"),
+                             "--local", "--lake", str(tmp_path / "lake")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f"wait in {work}\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not (work / "slow.start").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the tool did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        while not (work / "slow.cancelled").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the tool was not stopped"
+            time.sleep(0.05)
+        out, err = proc.communicate("what did I ask first?\n", timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == [f"first: wait in {work} | stopped: 1 | noted: True"]
+    assert "(turn 1 was cancelled)" in err and "status completed  turns 2" in err
