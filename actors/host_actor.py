@@ -122,6 +122,15 @@ class HostActor:
         await self._ensure_restored()
         return await self.core.call(session_id, target, method, kwargs)
 
+    async def tool_progress(self, key: str, note: dict[str, Any]) -> None:
+        """A progress notification of an MCP call this host's agent is making (from the node's MCP actor)."""
+        self.core.dispatcher.progress(key, note)  # type: ignore[attr-defined]  # a RayDispatcher here
+
+    async def tool_elicit(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
+        """An elicitation request of an MCP call this host's agent is making (from the node's MCP actor): the
+        calling session answers it, and the answer goes back to the server."""
+        return await self.core.dispatcher.elicit(key, request)  # type: ignore[attr-defined]  # a RayDispatcher here
+
     async def workspace_rollback(self, session_id: SessionId, to: str | None = None, by: str = "api",
                                  timeout_s: float = 60.0) -> RollbackResult | None:
         """Roll back the workspace of a session held here, on this node (``None``: not held here)."""

@@ -10,7 +10,6 @@ import ray
 from ray.actor import ActorHandle
 
 from troupe.actors.naming import NAMESPACE
-from troupe.actors.progress_stream import read_stream
 from troupe.actors.transport import remote_call
 from troupe.runtime.agent.dispatch import ElicitCallback, McpRequest, ProgressCallback
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
@@ -29,6 +28,13 @@ class RayDispatcher:
         self.local = SchedulerCore()
         """Inline tools (session services, the workspace) run here, in the agent's process."""
         self.node_id = ray.get_runtime_context().get_node_id()
+        self._mcp: ActorHandle | None = None
+        """This node's MCP actor (asked of the scheduler once)."""
+        self._handle: ActorHandle | None = None
+        self._progress: dict[str, ProgressCallback] = {}
+        """The ``on_progress`` of each MCP call in flight, by idempotency key."""
+        self._elicit: dict[str, ElicitCallback] = {}
+        """The ``on_elicit`` of each MCP call in flight, by idempotency key."""
 
     @property
     def scheduler(self) -> ActorHandle:
@@ -41,9 +47,8 @@ class RayDispatcher:
         if job.execution is Execution.INLINE:
             return await self.local.run(job, lambda: call_with(job.secrets, lambda: tool.call_validated(job.kwargs, ctx)))
         job = job.model_copy(update={"node_id": self.node_id})
-        if job.execution is Execution.MCP and mcp is not None:  # a stream: its progress arrives while it runs
-            stream: Any = self.scheduler.run_mcp.options(num_returns="streaming").remote(job, mcp)
-            return await read_stream(stream, on_progress)  # cancelled: so is the stream, and the call
+        if job.execution is Execution.MCP and mcp is not None:
+            return await self._run_mcp(job, mcp, on_progress, on_elicit)
         # a cpu tool with sandbox=True travels as a SandboxedCall: its Ray task runs it in a sandboxed child
         target = mcp if job.execution is Execution.MCP else sandboxed_target(tool, ctx, job.timeout_s)
         ref: Any = self.scheduler.run.remote(job, target)
@@ -56,6 +61,52 @@ class RayDispatcher:
             # then kills its worker.
             ray.cancel(ref, recursive=False)
             raise
+
+    async def _run_mcp(self, job: ToolJob, mcp: McpRequest, on_progress: ProgressCallback | None,
+                       on_elicit: ElicitCallback | None = None) -> Any:
+        """One hop: the node's MCP actor runs the call (under its own caps, timeout and retries) and sends each
+        progress notification back to this host actor as it arrives (:meth:`progress`)."""
+        if self._mcp is None:
+            self._mcp = await remote_call(self.scheduler.mcp_actor.remote(self.node_id))
+        reply_to = self._own_handle() if on_progress is not None else None
+        key = job.idempotency_key
+        if reply_to is not None:
+            self._progress[key] = on_progress  # type: ignore[assignment]
+            if on_elicit is not None:  # the server's elicitation requests come back here too (:meth:`elicit`)
+                self._elicit[key] = on_elicit
+        ref: Any = self._mcp.run.options(name=f"tool:{job.tool}").remote(job, mcp, reply_to)
+        try:
+            return await remote_call(ref)
+        except asyncio.CancelledError:
+            ray.cancel(ref, recursive=False)  # a cancelled turn: so is the call, on the node's MCP actor
+            raise
+        finally:
+            if reply_to is not None:
+                self._progress.pop(key, None)  # a note that comes later is in the result's progress
+                self._elicit.pop(key, None)
+
+    def progress(self, key: str, note: dict[str, Any]) -> None:
+        """A progress notification of a call in flight (``key``: its idempotency key), from the node's MCP actor."""
+        callback = self._progress.get(key)
+        if callback is not None:
+            callback(note)
+
+    async def elicit(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
+        """An elicitation request of a call in flight (``key``), from the node's MCP actor: the calling session
+        answers it (declined when the call has no one to answer)."""
+        callback = self._elicit.get(key)
+        if callback is None:
+            return {"action": "decline", "by": "nobody", "reason": "the call has nobody to answer elicitation requests"}
+        return await callback(request)
+
+    def _own_handle(self) -> ActorHandle | None:
+        """The host actor this dispatcher runs in (where progress is sent back); ``None`` outside an actor."""
+        if self._handle is None:
+            try:
+                self._handle = ray.get_runtime_context().current_actor
+            except RuntimeError:
+                return None
+        return self._handle
 
     async def open_session(self, session_id: str, models: Mapping[str, ModelProfile],
                            secrets: Mapping[str, SecretRef] | None = None) -> None:

@@ -7,7 +7,9 @@ its global and per-tool caps hold across the whole cluster. For each call it pic
   calls at once; sync functions run in its thread pool);
 * ``cpu``: a Ray task named ``tool:<name>`` with the resources the tool declares, wherever the
   cluster has them (refused at once when no node has them);
-* ``mcp``: the calling node's :class:`McpNodeActor`, which keeps one connection per server.
+* ``mcp``: the calling node's :class:`McpNodeActor`, which keeps one connection per server. An agent's
+  host calls it directly (:meth:`SchedulerActor.mcp_actor` hands out its handle), so an MCP call is one hop;
+  its caps, timeout, retries and deduplication are that actor's own core (per node, where the connection is).
 
 Every call it starts is a Ray task (or actor task) named ``tool:<name>``, so the dashboard's task
 list says which tool ran. It also owns each node's :class:`~troupe.actors.llm_actor.LLMWorkerActor` (hosts ask
@@ -26,7 +28,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,7 +39,6 @@ from ray.exceptions import RayError
 from troupe.actors.llm_edge import install_ray_llm_edge
 from troupe.actors.naming import LLM_WORKER, MCP_NODE, TOOL_WORKER, node_actor_name
 from troupe.actors.options import actor_class, node_actor_options, task_options
-from troupe.actors.progress_stream import read_stream, relay
 from troupe.actors.transport import remote_call
 from troupe.runtime.agent.dispatch import McpRequest, SessionModels, manager_sampler
 from troupe.runtime.agent.scheduler import DEFAULT_MAX_CONCURRENCY, SchedulerCore, ToolJob
@@ -88,6 +89,9 @@ class McpNodeActor:
         install_ray_llm_edge()  # sampling builds model clients here
         self._models = SessionModels()
         self.manager = McpManager(sampler=manager_sampler(self._models.of))
+        self.core = SchedulerCore()
+        """The caps, timeouts, retries and deduplication of the MCP calls made on this node (one hop from the
+        agent's host: a call does not pass through the scheduler actor)."""
 
     async def register_models(self, sessions: dict[str, dict[str, ModelProfile]]) -> None:
         """Sessions' model profiles, for sampling (pushed by the scheduler, once per session)."""
@@ -108,12 +112,22 @@ class McpNodeActor:
     async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
         return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
 
-    async def call_stream(self, request: McpRequest, kwargs: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
-        """The call as a stream: ``("progress", note)`` for each notification as the server sends it, then
-        ``("result", McpCallResult)`` (a failure is raised where the stream is read)."""
-        async for item in relay(lambda on_progress: self.manager.call(
-                request.server, request.config, request.tool, kwargs, caller=request.caller(), on_progress=on_progress)):
-            yield item
+    async def run(self, job: ToolJob, request: McpRequest, reply_to: ActorHandle | None = None) -> Any:
+        """One call of an agent's host, under this node's caps, timeout and retries (:attr:`core`). Each
+        progress notification goes to ``reply_to`` (the calling host actor) as it arrives:
+        ``reply_to.tool_progress(job.idempotency_key, note)``, fire and forget; each elicitation request is
+        answered by it (``reply_to.tool_elicit``: the calling session)."""
+        on_progress = on_elicit = None
+        if reply_to is not None:
+            def on_progress(note: dict[str, Any], key: str = job.idempotency_key) -> None:
+                reply_to.tool_progress.remote(key, note)
+
+            async def on_elicit(request: dict[str, Any], key: str = job.idempotency_key) -> dict[str, Any]:
+                return await remote_call(reply_to.tool_elicit.remote(key, request))  # the session answers
+
+        return await self.core.run(job, lambda: self.manager.call(request.server, request.config, request.tool,
+                                                                  job.kwargs, caller=request.caller(),
+                                                                  on_progress=on_progress, on_elicit=on_elicit))
 
     async def list_tools(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
         return await self.manager.list_tools(server, config, session_id)
@@ -122,7 +136,8 @@ class McpNodeActor:
         await self.manager.close()
 
     async def describe(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "sampling_sessions": len(self._models), **self.manager.describe()}
+        return {"pid": os.getpid(), "sampling_sessions": len(self._models), "scheduler": self.core.describe(),
+                **self.manager.describe()}
 
 
 def _run_cpu_tool(target: Callable[..., Any] | type, kwargs: dict[str, Any],
@@ -234,16 +249,9 @@ class SchedulerActor:
         class (``io``/``cpu``) or an :class:`McpRequest`."""
         return await self.core.run(job, lambda: self._attempt(job, target))
 
-    async def run_mcp(self, job: ToolJob, request: McpRequest) -> AsyncIterator[tuple[str, Any]]:
-        """An MCP call under the caps, timeout and retries, as a stream: ``("progress", note)`` items as the
-        server sends them (from the node's MCP actor, as they arrive), then ``("result", value)``."""
-        async for item in relay(lambda on_progress: self.core.run(job, lambda: self._mcp_attempt(job, request, on_progress))):
-            yield item
-
-    async def _mcp_attempt(self, job: ToolJob, request: McpRequest, on_progress: Callable[[Any], None]) -> Any:
-        stream: Any = self._mcp_actor(job.node_id).call_stream.options(
-            name=f"tool:{job.tool}", num_returns="streaming").remote(request, job.kwargs)
-        return await read_stream(stream, on_progress)
+    async def mcp_actor(self, node_id: str | None = None) -> ActorHandle:
+        """The node's MCP actor (created on first ask): agents' hosts call it directly, one hop per MCP call."""
+        return self._mcp_actor(node_id)
 
     async def _attempt(self, job: ToolJob, target: Any) -> Any:
         ref: Any
