@@ -1,8 +1,9 @@
 """``troupe run|chat|sessions list|resume --server URL``: the same commands against a running
 ``troupe serve``, over HTTP with an API key (``--key`` or ``$TROUPE_API_KEY``), without starting Ray.
 
-Events arrive over the session's SSE stream and print as the local commands print them; approvals
-are answered as locally (``--approve``); Ctrl-C or ``--timeout`` cancels the session on the server.
+Events arrive over the session's SSE stream and print as the local commands print them; approvals and
+MCP servers' requests for input (elicitations: the same field prompts) are answered as locally
+(``--approve``); Ctrl-C or ``--timeout`` cancels the session on the server.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from troupe.runtime.cli.approval_prompt import ApprovalPrompt, default_mode
 from troupe.runtime.cli.progress import ProgressPrinter
+from troupe.runtime.errors import ConfigError
 from troupe.runtime.events import Event
 
 if TYPE_CHECKING:
@@ -30,10 +32,12 @@ def add_server_options(p: argparse.ArgumentParser) -> None:
 
 
 class _Approvals:
-    """The session side of :class:`ApprovalPrompt`, over HTTP."""
+    """The session side of :class:`ApprovalPrompt` (approvals, and MCP elicitations for
+    :mod:`troupe.runtime.cli.elicitation_prompt`), over HTTP."""
 
-    def __init__(self, client: TroupeClient) -> None:
+    def __init__(self, client: TroupeClient, session_id: str) -> None:
         self.client = client
+        self.session_id = session_id
 
     async def approve(self, approval_id: str, reason: str = "") -> None:
         await self.client.approve(approval_id, reason)
@@ -41,11 +45,25 @@ class _Approvals:
     async def deny(self, approval_id: str, reason: str = "") -> None:
         await self.client.deny(approval_id, reason)
 
+    async def elicitations(self) -> list[dict[str, Any]]:
+        return [e.model_dump() for e in await self.client.elicitations(self.session_id)]
+
+    async def answer_elicitation(self, elicitation_id: str, action: str = "accept",
+                                 content: dict[str, Any] | None = None, reason: str = "") -> dict[str, Any]:
+        from troupe.runtime.client import ApiError  # here: as in _client
+
+        try:
+            return (await self.client.answer_elicitation(elicitation_id, action, content, reason)).model_dump()
+        except ApiError as e:
+            if e.status == 422:  # the form does not fit: the prompt says why and asks again
+                raise ConfigError(f"the answer does not fit the form: {e.reason}") from None
+            raise
+
 
 async def _watch(client: TroupeClient, sid: str, args: argparse.Namespace, *, after: int | None = None,
                  on_event: Any = None) -> None:
     show = None if getattr(args, "json", False) else ProgressPrinter()
-    approvals = ApprovalPrompt(_Approvals(client), default_mode(getattr(args, "approve", None)))
+    approvals = ApprovalPrompt(_Approvals(client, sid), default_mode(getattr(args, "approve", None)))
     async for event in client.events(sid, after=after):
         if show is not None:
             show(event)

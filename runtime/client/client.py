@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 from troupe.runtime.client.errors import ApiError, ServerUnreachableError, error_for
 from troupe.runtime.client.stream import EventStream
 from troupe.runtime.events import Event
+from troupe.runtime.server.elicitation_models import ElicitationAnswered, ElicitationInfo
 from troupe.runtime.server.models import (
     Accepted,
     ApprovalInfo,
@@ -150,6 +151,18 @@ class TroupeClient:
 
     async def deny(self, approval_id: str, reason: str = "") -> DecisionResponse:
         return await self._model(DecisionResponse, "POST", f"/approvals/{approval_id}/deny", json={"reason": reason})
+
+    async def elicitations(self, session_id: str | None = None) -> list[ElicitationInfo]:
+        """MCP servers' pending requests for input (of one session, or of every session the key sees)."""
+        path = f"/sessions/{session_id}/elicitations" if session_id else "/elicitations"
+        return TypeAdapter(list[ElicitationInfo]).validate_python(await self._json("GET", path))
+
+    async def answer_elicitation(self, elicitation_id: str, action: str = "accept",
+                                 content: dict[str, Any] | None = None, reason: str = "") -> ElicitationAnswered:
+        """Answer one: ``accept`` with the form's values (a misfit raises an ``ApiError`` 422 whose reason says
+        what is wrong; the request stays pending), ``decline`` or ``cancel``."""
+        body = {"action": action, "content": content, "reason": reason}
+        return await self._model(ElicitationAnswered, "POST", f"/elicitations/{elicitation_id}/answer", json=body)
 
     async def blackboard(self, session_id: str) -> BlackboardView:
         return await self._model(BlackboardView, "GET", f"/sessions/{session_id}/blackboard")
