@@ -35,6 +35,7 @@ export class SessionModel {
     this.tasks = new Map();
     this.blackboard = new Map();
     this.approvals = new Map();  // approval id -> {id, call, agent, tool, status}
+    this.elicitations = new Map();  // elicitation id -> {id, call, agent, tool, server, message, mode, schema, url, status}
     this.events = 0;
     this.version = 0;  // bumped on every change (the view re-renders when it moved)
     this.lane("user", { role: "the person (or program) talking to the team" });
@@ -43,7 +44,7 @@ export class SessionModel {
   lane(id, { role = "" } = {}) {
     let lane = this.lanes.get(id);
     if (!lane) {
-      lane = { id, role, busy: false, running: new Set(), waiting: 0, paused: false, error: null,
+      lane = { id, role, busy: false, running: new Set(), waiting: 0, asking: 0, paused: false, error: null,
                tokens: "", round: 0, calls: 0 };
       this.lanes.set(id, lane);
     } else if (role && !lane.role) {
@@ -57,6 +58,7 @@ export class SessionModel {
     if (this.finished) return lane.error ? "error" : "done";
     if (lane.error) return "error";
     if (lane.paused) return "paused";
+    if (lane.asking > 0) return "waiting input";
     if (lane.waiting > 0) return "waiting approval";
     if (lane.running.size > 0) return "calling tool";
     if (lane.busy) return "thinking";
@@ -234,6 +236,28 @@ export class SessionModel {
                                      decided: `${approval.status} by ${p.by}${p.reason ? `: ${p.reason}` : ""}` });
         break;
       }
+      case "elicitation.requested": {
+        const agent = event.agent || (lane && lane.id) || "?";
+        const owner = this.lane(agent);
+        owner.asking += 1;
+        const req = { id: p.id, agent, tool: event.tool, call: `call:${agent}:${p.call_id}`, server: p.server,
+                      message: p.message, mode: p.mode || "form", schema: p.requested_schema || null, url: p.url,
+                      status: "pending" };
+        this.elicitations.set(p.id, req);
+        const item = this.byKey.get(req.call);
+        if (item) this.touch(item, { status: "waiting input", asked: `${p.server} asks: ${p.message}` });
+        break;
+      }
+      case "elicitation.answered": {
+        const req = this.elicitations.get(p.id);
+        if (!req) break;
+        if (req.status === "pending") this.lane(req.agent).asking -= 1;
+        req.status = p.action;
+        const item = this.byKey.get(req.call);
+        if (item) this.touch(item, { status: item.status === "waiting input" ? "running" : item.status,
+                                     decided: `input ${p.action} by ${p.by}${p.reason ? `: ${p.reason}` : ""}` });
+        break;
+      }
       case "task.created": {
         const task = { id: event.task_id, parent_id: p.parent_id, goal: p.goal, assignee: p.assignee,
                        status: event.status || "pending", output: null, creator: event.agent };
@@ -270,6 +294,11 @@ export class SessionModel {
     this.finished = true;
     if (status) this.status = status;
     this.version += 1;
+  }
+
+  pendingElicitations() {
+    if (this.finished) return [];
+    return [...this.elicitations.values()].filter((e) => e.status === "pending");
   }
 
   pendingApprovals() {

@@ -1,14 +1,17 @@
 // The session view: agents as lanes (a column each, with its state and streamed tokens), the
 // timeline below them (messages as arrows between lanes, tool calls with status and duration,
-// approve/deny buttons on calls waiting for approval), and the task tree and blackboard beside it.
+// approve/deny buttons on calls waiting for approval), and the task tree and blackboard beside it
+// (with a form for each MCP server's pending request for input).
 
 import { api, followEvents } from "./api.js";
 import { fill, formatMs, h, slug } from "./dom.js";
+import { elicitationForm } from "./elicitation_form.js";
 import { SessionModel, preview } from "./session_model.js";
 
 export function showSession(root, sessionId) {
   const model = new SessionModel(sessionId);
   const sending = new Set();  // approval ids whose decision is on its way
+  const forms = new Map();  // elicitation id -> its form (kept across renders, so typed values stay)
   let connection = "connecting";
   let flash = "";
   let frame = 0;
@@ -48,6 +51,24 @@ export function showSession(root, sessionId) {
                     onclick: () => decide(approvalId, "deny") }, "Deny"));
   }
 
+  async function answerElicitation(id, action, content) {
+    await api(`/elicitations/${encodeURIComponent(id)}/answer`, { method: "POST",
+      body: { action, content, reason: `${action} in the console` } });
+  }
+
+  function elicitationForms() {
+    const pending = model.pendingElicitations();
+    for (const id of forms.keys()) if (!pending.some((e) => e.id === id)) forms.delete(id);
+    return pending.map((req) => {
+      if (!forms.has(req.id)) {
+        forms.set(req.id, h("li", { "data-elicitation": req.id, "data-agent": req.agent },
+          h("span", { class: "muted" }, `${req.tool} by ${req.agent}`),
+          elicitationForm(req, (action, content) => answerElicitation(req.id, action, content))));
+      }
+      return forms.get(req.id);
+    });
+  }
+
   function laneIndex(id) {
     return [...model.lanes.keys()].indexOf(id);
   }
@@ -74,7 +95,7 @@ export function showSession(root, sessionId) {
     const column = String(laneIndex(item.lane) + 1);
     const base = { role: "listitem", "data-lane": item.lane, style: { gridRow: row, gridColumn: column } };
     if (item.kind === "tool") {
-      const elapsed = item.status === "running" || item.status === "waiting approval";
+      const elapsed = ["running", "waiting approval", "waiting input"].includes(item.status);
       return h("div", { ...base, class: `item tool status-${slug(item.status)}`, "data-tool": item.tool },
         h("div", { class: "tool-head" }, h("span", { class: "tool-name" }, item.tool),
           h("span", { class: "badge" }, item.status),
@@ -82,6 +103,7 @@ export function showSession(root, sessionId) {
                   : h("span", { class: "duration" }, formatMs(item.duration))),
         h("code", { class: "args" }, item.args),
         item.progress ? h("div", { class: "progress" }, item.progress) : null,
+        item.asked ? h("div", { class: "asked" }, item.asked) : null,
         item.decided ? h("div", { class: "decided" }, item.decided) : null,
         item.result ? h("div", { class: "result" }, item.result) : null,
         item.approval ? approvalButtons(item.approval) : null);
@@ -160,7 +182,10 @@ export function showSession(root, sessionId) {
 
   function renderSide() {
     const pending = model.pendingApprovals();
+    const asking = elicitationForms();
     fill(side,
+      asking.length ? h("h3", {}, `Input requested (${asking.length})`) : null,
+      asking.length ? h("ul", { class: "elicitations" }, asking) : null,
       h("h3", {}, `Approvals waiting (${pending.length})`),
       pending.length ? h("ul", { class: "approvals" }, pending.map((a) => h("li", { "data-approval": a.id },
         h("strong", {}, a.tool), ` by ${a.agent}`, a.risk !== null ? h("span", { class: "muted" }, ` risk ${a.risk}`) : null,
