@@ -22,6 +22,7 @@ from acp.schema import (
 )
 
 from troupe.runtime.acp.bridge import SessionBridge
+from troupe.runtime.acp.elicitation import client_modes
 from troupe.runtime.acp.team import adapt_team
 from troupe.runtime.config import TeamConfig
 
@@ -61,6 +62,7 @@ class TroupeAgent:
         self.placement = placement
         self.sessions: dict[str, SessionBridge] = {}
         self.conn: Any = None
+        self.elicitation_modes: set[str] = set()
 
     def on_connect(self, conn: Any) -> None:
         self.conn = conn
@@ -68,6 +70,7 @@ class TroupeAgent:
     async def initialize(self, protocol_version: int, client_capabilities: Any = None, client_info: Any = None,
                          **kwargs: Any) -> InitializeResponse:
         log.info("client %s, protocol %s", getattr(client_info, "name", "?"), protocol_version)
+        self.elicitation_modes = client_modes(client_capabilities)
         return InitializeResponse(
             protocol_version=min(protocol_version, PROTOCOL_VERSION),
             agent_capabilities=AgentCapabilities(
@@ -85,6 +88,7 @@ class TroupeAgent:
         acp_id = f"sess_{uuid.uuid4().hex}"
         team = adapt_team(self.team, cwd, mcp_servers)
         self.sessions[acp_id] = SessionBridge(acp_id, self.troupe, team, self.conn, placement=self.placement)
+        self.sessions[acp_id].elicitation_modes = self.elicitation_modes
         return NewSessionResponse(session_id=acp_id)
 
     def _bridge(self, session_id: str) -> SessionBridge:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from acp import RequestError
 from acp.schema import AgentMessageChunk, AllowedOutcome, PermissionOption, PromptResponse, TextContentBlock
 
+from troupe.runtime.acp import elicitation
 from troupe.runtime.acp.mapping import StopReason, Update, UpdateMapper
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.events import Event
@@ -57,6 +58,8 @@ class SessionBridge:
         self._permissions: set[asyncio.Task[None]] = set()
         self._cancelled = False
         self._lock = asyncio.Lock()
+        self.elicitation_modes: set[str] = set()
+        """The client's ``elicitation`` capability (``form``, ``url``): what ``elicitation/create`` may ask."""
 
     # --- the Troupe session ---------------------------------------------------------------------
     async def _open(self) -> None:
@@ -84,8 +87,9 @@ class SessionBridge:
     async def _forward(self, event: Event, mapper: UpdateMapper) -> None:
         for update in mapper.feed(event):
             await self._send(update)
-        if event.type == "approval.requested":
-            task = asyncio.get_running_loop().create_task(self._ask(event, mapper))
+        if event.type in ("approval.requested", "elicitation.requested"):
+            task = asyncio.get_running_loop().create_task(
+                self._ask(event, mapper) if event.type == "approval.requested" else self._elicit(event, mapper))
             self._permissions.add(task)
             task.add_done_callback(self._permissions.discard)
         if event.type in ("turn.finished", "turn.cancelled", "session.finished"):
@@ -121,6 +125,12 @@ class SessionBridge:
                 await session.deny(approval_id, reason)
         except Exception as e:  # decided meanwhile (timeout, the session ended)
             log.info("approval %s not decided by the client: %s", approval_id, e)
+
+    async def _elicit(self, event: Event, mapper: UpdateMapper) -> None:
+        """An MCP server's request for input: ``elicitation/create`` or a permission request (:mod:`.elicitation`)."""
+        if self.session is not None and self._finished is None:
+            await elicitation.ask(self.client, self.acp_id, self.session, event, mapper.tool_call(event, event.data),
+                                  self.elicitation_modes, OPTIONS, ALLOW)
 
     async def _close_session(self) -> None:
         session, pump = self.session, self._pump
