@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -13,8 +12,6 @@ from troupe.runtime.planning.model import PLAN_KEY_PREFIX, Plan, PlanError, Plan
 from troupe.runtime.planning.runner import StepOutcome
 from troupe.tools.builtins.tasks import read_tasks
 from troupe.tools.context import ToolContext
-
-_TERMINAL = ("done", "failed", "cancelled")
 
 
 def _status(task: Any) -> str:
@@ -33,30 +30,17 @@ class TaskSteps:
                                             parent_id=self.ctx.task_id)
         return str(task.id)
 
-    async def _finished(self, task_ids: Sequence[str]) -> list[StepOutcome]:
-        wanted = set(task_ids)
-        tasks = [t for t in await self.ctx.services.call(TASKS, "list")
-                 if str(t.id) in wanted and _status(t) in _TERMINAL]
+    async def wait_any(self, task_ids: Sequence[str], timeout: float) -> list[StepOutcome]:
+        """One call of the task registry's ``wait_any`` per poll, which answers once a step's task is finished or
+        ``timeout`` has passed: when this returns, nothing waits on for the planner in the registry's actor (a
+        wait per step, cancelled here, went on there until the step timeout: cancelling an awaited Ray call
+        does not stop it)."""
+        tasks = await self.ctx.services.call(TASKS, "wait_any", task_ids=list(task_ids), timeout=max(0.0, timeout))
         read_tasks(self.ctx, tasks)  # risk scoring: a tainted worker's output taints the planner that reads it
         out = [StepOutcome(task_id=str(t.id), status=_status(t), output=t.output, error=t.error) for t in tasks]
         if out:  # the planner saw these outcomes here: no notice about them starts another turn
             self.ctx.forget_notices([o.task_id for o in out])
         return out
-
-    async def wait_any(self, task_ids: Sequence[str], timeout: float) -> list[StepOutcome]:
-        finished = await self._finished(task_ids)
-        if finished or timeout <= 0:
-            return finished
-        waits = [asyncio.ensure_future(self.ctx.services.call(TASKS, "wait", task_ids=[t], timeout=timeout))
-                 for t in task_ids]
-        try:
-            await asyncio.wait(waits, timeout=timeout + 1.0, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.gather(*waits, return_exceptions=True)
-        return await self._finished(task_ids)
 
     async def cancel(self, task_id: str) -> None:
         with contextlib.suppress(Exception):  # already finished: nothing to cancel

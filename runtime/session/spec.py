@@ -23,7 +23,8 @@ SERVICES: tuple[AgentId, ...] = (SUPERVISOR, BLACKBOARD, TASKS, MEMORY)
 
 SERVICE_METHODS: dict[AgentId, frozenset[str]] = {
     BLACKBOARD: frozenset({"put", "get", "list", "history", "subscribe", "unsubscribe", "snapshot"}),
-    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "snapshot", "cancel_turn"}),
+    TASKS: frozenset({"create", "update", "assign", "get", "list", "tree", "cancel", "wait", "wait_any", "snapshot",
+                      "cancel_turn", "pending_waits"}),
     MEMORY: frozenset({"remember", "update", "forget", "recall", "history", "recall_for_turn"}),
     SUPERVISOR: frozenset({"start", "charge", "deliver", "agent_failed", "cancel", "wait", "describe",
                            "request_approval", "decide", "pending_approvals", "resumed",

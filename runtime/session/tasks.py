@@ -67,6 +67,7 @@ class TaskRegistry:
         self._clock = clock
         self._tasks: dict[TaskId, Task] = {}
         self._changed = asyncio.Event()
+        self._waits = 0
 
     # creation ------------------------------------------------------------------------------
     def create(
@@ -327,10 +328,36 @@ class TaskRegistry:
         ids = [task_id_of(t) for t in task_ids]
         for tid in ids:
             self._get(tid)
-        if timeout is None:
-            await self._until_terminal(ids)
-        elif not self._all_terminal(ids):
-            waiter = asyncio.ensure_future(self._until_terminal(ids))
+        if not await self._until(lambda: self._all_terminal(ids), timeout):
+            still_open = ", ".join(f"{t} ({self._tasks[t].status})" for t in dict.fromkeys(ids) if not self._tasks[t].terminal)
+            raise TimeoutError(f"timed out after {timeout}s waiting for tasks to finish; still open: {still_open}")
+        return [self._tasks[tid] for tid in ids]
+
+    async def wait_any(self, task_ids: Iterable[TaskId | str], *, timeout: float) -> builtins.list[Task]:
+        """The tasks of ``task_ids`` that are terminal, once one is or ``timeout`` s have passed (``[]``: none yet).
+
+        One call however many tasks it watches, over by ``timeout`` at the latest: a caller in another actor
+        (a planner polling its steps) leaves no wait behind on this registry when it stops listening."""
+        ids = list(dict.fromkeys(task_id_of(t) for t in task_ids))
+        for tid in ids:
+            self._get(tid)
+        await self._until(lambda: any(self._tasks[tid].terminal for tid in ids), timeout)
+        return [self._tasks[tid] for tid in ids if self._tasks[tid].terminal]
+
+    def pending_waits(self) -> int:
+        """Calls of :meth:`wait` and :meth:`wait_any` waiting now (a diagnostic: a returned call leaves none)."""
+        return self._waits
+
+    async def _until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait (woken by changes) until ``done()``, or ``timeout`` s on the registry's clock; whether it is."""
+        if done():
+            return True
+        self._waits += 1
+        try:
+            if timeout is None:
+                await self._until_true(done)
+                return True
+            waiter = asyncio.ensure_future(self._until_true(done))
             timer = asyncio.ensure_future(self._clock.sleep(max(0.0, timeout)))
             try:
                 await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -339,17 +366,14 @@ class TaskRegistry:
                     if not fut.done():
                         fut.cancel()
                 await asyncio.gather(waiter, timer, return_exceptions=True)
-            if not self._all_terminal(ids):
-                still_open = ", ".join(
-                    f"{tid} ({self._tasks[tid].status})" for tid in dict.fromkeys(ids) if not self._tasks[tid].terminal
-                )
-                raise TimeoutError(f"timed out after {timeout}s waiting for tasks to finish; still open: {still_open}")
-        return [self._tasks[tid] for tid in ids]
+            return done()
+        finally:
+            self._waits -= 1
 
-    async def _until_terminal(self, ids: builtins.list[TaskId]) -> None:
+    async def _until_true(self, done: Callable[[], bool]) -> None:
         while True:
             changed = self._changed  # captured before the check, so no signal can be missed
-            if self._all_terminal(ids):
+            if done():
                 return
             await changed.wait()
 
