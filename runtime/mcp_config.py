@@ -48,6 +48,9 @@ class McpToolPolicy(_Strict):
     """Most calls to this tool in flight at once, per session."""
     disabled: bool = False
     """Hidden from agents; a call is refused as ``guardrail.denied`` (``not_granted``)."""
+    task: bool | None = None
+    """Call it as an MCP task (``tasks/get`` polled, ``tasks/cancel`` when our call ends first) when the server
+    says task support is ``optional``; a tool whose support is ``required`` always is."""
 
 
 class McpAuthConfig(_Strict):

@@ -8,14 +8,15 @@ A :class:`Dispatcher` takes a validated call (a :class:`~troupe.runtime.agent.sc
 
 from __future__ import annotations
 
+import fnmatch
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
-from troupe.runtime.config import McpServerConfig, ModelProfile, TeamConfig
+from troupe.runtime.config import AgentSpec, McpServerConfig, ModelProfile, TeamConfig
 from troupe.runtime.safety import SecretRef
 from troupe.runtime.secrets import call_with, register_all
 from troupe.tools.sandbox import sandboxed_target
@@ -59,10 +60,15 @@ def mcp_request(tool: Tool, ctx: ToolContext, profile: str | None) -> McpRequest
     )
 
 
-def session_scoped(team_servers: Mapping[str, McpServerConfig]) -> bool:
-    """Whether any of a team's MCP servers is the session's own (``scope: session``): then the session's
-    host must tell the dispatcher when the session ends (:meth:`Dispatcher.close_session`)."""
-    return any(cfg.scope == "session" for cfg in team_servers.values())
+def session_scoped(team_servers: Mapping[str, McpServerConfig], agents: Sequence[AgentSpec] = ()) -> bool:
+    """Whether any of a team's MCP servers is the session's own (``scope: session``), or one of ``agents`` may
+    subscribe to a server's resources (``<server>__subscribe_resource``, by name or pattern): then the session's
+    host must tell the dispatcher when the session ends (:meth:`Dispatcher.close_session`: its connections close,
+    its subscriptions end)."""
+    if any(cfg.scope == "session" for cfg in team_servers.values()):
+        return True
+    wanted = [f"{server}__subscribe_resource" for server in team_servers]
+    return any(fnmatch.fnmatchcase(name, entry) for a in agents for entry in a.tools for name in wanted)
 
 
 def samples(team_servers: Mapping[str, McpServerConfig]) -> bool:
@@ -85,14 +91,20 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 """Called with each progress notification of an MCP call (``progress``, ``total``, ``message``) as it arrives."""
 ElicitCallback = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 """Answers an MCP call's elicitation requests (plain JSON both ways: :data:`troupe.tools.mcp.elicitation.Asker`)."""
+UpdateCallback = Callable[[dict[str, Any]], Awaitable[None]]
+"""Told of each update of a resource a ``subscribe_resource`` call subscribed to (``{"server", "uri", "session_id",
+"agent"}``), for as long as the subscription lasts (:mod:`troupe.tools.mcp.subscriptions`)."""
 
 
 class Dispatcher(Protocol):
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
-                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None) -> Any:
+                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None,
+                  on_update: UpdateCallback | None = None) -> Any:
         """Run one call; an MCP call returns the server's :class:`~troupe.tools.mcp.McpCallResult`, and hands
         each progress notification to ``on_progress`` while it runs, wherever it runs, and each of the
-        server's elicitation requests to ``on_elicit`` (its answer goes back to the server)."""
+        server's elicitation requests to ``on_elicit`` (its answer goes back to the server); a ``subscribe_resource``
+        call's ``on_update`` is told of each update of the resource, wherever the connection lives, until the
+        subscription ends."""
         ...
 
     async def mcp_specs(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
@@ -209,11 +221,12 @@ class LocalDispatcher:
         return await self._mcp.close_idle() if self._mcp is not None else 0
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
-                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None) -> Any:
+                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None,
+                  on_update: UpdateCallback | None = None) -> Any:
         if job.execution is Execution.MCP and mcp is not None:
             return await self.core.run(job, lambda: self.mcp.call(mcp.server, mcp.config, mcp.tool, job.kwargs,
                                                                   caller=mcp.caller(), on_progress=on_progress,
-                                                                  on_elicit=on_elicit))
+                                                                  on_elicit=on_elicit, on_update=on_update))
         if job.execution is Execution.CPU and tool.spec.sandbox:  # @tool(sandbox=True): a child inside the sandbox
             target = sandboxed_target(tool, ctx, job.timeout_s)
             return await self.core.run(job, lambda: call_target(target, job.kwargs))
@@ -239,6 +252,7 @@ __all__ = [
     "McpRequest",
     "ProgressCallback",
     "SessionModels",
+    "UpdateCallback",
     "manager_sampler",
     "mcp_request",
     "samples",

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from troupe.runtime.agent.deps import AgentDeps
 from troupe.runtime.agent.dispatch import mcp_request
 from troupe.runtime.agent.guardrails import check_permission, refuse_risky, request_approval
-from troupe.runtime.agent.mcp_events import emit_client_requests, session_asker
+from troupe.runtime.agent.mcp_events import emit_client_requests, session_asker, session_updater
 from troupe.runtime.agent.recorded import is_override
 from troupe.runtime.agent.risk import note_result, score_call
 from troupe.runtime.agent.scheduler import ToolJob, idempotency_key
@@ -195,7 +195,8 @@ async def _run_one(run: ToolRun, index: int, call: ToolCall) -> ToolOutcome:
                 value = await run.deps.dispatcher.run(tool, job, ctx, mcp)  # snapshotted first when it writes the workspace
             else:  # each progress notification is a tool.progress event as it arrives
                 value = await run.deps.dispatcher.run(tool, job, ctx, mcp, on_progress=live,
-                                                      on_elicit=session_asker(ctx, call.name, call.id))
+                                                      on_elicit=session_asker(ctx, call.name, call.id),
+                                                      **_subscriber(run, ctx, mcp))
         if mcp is not None:
             value = await _mcp_value(run, call, value, extra, live.emitted if live is not None else 0)
     except (RunError, asyncio.CancelledError) as stopped:  # the run ends: still close the call in the lake
@@ -252,6 +253,11 @@ def _result_fields(content: str) -> dict[str, Any]:
     """A result's ``result`` (cut to ``RECORD_CHARS``) and, when it was cut, ``truncated``."""
     result, cut = clip(content)
     return {"result": result, "truncated": True} if cut else {"result": result}
+
+
+def _subscriber(run: ToolRun, ctx: Any, mcp: Any) -> dict[str, Any]:
+    """A ``subscribe_resource`` call also gives who is told of each update (the agent, through its mailbox)."""
+    return {"on_update": session_updater(run.deps.emit, ctx)} if mcp.tool == "subscribe_resource" else {}  # specs.SUBSCRIBE
 
 
 class _LiveProgress:

@@ -26,7 +26,13 @@ from troupe.runtime.events.llm import (
     LLMResponsePayload,
     LLMTokenPayload,
 )
-from troupe.runtime.events.mcp import ElicitationAnsweredPayload, ElicitationRequestedPayload, McpLogPayload
+from troupe.runtime.events.mcp import (
+    ElicitationAnsweredPayload,
+    ElicitationRequestedPayload,
+    McpLogPayload,
+    McpResourceUpdatedPayload,
+    McpSubscriptionPayload,
+)
 from troupe.runtime.events.memory import MemoryForgottenPayload, MemoryRecalledPayload, MemoryWrittenPayload
 from troupe.runtime.events.message import MessageDeliveredPayload, MessageSentPayload
 from troupe.runtime.events.payload import Payload
@@ -93,6 +99,8 @@ __all__ = [
     "ElicitationAnsweredPayload",
     "ElicitationRequestedPayload",
     "McpLogPayload",
+    "McpResourceUpdatedPayload",
+    "McpSubscriptionPayload",
     "LLMErrorPayload",
     "LLMRequestPayload",
     "LLMResponsePayload",

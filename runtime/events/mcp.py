@@ -77,4 +77,35 @@ class McpLogPayload(Payload):
     """The tool call it arrived during."""
 
 
-__all__ = ["ElicitationAnsweredPayload", "ElicitationRequestedPayload", "McpLogPayload"]
+class McpSubscriptionPayload(Payload):
+    """An agent subscribed to an MCP server's resource (``<server>__subscribe_resource``), or unsubscribed
+    (``status`` is the action). Its subscriptions end with its session."""
+
+    event_type: Literal["mcp.subscription"] = "mcp.subscription"
+    server: str
+    """The MCP server."""
+    uri: str
+    """The resource."""
+    action: Literal["subscribe", "unsubscribe"]
+    """What the agent asked."""
+    changed: bool = True
+    """``False``: it was already subscribed (or, unsubscribing, was not)."""
+    call_id: str = ""
+    """The tool call that asked."""
+
+
+class McpResourceUpdatedPayload(Payload):
+    """A resource the agent subscribed to changed (the server's ``notifications/resources/updated``); the agent was
+    sent a notice message."""
+
+    event_type: Literal["mcp.resource_updated"] = "mcp.resource_updated"
+    server: str
+    """The MCP server."""
+    uri: str
+    """The resource that changed."""
+    delivered: bool = True
+    """Whether the notice reached the agent's mailbox (``False``: the agent is gone)."""
+
+
+__all__ = ["ElicitationAnsweredPayload", "ElicitationRequestedPayload", "McpLogPayload", "McpResourceUpdatedPayload",
+           "McpSubscriptionPayload"]

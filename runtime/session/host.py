@@ -340,7 +340,7 @@ class HostCore:
         if held.environment is not None:
             await held.environment.close()  # records a failed teardown, never raises one
         servers = held.spec.team.mcp_servers
-        if held.opened and (session_registration(held.spec.team) is not None or session_scoped(servers)):
+        if held.opened and (session_registration(held.spec.team) is not None or session_scoped(servers, held.spec.team.agents)):
             with contextlib.suppress(Exception):
                 await self.dispatcher.close_session(str(session_id))
 

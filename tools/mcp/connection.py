@@ -78,6 +78,10 @@ class McpConnection:
         self.ready_at: float | None = None
         self.dead_reason: str | None = None
         self.tool_names: set[str] | None = None
+        self.task_support: dict[str, str] = {}
+        """Each listed tool's ``execution.taskSupport`` (``required`` / ``optional``; absent: forbidden)."""
+        self.on_resource_updated: Callable[[McpConnection, str], Awaitable[Any]] | None = None
+        """Told of each ``notifications/resources/updated`` (the manager's subscriptions)."""
         """The server's own tool names, once listed (pseudo tools yield to a real tool of the same name)."""
         self.protocol_version: str | None = None
         self.server_info: mt.Implementation | None = None
@@ -171,7 +175,8 @@ class McpConnection:
                 transport = await self._open_transport(stack)
                 client = Client(transport, sampling_callback=self._on_sampling, elicitation_callback=self._on_elicitation,
                                 list_roots_callback=self._on_roots, logging_callback=self._on_log,
-                                log_level=self.cfg.log_level, cache=None, client_info=CLIENT_INFO)
+                                log_level=self.cfg.log_level, cache=None, client_info=CLIENT_INFO,
+                                message_handler=self._on_message)
                 self.client = await stack.enter_async_context(client)
                 if self._stderr is not None:
                     self._stderr.child_started()
@@ -351,6 +356,11 @@ class McpConnection:
             to_python_log(record)
         elif len(state.logs) < MAX_LOGS_PER_CALL:
             state.logs.append(record)
+
+    async def _on_message(self, message: Any) -> None:
+        """A server notification besides progress and logs: a subscribed resource changed."""
+        if isinstance(message, mt.ResourceUpdatedNotification) and self.on_resource_updated is not None:
+            await self.on_resource_updated(self, str(message.params.uri))
 
     async def ping(self) -> float:
         """One round trip to the server, in milliseconds (``ping`` on handshake-era servers, else a

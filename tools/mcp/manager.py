@@ -41,6 +41,7 @@ from troupe.tools.mcp.content import (
     render_resource_read,
 )
 from troupe.tools.mcp.elicitation import Asker, Elicitor
+from troupe.tools.mcp.mcp_tasks import call_as_task, runs_as_task
 from troupe.tools.mcp.models import CallerInfo, McpCallResult
 from troupe.tools.mcp.policy import is_disabled, tool_timeout_s
 from troupe.tools.mcp.sampling import Sampler, no_sampler_message
@@ -52,8 +53,11 @@ from troupe.tools.mcp.specs import (
     LIST_RESOURCES,
     PSEUDO_TOOLS,
     READ_RESOURCE,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
     build_specs,
 )
+from troupe.tools.mcp.subscriptions import Subscriptions, Updater, can_subscribe
 from troupe.tools.mcp.templates import expand_template
 from troupe.tools.spec import ToolSpec
 
@@ -92,6 +96,9 @@ class McpManager:
         self._reaper: asyncio.Task[None] | None = None
         self._by_session: dict[str, set[str]] = {}
         """The keys of each session's own (``scope: session``) connections."""
+        self.subscriptions = Subscriptions()
+        """Which sessions' agents are subscribed to which resources, per connection."""
+        self._notices: set[asyncio.Task[Any]] = set()
 
     # ---- connections ----
     def _bind_loop(self) -> None:
@@ -125,13 +132,22 @@ class McpManager:
                 generation = conn.generation + 1
                 await conn.close()
             conn = McpConnection(server, cfg, sampler=self._sample, elicitor=self._elicit, generation=generation)
+            conn.on_resource_updated = self._resource_updated
             self._conns[key] = conn
             if cfg.scope == "session":
                 self._by_session.setdefault(session_id, set()).add(key)
             if self.idle_close_s is not None and self._reaper is None:
                 self._reaper = asyncio.get_running_loop().create_task(self._close_idle(self.idle_close_s))
             await conn.start()
+            if self.subscriptions.uris(key):  # its server died with subscribers: they still want the updates
+                await self.subscriptions.resubscribe(conn)
             return conn
+
+    async def _resource_updated(self, conn: McpConnection, uri: str) -> None:
+        """Off the connection's reader: a subscriber may take a while (a Ray call), the next message may not."""
+        task = asyncio.get_running_loop().create_task(self.subscriptions.updated(conn, uri))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def _close_idle(self, idle_s: float) -> None:
         """Close connections idle for ``idle_s``, looking every quarter of that, while any are open."""
@@ -140,7 +156,8 @@ class McpManager:
                 await asyncio.sleep(idle_s / 4)
                 now = time.monotonic()
                 idle = [(key, conn) for key, conn in self._conns.items()
-                        if conn.in_flight == 0 and conn.ready_at is not None and now - conn.idle_since >= idle_s]
+                        if conn.in_flight == 0 and conn.ready_at is not None and now - conn.idle_since >= idle_s
+                        and not self.subscriptions.uris(key)]  # a subscribed connection waits for its updates
                 await self._drop([key for key, _ in idle])
         finally:
             if self._reaper is asyncio.current_task():
@@ -163,7 +180,8 @@ class McpManager:
         if self._loop is not asyncio.get_running_loop():
             return 0
         return await self._drop([key for key, conn in self._conns.items() if conn.cfg.scope != "session"
-                                 and conn.in_flight == 0 and conn.ready_at is not None])
+                                 and conn.in_flight == 0 and conn.ready_at is not None
+                                 and not self.subscriptions.uris(key)])
 
     async def _sample(self, server: str, cfg: McpServerConfig, params: mt.CreateMessageRequestParams,
                       caller: CallerInfo | None) -> mt.CreateMessageResult:
@@ -185,7 +203,10 @@ class McpManager:
         return await conn.ping()
 
     async def close_session(self, session_id: str) -> int:
-        """Close a session's own connections (its ``scope: session`` servers exit); returns how many."""
+        """End a session's resource subscriptions (``resources/unsubscribe`` where nobody else wants the resource)
+        and close its own connections (its ``scope: session`` servers exit); returns how many connections."""
+        if self._loop is asyncio.get_running_loop():
+            await self.subscriptions.end_session(session_id, self._conns)
         return await self._drop(list(self._by_session.pop(session_id, set())))
 
     async def _request(self, server: str, cfg: McpServerConfig, what: str, op: Callable[[Client], Awaitable[T]],
@@ -200,8 +221,7 @@ class McpManager:
         caps = conn.capabilities
         tools: list[mt.Tool] = []
         if caps.tools is not None:
-            tools = await conn.request(
-                "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), cfg.timeout_s)
+            tools = await self._list_server_tools(conn)
         conn.tool_names = {t.name for t in tools}
         known: list[mt.Resource] = []
         if caps.resources is not None:
@@ -211,30 +231,48 @@ class McpManager:
                 known = []
         return build_specs(server, cfg, tools, resources=caps.resources is not None,
                            prompts=caps.prompts is not None, known_resources=known,
-                           completions=caps.completions is not None)
+                           completions=caps.completions is not None, subscribe=can_subscribe(conn))
+
+    async def _list_server_tools(self, conn: McpConnection) -> list[mt.Tool]:
+        tools: list[mt.Tool] = await conn.request(
+            "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), conn.cfg.timeout_s)
+        conn.tool_names = {t.name for t in tools}
+        conn.task_support = {t.name: t.execution.task_support for t in tools
+                             if t.execution is not None and t.execution.task_support in ("required", "optional")}
+        return tools
 
     async def call(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any], *,
                    caller: CallerInfo | None = None,
                    on_progress: Callable[[dict[str, Any]], Any] | None = None,
-                   on_elicit: Asker | None = None) -> McpCallResult:
+                   on_elicit: Asker | None = None, on_update: Updater | None = None) -> McpCallResult:
         """Call ``tool`` (the server's own name, or a resource / prompt pseudo tool) with a timeout
         of its ``tools`` entry's ``timeout_s`` or ``cfg.timeout_s``. Progress notifications are collected
         and forwarded to ``on_progress`` as they arrive; sampling requests made during the call are
         answered for ``caller``; its elicitation requests go to ``on_elicit`` (the calling session) when given, else to
-        the manager's elicitor. A tool its entry disables is refused here too, before the server sees it."""
+        the manager's elicitor. A tool its entry disables is refused here too, before the server sees it.
+        ``subscribe_resource`` keeps ``on_update`` (the calling session's) to tell the caller of each update. A tool
+        whose server requires (or, configured, allows) task-augmented execution runs as an MCP task
+        (:mod:`troupe.tools.mcp.mcp_tasks`): its status updates are progress notes."""
         if is_disabled(cfg, tool):
             raise PermissionDeniedError(f"tool {tool!r} of MCP server {server!r} is disabled in its config",
                                         tool=tool, reason="not_granted")
         session_id = caller.session_id if caller is not None else ""
         conn = await self.connection(server, cfg, session_id)
         if tool in PSEUDO_TOOLS and not await self._is_real_tool(conn, tool):
+            if tool in (SUBSCRIBE, UNSUBSCRIBE):
+                return await self.subscriptions.call(conn, tool, arguments or {}, caller, on_update)
             return await self._pseudo(server, cfg, tool, arguments or {}, session_id)
         state = CallState(caller=caller, on_progress=on_progress, on_elicit=on_elicit)
+        timeout_s = tool_timeout_s(cfg, tool)
+        if conn.tool_names is None and conn.capabilities.tools is not None:
+            await self._list_server_tools(conn)  # a new connection: which tools run as tasks
+        as_task = runs_as_task(cfg, tool, conn.task_support.get(tool))
         with conn.track(state):
             result = await conn.request(
                 f"tool {tool!r}",
-                lambda c: c.call_tool(tool, arguments or {}, progress_callback=state.report_progress),
-                tool_timeout_s(cfg, tool),
+                (lambda c: call_as_task(c, server, tool, arguments or {}, state.report_progress, timeout_s=timeout_s))
+                if as_task else lambda c: c.call_tool(tool, arguments or {}, progress_callback=state.report_progress),
+                timeout_s,
             )
         rendered = render_call_result(result)
         return rendered.model_copy(update={"progress": list(state.progress), "sampling": list(state.sampling),
@@ -242,10 +280,8 @@ class McpManager:
 
     async def _is_real_tool(self, conn: McpConnection, name: str) -> bool:
         if conn.tool_names is None:
-            tools = await conn.request(
-                "listing its tools", lambda c: _all_pages(lambda cur: c.list_tools(cursor=cur), "tools"), conn.cfg.timeout_s)
-            conn.tool_names = {t.name for t in tools}
-        return name in conn.tool_names
+            await self._list_server_tools(conn)
+        return name in (conn.tool_names or ())
 
     async def _pseudo(self, server: str, cfg: McpServerConfig, tool: str, arguments: dict[str, Any],
                       session_id: str = "") -> McpCallResult:
@@ -321,6 +357,7 @@ class McpManager:
         """Close every connection (stdio children are stopped and reaped); the manager can be used
         again afterwards and starts afresh."""
         conns, self._conns, self._starting, self._by_session = list(self._conns.values()), {}, {}, {}
+        self.subscriptions = Subscriptions()
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None

@@ -74,6 +74,9 @@ class McpCallResult(BaseModel):
     ``action``, ``by``, ...; never the answer's values)."""
     logs: list[dict[str, Any]] = Field(default_factory=list)
     """The server's log messages during the call: ``{"server", "level", "logger", "data"}``."""
+    subscription: dict[str, Any] | None = None
+    """A ``subscribe_resource`` / ``unsubscribe_resource`` call's outcome: ``{"server", "uri", "action",
+    "changed"}`` (an ``mcp.subscription`` event)."""
 
     def __str__(self) -> str:
         return self.text

@@ -28,7 +28,10 @@ RESOURCE_TOOLS = (LIST_RESOURCES, READ_RESOURCE)
 PROMPT_TOOLS = (LIST_PROMPTS, GET_PROMPT)
 COMPLETE = "complete"
 """Argument completion (``completion/complete``) for a prompt's or a resource template's argument."""
-PSEUDO_TOOLS = frozenset((*RESOURCE_TOOLS, *PROMPT_TOOLS, COMPLETE))
+SUBSCRIBE = "subscribe_resource"
+UNSUBSCRIBE = "unsubscribe_resource"
+"""Resource subscriptions (servers whose ``resources`` capability has ``subscribe``): :mod:`.subscriptions`."""
+PSEUDO_TOOLS = frozenset((*RESOURCE_TOOLS, *PROMPT_TOOLS, COMPLETE, SUBSCRIBE, UNSUBSCRIBE))
 """Tool names ``McpManager.call`` routes to the resource and prompt APIs (unless the server has a
 real tool of the same name, which wins)."""
 
@@ -146,9 +149,21 @@ def complete_spec(server: str, cfg: McpServerConfig) -> ToolSpec:
                                         f"server {server!r} (completion).", schema, True)
 
 
+def subscription_specs(server: str, cfg: McpServerConfig) -> list[ToolSpec]:
+    """``<server>__subscribe_resource`` / ``__unsubscribe_resource``: a notice in the agent's mailbox each time the
+    resource changes, until it unsubscribes or its session ends."""
+    schema = {"type": "object", "properties": {"uri": {"type": "string", "description": "The resource URI."}},
+              "required": ["uri"], "additionalProperties": False}
+    return [
+        _spec(server, cfg, SUBSCRIBE, f"Subscribe to a resource of MCP server {server!r}: you get a notice message "
+                                      "each time it changes (until you unsubscribe or the session ends).", schema, True),
+        _spec(server, cfg, UNSUBSCRIBE, f"Stop the notices of a resource of MCP server {server!r}.", schema, True),
+    ]
+
+
 def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, resources: bool = False,
                 prompts: bool = False, known_resources: Sequence[mt.Resource] = (),
-                completions: bool = False) -> list[ToolSpec]:
+                completions: bool = False, subscribe: bool = False) -> list[ToolSpec]:
     """Specs for a server's tools, plus the resource / prompt tools when it has those capabilities
     (a real tool of the same name takes precedence)."""
     if SEPARATOR in server:
@@ -158,6 +173,7 @@ def build_specs(server: str, cfg: McpServerConfig, tools: Sequence[mt.Tool], *, 
     real = {t.name for t in tools}
     extra = (resource_specs(server, cfg, known_resources) if resources else []) + (prompt_specs(server, cfg) if prompts else [])
     extra += [complete_spec(server, cfg)] if completions else []
+    extra += subscription_specs(server, cfg) if subscribe else []
     specs += [s for s in extra if s.name.split(SEPARATOR, 1)[1] not in real]
     return specs
 
@@ -171,6 +187,8 @@ __all__ = [
     "PSEUDO_TOOLS",
     "READ_RESOURCE",
     "RESOURCE_TOOLS",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
     "build_specs",
     "complete_spec",
     "needs_approval",
@@ -178,5 +196,6 @@ __all__ = [
     "prompt_specs",
     "resource_specs",
     "strip_titles",
+    "subscription_specs",
     "tool_spec",
 ]
