@@ -50,6 +50,8 @@ EventType = Literal[
     "elicitation.requested",
     "elicitation.answered",
     "mcp.log",
+    "mcp.subscription",
+    "mcp.resource_updated",
     "a2a.request",
     "a2a.update",
     "a2a.response",

@@ -36,7 +36,13 @@ from troupe.runtime.events.llm import (
     LLMResponsePayloadV1,
     LLMTokenPayload,
 )
-from troupe.runtime.events.mcp import ElicitationAnsweredPayload, ElicitationRequestedPayload, McpLogPayload
+from troupe.runtime.events.mcp import (
+    ElicitationAnsweredPayload,
+    ElicitationRequestedPayload,
+    McpLogPayload,
+    McpResourceUpdatedPayload,
+    McpSubscriptionPayload,
+)
 from troupe.runtime.events.memory import (
     MemoryForgottenPayload,
     MemoryRecalledPayload,
@@ -94,6 +100,7 @@ AnyPayload = Annotated[
         SkillLoadedPayload,
         KnowledgeSearchedPayload,
         ElicitationRequestedPayload, ElicitationAnsweredPayload, McpLogPayload,
+        McpSubscriptionPayload, McpResourceUpdatedPayload,
         A2ARequestPayload, A2AUpdatePayload, A2AResponsePayload,
     ],
     Field(discriminator="event_type"),
