@@ -126,6 +126,11 @@ class HostActor:
         """A progress notification of an MCP call this host's agent is making (from the node's MCP actor)."""
         self.core.dispatcher.progress(key, note)  # type: ignore[attr-defined]  # a RayDispatcher here
 
+    async def tool_update(self, note: dict[str, Any]) -> None:
+        """An update of an MCP resource an agent here subscribed to (from the node's MCP actor): a notice in its
+        mailbox and an ``mcp.resource_updated`` event."""
+        await self.core.dispatcher.update(note)  # type: ignore[attr-defined]  # a RayDispatcher here
+
     async def tool_elicit(self, key: str, request: dict[str, Any]) -> dict[str, Any]:
         """An elicitation request of an MCP call this host's agent is making (from the node's MCP actor): the
         calling session answers it, and the answer goes back to the server."""

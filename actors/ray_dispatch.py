@@ -11,7 +11,7 @@ from ray.actor import ActorHandle
 
 from troupe.actors.naming import NAMESPACE
 from troupe.actors.transport import remote_call
-from troupe.runtime.agent.dispatch import ElicitCallback, McpRequest, ProgressCallback
+from troupe.runtime.agent.dispatch import ElicitCallback, McpRequest, ProgressCallback, UpdateCallback
 from troupe.runtime.agent.scheduler import SchedulerCore, ToolJob
 from troupe.runtime.config import McpServerConfig, ModelProfile
 from troupe.runtime.safety import SecretRef
@@ -35,6 +35,9 @@ class RayDispatcher:
         """The ``on_progress`` of each MCP call in flight, by idempotency key."""
         self._elicit: dict[str, ElicitCallback] = {}
         """The ``on_elicit`` of each MCP call in flight, by idempotency key."""
+        self._updates: dict[tuple[str, str], UpdateCallback] = {}
+        """The ``on_update`` of each agent here with resource subscriptions, by ``(session id, agent)``: until its
+        session closes (the node's MCP actor tells :meth:`update` of each update)."""
 
     @property
     def scheduler(self) -> ActorHandle:
@@ -43,11 +46,14 @@ class RayDispatcher:
         return self._scheduler
 
     async def run(self, tool: Tool, job: ToolJob, ctx: ToolContext, mcp: McpRequest | None = None,
-                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None) -> Any:
+                  on_progress: ProgressCallback | None = None, on_elicit: ElicitCallback | None = None,
+                  on_update: UpdateCallback | None = None) -> Any:
         if job.execution is Execution.INLINE:
             return await self.local.run(job, lambda: call_with(job.secrets, lambda: tool.call_validated(job.kwargs, ctx)))
         job = job.model_copy(update={"node_id": self.node_id})
         if job.execution is Execution.MCP and mcp is not None:
+            if on_update is not None:
+                self._updates[(mcp.session_id, mcp.agent)] = on_update
             return await self._run_mcp(job, mcp, on_progress, on_elicit)
         # a cpu tool with sandbox=True travels as a SandboxedCall: its Ray task runs it in a sandboxed child
         target = mcp if job.execution is Execution.MCP else sandboxed_target(tool, ctx, job.timeout_s)
@@ -99,6 +105,12 @@ class RayDispatcher:
             return {"action": "decline", "by": "nobody", "reason": "the call has nobody to answer elicitation requests"}
         return await callback(request)
 
+    async def update(self, note: dict[str, Any]) -> None:
+        """An update of a resource an agent here subscribed to (from the node's MCP actor): its notice and event."""
+        callback = self._updates.get((str(note.get("session_id", "")), str(note.get("agent", ""))))
+        if callback is not None:
+            await callback(note)
+
     def _own_handle(self) -> ActorHandle | None:
         """The host actor this dispatcher runs in (where progress is sent back); ``None`` outside an actor."""
         if self._handle is None:
@@ -113,6 +125,8 @@ class RayDispatcher:
         await remote_call(self.scheduler.open_session.remote(session_id, dict(models), dict(secrets or {})))
 
     async def close_session(self, session_id: str) -> None:
+        for who in [who for who in self._updates if who[0] == session_id]:
+            del self._updates[who]
         await remote_call(self.scheduler.close_session.remote(session_id))
 
     async def close_idle_mcp(self) -> int:

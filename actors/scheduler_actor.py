@@ -116,8 +116,9 @@ class McpNodeActor:
         """One call of an agent's host, under this node's caps, timeout and retries (:attr:`core`). Each
         progress notification goes to ``reply_to`` (the calling host actor) as it arrives:
         ``reply_to.tool_progress(job.idempotency_key, note)``, fire and forget; each elicitation request is
-        answered by it (``reply_to.tool_elicit``: the calling session)."""
-        on_progress = on_elicit = None
+        answered by it (``reply_to.tool_elicit``: the calling session); a ``subscribe_resource`` call's updates go
+        to it too, for as long as the subscription lasts (``reply_to.tool_update``)."""
+        on_progress = on_elicit = on_update = None
         if reply_to is not None:
             def on_progress(note: dict[str, Any], key: str = job.idempotency_key) -> None:
                 reply_to.tool_progress.remote(key, note)
@@ -125,9 +126,14 @@ class McpNodeActor:
             async def on_elicit(request: dict[str, Any], key: str = job.idempotency_key) -> dict[str, Any]:
                 return await remote_call(reply_to.tool_elicit.remote(key, request))  # the session answers
 
+            if request.tool == "subscribe_resource":  # specs.SUBSCRIBE
+                def on_update(note: dict[str, Any]) -> None:
+                    reply_to.tool_update.remote(note)  # fire and forget: the subscriber's host records and delivers
+
         return await self.core.run(job, lambda: self.manager.call(request.server, request.config, request.tool,
                                                                   job.kwargs, caller=request.caller(),
-                                                                  on_progress=on_progress, on_elicit=on_elicit))
+                                                                  on_progress=on_progress, on_elicit=on_elicit,
+                                                                  on_update=on_update))
 
     async def list_tools(self, server: str, config: McpServerConfig, session_id: str = "") -> list[ToolSpec]:
         return await self.manager.list_tools(server, config, session_id)
