@@ -3,7 +3,8 @@
 With no key in the store the server listens on loopback only and answers loopback clients (as ``troupe mcp
 serve`` does); once a key exists every JSON-RPC request needs ``Authorization: Bearer trp_...`` of a key with
 role ``user`` or above. The agent card stays public (A2A clients read it to learn how to authenticate: it
-declares the Bearer scheme). Refusals are answered 401/403/429 and recorded as ``access.denied`` events
+declares the Bearer scheme). The key's user (``local`` without keys) is the request's user, so a decision on an
+approval names who made it. Refusals are answered 401/403/429 and recorded as ``access.denied`` events
 (``agent`` ``a2a``) in the lake.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from starlette.authentication import SimpleUser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -55,6 +57,7 @@ class KeyGate:
                 extra["Retry-After"] = retry_after_header(denied.retry_after_s)
             await JSONResponse(denied.body(), status_code=denied.status_code, headers=extra)(scope, receive, send)
             return
+        scope["user"] = SimpleUser(who.user)  # the SDK's call context carries it: who answered an approval
         await self.app(scope, receive, send)
 
 

@@ -4,7 +4,8 @@ One A2A context is one Troupe session (a conversation: ``troupe chat``'s kind), 
 message; each A2A task is one user turn of it. While the turn runs, the session's events become the task's
 status updates (``working`` with what the agents say to each other, the tasks they create and the tools they
 call); an approval the session waits for makes the task ``input-required`` and the client's next message on
-that task (``approve``/``yes`` or anything else, which denies) decides it. The turn's reply completes the task,
+that task decides it (:func:`answer`: a data part ``{"approve": true|false, "reason": ...}``, else its words:
+``approve``/``yes``/``ok`` approve, anything else denies). The turn's reply completes the task,
 as its status message and a ``reply`` artifact, and the blackboard entries written during the turn come as
 artifacts named by their keys. ``tasks/cancel`` cancels the session (a later message in that context starts a
 new one). Plain asyncio; the session is any :class:`~troupe.runtime.session.handle.Session` (local or Ray).
@@ -22,8 +23,10 @@ from a2a.helpers import get_message_text, new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
-from a2a.types import Part
+from a2a.types import Message, Part
+from google.protobuf.json_format import MessageToDict
 
+from troupe.runtime.errors import TroupeError
 from troupe.runtime.events import Event
 from troupe.runtime.session.handle import Session
 from troupe.runtime.session.supervisor import SessionResult, SessionStatus
@@ -47,6 +50,8 @@ class Conversation:
     """The running turn's result (kept while the task waits for input)."""
     approval: str | None = None
     """The approval the task waits for."""
+    waiting: str | None = None
+    """The id of the A2A task that is ``input-required`` (its next message answers the approval)."""
     seen: dict[str, int] = field(default_factory=dict)
     """Blackboard key -> version already sent as an artifact."""
     ended: bool = False
@@ -67,18 +72,58 @@ def describe(event: Event) -> str | None:
     return None
 
 
-class TeamExecutor(AgentExecutor):
-    """Runs A2A tasks as turns of Troupe sessions opened by ``open_session()`` (one per context)."""
+def answer(message: Message) -> tuple[bool, str]:
+    """An approval's answer: ``(approved, what the client said)``. A data part with a boolean ``approve`` (or
+    ``approved``) decides, its ``reason`` (else the message's text) said why; without one, the text's words do
+    (:data:`APPROVE_WORDS` approve; anything else, silence included, denies)."""
+    text = get_message_text(message).strip()
+    for part in message.parts:
+        if part.WhichOneof("content") != "data":
+            continue
+        data = MessageToDict(part)["data"]
+        if isinstance(data, dict):
+            flag = data.get("approve", data.get("approved"))
+            if isinstance(flag, bool):
+                return flag, str(data.get("reason") or text or json.dumps(data))
+    return text.lower().rstrip(".!") in APPROVE_WORDS, text
 
-    def __init__(self, open_session: Callable[[], Awaitable[Session]], *, turn_timeout_s: float | None = None) -> None:
+
+def approval_request(event: Event) -> tuple[str, list[Part]]:
+    """The approval's id and the ``input-required`` message's parts for an ``approval.requested`` event: a line
+    for people, and a data part for programs (what is asked, and how to answer)."""
+    p = json.loads(event.payload or "{}")
+    tool = p.get("tool") or event.tool or ""
+    line = (f"{event.agent} wants to call {tool} with {str(p.get('arguments', ''))[:PREVIEW]}; "
+            "answer 'approve' to let it run, anything else denies it")
+    data = {"approval_id": p.get("id") or "", "agent": event.agent or "", "tool": tool,
+            "arguments": str(p.get("arguments", ""))[:2000], "timeout_s": p.get("timeout_s"),
+            "answer": {"approve": "boolean", "reason": "string (optional)"}}
+    part = Part()
+    part.data.struct_value.update(data)
+    part.media_type = "application/json"
+    return str(p.get("id") or ""), [Part(text=line), part]
+
+
+def _caller(context: RequestContext) -> str:
+    """Who sent the request: the API key's user (``local`` without keys), for the record of a decision."""
+    user = context.call_context.user if context.call_context is not None else None
+    return user.user_name if user is not None and user.is_authenticated else ""
+
+
+class TeamExecutor(AgentExecutor):
+    """Runs A2A tasks as turns of Troupe sessions opened by ``open_session(owner)`` (one per context; the owner is
+    the user of the API key that sent the context's first message, ``None`` when unknown)."""
+
+    def __init__(self, open_session: Callable[[str | None], Awaitable[Session]], *,
+                 turn_timeout_s: float | None = None) -> None:
         self.open_session = open_session
         self.turn_timeout_s = turn_timeout_s
         self.conversations: dict[str, Conversation] = {}
 
-    async def _conversation(self, context_id: str) -> Conversation:
+    async def _conversation(self, context_id: str, owner: str | None) -> Conversation:
         conv = self.conversations.get(context_id)
         if conv is None or conv.ended:
-            conv = Conversation(session=await self.open_session())
+            conv = Conversation(session=await self.open_session(owner))
             conv.pump = asyncio.get_running_loop().create_task(self._pump(conv), name=f"a2a-events:{context_id}")
             self.conversations[context_id] = conv
         return conv
@@ -100,15 +145,11 @@ class TeamExecutor(AgentExecutor):
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         text = get_message_text(context.message)
         conv = self.conversations.get(task.context_id)
-        if conv is not None and conv.approval is not None and conv.turn is not None:  # the input it asked for
-            approved = text.strip().lower().rstrip(".!") in APPROVE_WORDS
-            decide = conv.session.approve if approved else conv.session.deny
-            await decide(conv.approval, f"{'approved' if approved else 'denied'} by the A2A client: {text[:200]}")
-            conv.approval = None
-            await updater.start_work()
+        if conv is not None and conv.waiting == task.id and conv.turn is not None:  # the input it asked for
+            await self._decide(conv, context, updater)
             await self._follow(conv, updater)
             return
-        conv = await self._conversation(task.context_id)
+        conv = await self._conversation(task.context_id, _caller(context) or None)
         if conv.turn is not None:  # one turn at a time per session
             await updater.reject(updater.new_agent_message([Part(text=(
                 "another task of this context is still running (or waiting for input); wait for it, "
@@ -118,6 +159,23 @@ class TeamExecutor(AgentExecutor):
         await conv.session.send(text)
         conv.turn = asyncio.get_running_loop().create_task(conv.session.result(timeout=self.turn_timeout_s))
         await self._follow(conv, updater)
+
+    async def _decide(self, conv: Conversation, context: RequestContext, updater: TaskUpdater) -> None:
+        """Answer the approval the task waits for with the client's message (already decided: say so, go on)."""
+        assert context.message is not None and conv.approval is not None
+        approved, said = answer(context.message)
+        who = _caller(context)
+        reason = f"{'approved' if approved else 'denied'} by the A2A client{f' ({who})' if who else ''}: {said[:200]}"
+        approval, conv.approval, conv.waiting = conv.approval, None, None
+        decide = conv.session.approve if approved else conv.session.deny
+        try:
+            await decide(approval, reason)
+        except TroupeError as e:  # it timed out (denied) or the turn ended while the task waited
+            log.info("approval %s: %s", approval, e)
+            await updater.start_work(updater.new_agent_message([Part(text=(
+                f"approval {approval} was already decided (it timed out, or its turn ended); the answer was not used"))]))
+            return
+        await updater.start_work(updater.new_agent_message([Part(text=reason)]))
 
     async def _follow(self, conv: Conversation, updater: TaskUpdater) -> None:
         """Status updates until the turn ends (then the task's end) or waits for an approval (``input-required``)."""
@@ -130,11 +188,11 @@ class TeamExecutor(AgentExecutor):
                 continue
             event = getter.result()
             if event.type == "approval.requested":
-                p = json.loads(event.payload or "{}")
-                conv.approval = str(p.get("id") or "")
-                await updater.requires_input(updater.new_agent_message([Part(text=(
-                    f"{event.agent} wants to call {p.get('tool', event.tool)} with {str(p.get('arguments', ''))[:PREVIEW]}; "
-                    "answer 'approve' to let it run, anything else denies it"))]))
+                approval, parts = approval_request(event)
+                if not await self._still_pending(conv, approval):  # the team's approval policy decided it at once
+                    continue
+                conv.approval, conv.waiting = approval, updater.task_id
+                await updater.requires_input(updater.new_agent_message(parts))
                 return
             line = describe(event)
             if line is not None:
@@ -143,6 +201,14 @@ class TeamExecutor(AgentExecutor):
         conv.turn = None
         await self._drain(conv, updater)
         await self._finish(conv, updater, result)
+
+    @staticmethod
+    async def _still_pending(conv: Conversation, approval: str) -> bool:
+        try:
+            return any(a.get("id") == approval for a in await conv.session.approvals())
+        except Exception:
+            log.debug("listing the approvals of session %s", conv.session.id, exc_info=True)
+            return True
 
     async def _drain(self, conv: Conversation, updater: TaskUpdater) -> None:
         """The turn's events still on their way (its ``turn.finished`` closes them), as status updates."""
@@ -212,4 +278,4 @@ class TeamExecutor(AgentExecutor):
         self.conversations.clear()
 
 
-__all__ = ["APPROVE_WORDS", "Conversation", "TeamExecutor", "describe"]
+__all__ = ["APPROVE_WORDS", "Conversation", "TeamExecutor", "answer", "approval_request", "describe"]

@@ -88,8 +88,8 @@ async def serve(options: A2AOptions) -> None:
         troupe = await Troupe.connect(address=options.address, lake=lake, placement=options.placement,
                                       logging_level=logging.WARNING)
 
-    async def open_session() -> Any:
-        return await troupe.open(team, placement=options.placement, conversation=True)
+    async def open_session(owner: str | None) -> Any:
+        return await troupe.open(team, placement=options.placement, conversation=True, owner=owner)
 
     executor = TeamExecutor(open_session, turn_timeout_s=options.turn_timeout_s)
     url = options.public_url or f"http://{options.host}:{options.port}/"

@@ -1,6 +1,8 @@
 """``troupe a2a serve``: a real A2A client (a2a-sdk, from a venv of its own) reads the card of a scripted team,
-streams a task to completion, gets it with its artifacts (the reply and the blackboard entry), and cancels a
-second, long task; the session and access refusals are in the lake."""
+streams a task to completion, gets it with its artifacts (the reply and the blackboard entry), cancels a
+second, long task, and answers approvals (the task is ``input-required``; words or a data part approve or deny
+it); the sessions, decisions and access refusals are in the lake. One server serves the module's client
+scenarios (one client process runs them all): starting and stopping servers is most of these tests' time."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,93 +29,212 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Served:
-    def __init__(self, url: str, lake: Path, proc: subprocess.Popen[str]) -> None:
-        self.url, self.lake, self.proc = url, lake, proc
+    def __init__(self, url: str, lake: Path, proc: subprocess.Popen[str], token: str | None = None) -> None:
+        self.url, self.lake, self.proc, self.token = url, lake, proc, token
 
 
-def _start(tmp_path: Path, env: dict[str, str], *extra: str) -> Served:
-    team = tmp_path / "team.yaml"
+def _launch(folder: Path, env: dict[str, str], *extra: str, token: str | None = None) -> Served:
+    team = folder / "team.yaml"
     team.write_text(SERVED_TEAM)
-    port, lake = free_port(), tmp_path / "lake"
+    port, lake = free_port(), folder / "lake"
     proc = subprocess.Popen([sys.executable, "-m", "troupe.runtime.cli", "a2a", "serve", str(team), "--local",
                              "--port", str(port), "--lake", str(lake), *extra],
                             cwd=REPO, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    return Served(f"http://127.0.0.1:{port}/", lake, proc, token)
+
+
+def _ready(served: Served) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{url}.well-known/agent-card.json", timeout=1).status_code == 200:
-                return Served(url, lake, proc)
+            if httpx.get(f"{served.url}.well-known/agent-card.json", timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"troupe a2a serve did not start: {proc.stderr.read() if proc.stderr else ''}")
+        if served.proc.poll() is not None or time.monotonic() > deadline:
+            served.proc.kill()
+            raise AssertionError(f"troupe a2a serve did not start: {served.proc.communicate()[1]}")
         time.sleep(0.1)
 
 
 def _stop(served: Served) -> str:
-    served.proc.send_signal(signal.SIGINT)
+    if served.proc.poll() is None:
+        served.proc.send_signal(signal.SIGINT)
     _, err = served.proc.communicate(timeout=30)
-    return err
+    return err or ""
 
 
-@pytest.fixture
-def home_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {**os.environ, "TROUPE_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
-    yield env
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
+    """The module's two servers, started side by side: ``open`` (no API keys) and ``keyed`` (a key of alice's)."""
+    from troupe.runtime.access import KeyStore
 
-
-def test_a2a_client_streams_gets_artifacts_and_cancels(a2a_peer_python: Path, tmp_path: Path,
-                                                       home_env: dict[str, str]) -> None:
-    served = _start(tmp_path, home_env)
+    folders = {name: tmp_path_factory.mktemp(f"a2a-{name}") for name in ("open", "keyed")}
+    token, _ = KeyStore(folders["keyed"] / "home" / "keys.json").create("alice", role="user")
+    launched = {name: _launch(folder, _env(folder / "home"), token=token if name == "keyed" else None)
+                for name, folder in folders.items()}
     try:
-        out = subprocess.run([str(a2a_peer_python), str(CLIENT_SCRIPT), served.url], capture_output=True, text=True,
-                             timeout=120, stdin=subprocess.DEVNULL)
+        for served in launched.values():
+            _ready(served)
+        yield launched
+    finally:
+        for served in launched.values():
+            if served.proc.poll() is None:
+                served.proc.send_signal(signal.SIGINT)
+        for served in launched.values():
+            _stop(served)
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "TROUPE_HOME": str(home), "PYTHONPATH": str(REPO)}
+
+
+def _client(python: Path, url: str, *scenarios: str, token: str | None = None) -> dict[str, Any]:
+    out = subprocess.run([str(python), str(CLIENT_SCRIPT), url, *(["--token", token] if token else []), *scenarios],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.stdout)
+    for name, part in report.items():
+        assert "error" not in part, f"{name}: {part['error']}"
+    return report
+
+
+@dataclass
+class Run:
+    report: dict[str, Any]
+    lake: Path
+    marks: Path
+    """Where the approval scenarios' tool writes its files (a file exists: the call ran)."""
+
+
+ANSWERS = {"yes-words": "text:approve", "no-words": "text:no, not now", "yes-data": "data:true", "no-data": "data:false"}
+
+
+@pytest.fixture(scope="module")
+def run(a2a_peer_python: Path, servers: dict[str, Served]) -> Run:
+    """The open server's client tests: the client runs every scenario in one process, then the server stops (its
+    sessions end and the lake has all their events)."""
+    served = servers["open"]
+    marks = served.lake.parent / "marks"
+    marks.mkdir()
+    try:
+        report = _client(a2a_peer_python, served.url, "stream",
+                         *(f"{_kind(name)}:{marks / name}:{answer}" for name, answer in ANSWERS.items()))
     finally:
         err = _stop(served)
-    assert out.returncode == 0, out.stderr[-3000:]
     assert served.proc.returncode == 0, err[-3000:]
-    report = json.loads(out.stdout)
+    return Run(report, served.lake, marks)
+
+
+def test_a2a_client_streams_gets_artifacts_and_cancels(run: Run) -> None:
+    report = run.report
     assert report["card"] == {"name": "greeter", "streaming": True, "skills": ["greeter", "helper"], "secured": False}
-    updates = report["updates"]
+    stream = report["stream"]
+    updates = stream["updates"]
     assert updates[0] == ["task", "submitted"] and updates[-1] == ["status", "completed", "echo: hello"]
     assert ["status", "working", "greeter calls blackboard_put"] in updates
     assert ["artifact", "notes/greeting", "hi there"] in updates and ["artifact", "reply", "echo: hello"] in updates
-    assert report["task"] == {"state": "completed", "artifacts": {"notes/greeting": "hi there", "reply": "echo: hello"}}
-    assert report["cancel"] == "canceled" and report["cancelled_task"] == "canceled"
-    sessions = rows(served.lake, "SELECT session_id, status FROM events WHERE type = 'session.finished' ORDER BY ts")
-    assert sorted(r["status"] for r in sessions) == ["cancelled", "completed"]  # the cancelled one; the conversation at exit
-    replies = rows(served.lake, "SELECT count(*) AS n FROM events WHERE type = 'blackboard.put'")
-    assert replies[0]["n"] == 1
+    assert stream["task"] == {"state": "completed", "artifacts": {"notes/greeting": "hi there", "reply": "echo: hello"}}
+    assert stream["cancel"] == "canceled" and stream["cancelled_task"] == "canceled"
+    sessions = rows(run.lake, "SELECT session_id, status FROM events WHERE type = 'session.finished' ORDER BY ts")
+    # the cancelled one; the other conversations when the server stopped
+    assert sorted(r["status"] for r in sessions) == ["cancelled"] + ["completed"] * (1 + len(ANSWERS))
+    puts = rows(run.lake, "SELECT count(*) AS n FROM events WHERE type = 'blackboard.put'")
+    assert puts[0]["n"] == 1
 
 
-def test_with_api_keys_requests_need_a_bearer_key_and_the_card_says_so(a2a_peer_python: Path, tmp_path: Path,
-                                                                       home_env: dict[str, str]) -> None:
-    from troupe.runtime.access import KeyStore
+def _kind(name: str) -> str:
+    return "approve+intrude" if name == "no-words" else "approve"
 
-    token, _ = KeyStore(Path(home_env["TROUPE_HOME"]) / "keys.json").create("alice", role="user")
-    served = _start(tmp_path, home_env)
+
+def _scenario(run: Run, name: str) -> dict[str, Any]:
+    return run.report[f"{_kind(name)}:{run.marks / name}:{ANSWERS[name]}"]
+
+
+def test_an_approval_makes_the_task_input_required_with_what_is_asked(run: Run) -> None:
+    first = _scenario(run, "yes-words")["first"]
+    assert first[0] == ["task", "submitted"] and ["status", "working", "greeter calls write_mark"] in first
+    kind, state, line, [asked] = first[-1]
+    assert (kind, state) == ("status", "input_required") and "greeter wants to call write_mark" in line
+    assert asked["tool"] == "write_mark" and asked["agent"] == "greeter" and asked["approval_id"]
+    assert json.loads(asked["arguments"]) == {"path": str(run.marks / "yes-words")}
+    assert asked["answer"] == {"approve": "boolean", "reason": "string (optional)"}
+
+
+@pytest.mark.parametrize("name", ["yes-words", "yes-data"])
+def test_an_approved_call_runs_and_the_task_completes(run: Run, name: str) -> None:
+    scenario = _scenario(run, name)
+    path = run.marks / name
+    assert path.read_text() == "written"  # the side effect happened
+    reply = f"write: wrote {path}"
+    assert scenario["second"][-1] == ["status", "completed", reply], scenario["second"]
+    assert scenario["state"] == "completed" and scenario["artifacts"] == {"reply": reply}
+    why = "approve" if name == "yes-words" else "data says true"
+    assert ["status", "working", f"approved by the A2A client (local): {why}"] in scenario["second"]
+    decided = _decisions(run, path)
+    assert decided == [("approved", "client", f"approved by the A2A client (local): {why}")]
+
+
+@pytest.mark.parametrize("name", ["no-words", "no-data"])
+def test_a_denied_call_does_not_run_and_the_task_completes_with_the_refusal(run: Run, name: str) -> None:
+    scenario = _scenario(run, name)
+    path = run.marks / name
+    assert not path.exists()  # never ran
+    why = "no, not now" if name == "no-words" else "data says false"
+    reason = f"denied by the A2A client (local): {why}"
+    last = scenario["second"][-1]
+    assert last[:2] == ["status", "completed"] and "needs the user's approval and did not get it" in last[2]
+    assert reason in last[2] and scenario["state"] == "completed"
+    assert _decisions(run, path) == [("denied", "client", reason)]
+    if name == "no-words":  # 'approve' sent as a new task of the context while this one waited: rejected, not used
+        assert scenario["other"][-1][:2] == ["status", "rejected"] and "waiting for input" in scenario["other"][-1][2]
+    denied = rows(run.lake, "SELECT tool, json_extract_string(payload, '$.reason') AS reason, "
+                            "json_extract_string(payload, '$.error') AS error FROM events WHERE type = 'guardrail.denied'")
+    assert {"tool": "write_mark", "reason": "approval", "error": reason} in denied
+
+
+def _decisions(run: Run, path: Path) -> list[tuple[str, str, str]]:
+    """The ``approval.decided`` rows of the request to write ``path``: (status, by, reason)."""
+    found = rows(run.lake, f"""
+        SELECT d.status, json_extract_string(d.payload, '$.by') AS by, json_extract_string(d.payload, '$.reason') AS reason
+        FROM events r JOIN events d ON d.type = 'approval.decided' AND d.session_id = r.session_id
+          AND json_extract_string(d.payload, '$.id') = json_extract_string(r.payload, '$.id')
+        WHERE r.type = 'approval.requested' AND r.payload LIKE '%marks/{path.name}%'""")
+    return [(r["status"], r["by"], r["reason"]) for r in found]
+
+
+def test_with_api_keys_requests_need_a_bearer_key_and_the_card_says_so(a2a_peer_python: Path,
+                                                                       servers: dict[str, Served]) -> None:
+    served = servers["keyed"]
+    mark = served.lake.parent / "alice-approved"
     try:
         card = httpx.get(f"{served.url}.well-known/agent-card.json", timeout=5).json()
         refused = httpx.post(served.url, json={"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}},
                              timeout=5)
-        out = subprocess.run([str(a2a_peer_python), str(CLIENT_SCRIPT), served.url, token], capture_output=True,
-                             text=True, timeout=120, stdin=subprocess.DEVNULL)
+        report = _client(a2a_peer_python, served.url, "hello", f"approve:{mark}:text:yes", token=served.token)
     finally:
-        _stop(served)
+        err = _stop(served)
+    assert served.proc.returncode == 0, err[-3000:]
     assert card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout)["card"]["secured"] is True
+    assert report["card"]["secured"] is True and report["hello"]["last"] == ["status", "completed", "echo: hello"]
     denied = rows(served.lake, "SELECT agent FROM events WHERE type = 'access.denied'")
     assert [r["agent"] for r in denied] == ["a2a"]
+    owners = rows(served.lake, "SELECT json_extract_string(payload, '$.user') AS owner FROM events "
+                               "WHERE type = 'session.started'")
+    assert [r["owner"] for r in owners] == ["alice", "alice"]  # the key's user owns the contexts' sessions
+    assert mark.read_text() == "written"  # and is named as who approved
+    decided = rows(served.lake, "SELECT json_extract_string(payload, '$.reason') AS reason FROM events "
+                                "WHERE type = 'approval.decided'")
+    assert decided == [{"reason": "approved by the A2A client (alice): yes"}]
 
 
-def test_a_non_loopback_bind_without_keys_is_refused(tmp_path: Path, home_env: dict[str, str]) -> None:
+def test_a_non_loopback_bind_without_keys_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from troupe.runtime.cli.main import main
+
     team = tmp_path / "team.yaml"
     team.write_text(SERVED_TEAM)
-    out = subprocess.run([sys.executable, "-m", "troupe.runtime.cli", "a2a", "serve", str(team), "--local",
-                          "--host", "0.0.0.0", "--port", str(free_port())], cwd=REPO, env=home_env,
-                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert out.returncode == 2 and "without API keys" in out.stderr
+    monkeypatch.setenv("TROUPE_HOME", str(tmp_path / "home"))
+    code = main(["a2a", "serve", str(team), "--local", "--host", "0.0.0.0", "--port", str(free_port())])
+    assert code == 2 and "without API keys" in capsys.readouterr().err

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from a2a.types import Message, Part, Role
+from google.protobuf.json_format import MessageToDict
 
 from tests.support.a2a_teams import MEMBER_TEAM, SERVED_TEAM
 from troupe.runtime.a2a.card import agent_card
-from troupe.runtime.a2a.executor import describe
+from troupe.runtime.a2a.executor import answer, approval_request, describe
 from troupe.runtime.a2a_config import A2AMember
 from troupe.runtime.agent.a2a_member import outgoing_text
 from troupe.runtime.config import parse_team
 from troupe.runtime.errors import TeamConfigError
-from troupe.runtime.events import make_event
+from troupe.runtime.events import ApprovalRequestedPayload, make_event
 from troupe.runtime.events.message import MessageSentPayload
 from troupe.runtime.ids import AgentId, SessionId
 from troupe.runtime.messages import Envelope, MessageKind
@@ -62,3 +64,33 @@ def test_status_lines_from_session_events() -> None:
     to_user = make_event(MessageSentPayload(id="m", to="user", topic=None, kind="text", content="done"), run_id="r", session_id="s",
                          agent="lead")
     assert describe(to_user) is None
+
+
+def _message(*parts: object) -> Message:
+    return Message(role=Role.ROLE_USER, message_id="m", parts=list(parts))  # type: ignore[arg-type]
+
+
+def _data(value: dict[str, object]) -> Part:
+    part = Part()
+    part.data.struct_value.update(value)
+    return part
+
+
+def test_an_approval_answer_is_a_data_part_or_words() -> None:
+    assert answer(_message(Part(text="Approve."))) == (True, "Approve.")
+    assert answer(_message(Part(text="no, not now"))) == (False, "no, not now")
+    assert answer(_message()) == (False, "")  # silence denies
+    assert answer(_message(_data({"approve": True}))) == (True, '{"approve": true}')
+    assert answer(_message(Part(text="see data"), _data({"approved": False, "reason": "too risky"}))) == (False, "too risky")
+    assert answer(_message(Part(text="yes"), _data({"approve": "maybe"}))) == (True, "yes")  # not a boolean: the words
+
+
+def test_input_required_asks_in_words_and_as_data() -> None:
+    requested = make_event(ApprovalRequestedPayload(id="s:a1", agent="greeter", tool="write_mark", arguments='{"path": "x"}',
+                                                    call_id="c", timeout_s=300), run_id="r", session_id="s",
+                           agent="greeter", tool="write_mark")
+    approval, (line, data) = approval_request(requested)
+    assert approval == "s:a1" and line.text.startswith("greeter wants to call write_mark with {\"path\": \"x\"}")
+    assert MessageToDict(data)["data"] == {"approval_id": "s:a1", "agent": "greeter", "tool": "write_mark",
+                                           "arguments": '{"path": "x"}', "timeout_s": 300.0,
+                                           "answer": {"approve": "boolean", "reason": "string (optional)"}}

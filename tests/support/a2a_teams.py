@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
+from troupe.tools.spec import tool
 
 SERVED_TEAM = """\
 name: greeter
-description: Greets; writes a note to the blackboard first. "sleep N" takes N seconds.
+description: Greets; writes a note to the blackboard first. "sleep N" takes N seconds; "write PATH" writes a file (with approval).
 entry: greeter
 default_model: fn
 models:
@@ -19,7 +21,7 @@ agents:
   - id: greeter
     role: greets the caller
     instructions: Answer every greeting.
-    tools: [blackboard_put]
+    tools: [blackboard_put, "tests.support.a2a_teams:write_mark"]
   - id: helper
     role: idle helper
 """
@@ -41,12 +43,23 @@ agents:
 """
 
 
+@tool(needs_approval=True, timeout_s=10, execution="inline")
+def write_mark(path: str) -> str:
+    """Write a marker file (a side effect that needs the caller's approval)."""
+    Path(path).write_text("written")
+    return f"wrote {path}"
+
+
 async def greeter(request: LLMRequest, agent: str) -> LLMResponse | str:
     last = request.messages[-1]
+    if last.role == "tool" and last.tool_call_id == "w1":
+        return f"write: {last.content}"
     if last.role == "tool":
         user = next(m.content or "" for m in reversed(request.messages) if m.role == "user")
         return f"echo: {user}"
     words = (last.content or "").split()
+    if len(words) == 2 and words[0] == "write":
+        return LLMResponse(tool_calls=[ToolCall(id="w1", name="write_mark", arguments=json.dumps({"path": words[1]}))])
     if len(words) == 2 and words[0] == "sleep":
         await asyncio.sleep(float(words[1]))
         return "slept"
@@ -71,4 +84,4 @@ def lead(request: LLMRequest, agent: str) -> LLMResponse | str:
                                             arguments=json.dumps({"tasks": [{"goal": text, "assignee": "calc"}]}))])
 
 
-__all__ = ["MEMBER_TEAM", "SERVED_TEAM", "greeter", "lead"]
+__all__ = ["MEMBER_TEAM", "SERVED_TEAM", "greeter", "lead", "write_mark"]
