@@ -7,8 +7,9 @@ call); an approval the session waits for makes the task ``input-required`` and t
 that task decides it (:func:`answer`: a data part ``{"approve": true|false, "reason": ...}``, else its words:
 ``approve``/``yes``/``ok`` approve, anything else denies). The turn's reply completes the task,
 as its status message and a ``reply`` artifact, and the blackboard entries written during the turn come as
-artifacts named by their keys. ``tasks/cancel`` cancels the session (a later message in that context starts a
-new one). Plain asyncio; the session is any :class:`~troupe.runtime.session.handle.Session` (local or Ray).
+artifacts named by their keys. ``tasks/cancel`` cancels the task's turn (``Session.cancel_turn``: its model and
+tool calls stop, its approvals are denied, the tasks it created are cancelled); the session, the A2A context,
+stays for the next message, with the cancelled turn in the team's context. Plain asyncio; the session is any :class:`~troupe.runtime.session.handle.Session` (local or Ray).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "allow"})
 PREVIEW = 500
 DRAIN_S = 2.0
 """How long a finished turn's last events may take to arrive."""
+TURN_ENDS = frozenset({"turn.finished", "turn.cancelled", "session.finished"})
 
 
 @dataclass
@@ -48,6 +50,12 @@ class Conversation:
     pump: asyncio.Task[None] | None = None
     turn: asyncio.Task[SessionResult] | None = None
     """The running turn's result (kept while the task waits for input)."""
+    task: str | None = None
+    """The id of the A2A task the running turn is."""
+    cancelling: bool = False
+    closed: bool = False
+    """The running turn's last event (``turn.finished``/``turn.cancelled``) was read: nothing left to drain."""
+    """``tasks/cancel`` is ending the turn (it, not the task's follower, sends the task's end)."""
     approval: str | None = None
     """The approval the task waits for."""
     waiting: str | None = None
@@ -157,6 +165,7 @@ class TeamExecutor(AgentExecutor):
             return
         await updater.start_work()
         await conv.session.send(text)
+        conv.task, conv.closed = task.id, False
         conv.turn = asyncio.get_running_loop().create_task(conv.session.result(timeout=self.turn_timeout_s))
         await self._follow(conv, updater)
 
@@ -178,15 +187,22 @@ class TeamExecutor(AgentExecutor):
         await updater.start_work(updater.new_agent_message([Part(text=reason)]))
 
     async def _follow(self, conv: Conversation, updater: TaskUpdater) -> None:
-        """Status updates until the turn ends (then the task's end) or waits for an approval (``input-required``)."""
-        assert conv.turn is not None
-        while not conv.turn.done():
+        """Status updates until the turn ends (then the task's end) or waits for an approval (``input-required``);
+        a turn ended by ``tasks/cancel`` is left to :meth:`cancel`."""
+        turn = conv.turn
+        assert turn is not None
+        while not turn.done():
             getter = asyncio.ensure_future(conv.events.get())
-            await asyncio.wait([getter, conv.turn], return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait([getter, turn], return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:  # cancelled (tasks/cancel): an orphan getter would swallow the next event
+                getter.cancel()
+                raise
             if not getter.done():
                 getter.cancel()
                 continue
             event = getter.result()
+            conv.closed = conv.closed or event.type in TURN_ENDS
             if event.type == "approval.requested":
                 approval, parts = approval_request(event)
                 if not await self._still_pending(conv, approval):  # the team's approval policy decided it at once
@@ -197,8 +213,10 @@ class TeamExecutor(AgentExecutor):
             line = describe(event)
             if line is not None:
                 await updater.start_work(updater.new_agent_message([Part(text=line)]))
-        result = conv.turn.result()
-        conv.turn = None
+        if conv.cancelling or conv.turn is not turn:
+            return
+        result = turn.result()
+        conv.turn = conv.task = None
         await self._drain(conv, updater)
         await self._finish(conv, updater, result)
 
@@ -210,22 +228,27 @@ class TeamExecutor(AgentExecutor):
             log.debug("listing the approvals of session %s", conv.session.id, exc_info=True)
             return True
 
-    async def _drain(self, conv: Conversation, updater: TaskUpdater) -> None:
-        """The turn's events still on their way (its ``turn.finished`` closes them), as status updates."""
+    @staticmethod
+    async def _drain(conv: Conversation, updater: TaskUpdater | None) -> None:
+        """The turn's events still on their way (its ``turn.finished`` or ``turn.cancelled`` closes them), as
+        status updates (``updater`` ``None``: dropped)."""
         try:
             async with asyncio.timeout(DRAIN_S):
-                while True:
+                while not conv.closed:
                     event = await conv.events.get()
-                    if event.type in ("turn.finished", "session.finished"):
+                    if event.type in TURN_ENDS:
+                        conv.closed = True
                         return
-                    if (line := describe(event)) is not None:
+                    if updater is not None and (line := describe(event)) is not None:
                         await updater.start_work(updater.new_agent_message([Part(text=line)]))
         except TimeoutError:
             return
 
     async def _finish(self, conv: Conversation, updater: TaskUpdater, result: SessionResult) -> None:
         ok = result.status in (SessionStatus.RUNNING, SessionStatus.COMPLETED)
-        if ok:
+        if ok and result.turns and result.turns[-1].cancelled:  # cancelled by another path (tasks/cancel ends it too)
+            await updater.cancel(updater.new_agent_message([Part(text=result.error or "the turn was cancelled")]))
+        elif ok:
             await self._artifacts(conv, updater)
             if result.reply:
                 await updater.add_artifact([Part(text=result.reply)], name="reply")
@@ -255,12 +278,28 @@ class TeamExecutor(AgentExecutor):
                 "source": "blackboard", "version": e.version, "author": str(e.author), "kind": str(e.kind)})
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        """``tasks/cancel``: cancel the task's turn (when it is the one running); the context's session goes on."""
         conv = self.conversations.get(context.context_id or "")
-        if conv is not None and not conv.ended:
-            conv.ended = True
-            await conv.session.cancel("cancelled by the A2A client (tasks/cancel)")
+        text = "cancelled"
+        if conv is not None and not conv.ended and conv.turn is not None and conv.task == context.task_id:
+            turn, conv.cancelling = conv.turn, True
+            try:
+                done = await conv.session.cancel_turn("cancelled by the A2A client (tasks/cancel)")
+                text = f"cancelled turn {done.turn} of session {conv.session.id}; the context takes the next message"
+            except TroupeError:  # not a turn it can cancel: the whole session, as a last resort
+                log.warning("cancelling a turn of session %s", conv.session.id, exc_info=True)
+                conv.ended = True
+                await conv.session.cancel("cancelled by the A2A client (tasks/cancel)")
+                text = "cancelled; the session was cancelled (a later message in this context opens a new one)"
+            try:
+                await asyncio.wait_for(asyncio.shield(turn), DRAIN_S)  # the cancelled turn's end
+            except (TimeoutError, TroupeError):
+                log.debug("the cancelled turn of session %s", conv.session.id, exc_info=True)
+            conv.turn = conv.task = conv.approval = conv.waiting = None
+            await self._drain(conv, None)  # its last events are not the next turn's
+            conv.cancelling = False
         updater = TaskUpdater(event_queue, context.task_id or "", context.context_id or "")
-        await updater.cancel(updater.new_agent_message([Part(text="cancelled; the session was cancelled")]))
+        await updater.cancel(updater.new_agent_message([Part(text=text)]))
 
     async def close(self) -> None:
         """End every conversation and close its session (cancelled when a turn still runs)."""

@@ -136,11 +136,16 @@ def test_a2a_client_streams_gets_artifacts_and_cancels(run: Run) -> None:
     assert ["artifact", "notes/greeting", "hi there"] in updates and ["artifact", "reply", "echo: hello"] in updates
     assert stream["task"] == {"state": "completed", "artifacts": {"notes/greeting": "hi there", "reply": "echo: hello"}}
     assert stream["cancel"] == "canceled" and stream["cancelled_task"] == "canceled"
+    assert stream["after_cancel"] == ["status", "completed", "echo: hello"]
     sessions = rows(run.lake, "SELECT session_id, status FROM events WHERE type = 'session.finished' ORDER BY ts")
-    # the cancelled one; the other conversations when the server stopped
-    assert sorted(r["status"] for r in sessions) == ["cancelled"] + ["completed"] * (1 + len(ANSWERS))
+    # tasks/cancel cancelled a turn, not its session: every conversation ended completed when the server stopped
+    assert [r["status"] for r in sessions] == ["completed"] * (2 + len(ANSWERS))
+    turns = rows(run.lake, "SELECT session_id, type, status, json_extract_string(payload, '$.input') AS input FROM events "
+                           "WHERE type IN ('turn.cancelled', 'turn.finished') AND session_id IN (SELECT session_id "
+                           "FROM events WHERE type = 'turn.cancelled') ORDER BY seq")
+    assert [(r["type"], r["input"]) for r in turns] == [("turn.cancelled", "sleep 30"), ("turn.finished", "hello")]
     puts = rows(run.lake, "SELECT count(*) AS n FROM events WHERE type = 'blackboard.put'")
-    assert puts[0]["n"] == 1
+    assert puts[0]["n"] == 2
 
 
 def _kind(name: str) -> str:

@@ -3,7 +3,7 @@
 per scenario (its error, if it raised). Scenarios, run in order in one process (one start-up for them all):
 
 - ``stream``: sends ``hello`` streaming and records every update, gets the task, then starts a second task
-  (``sleep 30``) and cancels it;
+  (``sleep 30``) and cancels it, then sends ``hello`` in that task's context;
 - ``hello``: sends ``hello`` streaming, records the final state;
 - ``approve:PATH:ANSWER``: sends ``write PATH`` (a tool that needs approval), records the updates until the
   task is ``input-required``, answers on that task (``text:WORDS``, or ``data:true``/``data:false`` for a data
@@ -76,7 +76,7 @@ async def stream(client):
     async def slow():
         async for ev in client.send_message(SendMessageRequest(message=message(Part(text="sleep 30")))):
             if ev.WhichOneof("payload") == "task":
-                second["id"] = ev.task.id
+                second["id"], second["context"] = ev.task.id, ev.task.context_id
 
     runner = asyncio.create_task(slow())
     for _ in range(200):
@@ -93,6 +93,8 @@ async def stream(client):
         pass
     again = await client.get_task(GetTaskRequest(id=second["id"]))
     report["cancelled_task"] = state(again.status.state)
+    after, _ = await send(client, message(Part(text="hello"), context_id=second["context"]))
+    report["after_cancel"] = after[-1]  # the context (its session) takes the next message
     return report
 
 
