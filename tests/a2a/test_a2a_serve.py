@@ -118,7 +118,7 @@ def run(a2a_peer_python: Path, servers: dict[str, Served]) -> Run:
     marks = served.lake.parent / "marks"
     marks.mkdir()
     try:
-        report = _client(a2a_peer_python, served.url, "stream",
+        report = _client(a2a_peer_python, served.url, "stream", f"say:write {marks / 'by-policy'} trusted",
                          *(f"{_kind(name)}:{marks / name}:{answer}" for name, answer in ANSWERS.items()))
     finally:
         err = _stop(served)
@@ -139,7 +139,7 @@ def test_a2a_client_streams_gets_artifacts_and_cancels(run: Run) -> None:
     assert stream["after_cancel"] == ["status", "completed", "echo: hello"]
     sessions = rows(run.lake, "SELECT session_id, status FROM events WHERE type = 'session.finished' ORDER BY ts")
     # tasks/cancel cancelled a turn, not its session: every conversation ended completed when the server stopped
-    assert [r["status"] for r in sessions] == ["completed"] * (2 + len(ANSWERS))
+    assert [r["status"] for r in sessions] == ["completed"] * (3 + len(ANSWERS))
     turns = rows(run.lake, "SELECT session_id, type, status, json_extract_string(payload, '$.input') AS input FROM events "
                            "WHERE type IN ('turn.cancelled', 'turn.finished') AND session_id IN (SELECT session_id "
                            "FROM events WHERE type = 'turn.cancelled') ORDER BY seq")
@@ -196,6 +196,15 @@ def test_a_denied_call_does_not_run_and_the_task_completes_with_the_refusal(run:
     denied = rows(run.lake, "SELECT tool, json_extract_string(payload, '$.reason') AS reason, "
                             "json_extract_string(payload, '$.error') AS error FROM events WHERE type = 'guardrail.denied'")
     assert {"tool": "write_mark", "reason": "approval", "error": reason} in denied
+
+
+def test_an_approval_the_teams_policy_decides_asks_the_client_nothing(run: Run) -> None:
+    path = run.marks / "by-policy"
+    updates = run.report[f"say:write {path} trusted"]["updates"]
+    assert [u[1] for u in updates if u[0] == "status"] == ["working", "working", "completed"], updates
+    assert updates[-1][2] == f"write: wrote {path}" and path.read_text() == "written"
+    found = rows(run.lake, "SELECT json_extract_string(payload, '$.by') AS by FROM events WHERE type = 'approval.decided'")
+    assert [r["by"] for r in found].count("policy") == 1
 
 
 def _decisions(run: Run, path: Path) -> list[tuple[str, str, str]]:

@@ -4,7 +4,7 @@ per scenario (its error, if it raised). Scenarios, run in order in one process (
 
 - ``stream``: sends ``hello`` streaming and records every update, gets the task, then starts a second task
   (``sleep 30``) and cancels it, then sends ``hello`` in that task's context;
-- ``hello``: sends ``hello`` streaming, records the final state;
+- ``hello``: sends ``hello`` streaming, records the final state; ``say:WORDS``: sends WORDS, records every update;
 - ``approve:PATH:ANSWER``: sends ``write PATH`` (a tool that needs approval), records the updates until the
   task is ``input-required``, answers on that task (``text:WORDS``, or ``data:true``/``data:false`` for a data
   part ``{"approve": ...}``), records the updates to the end and gets the task; ``approve+intrude:...`` first
@@ -103,6 +103,11 @@ async def hello(client):
     return {"last": updates[-1]}
 
 
+async def say(client, words):
+    updates, _ = await send(client, message(Part(text=words)))
+    return {"updates": updates}
+
+
 async def approve(client, path, answer, intrude=False):
     first, (task_id, context_id) = await send(client, message(Part(text=f"write {path}")))
     other = None
@@ -133,7 +138,7 @@ async def main(url, token, scenarios):
                 if name == "approve+intrude":
                     report[scenario] = await approve(client, *args, intrude=True)
                 else:
-                    report[scenario] = await {"stream": stream, "hello": hello, "approve": approve}[name](client, *args)
+                    report[scenario] = await {"stream": stream, "hello": hello, "say": say, "approve": approve}[name](client, *args)
             except Exception:
                 report[scenario] = {"error": traceback.format_exc()}
     print(json.dumps(report))

@@ -12,11 +12,15 @@ from troupe.tools.spec import tool
 
 SERVED_TEAM = """\
 name: greeter
-description: Greets; writes a note to the blackboard first. "sleep N" takes N seconds; "write PATH" writes a file (with approval).
+description: Greets; writes a note to the blackboard first. "sleep N" takes N seconds; "write PATH" writes a file (with approval, which the policy gives to "write PATH trusted").
 entry: greeter
 default_model: fn
 models:
   fn: {provider: function, function: "tests.support.a2a_teams:greeter"}
+approval_policy:  # "write PATH trusted" is approved by rule, without asking the client
+  default: ask
+  rules:
+    - {tool: write_mark, when: {trusted: [true]}, decision: "yes"}
 agents:
   - id: greeter
     role: greets the caller
@@ -44,7 +48,7 @@ agents:
 
 
 @tool(needs_approval=True, timeout_s=10, execution="inline")
-def write_mark(path: str) -> str:
+def write_mark(path: str, trusted: bool = False) -> str:
     """Write a marker file (a side effect that needs the caller's approval)."""
     Path(path).write_text("written")
     return f"wrote {path}"
@@ -53,13 +57,16 @@ def write_mark(path: str) -> str:
 async def greeter(request: LLMRequest, agent: str) -> LLMResponse | str:
     last = request.messages[-1]
     if last.role == "tool" and last.tool_call_id == "w1":
+        if "trusted" in (request.messages[-3].content or ""):
+            await asyncio.sleep(0.5)  # the turn still runs while the server reads the policy's approval events
         return f"write: {last.content}"
     if last.role == "tool":
         user = next(m.content or "" for m in reversed(request.messages) if m.role == "user")
         return f"echo: {user}"
     words = (last.content or "").split()
-    if len(words) == 2 and words[0] == "write":
-        return LLMResponse(tool_calls=[ToolCall(id="w1", name="write_mark", arguments=json.dumps({"path": words[1]}))])
+    if len(words) in (2, 3) and words[0] == "write":
+        arguments = {"path": words[1], **({"trusted": True} if words[2:] == ["trusted"] else {})}
+        return LLMResponse(tool_calls=[ToolCall(id="w1", name="write_mark", arguments=json.dumps(arguments))])
     if len(words) == 2 and words[0] == "sleep":
         await asyncio.sleep(float(words[1]))
         return "slept"
