@@ -5,7 +5,8 @@ message; each A2A task is one user turn of it. While the turn runs, the session'
 status updates (``working`` with what the agents say to each other, the tasks they create and the tools they
 call); an approval the session waits for makes the task ``input-required`` and the client's next message on
 that task decides it (:func:`answer`: a data part ``{"approve": true|false, "reason": ...}``, else its words:
-``approve``/``yes``/``ok`` approve, anything else denies). The turn's reply completes the task,
+``approve``/``yes``/``ok`` approve, anything else denies); an MCP server's request for input (elicitation) does the
+same, and the client's next message on the task answers its form (:mod:`troupe.runtime.a2a.elicitation`). The turn's reply completes the task,
 as its status message and a ``reply`` artifact, and the blackboard entries written during the turn come as
 artifacts named by their keys. ``tasks/cancel`` cancels the task's turn (``Session.cancel_turn``: its model and
 tool calls stop, its approvals are denied, the tasks it created are cancelled); the session, the A2A context,
@@ -19,6 +20,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from a2a.helpers import get_message_text, new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -27,6 +29,7 @@ from a2a.server.tasks import TaskUpdater
 from a2a.types import Message, Part
 from google.protobuf.json_format import MessageToDict
 
+from troupe.runtime.a2a.elicitation import Asked, elicitation_request, read_reply
 from troupe.runtime.errors import TroupeError
 from troupe.runtime.events import Event
 from troupe.runtime.session.handle import Session
@@ -58,6 +61,8 @@ class Conversation:
     """``tasks/cancel`` is ending the turn (it, not the task's follower, sends the task's end)."""
     approval: str | None = None
     """The approval the task waits for."""
+    form: Asked | None = None
+    """The MCP elicitation the task waits for."""
     waiting: str | None = None
     """The id of the A2A task that is ``input-required`` (its next message answers the approval)."""
     seen: dict[str, int] = field(default_factory=dict)
@@ -154,7 +159,11 @@ class TeamExecutor(AgentExecutor):
         text = get_message_text(context.message)
         conv = self.conversations.get(task.context_id)
         if conv is not None and conv.waiting == task.id and conv.turn is not None:  # the input it asked for
-            await self._decide(conv, context, updater)
+            if conv.form is not None:
+                if not await self._fill(conv, context, updater):  # no answer, or a misfit: asked again
+                    return
+            else:
+                await self._decide(conv, context, updater)
             await self._follow(conv, updater)
             return
         conv = await self._conversation(task.context_id, _caller(context) or None)
@@ -186,6 +195,32 @@ class TeamExecutor(AgentExecutor):
             return
         await updater.start_work(updater.new_agent_message([Part(text=reason)]))
 
+    async def _fill(self, conv: Conversation, context: RequestContext, updater: TaskUpdater) -> bool:
+        """Answer the elicitation the task waits for with the client's message; ``False``: it was no answer or does
+        not fit the form, and the task asks again (still ``input-required``). Already answered: say so, go on."""
+        assert context.message is not None and conv.form is not None
+        asked = conv.form
+        reply = read_reply(context.message, asked)
+        if reply.problem:
+            await updater.requires_input(updater.new_agent_message(asked.parts(reply.problem)))
+            return False
+        who = _caller(context)
+        reason = f"{reply.action} by the A2A client{f' ({who})' if who else ''}: {reply.said[:200]}"
+        try:
+            await conv.session.answer_elicitation(asked.id, reply.action, reply.content, reason)
+        except TroupeError as e:  # the session refused the form, or it timed out (declined) or its turn ended
+            if await self._still_pending(conv.session.elicitations, asked.id):
+                await updater.requires_input(updater.new_agent_message(asked.parts(str(e))))
+                return False
+            log.info("elicitation %s: %s", asked.id, e)
+            conv.form = conv.waiting = None
+            await updater.start_work(updater.new_agent_message([Part(text=(
+                f"elicitation {asked.id} was already answered (it timed out, or its turn ended); the answer was not used"))]))
+            return True
+        conv.form = conv.waiting = None
+        await updater.start_work(updater.new_agent_message([Part(text=reason)]))
+        return True
+
     async def _follow(self, conv: Conversation, updater: TaskUpdater) -> None:
         """Status updates until the turn ends (then the task's end) or waits for an approval (``input-required``);
         a turn ended by ``tasks/cancel`` is left to :meth:`cancel`."""
@@ -205,10 +240,17 @@ class TeamExecutor(AgentExecutor):
             conv.closed = conv.closed or event.type in TURN_ENDS
             if event.type == "approval.requested":
                 approval, parts = approval_request(event)
-                if not await self._still_pending(conv, approval):  # the team's approval policy decided it at once
+                if not await self._still_pending(conv.session.approvals, approval):  # the team's policy decided it
                     continue
                 conv.approval, conv.waiting = approval, updater.task_id
                 await updater.requires_input(updater.new_agent_message(parts))
+                return
+            if event.type == "elicitation.requested":
+                asked = elicitation_request(event)
+                if not await self._still_pending(conv.session.elicitations, asked.id):  # the policy answered it
+                    continue
+                conv.form, conv.waiting = asked, updater.task_id
+                await updater.requires_input(updater.new_agent_message(asked.parts()))
                 return
             line = describe(event)
             if line is not None:
@@ -221,11 +263,12 @@ class TeamExecutor(AgentExecutor):
         await self._finish(conv, updater, result)
 
     @staticmethod
-    async def _still_pending(conv: Conversation, approval: str) -> bool:
+    async def _still_pending(pending: Callable[[], Awaitable[list[dict[str, Any]]]], request: str) -> bool:
+        """Whether the approval or elicitation ``request`` still waits (``pending``: the session's lister)."""
         try:
-            return any(a.get("id") == approval for a in await conv.session.approvals())
+            return any(a.get("id") == request for a in await pending())
         except Exception:
-            log.debug("listing the approvals of session %s", conv.session.id, exc_info=True)
+            log.debug("listing what waits for %s", request, exc_info=True)
             return True
 
     @staticmethod
@@ -295,7 +338,7 @@ class TeamExecutor(AgentExecutor):
                 await asyncio.wait_for(asyncio.shield(turn), DRAIN_S)  # the cancelled turn's end
             except (TimeoutError, TroupeError):
                 log.debug("the cancelled turn of session %s", conv.session.id, exc_info=True)
-            conv.turn = conv.task = conv.approval = conv.waiting = None
+            conv.turn = conv.task = conv.approval = conv.form = conv.waiting = None
             await self._drain(conv, None)  # its last events are not the next turn's
             conv.cancelling = False
         updater = TaskUpdater(event_queue, context.task_id or "", context.context_id or "")

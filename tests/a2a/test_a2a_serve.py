@@ -1,7 +1,8 @@
 """``troupe a2a serve``: a real A2A client (a2a-sdk, from a venv of its own) reads the card of a scripted team,
 streams a task to completion, gets it with its artifacts (the reply and the blackboard entry), cancels a
-second, long task, and answers approvals (the task is ``input-required``; words or a data part approve or deny
-it); the sessions, decisions and access refusals are in the lake. One server serves the module's client
+second, long task, answers approvals (the task is ``input-required``; words or a data part approve or deny
+it) and an MCP server's forms (elicitation: a data part fills the form, words decline it; a misfit is asked
+again); the sessions, decisions and access refusals are in the lake. One server serves the module's client
 scenarios (one client process runs them all): starting and stopping servers is most of these tests' time."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from tests.support.a2a_peers import CLIENT_SCRIPT
-from tests.support.a2a_teams import SERVED_TEAM
+from tests.support.a2a_teams import SERVED_TEAM, booking_served_team
 from tests.support.lakes import rows
 from tests.support.mcp_servers import free_port
 
@@ -33,9 +34,10 @@ class Served:
         self.url, self.lake, self.proc, self.token = url, lake, proc, token
 
 
-def _launch(folder: Path, env: dict[str, str], *extra: str, token: str | None = None) -> Served:
+def _launch(folder: Path, env: dict[str, str], *extra: str, token: str | None = None,
+            team_text: str = SERVED_TEAM) -> Served:
     team = folder / "team.yaml"
-    team.write_text(SERVED_TEAM)
+    team.write_text(team_text)
     port, lake = free_port(), folder / "lake"
     proc = subprocess.Popen([sys.executable, "-m", "troupe.runtime.cli", "a2a", "serve", str(team), "--local",
                              "--port", str(port), "--lake", str(lake), *extra],
@@ -66,12 +68,14 @@ def _stop(served: Served) -> str:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
-    """The module's two servers, started side by side: ``open`` (no API keys) and ``keyed`` (a key of alice's)."""
+    """The module's two servers, started side by side: ``open`` (no API keys; its team books tables through the
+    repo's MCP test server, whose ``book`` tool asks a form) and ``keyed`` (a key of alice's)."""
     from troupe.runtime.access import KeyStore
 
     folders = {name: tmp_path_factory.mktemp(f"a2a-{name}") for name in ("open", "keyed")}
     token, _ = KeyStore(folders["keyed"] / "home" / "keys.json").create("alice", role="user")
-    launched = {name: _launch(folder, _env(folder / "home"), token=token if name == "keyed" else None)
+    launched = {name: _launch(folder, _env(folder / "home"), token=token if name == "keyed" else None,
+                              team_text=booking_served_team() if name == "open" else SERVED_TEAM)
                 for name, folder in folders.items()}
     try:
         for served in launched.values():
@@ -108,6 +112,11 @@ class Run:
 
 
 ANSWERS = {"yes-words": "text:approve", "no-words": "text:no, not now", "yes-data": "data:true", "no-data": "data:false"}
+BOOKINGS = {  # the answers sent, one after the other, on the task that asks the booking form
+    "misfit": 'data:{"action": "accept", "content": {"name": "Ada", "seats": "many"}}|data:{"name": "Ada"}',
+    "full": 'data:{"action": "accept", "content": {"name": "Bo", "seats": 4}, "reason": "for the team"}',
+    "words": "text:maybe later|text:Decline.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +128,8 @@ def run(a2a_peer_python: Path, servers: dict[str, Served]) -> Run:
     marks.mkdir()
     try:
         report = _client(a2a_peer_python, served.url, "stream", f"say:write {marks / 'by-policy'} trusted",
-                         *(f"{_kind(name)}:{marks / name}:{answer}" for name, answer in ANSWERS.items()))
+                         *(f"{_kind(name)}:{marks / name}:{answer}" for name, answer in ANSWERS.items()),
+                         *(f"book:{answers}" for answers in BOOKINGS.values()))
     finally:
         err = _stop(served)
     assert served.proc.returncode == 0, err[-3000:]
@@ -139,7 +149,7 @@ def test_a2a_client_streams_gets_artifacts_and_cancels(run: Run) -> None:
     assert stream["after_cancel"] == ["status", "completed", "echo: hello"]
     sessions = rows(run.lake, "SELECT session_id, status FROM events WHERE type = 'session.finished' ORDER BY ts")
     # tasks/cancel cancelled a turn, not its session: every conversation ended completed when the server stopped
-    assert [r["status"] for r in sessions] == ["completed"] * (3 + len(ANSWERS))
+    assert [r["status"] for r in sessions] == ["completed"] * (3 + len(ANSWERS) + len(BOOKINGS))
     turns = rows(run.lake, "SELECT session_id, type, status, json_extract_string(payload, '$.input') AS input FROM events "
                            "WHERE type IN ('turn.cancelled', 'turn.finished') AND session_id IN (SELECT session_id "
                            "FROM events WHERE type = 'turn.cancelled') ORDER BY seq")
@@ -215,6 +225,63 @@ def _decisions(run: Run, path: Path) -> list[tuple[str, str, str]]:
           AND json_extract_string(d.payload, '$.id') = json_extract_string(r.payload, '$.id')
         WHERE r.type = 'approval.requested' AND r.payload LIKE '%marks/{path.name}%'""")
     return [(r["status"], r["by"], r["reason"]) for r in found]
+
+
+def _booking(run: Run, name: str) -> dict[str, Any]:
+    return run.report[f"book:{BOOKINGS[name]}"]
+
+
+def test_an_elicitation_makes_the_task_input_required_with_the_form(run: Run) -> None:
+    first = _booking(run, "full")["first"]
+    assert first[0] == ["task", "submitted"] and ["status", "working", "greeter calls own__book"] in first
+    kind, state, line, [form] = first[-1]
+    assert (kind, state) == ("status", "input_required")
+    assert "MCP server 'own' (in greeter's call of own__book) asks: Who is the booking for?" in line
+    assert "name (string, required); seats (integer, default 2)" in line and '"decline"' in line
+    assert (form["agent"], form["tool"], form["server"], form["mode"]) == ("greeter", "own__book", "own", "form")
+    assert form["elicitation_id"] and form["message"] == "Who is the booking for?"
+    assert [(f["name"], f["type"], f["required"], f.get("default")) for f in form["fields"]] == [
+        ("name", "string", True, None), ("seats", "integer", False, 2)]
+    assert form["requested_schema"]["properties"]["seats"]["default"] == 2
+    assert form["answer"]["action"] == "accept | decline | cancel"
+
+
+def _answered(run: Run) -> list[dict[str, Any]]:
+    return rows(run.lake, "SELECT json_extract_string(payload, '$.action') AS action, "
+                          "json_extract_string(payload, '$.by') AS by, json_extract_string(payload, '$.reason') AS reason, "
+                          "json_extract(payload, '$.content_keys') AS keys FROM events WHERE type = 'elicitation.answered' "
+                          "ORDER BY ts")
+
+
+def test_a_data_part_fills_the_form_and_the_tool_gets_the_values(run: Run) -> None:
+    full = _booking(run, "full")
+    [reply] = full["replies"]
+    assert ["status", "working", "accept by the A2A client (local): for the team"] in reply
+    assert reply[-1] == ["status", "completed", "book: booked 4 seats for Bo"], reply
+    assert full["state"] == "completed" and full["artifacts"] == {"reply": "book: booked 4 seats for Bo"}
+    answered = _answered(run)
+    assert {"action": "accept", "by": "client", "reason": "accept by the A2A client (local): for the team",
+            "keys": '["name","seats"]'} in answered
+    assert not any("Bo" in json.dumps(r) for r in rows(run.lake, "SELECT payload FROM events WHERE type LIKE 'elicit%'"))
+
+
+def test_a_misfit_form_is_asked_again_and_the_next_answer_takes_the_defaults(run: Run) -> None:
+    misfit, fixed = _booking(run, "misfit")["replies"]
+    kind, state, line, [form] = misfit[-1]
+    assert (kind, state) == ("status", "input_required") and len(misfit) == 1  # never sent to the session
+    assert line.startswith("the answer does not fit the form: seats: 'many' is not of type 'integer'; answer again.")
+    assert form["problem"].startswith("the answer does not fit the form") and form["fields"][0]["name"] == "name"
+    assert fixed[-1] == ["status", "completed", "book: booked 2 seats for Ada"], fixed
+
+
+def test_words_decline_the_form_and_other_words_are_asked_again(run: Run) -> None:
+    words = _booking(run, "words")
+    unclear, declined = words["replies"]
+    assert unclear[-1][:2] == ["status", "input_required"] and "'maybe later' is not an answer" in unclear[-1][2]
+    assert declined[-1] == ["status", "completed", "book: not booked (decline)"], declined
+    assert {"action": "decline", "by": "client", "reason": "decline by the A2A client (local): Decline.",
+            "keys": "[]"} in _answered(run)
+    assert [r["by"] for r in _answered(run)] == ["client"] * len(BOOKINGS)  # none timed out
 
 
 def test_with_api_keys_requests_need_a_bearer_key_and_the_card_says_so(a2a_peer_python: Path,

@@ -8,7 +8,10 @@ per scenario (its error, if it raised). Scenarios, run in order in one process (
 - ``approve:PATH:ANSWER``: sends ``write PATH`` (a tool that needs approval), records the updates until the
   task is ``input-required``, answers on that task (``text:WORDS``, or ``data:true``/``data:false`` for a data
   part ``{"approve": ...}``), records the updates to the end and gets the task; ``approve+intrude:...`` first
-  sends ``approve`` as a new task of the same context (it must be rejected, not taken for the answer).
+  sends ``approve`` as a new task of the same context (it must be rejected, not taken for the answer);
+- ``book:ANSWER|ANSWER...``: sends ``book`` (an MCP tool that asks a form), records the updates until the task is
+  ``input-required``, then sends each answer on that task (``text:WORDS``, or ``data:JSON`` for a data part),
+  recording each one's updates, and gets the task.
 """
 
 import asyncio
@@ -124,6 +127,22 @@ async def approve(client, path, answer, intrude=False):
             "artifacts": {a.name: text(a.parts) for a in task.artifacts}}
 
 
+async def book(client, answers):
+    first, (task_id, context_id) = await send(client, message(Part(text="book")))
+    replies = []
+    for answer in answers.split("|"):
+        kind, _, value = answer.partition(":")
+        part = Part(text=value)
+        if kind == "data":
+            part = Part()
+            part.data.struct_value.update(json.loads(value))
+        updates, _ = await send(client, message(part, task_id=task_id, context_id=context_id))
+        replies.append(updates)
+    task = await client.get_task(GetTaskRequest(id=task_id))
+    return {"first": first, "replies": replies, "state": state(task.status.state),
+            "artifacts": {a.name: text(a.parts) for a in task.artifacts}}
+
+
 async def main(url, token, scenarios):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     report = {}
@@ -135,7 +154,9 @@ async def main(url, token, scenarios):
         for scenario in scenarios:
             name, *args = scenario.split(":", 2)
             try:
-                if name == "approve+intrude":
+                if name == "book":
+                    report[scenario] = await book(client, scenario.partition(":")[2])
+                elif name == "approve+intrude":
                     report[scenario] = await approve(client, *args, intrude=True)
                 else:
                     report[scenario] = await {"stream": stream, "hello": hello, "say": say, "approve": approve}[name](client, *args)

@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import yaml
+
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 from troupe.tools.spec import tool
 
@@ -56,6 +58,8 @@ def write_mark(path: str, trusted: bool = False) -> str:
 
 async def greeter(request: LLMRequest, agent: str) -> LLMResponse | str:
     last = request.messages[-1]
+    if last.role == "tool" and last.tool_call_id == "b1":
+        return f"book: {last.content}"
     if last.role == "tool" and last.tool_call_id == "w1":
         if "trusted" in (request.messages[-3].content or ""):
             await asyncio.sleep(0.5)  # the turn still runs while the server reads the policy's approval events
@@ -67,11 +71,27 @@ async def greeter(request: LLMRequest, agent: str) -> LLMResponse | str:
     if len(words) in (2, 3) and words[0] == "write":
         arguments = {"path": words[1], **({"trusted": True} if words[2:] == ["trusted"] else {})}
         return LLMResponse(tool_calls=[ToolCall(id="w1", name="write_mark", arguments=json.dumps(arguments))])
+    if words == ["book"]:  # the MCP test server's tool that asks a form (elicitation)
+        return LLMResponse(tool_calls=[ToolCall(id="b1", name="own__book", arguments="{}")])
     if len(words) == 2 and words[0] == "sleep":
         await asyncio.sleep(float(words[1]))
         return "slept"
     return LLMResponse(tool_calls=[ToolCall(id="bb1", name="blackboard_put",
                                             arguments=json.dumps({"key": "notes/greeting", "value": "hi there"}))])
+
+
+def booking_served_team(timeout_s: float = 30.0) -> str:
+    """:data:`SERVED_TEAM` with the repo's MCP test server (``own``): "book" calls its ``book`` tool, which asks
+    the user a form (``name``: string, required; ``seats``: integer, default 2) through MCP elicitation."""
+    from tests.support.mcp_servers import stdio_config
+
+    team = yaml.safe_load(SERVED_TEAM)
+    team["mcpServers"] = {"own": stdio_config(elicitation_timeout_s=timeout_s).model_dump(mode="json",
+                                                                                         exclude_defaults=True)}
+    greeter = team["agents"][0]
+    greeter["tools"].append("own__book")
+    greeter["permissions"] = {"level": "L2"}
+    return yaml.safe_dump(team)
 
 
 def lead(request: LLMRequest, agent: str) -> LLMResponse | str:
@@ -91,4 +111,4 @@ def lead(request: LLMRequest, agent: str) -> LLMResponse | str:
                                             arguments=json.dumps({"tasks": [{"goal": text, "assignee": "calc"}]}))])
 
 
-__all__ = ["MEMBER_TEAM", "SERVED_TEAM", "greeter", "lead", "write_mark"]
+__all__ = ["MEMBER_TEAM", "SERVED_TEAM", "booking_served_team", "greeter", "lead", "write_mark"]
