@@ -35,7 +35,7 @@ from troupe.runtime.storage.checkpoint import (
 )
 from troupe.runtime.storage.snapshots import Diff, SnapshotManifest
 from troupe.tools.builtins import default_registry
-from troupe.tools.registry import ToolRegistry
+from troupe.tools.registry import ToolNameClashError, ToolRegistry
 
 
 def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
@@ -54,8 +54,8 @@ def validate_team(team: TeamConfig, registry: ToolRegistry) -> None:
                 continue
             try:
                 registry.resolve([name])
-            except UnknownToolError as e:
-                raise UnknownToolError(f"agent {agent.id!r}: {e.message}", agent=agent.id, tool=name) from None
+            except (UnknownToolError, ToolNameClashError) as e:
+                raise type(e)(f"agent {agent.id!r}: {e.message}", agent=agent.id, tool=name) from None
 
 
 def check_resumable(store: CheckpointStore, session_id: str) -> tuple[SessionManifest, ActorCheckpoint | None]:

@@ -13,7 +13,7 @@ import importlib
 import weakref
 from collections.abc import Iterable
 
-from troupe.runtime.errors import UnknownToolError
+from troupe.runtime.errors import ConfigError, UnknownToolError
 from troupe.tools.spec import Tool
 
 _GRANTED_ONLY: set[str] = set()
@@ -25,6 +25,24 @@ def granted_only(*names: str) -> None:
     _GRANTED_ONLY.update(names)
 
 
+class ToolNameClashError(ConfigError, ValueError):
+    """Two different tools with one name (a team's Python tool named like a built-in): a model calls tools by name."""
+
+
+def _origin(t: Tool) -> str:
+    fn = t.fn
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', getattr(fn, '__name__', '?'))}"
+
+
+def _clash(known: Tool, new: Tool) -> ToolNameClashError:
+    name, theirs = new.name, _origin(known)
+    what = "the built-in tool" if theirs.startswith("troupe.tools.") else "the tool"
+    return ToolNameClashError(
+        f"tool {name!r} ({_origin(new)}) has the name of {what} {name!r} ({theirs}); tool names must be unique "
+        f"(the model calls tools by name): rename yours (@tool(name=\"my_{name}\")), or list {name!r} to use the "
+        "existing one", tool=name)
+
+
 class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
@@ -33,12 +51,12 @@ class ToolRegistry:
 
     def register(self, tool: Tool) -> Tool:
         """Add ``tool``; registering it again (or an equal tool made from the same function) is a
-        no-op that returns the one already there."""
+        no-op that returns the one already there; a different tool of that name is a :class:`ToolNameClashError`."""
         known = self._tools.get(tool.name)
         if known is not None and known is not tool:
             if known.fn is tool.fn and known.spec == tool.spec:
                 return known
-            raise ValueError(f"a different tool named {tool.name!r} is already registered")
+            raise _clash(known, tool)
         self._tools[tool.name] = tool
         return tool
 
@@ -123,4 +141,4 @@ def import_tool(path: str) -> Tool:
     raise UnknownToolError(f"tool {path!r} is a {type(obj).__name__}, not a tool or a function", tool=path)
 
 
-__all__ = ["ToolRegistry", "import_tool", "is_import_path"]
+__all__ = ["ToolNameClashError", "ToolRegistry", "import_tool", "is_import_path"]
