@@ -56,8 +56,7 @@ class RayDispatcher:
                 self._updates[(mcp.session_id, mcp.agent)] = on_update
             return await self._run_mcp(job, mcp, on_progress, on_elicit)
         # a cpu tool with sandbox=True travels as a SandboxedCall: its Ray task runs it in a sandboxed child
-        target = mcp if job.execution is Execution.MCP else sandboxed_target(tool, ctx, job.timeout_s)
-        ref: Any = self.scheduler.run.remote(job, target)
+        ref: Any = self.scheduler.run.remote(job, sandboxed_target(tool, ctx, job.timeout_s))
         try:
             return await remote_call(ref)
         except asyncio.CancelledError:

@@ -109,9 +109,6 @@ class McpNodeActor:
     async def close_idle(self) -> int:
         return await self.manager.close_idle()
 
-    async def call(self, request: McpRequest, kwargs: dict[str, Any]) -> Any:
-        return await self.manager.call(request.server, request.config, request.tool, kwargs, caller=request.caller())
-
     async def run(self, job: ToolJob, request: McpRequest, reply_to: ActorHandle | None = None) -> Any:
         """One call of an agent's host, under this node's caps, timeout and retries (:attr:`core`). Each
         progress notification goes to ``reply_to`` (the calling host actor) as it arrives:
@@ -251,8 +248,8 @@ class SchedulerActor:
 
     # --- calls ------------------------------------------------------------------------------
     async def run(self, job: ToolJob, target: Any) -> Any:
-        """Run one call under the caps, timeout and retries; ``target`` is the tool's function or
-        class (``io``/``cpu``) or an :class:`McpRequest`."""
+        """Run one ``io`` or ``cpu`` call under the caps, timeout and retries; ``target`` is the tool's function
+        or class. (``mcp`` calls go from the agent's host to the node's MCP actor: :meth:`mcp_actor`.)"""
         return await self.core.run(job, lambda: self._attempt(job, target))
 
     async def mcp_actor(self, node_id: str | None = None) -> ActorHandle:
@@ -266,10 +263,8 @@ class SchedulerActor:
         elif job.execution is Execution.CPU:
             self._check_feasible(job)
             ref = self._cpu_task.options(**task_options(job)).remote(target, job.kwargs, job.secrets)
-        elif job.execution is Execution.MCP:
-            ref = self._mcp_actor(job.node_id).call.options(name=f"tool:{job.tool}").remote(target, job.kwargs)
-        else:
-            raise ValueError(f"tool {job.tool!r}: {job.execution} calls run in the agent's process, not here")
+        else:  # inline: in the agent's process; mcp: on the node's MCP actor, called by the agent's host
+            raise ValueError(f"tool {job.tool!r}: {job.execution} calls do not run on the scheduler actor")
         try:
             return await remote_call(ref)
         except asyncio.CancelledError:
