@@ -420,7 +420,10 @@ async def test_run_error_propagates():
     h = Harness(over_budget)
     with pytest.raises(BudgetExceededError, match="tool budget exhausted"):
         await h.run(call("c1", "over_budget"))
-    assert h.emit.types() == ["tool.call"]
+    # the run ends, but the call is still closed in the lake (no tool.call without an outcome)
+    assert h.emit.types() == ["tool.call", "tool.error"]
+    _, error = h.emit.events[1]
+    assert (error["status"], error["payload"]["error_type"]) == ("error", "BudgetExceededError")
 
 
 async def test_plain_run_error_propagates_from_sync_tool():
