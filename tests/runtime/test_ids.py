@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from troupe.runtime.ids import (
     BLACKBOARD,
+    MEMORY,
     RESERVED_NAMES,
     SUPERVISOR,
     TASKS,
@@ -228,8 +229,8 @@ def test_address_constructor_validates_parts():
 
 # --- reserved names --------------------------------------------------------------------------
 def test_reserved_names():
-    assert (BLACKBOARD, TASKS, SUPERVISOR, USER) == ("blackboard", "tasks", "session", "user")
-    assert frozenset({"blackboard", "tasks", "session", "user"}) == RESERVED_NAMES
+    assert (BLACKBOARD, TASKS, SUPERVISOR, USER, MEMORY) == ("blackboard", "tasks", "session", "user", "memory")
+    assert frozenset({"blackboard", "tasks", "session", "user", "memory"}) == RESERVED_NAMES
     assert all(type(n) is AgentId for n in RESERVED_NAMES)
 
 

@@ -37,7 +37,7 @@ def test_a_different_tool_under_a_taken_name_is_still_refused() -> None:
         """Not the same tool."""
         return ""
 
-    with pytest.raises(ValueError, match="a different tool named 'plain_wait'"):
+    with pytest.raises(ValueError, match="tool 'plain_wait' .* has the name of the tool 'plain_wait'"):
         registry.register(impostor)
 
 
