@@ -291,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_otel_parser(events_sub)
 
     from troupe.evals.cli import add_parser as add_eval_parser
-    from troupe.runtime.cli.acp import add_parser as add_acp_parser
     from troupe.runtime.cli.a2a import add_parser as add_a2a_parser
+    from troupe.runtime.cli.acp import add_parser as add_acp_parser
     from troupe.runtime.cli.chat import add_parser as add_chat_parser
     from troupe.runtime.cli.diff import add_parser as add_diff_parser
     from troupe.runtime.cli.keys import add_parser as add_keys_parser

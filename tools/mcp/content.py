@@ -62,7 +62,7 @@ def annotations_of(block: Any) -> dict[str, Any] | None:
 
 def for_user_only(annotations: dict[str, Any] | None) -> bool:
     """A block annotated for the user and not the assistant: the model is told it exists, not its text."""
-    audience = (annotations or {}).get("audience")
+    audience = (annotations or {}).get("audience") or []
     return bool(audience) and "assistant" not in audience
 
 
