@@ -118,7 +118,7 @@ def _synopsis_gaps(synopsis: str) -> tuple[list[str], list[str]]:
     """The commands of a `troupe ...` synopsis (continuation lines joined), and what the parser lacks."""
     from troupe.runtime.cli.main import build_parser
 
-    commands = re.findall(r"^troupe ((?:[a-z][a-z-]* )+)(.*)$", re.sub(r"\n +", " ", synopsis), re.M)
+    commands = re.findall(r"^troupe ((?:[a-z][a-z0-9-]* )+)(.*)$", re.sub(r"\n +", " ", synopsis), re.M)
     missing = []
     for words, rest in commands:
         parser = build_parser()
@@ -138,7 +138,8 @@ def test_readme_command_line_matches_the_parser() -> None:
     section = README.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
     commands, missing = _synopsis_gaps(_FENCE.search(section).group(2))  # type: ignore[union-attr]
     assert [c.split()[0] for c in commands] == ["demo", "run", "chat", "events", "events", "sessions", "resume",
-                                                  "replay", "fork", "diff", "workspace", "eval", "mcp"]
+                                                  "replay", "fork", "diff", "workspace", "eval", "mcp", "serve", "keys",
+                                                  "knowledge", "a2a", "acp"]
     assert missing == []
 
 
