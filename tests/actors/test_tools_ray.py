@@ -42,16 +42,15 @@ def results(lake: Path, session_id: str) -> list[dict[str, Any]]:
 async def test_io_tools_fan_out_on_the_node_worker(troupe_ray: Troupe, lake: Path, tmp_path: Path) -> None:
     n = 8
     calls = [call("io_wait", seconds=0.5, folder=str(tmp_path), tag=f"c{i}") for i in range(n)]
-    started = time.monotonic()
     result = await troupe_ray.run(lead_calls(["io_wait"], calls), "go", timeout=60, placement="packed")
-    wall = time.monotonic() - started
     assert result.status is SessionStatus.COMPLETED, result.error
     outs = results(lake, result.session_id)
     assert [o["type"] for o in outs] == ["tool.result"] * n
     pids = {(tmp_path / f"c{i}.start").read_text() for i in range(n)}
     assert len(pids) == 1  # one async worker on this node ran them all ...
-    assert wall < n * 0.5  # ... at once, not one after another
     info = await troupe_ray.backend.scheduler.describe.remote()
+    # ... at once, not one after another: all n were in flight together (the scheduler's own count; a wall-clock
+    # bound would measure the machine's load, not the fan-out)
     assert info["io_workers"] == 1 and info["tools"]["io_wait"]["peak"] == n
 
 
