@@ -16,49 +16,18 @@ from typing import Any
 
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 from starlette.authentication import SimpleUser
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from troupe.runtime.access import (
-    AccessControl,
-    AccessDenied,
-    DenialLog,
-    KeyStore,
-    Role,
-    denial_event,
-    retry_after_header,
-)
+from troupe.runtime.access import AccessControl, DenialLog, KeyStore, Principal, Role
+from troupe.runtime.access.asgi import KeyGate, Scope
 from troupe.runtime.events import Event, events_to_columns
 
 NEEDED_ROLE: Role = "user"
 PUBLIC = frozenset({AGENT_CARD_WELL_KNOWN_PATH})
 
 
-class KeyGate:
-    """ASGI middleware: every request but the agent card's is authenticated before the A2A app sees it."""
-
-    def __init__(self, app: ASGIApp, control: AccessControl, denials: DenialLog) -> None:
-        self.app, self.control, self.denials = app, control, denials
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope.get("method") == "GET" and scope.get("path") in PUBLIC):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        client = scope["client"][0] if scope.get("client") else None
-        try:
-            who = self.control.authenticate(headers.get("authorization"), client=client)
-            self.control.require_role(who, NEEDED_ROLE, action="troupe a2a serve")
-        except AccessDenied as denied:
-            self.denials.record(denial_event(denied, method=scope.get("method", ""), path=scope.get("path", ""),
-                                             client=client, interface="a2a"))
-            extra = {"WWW-Authenticate": "Bearer"} if denied.status_code == 401 else {}
-            if denied.retry_after_s is not None:
-                extra["Retry-After"] = retry_after_header(denied.retry_after_s)
-            await JSONResponse(denied.body(), status_code=denied.status_code, headers=extra)(scope, receive, send)
-            return
-        scope["user"] = SimpleUser(who.user)  # the SDK's call context carries it: who answered an approval
-        await self.app(scope, receive, send)
+def _user(scope: Scope, who: Principal) -> None:
+    scope["user"] = SimpleUser(who.user)  # the SDK's call context carries it: who answered an approval
 
 
 def gate(app: ASGIApp, store: KeyStore, lake: str | Path) -> tuple[ASGIApp, DenialLog]:
@@ -70,7 +39,8 @@ def gate(app: ASGIApp, store: KeyStore, lake: str | Path) -> tuple[ASGIApp, Deni
         return LakeWriter(lake).write(events_to_columns(list(events)))
 
     denials = DenialLog(write)
-    return KeyGate(app, AccessControl(store), denials), denials
+    return KeyGate(app, AccessControl(store), denials, role=NEEDED_ROLE, interface="a2a", action="troupe a2a serve",
+                   public=PUBLIC, on_principal=_user), denials
 
 
-__all__ = ["KeyGate", "gate"]
+__all__ = ["gate"]

@@ -12,21 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from troupe.runtime.access import (
-    AccessControl,
-    AccessDenied,
-    DenialLog,
-    KeyStore,
-    RateLimit,
-    RateLimiter,
-    Role,
-    check_bind,
-    denial_event,
-    retry_after_header,
-)
+from troupe.runtime.access import AccessControl, DenialLog, KeyStore, RateLimit, RateLimiter, Role, check_bind
+from troupe.runtime.access.asgi import KeyGate
 from troupe.runtime.events import Event, events_to_columns
 
 NEEDED_ROLE: Role = "user"
@@ -34,35 +23,6 @@ MCP_RATE = RateLimit(per_second=100.0, burst=400)
 """The default limit per key (a key's own ``rate_limit`` wins): an MCP client makes several HTTP requests per
 operation (the call, its notifications, the GET stream, answers to sampling or elicitation), so the HTTP API's
 10/s would refuse an ordinary burst of calls (the conformance suite makes about 170 in 2 s)."""
-
-
-class KeyMiddleware:
-    """ASGI middleware: authenticate every HTTP request before the MCP app sees it."""
-
-    def __init__(self, app: ASGIApp, control: AccessControl, denials: DenialLog, *, role: Role = NEEDED_ROLE) -> None:
-        self.app = app
-        self.control = control
-        self.denials = denials
-        self.role = role
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        client = scope["client"][0] if scope.get("client") else None
-        try:
-            who = self.control.authenticate(headers.get("authorization"), client=client)
-            self.control.require_role(who, self.role, action="troupe mcp serve")
-        except AccessDenied as denied:
-            self.denials.record(denial_event(denied, method=scope.get("method", ""), path=scope.get("path", ""),
-                                             client=client, interface="mcp"))
-            extra = {"WWW-Authenticate": "Bearer"} if denied.status_code == 401 else {}
-            if denied.retry_after_s is not None:
-                extra["Retry-After"] = retry_after_header(denied.retry_after_s)
-            await JSONResponse(denied.body(), status_code=denied.status_code, headers=extra)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 def protect(app: ASGIApp, *, host: str, lake: str | Path | None, keys_path: str | Path | None = None) -> tuple[ASGIApp, DenialLog]:
@@ -76,7 +36,9 @@ def protect(app: ASGIApp, *, host: str, lake: str | Path | None, keys_path: str 
         return LakeWriter(lake or default_lake()).write(events_to_columns(list(events)))
 
     denials = DenialLog(write)
-    return KeyMiddleware(app, AccessControl(store, limiter=RateLimiter(MCP_RATE)), denials), denials
+    gate = KeyGate(app, AccessControl(store, limiter=RateLimiter(MCP_RATE)), denials, role=NEEDED_ROLE, interface="mcp",
+                   action="troupe mcp serve")
+    return gate, denials
 
 
-__all__ = ["KeyMiddleware", "protect"]
+__all__ = ["protect"]
