@@ -9,13 +9,11 @@ need it are skipped, except under CI, where they fail.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.mcp_install import InstallError, _run, _unavailable, cache_root, install_lock
+from tests.support.mcp_install import InstallError, _unavailable, cache_root, install_venv
 
 A2A_SDK = "a2a-sdk[http-server]==1.3.0"
 UVICORN = "uvicorn>=0.30"
@@ -26,20 +24,7 @@ CALC_SCRIPT = HERE / "a2a_calc_peer.py"
 
 def install_a2a_peer() -> Path:
     """The peer venv's python (``a2a-sdk`` and uvicorn in it)."""
-    venv = cache_root().parent / "a2a" / "a2a-sdk-1.3.0"
-    python = venv / "bin" / "python"
-    done = venv / ".installed"
-    with install_lock():
-        if done.exists() and python.exists():
-            return python
-        shutil.rmtree(venv, ignore_errors=True)
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        _run([shutil.which("python3") or sys.executable, "-m", "venv", str(venv)])
-        _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", A2A_SDK, UVICORN])
-        if not python.exists():
-            raise InstallError(f"{A2A_SDK} installed but {python} is missing")
-        done.write_text(f"{A2A_SDK} {UVICORN}\n")
-    return python
+    return install_venv(cache_root().parent / "a2a" / "a2a-sdk-1.3.0", A2A_SDK, UVICORN)
 
 
 @pytest.fixture(scope="session")

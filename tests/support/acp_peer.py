@@ -7,13 +7,11 @@ client itself is ``tests/support/acp_client.py``, run by that venv's Python (it 
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.mcp_install import InstallError, _run, _slug, _unavailable, cache_root, install_lock
+from tests.support.mcp_install import InstallError, _slug, _unavailable, cache_root, install_venv
 
 ACP_SDK = "agent-client-protocol==0.12.1"
 CLIENT = Path(__file__).with_name("acp_client.py")
@@ -21,18 +19,7 @@ CLIENT = Path(__file__).with_name("acp_client.py")
 
 def install_acp_client() -> Path:
     """The venv's Python, with the ACP SDK installed."""
-    venv = cache_root() / _slug("acp-client", ACP_SDK)
-    python = venv / "bin" / "python"
-    done = venv / ".installed"
-    with install_lock():
-        if done.exists() and python.exists():
-            return python
-        shutil.rmtree(venv, ignore_errors=True)
-        base = shutil.which("python3") or sys.executable
-        _run([base, "-m", "venv", str(venv)])
-        _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", ACP_SDK])
-        done.write_text(ACP_SDK + "\n")
-    return python
+    return install_venv(cache_root() / _slug("acp-client", ACP_SDK), ACP_SDK)
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,23 @@ def _slug(*specs: str) -> str:
     return "_".join(s.lstrip("@").replace("/", "-").replace("==", "-").replace("@", "-") for s in specs)
 
 
+def install_venv(venv: Path, *specs: str) -> Path:
+    """A venv of its own at ``venv`` with ``specs`` installed (once: cached, under the install lock); its python."""
+    python = venv / "bin" / "python"
+    done = venv / ".installed"
+    with install_lock():
+        if done.exists() and python.exists():
+            return python
+        shutil.rmtree(venv, ignore_errors=True)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        _run([shutil.which("python3") or sys.executable, "-m", "venv", str(venv)])
+        _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *specs])
+        if not python.exists():
+            raise InstallError(f"{' '.join(specs)} installed but {python} is missing")
+        done.write_text(" ".join(specs) + "\n")
+    return python
+
+
 def install_time_server() -> Path:
     """``mcp-server-time`` in a venv of its own; returns its executable."""
     venv = cache_root() / _slug(TIME_SERVER, TIME_SERVER_SDK)
