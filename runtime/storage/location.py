@@ -23,12 +23,13 @@ locations with the secret masked.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -156,15 +157,31 @@ class Storage:
         return sorted(i.base_name for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.Directory)
 
     def read_bytes(self, rel: str) -> bytes:
-        """A file's content; ``FileNotFoundError`` when it does not exist."""
-        with self.fs.open_input_stream(self.path(rel)) as f:
+        """A file's content; ``FileNotFoundError`` when it does not exist (or was deleted while being read)."""
+        with self._found(rel), self.fs.open_input_stream(self.path(rel)) as f:
             return f.read()
 
     def read_table(self, rel: str, columns: Sequence[str] | None = None) -> pa.Table:
-        """One Parquet file as a table."""
+        """One Parquet file as a table; ``FileNotFoundError`` as :meth:`read_bytes`."""
         if self.local:
             return pq.read_table(self.path(rel), columns=columns)
-        return pq.read_table(self.path(rel), columns=columns, filesystem=self.fs)
+        with self._found(rel):
+            return pq.read_table(self.path(rel), columns=columns, filesystem=self.fs)
+
+    @contextmanager
+    def _found(self, rel: str) -> Iterator[None]:
+        """A file deleted between the request for its size and the one for its bytes (another process removed
+        it) fails on an object store as a plain ``OSError`` (S3: ``NO_SUCH_KEY`` / ``RESOURCE_NOT_FOUND`` during
+        GetObject), not ``FileNotFoundError``: raise that when the file is gone, so callers that expect a
+        file to vanish (a memory log file folded in by a compaction) can tell it from a failing store."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            if self.is_file(rel):
+                raise
+            raise FileNotFoundError(errno.ENOENT, f"deleted while being read: {e}", self.path(rel)) from e
 
     def dataset(self, files: Sequence[pafs.FileInfo], base_rel: str, *, schema: pa.Schema,
                 partitioning: ds.Partitioning | None = None) -> ds.Dataset:

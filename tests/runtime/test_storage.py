@@ -130,6 +130,51 @@ def test_dataset_reads_hive_keys_from_paths(store: Storage) -> None:
     assert sorted(set(got["run_id"].to_pylist())) == ["2024", "a b"] and got.num_rows == 6
 
 
+class _DeletedWhileRead:
+    """An S3 filesystem where another process deletes each file right after it is opened (its size asked
+    for) and before its bytes are: what a memory compaction does to a log file a reader listed."""
+
+    def __init__(self, fs: pafs.FileSystem) -> None:
+        self._fs = fs
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fs, name)
+
+    def open_input_stream(self, path: str) -> pa.NativeFile:
+        f = self._fs.open_input_stream(path)
+        self._fs.delete_file(path)
+        return f
+
+    def open_input_file(self, path: str) -> pa.NativeFile:
+        f = self._fs.open_input_file(path)
+        self._fs.delete_file(path)
+        return f
+
+
+def test_a_file_deleted_while_read_on_s3_is_not_found(s3_server: S3Server, s3_bucket: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 answers the GET of an object deleted after its HEAD with NO_SUCH_KEY, which pyarrow raises as a
+    plain OSError: read_bytes and read_table say FileNotFoundError, as for any missing file (a memory store
+    retries its listing on that; an OSError killed its writer)."""
+    real = open_storage(s3_server.uri(s3_bucket, "race"))
+    racing = Storage(_DeletedWhileRead(real.fs), real.base, real.location)
+    real.write_bytes("a.json", b"{}")
+    with pytest.raises(FileNotFoundError, match="deleted while being read"):
+        racing.read_bytes("a.json")
+    rel = real.write_parquet("log", TABLE)
+    read_table = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda source, columns=None, filesystem=None: read_table(
+        filesystem.open_input_file(source), columns=columns))  # the dataset's HEAD, then its GETs
+    with pytest.raises(FileNotFoundError, match="deleted while being read"):
+        racing.read_table(rel)
+    assert real.files() == []
+    real.write_bytes("b.json", b"{}")
+    monkeypatch.setattr(Storage, "is_file", lambda self, rel: True)  # still there: a failing store stays an OSError
+    with pytest.raises(OSError) as info:
+        racing.read_bytes("b.json")
+    assert not isinstance(info.value, FileNotFoundError)
+
+
 def test_credentials_from_the_environment(s3_server: S3Server, s3_bucket: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """No keys in the URI: the AWS SDK's own chain (here the AWS_* variables) supplies them."""
