@@ -137,6 +137,7 @@ def synthetic(n: int, runs: int, sessions_per_run: int) -> list[pa.Table]:
                     "agent": f"agent{i % 4}",
                     "type": kind,
                     "seq": i,
+                    "position": i + 1,
                     "parent_event_id": parent,
                     "duration_ms": rnd.expovariate(1 / 120) if kind in ("llm.response", "tool.result") else None,
                     "model": "m" if kind.startswith("llm") else None,
