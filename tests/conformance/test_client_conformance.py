@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.conformance import NodeTools, install_node_tools, node_tools  # noqa: F401 - the fixture
+from tests.support.mcp_install import _unavailable as unavailable
 
 pytestmark = pytest.mark.conformance
 
@@ -57,7 +58,7 @@ def run_client_scenario(tools: NodeTools, scenario: str, out_dir: Path) -> tuple
 def test_every_listed_client_scenario_is_covered() -> None:
     scenarios = client_scenarios()
     if not scenarios:
-        pytest.skip("the conformance suite is not installed here")
+        unavailable("the MCP conformance suite", RuntimeError("it could not be installed or listed"))  # fails under CI
     assert {"initialize", "tools_call", "elicitation-sep1034-client-defaults", "sse-retry"} <= set(scenarios)
     assert all(is_auth(s) or s in NON_AUTH for s in scenarios)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.conformance import NodeTools, install_node_tools, node_tools  # noqa: F401 - the fixture
+from tests.support.mcp_install import _unavailable as unavailable
 from tests.support.mcp_servers import free_port
 
 pytestmark = pytest.mark.conformance
@@ -116,7 +117,7 @@ def local_server(node_tools: NodeTools, tmp_path_factory: pytest.TempPathFactory
 def test_every_listed_server_scenario_is_covered() -> None:
     scenarios = server_scenarios()
     if not scenarios:
-        pytest.skip("the conformance suite is not installed here")
+        unavailable("the MCP conformance suite", RuntimeError("it could not be installed or listed"))  # fails under CI
     assert len(scenarios) >= 32 and {"server-initialize", "dns-rebinding-protection", "server-sse-polling"} <= set(
         scenarios)
     assert list(SCENARIOS) == list(scenarios)
