@@ -27,8 +27,6 @@ EXAMPLE_TEAM = REPO / "examples" / "research_team"
 
 RAY_MARKS = ("ray", "dashboard", "job", "multinode", "serve", "private_ray")
 """The marks of tests that may start or use Ray (``-m "not ray"`` and friends deselect them)."""
-SOLO_MARKS = ("dashboard", "job", "multinode", "otel", "local_model", "serve", "browser", "private_ray")
-"""Tests that start a cluster, a heavy server or the local model of their own: one at a time under xdist."""
 RAY_TEST_DIR = REPO / "tests" / "actors"
 """The tests of the Ray edge (troupe.actors): they may use Ray without a mark."""
 
@@ -44,11 +42,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if unmarked:
         raise pytest.UsageError("these tests use the ray_session fixture but have no Ray mark "
                                 f"({', '.join(RAY_MARKS)}): add @pytest.mark.ray\n  " + "\n  ".join(unmarked))
-    # Under pytest-xdist (`-n N --dist loadgroup`, as .ci/run runs), the tests that start a Ray, a Serve or
-    # a server of their own, or load the local model, run one after another on one worker; the rest spread.
-    for item in items:
-        if any(item.get_closest_marker(m) for m in SOLO_MARKS):
-            item.add_marker(pytest.mark.xdist_group("solo"))
 
 
 @pytest.fixture(autouse=True)

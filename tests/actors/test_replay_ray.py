@@ -24,9 +24,9 @@ from troupe.runtime.config import load_team
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.llm.types import LLMRequest, LLMResponse, ToolCall
 
-# DOWN is one flag file for the machine (the model runs in Ray workers): under pytest-xdist the tests that use it
-# run on one worker, one after another.
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session"), pytest.mark.xdist_group("replay_model_down")]
+# DOWN is one flag file for the machine (the model runs in Ray workers): the tests that use it must not run at once
+# (.ci/run's xdist hands out whole files).
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
 DOWN = Path(tempfile.gettempdir()) / f"troupe-replay-model-down-{os.getuid()}"
 
