@@ -4,18 +4,15 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-from tests.server.conftest import free_port, write_teams
+from tests.server.conftest import serve_in_thread, write_teams
 from troupe.runtime.access import KeyStore, RateLimit
 from troupe.runtime.eventlog.lake import query
 from troupe.runtime.server.app import build_app
@@ -52,14 +49,7 @@ def keyed(tmp_path: Path) -> Iterator[Keyed]:
     lake = tmp_path / "lake"
     settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)], keys_path=str(store.path))
     app = build_app(settings)
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield Keyed(f"http://127.0.0.1:{port}", app, lake, store, keys)
+    uv, thread, url = serve_in_thread(app)
+    yield Keyed(url, app, lake, store, keys)
     uv.should_exit = True
     thread.join(30)

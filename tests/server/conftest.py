@@ -78,21 +78,27 @@ class LiveServer:
         return frames
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    teams = tmp_path / "teams"
-    write_teams(teams, tmp_path / "approved.txt")
-    lake = tmp_path / "lake"
-    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)])
+def serve_in_thread(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """``app`` under uvicorn on 127.0.0.1 and a free port, in a daemon thread, once it has started; its URL.
+    Stop it with ``uv.should_exit = True`` and ``thread.join(30)``."""
     port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(build_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not uv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
+    return uv, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    teams = tmp_path / "teams"
+    write_teams(teams, tmp_path / "approved.txt")
+    lake = tmp_path / "lake"
+    settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)])
+    uv, thread, url = serve_in_thread(build_app(settings))
     with httpx.Client(base_url=url + "/api/v1", timeout=30) as client:
         yield LiveServer(url=url, lake=lake, client=client)
     uv.should_exit = True

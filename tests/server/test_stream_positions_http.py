@@ -6,17 +6,14 @@ event reaches the server late (delivery delayed between the event log and the se
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.server.conftest import LiveServer, free_port, write_teams
+from tests.server.conftest import LiveServer, serve_in_thread, write_teams
 from troupe.runtime.events import Event
 from troupe.runtime.server.app import build_app
 from troupe.runtime.server.settings import ServerSettings
@@ -46,18 +43,6 @@ def _delaying(real: Any) -> Any:
     return tail
 
 
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    return uv, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[LiveServer, LiveServer, ServerState]]:
     """Two apps over one lake and one session directory; the first runs the sessions (its tail delayed)."""
@@ -68,8 +53,8 @@ def replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     settings = ServerSettings(local=True, lake=str(lake), teams=[str(teams)])
     directory = LocalDirectory()
     a_state = ServerState(settings, directory=directory)
-    a = _serve(build_app(settings, state=a_state))
-    b = _serve(build_app(settings, directory=directory))
+    a = serve_in_thread(build_app(settings, state=a_state))
+    b = serve_in_thread(build_app(settings, directory=directory))
     with httpx.Client(base_url=a[2] + "/api/v1", timeout=30) as ca, httpx.Client(base_url=b[2] + "/api/v1",
                                                                                  timeout=30) as cb:
         yield LiveServer(url=a[2], lake=lake, client=ca), LiveServer(url=b[2], lake=lake, client=cb), a_state
