@@ -58,8 +58,9 @@ def slow_stream() -> TextReply:
     return TextReply("x" * 300, chunk_size=1, chunk_delay_s=0.2)
 
 
-def busy_team(base_url: str, folder: Path, *, budgets: dict[str, Any] | None = None) -> TeamConfig:
-    calls = [call(tool.split(":")[-1], seconds=TOOL_S, folder=str(folder), tag=tag) for tag, tool in TOOL_TAGS.items()]
+def busy_team(base_url: str, folder: Path, *, budgets: dict[str, Any] | None = None,
+              tool_s: float = TOOL_S) -> TeamConfig:
+    calls = [call(tool.split(":")[-1], seconds=tool_s, folder=str(folder), tag=tag) for tag, tool in TOOL_TAGS.items()]
     return parse_team({
         "name": "busy", "entry": "talker", "default_model": "net", "budgets": budgets or {},
         "models": {"net": {"provider": "openai", "model": "test-model", "base_url": base_url, "max_retries": 0,
@@ -117,9 +118,18 @@ async def busy(troupe: Troupe, server: OpenAICompatServer, folder: Path, placeme
     watched = Watched(session).start()
     await session.send("talk slowly")
     await session.send("work slowly", to="doer")
-    await until(lambda: any(e.type == "llm.token" and e.agent == "talker" for _, e in watched.events), 60,
+
+    def began(check: Callable[[], bool]) -> Callable[[], bool]:
+        def began_or_ended() -> bool:
+            ended = watched.first("session.finished")
+            assert ended is None, f"the session ended before its work began: {ended[1].data if ended else None}"
+            return check()
+        return began_or_ended
+
+    await until(began(lambda: any(e.type == "llm.token" and e.agent == "talker" for _, e in watched.events)), 60,
                 "the talker's stream started")
-    await until(lambda: all((folder / f"{tag}.start").exists() for tag in TOOL_TAGS), 60, "every tool call started")
+    await until(began(lambda: all((folder / f"{tag}.start").exists() for tag in TOOL_TAGS)), 60,
+                "every tool call started")
     return watched
 
 
@@ -169,9 +179,9 @@ def terminated_in_lake(troupe: Troupe, session: Session) -> set[str]:
     return {row["agent"] for row in query(troupe.lake, sql).to_pylist()}
 
 
-async def never_done(folder: Path, started: float) -> None:
+async def never_done(folder: Path, started: float, tool_s: float = TOOL_S) -> None:
     """No tool finished its sleep: wait until each would have, then look."""
-    await asyncio.sleep(max(0.0, started + TOOL_S + 1.0 - time.monotonic()))
+    await asyncio.sleep(max(0.0, started + tool_s + 1.0 - time.monotonic()))
     assert not [tag for tag in TOOL_TAGS if (folder / f"{tag}.done").exists()], "a cancelled tool ran to its end"
 
 
@@ -194,9 +204,12 @@ async def test_cancelling_a_session_stops_every_agent_stream_and_tool(
 @pytest.mark.parametrize("placement", ["dedicated", "packed"])
 async def test_a_wall_clock_budget_stops_in_flight_work_the_same_way(
         troupe_ray: Troupe, server: OpenAICompatServer, tmp_path: Path, placement: str) -> None:
-    budget_s = 4.0
+    # The budget counts from the session's start, so it has to cover opening the team (actors, the
+    # MCP server) under CI load; the tools sleep well past it, so it still runs out mid-call.
+    budget_s = 12.0
+    tool_s = budget_s + BOUND_S + 4.0
     started = time.monotonic()
-    watched = await busy(troupe_ray, server, tmp_path, placement, budgets={"max_wall_s": budget_s})
+    watched = await busy(troupe_ray, server, tmp_path, placement, budgets={"max_wall_s": budget_s}, tool_s=tool_s)
     sent = watched.first("session.started")
     assert sent is not None and watched.first("session.finished") is None, "the budget ran out before the work began"
     exceeded = await until(lambda: watched.first("budget.exceeded") is not None, budget_s + BOUND_S,
@@ -207,7 +220,7 @@ async def test_a_wall_clock_budget_stops_in_flight_work_the_same_way(
     await watched.stop()
     await watched.session.close()
     assert terminated_in_lake(troupe_ray, watched.session) == {"talker", "doer"}
-    await never_done(tmp_path, started)
+    await never_done(tmp_path, started, tool_s)
 
 
 def assignee_team(folder: Path) -> TeamConfig:

@@ -77,8 +77,10 @@ async def test_caps_hold_across_hosts(troupe_ray: Troupe, tmp_path: Path) -> Non
     assert all(r.status is SessionStatus.COMPLETED for r in outcomes)
     spans = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(spans) == 6
-    overlap = max(sum(1 for o in spans if o["start"] < s["end"] - 0.05 and o["end"] > s["start"] + 0.05) for s in spans)
-    assert overlap <= 2
+    # Most calls running at one moment: at each call's start, the calls that had started and not yet ended (a call
+    # can overlap more than two others one after another, under load, with never more than two at once).
+    at_once = max(sum(1 for o in spans if o["start"] <= s["start"] < o["end"]) for s in spans)
+    assert at_once <= 2, spans
 
 
 async def test_timeout_and_cancel_stop_the_remote_work(troupe_ray: Troupe, lake: Path, tmp_path: Path) -> None:
