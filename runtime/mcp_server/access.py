@@ -4,6 +4,10 @@ With no key in the store the server listens on loopback only and every loopback 
 (as before). Once a key exists, every HTTP request needs ``Authorization: Bearer trp_...`` of a key
 with role ``user`` or above (the tools run teams); refusals are answered 401/403/429 with
 ``{"error", "reason"}`` and recorded as ``access.denied`` events (``agent`` ``mcp``) in the lake.
+
+The key's user is the request's caller (:mod:`.owners`): the sessions its tools open belong to that user, and
+its requests touch only that user's sessions and lake rows (an admin key: everyone's); refusals made there are
+recorded in the same log.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from starlette.types import ASGIApp
 from troupe.runtime.access import AccessControl, DenialLog, KeyStore, RateLimit, RateLimiter, Role, check_bind
 from troupe.runtime.access.asgi import KeyGate
 from troupe.runtime.events import Event, events_to_columns
+from troupe.runtime.mcp_server.owners import remembering
 
 NEEDED_ROLE: Role = "user"
 MCP_RATE = RateLimit(per_second=100.0, burst=400)
@@ -37,7 +42,7 @@ def protect(app: ASGIApp, *, host: str, lake: str | Path | None, keys_path: str 
 
     denials = DenialLog(write)
     gate = KeyGate(app, AccessControl(store, limiter=RateLimiter(MCP_RATE)), denials, role=NEEDED_ROLE, interface="mcp",
-                   action="troupe mcp serve")
+                   action="troupe mcp serve", on_principal=remembering(denials))
     return gate, denials
 
 

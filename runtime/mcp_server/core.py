@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from troupe.runtime.access import LOCAL_ADMIN, AccessDenied, Principal
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.errors import TroupeError
 from troupe.runtime.eventlog.lake import default_lake
-from troupe.runtime.mcp_server import lake_query
+from troupe.runtime.mcp_server import lake_query, lake_scope
 from troupe.runtime.mcp_server.models import (
     BlackboardItem,
     BlackboardView,
@@ -51,6 +52,13 @@ class ServiceError(TroupeError):
     """A request the server refused; the message says what was wrong and how to fix it."""
 
 
+def other_users_session(who: Principal, session_id: str) -> AccessDenied:
+    """The refusal of ``who`` touching session ``session_id`` of another user (says nothing else about it)."""
+    return AccessDenied(403, "other_user_session", f"session {session_id} belongs to another user: a key sees and "
+                        "drives only its own user's sessions (list_sessions shows yours; start_session or run_team "
+                        "opens one), an admin key sees all", principal=who, session_id=session_id)
+
+
 @dataclass
 class ServiceOptions:
     address: str | None = None
@@ -77,6 +85,8 @@ class _Open:
     team: TeamConfig
     team_path: Path
     opened_at: datetime
+    owner: str
+    """The user it belongs to (``session.started.user``)."""
     messages: int = 0
     result: SessionResult | None = None
     usage: Usage = field(default_factory=Usage)
@@ -190,22 +200,23 @@ class TroupeService:
             raise ServiceError(f"{self.options.max_sessions} sessions are open already (the server's "
                                f"--max-sessions); close some with close_session (list_sessions shows them)")
 
-    async def _open(self, team: str, model: str | None) -> tuple[Session, TeamConfig, Path]:
+    async def _open(self, team: str, model: str | None, owner: str) -> tuple[Session, TeamConfig, Path]:
         cfg, path = self.teams.load(team)
-        session = await self.troupe.open(cfg, model=model or self.options.model)
+        session = await self.troupe.open(cfg, model=model or self.options.model, owner=owner)
         return session, session.spec.team, path
 
     # --- one-shot runs ----------------------------------------------------------------------
     async def run_team(self, team: str, input: str, *, model: str | None = None,
-                       timeout_s: float | None = 300.0, progress: Progress | None = None) -> RunOutcome:
-        """Run a session start to finish and close it; on timeout it is cancelled (status ``cancelled``)."""
+                       timeout_s: float | None = 300.0, progress: Progress | None = None,
+                       who: Principal = LOCAL_ADMIN) -> RunOutcome:
+        """Run a session of ``who``'s start to finish and close it; on timeout it is cancelled (status ``cancelled``)."""
         if not input.strip():
             raise ServiceError("input is empty: pass the message for the team's entry agent")
         timeout = _clamp(timeout_s, 300.0)
         self._reserve()
         self._pending += 1
         try:
-            session, cfg, _ = await self._open(team, model)
+            session, cfg, _ = await self._open(team, model, who.user)
             try:
                 await session.send(input)
                 try:
@@ -233,25 +244,30 @@ class TroupeService:
         await session.close()
 
     # --- sessions kept open -----------------------------------------------------------------
-    async def start_session(self, team: str, *, model: str | None = None) -> SessionInfo:
+    async def start_session(self, team: str, *, model: str | None = None, who: Principal = LOCAL_ADMIN) -> SessionInfo:
+        """Open a session of ``team`` that belongs to ``who``'s user."""
         self._reserve()
         self._pending += 1  # holds the slot while the session starts
         try:
-            session, cfg, path = await self._open(team, model)
+            session, cfg, path = await self._open(team, model, who.user)
         finally:
             self._pending -= 1
-        opened = _Open(session=session, team=cfg, team_path=path, opened_at=datetime.now(UTC))
+        opened = _Open(session=session, team=cfg, team_path=path, opened_at=datetime.now(UTC), owner=who.user)
         self._sessions[str(session.id)] = opened
         return self._info(opened)
 
-    def _get(self, session_id: str) -> _Open:
+    def _get(self, session_id: str, who: Principal) -> _Open:
+        """The open session, if ``who`` may touch it: unknown ones are unknown (the listing names only ``who``'s),
+        another user's are refused (:func:`other_users_session`)."""
         opened = self._sessions.get(session_id.strip())
         if opened is None:
-            known = sorted(self._sessions)
+            known = sorted(sid for sid, o in self._sessions.items() if who.can_see(o.owner))
             listing = f"open sessions: {', '.join(known)}" if known else "no session is open"
             raise ServiceError(f"unknown session {session_id!r} ({listing}); start one with start_session "
                                "(sessions run by run_team, and closed ones, are gone: query_lake still has "
                                "their events)")
+        if not who.can_see(opened.owner):
+            raise other_users_session(who, session_id.strip())
         return opened
 
     def _info(self, o: _Open) -> SessionInfo:
@@ -264,7 +280,7 @@ class TroupeService:
             session_id=str(o.session.id), run_id=str(o.session.run_id), team=o.team.name, team_path=str(o.team_path),
             entry=str(o.team.entry), agents=[a.id for a in o.team.agents], status=status, done=done,
             reply=o.result.reply if o.result else None, error=o.result.error if o.result else None,
-            usage=usage, messages_sent=o.messages, opened_at=o.opened_at.isoformat(), closed=o.closed,
+            usage=usage, messages_sent=o.messages, opened_at=o.opened_at.isoformat(), closed=o.closed, user=o.owner,
         )
 
     async def _refresh(self, o: _Open) -> None:
@@ -276,8 +292,9 @@ class TroupeService:
         if state.get("status") != SessionStatus.RUNNING.value:
             o.result = await o.session.result(timeout=CLOSE_WAIT_S)
 
-    async def send_message(self, session_id: str, text: str, *, to: str | None = None) -> SessionInfo:
-        o = self._get(session_id)
+    async def send_message(self, session_id: str, text: str, *, to: str | None = None,
+                           who: Principal = LOCAL_ADMIN) -> SessionInfo:
+        o = self._get(session_id, who)
         if not text.strip():
             raise ServiceError("text is empty: pass the message to send")
         await self._refresh(o)
@@ -288,15 +305,15 @@ class TroupeService:
         o.messages += 1
         return self._info(o)
 
-    async def session_status(self, session_id: str) -> SessionInfo:
-        o = self._get(session_id)
+    async def session_status(self, session_id: str, who: Principal = LOCAL_ADMIN) -> SessionInfo:
+        o = self._get(session_id, who)
         await self._refresh(o)
         return self._info(o)
 
     async def wait_result(self, session_id: str, timeout_s: float | None = 60.0, *,
-                          progress: Progress | None = None) -> SessionInfo:
+                          progress: Progress | None = None, who: Principal = LOCAL_ADMIN) -> SessionInfo:
         """Wait until the session ends or ``timeout_s`` passes (then ``done`` is false; call again)."""
-        o = self._get(session_id)
+        o = self._get(session_id, who)
         timeout = _clamp(timeout_s, 60.0)
         if o.result is None and not o.messages:
             raise ServiceError(f"session {o.session.id} has had no message yet, so it cannot end: "
@@ -308,11 +325,12 @@ class TroupeService:
                 await self._refresh(o)
         return self._info(o)
 
-    def list_sessions(self) -> SessionList:
-        return SessionList(sessions=[self._info(o) for o in self._sessions.values()])
+    def list_sessions(self, who: Principal = LOCAL_ADMIN) -> SessionList:
+        """The open sessions ``who`` may see (an admin: all)."""
+        return SessionList(sessions=[self._info(o) for o in self._sessions.values() if who.can_see(o.owner)])
 
-    async def close_session(self, session_id: str) -> SessionInfo:
-        o = self._get(session_id)
+    async def close_session(self, session_id: str, who: Principal = LOCAL_ADMIN) -> SessionInfo:
+        o = self._get(session_id, who)
         return await _finish(self._close(str(o.session.id)))
 
     async def _close(self, session_id: str) -> SessionInfo:
@@ -329,8 +347,8 @@ class TroupeService:
         return self._info(o)
 
     # --- shared state -----------------------------------------------------------------------
-    async def read_blackboard(self, session_id: str, prefix: str = "") -> BlackboardView:
-        o = self._get(session_id)
+    async def read_blackboard(self, session_id: str, prefix: str = "", who: Principal = LOCAL_ADMIN) -> BlackboardView:
+        o = self._get(session_id, who)
         entries = await o.session.blackboard(prefix or "")
         return BlackboardView(session_id=str(o.session.id), prefix=prefix or "", entries=[
             BlackboardItem(key=e.key, value=e.value, version=e.version, author=str(e.author), kind=str(e.kind),
@@ -338,8 +356,8 @@ class TroupeService:
             for e in entries
         ])
 
-    async def task_tree(self, session_id: str) -> TaskTree:
-        o = self._get(session_id)
+    async def task_tree(self, session_id: str, who: Principal = LOCAL_ADMIN) -> TaskTree:
+        o = self._get(session_id, who)
         tasks = await o.session.tasks()
         nodes = {str(t.id): TaskNode(id=str(t.id), goal=t.goal, status=str(t.status),
                                      assignee=str(t.assignee) if t.assignee else None, created_by=str(t.created_by),
@@ -352,8 +370,10 @@ class TroupeService:
         return TaskTree(session_id=str(o.session.id), tasks=roots, counts=dict(Counter(str(t.status) for t in tasks)))
 
     # --- the lake ---------------------------------------------------------------------------
-    async def query_lake(self, sql: str, limit: int = lake_query.DEFAULT_LIMIT) -> LakeRows:
-        lake_query.check_read_only(sql)
+    async def query_lake(self, sql: str, limit: int = lake_query.DEFAULT_LIMIT, who: Principal = LOCAL_ADMIN) -> LakeRows:
+        """Read-only SQL over the lake: an admin's over all of it, anyone else's over their own sessions' rows
+        (:mod:`.lake_scope`, as ``POST /api/v1/sql``)."""
+        lake_scope.check_query(sql, who)
         if limit < 1:
             raise ServiceError(f"limit must be at least 1 (got {limit}); at most {lake_query.MAX_LIMIT} rows come back")
         try:
@@ -361,7 +381,8 @@ class TroupeService:
         except Exception:
             log.debug("flush before a lake query failed", exc_info=True)
         columns, rows, truncated = await lake_query.query_lake(self.troupe.lake, sql, limit,
-                                                               timeout_s=self.options.query_timeout_s)
+                                                               timeout_s=self.options.query_timeout_s,
+                                                               sandbox=lake_scope.scoped_sandbox(who))
         return LakeRows(columns=columns, rows=rows, row_count=len(rows), truncated=truncated, lake=self.troupe.lake)
 
 
@@ -372,4 +393,5 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-__all__ = ["PROGRESS_S", "Progress", "ServiceError", "ServiceOptions", "TroupeService", "describe_error"]
+__all__ = ["PROGRESS_S", "Progress", "ServiceError", "ServiceOptions", "TroupeService", "describe_error",
+           "other_users_session"]

@@ -39,6 +39,8 @@ class SessionInfo(BaseModel):
     messages_sent: int = 0
     opened_at: str
     closed: bool = False
+    user: str | None = Field(default=None, description="the user the session belongs to (the API key's user; "
+                                                       "'local' without keys or over stdio)")
 
 
 class SessionList(BaseModel):

@@ -7,6 +7,11 @@ URIs: ``troupe://teams``, ``troupe://sessions``, ``troupe://sessions/{session_id
 (every entry), ``troupe://sessions/{session_id}/blackboard/{+key}`` (one key; keys may hold
 ``/``), ``troupe://sessions/{session_id}/tasks`` (the task tree). Contents are JSON, the same
 models the tools return.
+
+Each request reads as its caller (:func:`.owners.caller`): ``troupe://sessions`` lists the caller's own open
+sessions (an admin's: all), and another user's session resource (a read, a subscription, a key completion) is
+refused with a JSON-RPC error -32602 whose ``data.error`` is ``other_user_session``, recorded as an
+``access.denied`` event; an unknown session stays unknown (-32602, resource not found).
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from dataclasses import dataclass
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.shared.exceptions import MCPError
 from mcp.types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
+from troupe.runtime.access import AccessDenied, Principal
 from troupe.runtime.mcp_server.core import ServiceError, TroupeService
+from troupe.runtime.mcp_server.owners import caller
 
 JSON = "application/json"
 MAX_COMPLETIONS = 100
@@ -48,18 +56,27 @@ def parse_uri(uri: str) -> SessionResource | None:
     return SessionResource(m["sid"], m["what"], m["key"])
 
 
-async def read_session_resource(service: TroupeService, res: SessionResource) -> str:
-    """The JSON text of a session resource (ResourceNotFoundError for an unknown session or key)."""
+def is_refusal(e: MCPError) -> bool:
+    """Whether ``e`` answers a refused request (not an unknown resource)."""
+    data = e.error.data
+    return isinstance(data, dict) and "error" in data and "status" in data  # as owners.Caller.error makes them
+
+
+async def read_session_resource(service: TroupeService, res: SessionResource, who: Principal | None = None) -> str:
+    """The JSON text of a session resource as ``who`` (default: the request's caller) reads it:
+    ResourceNotFoundError for an unknown session or key; another user's session refused (an MCPError, recorded)."""
     try:
-        return await _read(service, res)
+        return await _read(service, res, who or caller().who)
     except ServiceError as e:
         raise ResourceNotFoundError(e.message) from None
+    except AccessDenied as e:
+        raise caller().error(e) from None
 
 
-async def _read(service: TroupeService, res: SessionResource) -> str:
+async def _read(service: TroupeService, res: SessionResource, who: Principal) -> str:
     if res.what == "tasks":
-        return (await service.task_tree(res.session_id)).model_dump_json()
-    view = await service.read_blackboard(res.session_id, res.key or "")
+        return (await service.task_tree(res.session_id, who)).model_dump_json()
+    view = await service.read_blackboard(res.session_id, res.key or "", who)
     if res.key is None:
         return view.model_dump_json()
     entry = next((e for e in view.entries if e.key == res.key), None)
@@ -74,10 +91,13 @@ def install(server: MCPServer, service: TroupeService) -> None:
     def teams() -> str:
         return service.list_teams().model_dump_json()
 
-    @server.resource("troupe://sessions", name="sessions", description="The sessions this server has open",
-                     mime_type=JSON)
-    def sessions() -> str:
-        return service.list_sessions().model_dump_json()
+    @server.resource("troupe://sessions", name="sessions", mime_type=JSON,
+                     description="The sessions this server has open that are yours (an admin key: everyone's)")
+    async def sessions() -> str:
+        try:
+            return service.list_sessions(caller().who).model_dump_json()
+        except AccessDenied as e:
+            raise caller().error(e) from None
 
     @server.resource(BLACKBOARD_TEMPLATE, name="blackboard", mime_type=JSON,
                      description="An open session's blackboard (subscribe: notified when any key changes)")
@@ -107,25 +127,31 @@ def _matching(values: list[str], prefix: str) -> Completion:
 
 async def complete(service: TroupeService, ref: PromptReference | ResourceTemplateReference,
                    argument: CompletionArgument, context: CompletionContext | None) -> Completion | None:
-    """Troupe's completions (``None``: not an argument of Troupe's)."""
+    """Troupe's completions (``None``: not an argument of Troupe's), of what the caller may see."""
     if isinstance(ref, PromptReference) and ref.name == "run_team" and argument.name == "team":
         listed = service.list_teams().teams
         return _matching([t.path for t in listed] + [t.name for t in listed if t.name], argument.value)
     if not isinstance(ref, ResourceTemplateReference) or not ref.uri.startswith("troupe://sessions/"):
         return None
+    try:
+        who = caller().who
+    except AccessDenied as e:
+        raise caller().error(e) from None
     if argument.name == "session_id":
-        return _matching([s.session_id for s in service.list_sessions().sessions], argument.value)
+        return _matching([s.session_id for s in service.list_sessions(who).sessions], argument.value)
     if argument.name == "key":
         sid = (context.arguments or {}).get("session_id") if context is not None else None
         if not sid:
             return Completion(values=[], total=0, has_more=False)
         try:
-            view = await service.read_blackboard(sid, argument.value)
+            view = await service.read_blackboard(sid, argument.value, who)
         except ServiceError:
             return Completion(values=[], total=0, has_more=False)
+        except AccessDenied as e:
+            raise caller().error(e) from None
         return _matching([e.key for e in view.entries], argument.value)
     return None
 
 
 __all__ = ["BLACKBOARD_TEMPLATE", "KEY_TEMPLATE", "TASKS_TEMPLATE", "SessionResource", "complete", "install",
-           "parse_uri", "read_session_resource"]
+           "is_refusal", "parse_uri", "read_session_resource"]

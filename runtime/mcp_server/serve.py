@@ -11,8 +11,9 @@ HTTP: ``http://HOST:PORT/mcp`` (streamable HTTP), on 127.0.0.1 by default with t
 rebinding protection (a request whose Host or Origin is not a loopback name is refused with 421/403)
 and resumable SSE streams (:mod:`troupe.runtime.mcp_server.event_store`: a priming event with an id
 and a ``retry`` field, and ``Last-Event-ID`` replay). With API keys in the store (``troupe keys
-create``) every request needs one (role user or above); without any, it listens on loopback only
-(:mod:`troupe.runtime.mcp_server.access`).
+create``) every request needs one (role user or above) and acts as the key's user, who owns the sessions
+it opens and touches no other user's (:mod:`troupe.runtime.mcp_server.owners`); without any, it listens on
+loopback only (:mod:`troupe.runtime.mcp_server.access`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from troupe.runtime.mcp_server.core import ServiceOptions, TroupeService
 from troupe.runtime.mcp_server.event_store import RETRY_MS, MemoryEventStore
 from troupe.runtime.mcp_server.tools import build_server
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from troupe.runtime.access import DenialLog
 
 log = logging.getLogger("troupe.mcp")
 
@@ -107,11 +115,22 @@ async def serve_stdio(options: ServiceOptions) -> None:
         # our own signal handler cancelled us; the lifespan has closed everything
 
 
+def http_app(service: TroupeService, *, host: str, on_started: Callable[[], None] | None = None,
+             keys_path: str | Path | None = None) -> tuple[ASGIApp, DenialLog]:
+    """The streamable-HTTP ASGI app of ``service`` at :data:`HTTP_PATH`, behind the API keys of ``keys_path``
+    (default ``$TROUPE_HOME/keys.json``), and the log its refusals are recorded in (in the service's lake)."""
+    from troupe.runtime.mcp_server.access import protect
+
+    server = build_server(service, on_started=on_started)
+    mcp_app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, event_store=MemoryEventStore(),
+                                         retry_interval=RETRY_MS)  # resumable SSE streams
+    return protect(mcp_app, host=host, lake=service.options.lake, keys_path=keys_path)
+
+
 async def serve_http(options: ServiceOptions, *, host: str, port: int) -> None:
     import uvicorn
 
     from troupe.runtime.access import KeyStore, check_bind
-    from troupe.runtime.mcp_server.access import protect
 
     check_bind(host, KeyStore(), what="troupe mcp serve --http")  # before anything listens, even for a moment
     check_port_free(host, port)
@@ -122,10 +141,7 @@ async def serve_http(options: ServiceOptions, *, host: str, port: int) -> None:
         log.info("signal received: closing sessions and stopping")
         holder[0].should_exit = True
 
-    server = build_server(service, on_started=_on_signals(stop))
-    mcp_app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host, event_store=MemoryEventStore(),
-                                         retry_interval=RETRY_MS)  # resumable SSE streams
-    app, denials = protect(mcp_app, host=host, lake=options.lake)  # API keys; refuses non-loopback without one
+    app, denials = http_app(service, host=host, on_started=_on_signals(stop))  # API keys; refuses non-loopback without one
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, log_level="warning",
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, lifespan="on")
     uv = uvicorn.Server(config)
@@ -150,4 +166,4 @@ def run(options: ServiceOptions, *, http_port: int | None = None, host: str = "1
     return 0
 
 
-__all__ = ["HTTP_PATH", "check_port_free", "configure_logging", "run", "serve_http", "serve_stdio"]
+__all__ = ["HTTP_PATH", "check_port_free", "configure_logging", "http_app", "run", "serve_http", "serve_stdio"]

@@ -2,6 +2,9 @@
 
 Every failure a client can fix (unknown session, team not found, bad SQL, unknown agent or model
 profile) comes back as a tool error (``is_error``) whose text says what was wrong and what to do.
+So does a refusal (another user's session; :mod:`.owners`), which is also recorded as an ``access.denied``
+event. Each call acts as its caller (:func:`.owners.caller`: the API key's user over HTTP, the local admin
+over stdio): the sessions it opens belong to that user, and it touches no other user's.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from troupe.runtime.access import LOCAL_ADMIN, AccessDenied, Principal
 from troupe.runtime.errors import TroupeError
 from troupe.runtime.mcp_server import conformance_fixtures, protocol, resources
 from troupe.runtime.mcp_server.core import Progress, TroupeService, describe_error
@@ -30,6 +35,7 @@ from troupe.runtime.mcp_server.models import (
     TaskTree,
     TeamList,
 )
+from troupe.runtime.mcp_server.owners import CallerMiddleware, caller
 from troupe.runtime.mcp_server.subscriptions import Subscriptions
 
 log = logging.getLogger("troupe.mcp")
@@ -53,12 +59,15 @@ SessionArg = Annotated[str, Field(description="a session id from start_session o
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
-async def _call(aw: Awaitable[T]) -> T:
-    """Turn the service's errors into tool errors a client can act on."""
+async def _call(act: Callable[[Principal], Awaitable[T]]) -> T:
+    """``act`` as the request's caller, its errors turned into tool errors a client can act on (a refusal
+    recorded first)."""
     try:
-        return await aw
+        return await act(caller().who)
     except ToolError:
         raise
+    except AccessDenied as e:
+        raise ToolError(caller().refused(e).reason) from None
     except TroupeError as e:
         raise ToolError(describe_error(e)) from None
     except (TimeoutError, ValueError) as e:
@@ -91,7 +100,8 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
     stops it closes every session and the runtime, even if it was cancelled (SIGTERM)."""
     conformance = service.options.conformance
     logs = protocol.ClientLogs()
-    subscriptions = Subscriptions(lambda res: resources.read_session_resource(service, res))
+    # the watcher reads as the local admin: each subscriber's right to the resource was checked when it subscribed
+    subscriptions = Subscriptions(lambda res: resources.read_session_resource(service, res, LOCAL_ADMIN))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[None]:
@@ -108,7 +118,7 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
                     await service.shutdown()
 
     server: MCPServer = MCPServer("troupe", version="0.1.0", instructions=INSTRUCTIONS, log_level="WARNING",
-                                  lifespan=lifespan,
+                                  lifespan=lifespan, middleware=[CallerMiddleware()],
                                   tools=conformance_fixtures.schema_tools() if conformance else None)
 
     @server.tool(annotations=READ_ONLY)
@@ -130,8 +140,9 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         error and usage (tokens, LLM calls, tool calls). The session is closed afterwards; its events stay
         in the lake (query_lake). For a session you can inspect while it runs, use start_session.
         Reports progress while it runs; cancelling the request cancels the session."""
-        outcome = await _call(service.run_team(team, input, model=model, timeout_s=timeout_s,
-                                               progress=_progress(ctx, logs) if ctx is not None else None))
+        outcome = await _call(lambda who: service.run_team(
+            team, input, model=model, timeout_s=timeout_s, progress=_progress(ctx, logs) if ctx is not None else None,
+            who=who))
         if ctx is not None:
             await logs.send(ctx, "info" if outcome.status == "completed" else "warning",
                             f"session {outcome.session_id} {outcome.status}")
@@ -141,7 +152,7 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
     async def start_session(team: TeamArg, model: ModelArg = None) -> SessionInfo:
         """Open a session of a team and keep it open (status idle until the first send_message). Returns the
         session id and the team's agents. Close it with close_session when done."""
-        return await _call(service.start_session(team, model=model))
+        return await _call(lambda who: service.start_session(team, model=model, who=who))
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=False, open_world_hint=True))
     async def send_message(
@@ -152,12 +163,12 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
     ) -> SessionInfo:
         """Send a message to an agent of an open session (the first one starts the session's work).
         Returns at once; follow with wait_result or session_status."""
-        return await _call(service.send_message(session_id, text, to=to))
+        return await _call(lambda who: service.send_message(session_id, text, to=to, who=who))
 
     @server.tool(annotations=READ_ONLY)
     async def session_status(session_id: SessionArg) -> SessionInfo:
         """How an open session stands now: idle, running, or how it ended (with the reply and usage)."""
-        return await _call(service.session_status(session_id))
+        return await _call(lambda who: service.session_status(session_id, who))
 
     @server.tool(annotations=READ_ONLY)
     async def wait_result(
@@ -168,19 +179,22 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         """Wait until an open session ends (its entry agent replies, it fails, or a budget runs out) or
         timeout_s passes. `done` tells which: if false, call it again. The session stays open (also when
         the request is cancelled). Reports progress while it waits."""
-        return await _call(service.wait_result(session_id, timeout_s,
-                                               progress=_progress(ctx, logs) if ctx is not None else None))
+        return await _call(lambda who: service.wait_result(
+            session_id, timeout_s, progress=_progress(ctx, logs) if ctx is not None else None, who=who))
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False))
     async def close_session(session_id: SessionArg) -> SessionInfo:
         """Close an open session (cancelling it if it is still running) and write all its events to the lake.
         Returns its final state."""
-        return await _call(service.close_session(session_id))
+        return await _call(lambda who: service.close_session(session_id, who))
 
     @server.tool(annotations=READ_ONLY)
     async def list_sessions() -> SessionList:
-        """The sessions this server has open (started with start_session and not closed yet)."""
-        return service.list_sessions()
+        """The sessions this server has open (started with start_session and not closed yet) that are yours
+        (with an admin key: everyone's)."""
+        async def listed(who: Principal) -> SessionList:
+            return service.list_sessions(who)
+        return await _call(listed)
 
     @server.tool(annotations=READ_ONLY)
     async def read_blackboard(
@@ -190,13 +204,13 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
     ) -> BlackboardView:
         """The live entries of an open session's blackboard (the key/value store its agents share), sorted
         by key, with each value's version and author."""
-        return await _call(service.read_blackboard(session_id, prefix))
+        return await _call(lambda who: service.read_blackboard(session_id, prefix, who))
 
     @server.tool(annotations=READ_ONLY)
     async def task_tree(session_id: SessionArg) -> TaskTree:
         """The tasks of an open session (work its agents delegated to each other) as a tree, with each task's
         goal, assignee, status and output, and a count per status."""
-        return await _call(service.task_tree(session_id))
+        return await _call(lambda who: service.task_tree(session_id, who))
 
     @server.tool(annotations=READ_ONLY)
     async def query_lake(
@@ -209,8 +223,10 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         task changes; columns include ts, run_id, session_id, task_id, agent, type, tool, model, status,
         duration_ms, tokens_in, tokens_out and a JSON payload) with DuckDB SQL. Read-only: one SELECT /
         WITH / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN statement; rows are capped at `limit`. Events of a
-        running session reach the lake within about a second; a closed session's are all there."""
-        return await _call(service.query_lake(sql, limit))
+        running session reach the lake within about a second; a closed session's are all there. With a
+        key that is not an admin's, `events` holds only the rows of your own sessions and may be the only
+        table named (no table functions)."""
+        return await _call(lambda who: service.query_lake(sql, limit, who))
 
     resources.install(server, service)
     completers: list[protocol.Completer] = [lambda ref, arg, c: resources.complete(service, ref, arg, c)]
@@ -222,8 +238,13 @@ def build_server(service: TroupeService, *, manage_runtime: bool = True,
         completers.append(fixture_completions)
 
     async def known_uri(uri: str) -> bool:
+        """Whether ``uri`` reads (as the caller: another user's session resource is refused, not unknown)."""
         try:
             await server.read_resource(uri)
+        except MCPError as e:
+            if resources.is_refusal(e):
+                raise
+            return False
         except Exception:
             return False
         return True
