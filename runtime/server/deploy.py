@@ -10,34 +10,67 @@ because a Serve deployment is an interface binding, built over the interface lay
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import ray
 from ray import serve
+from ray.exceptions import RayError
 
 from troupe.runtime.server.app import build_app
+from troupe.runtime.server.forward import ForwardedOp, ForwardQueue, ForwardStats, OpOutcome, refusal
 from troupe.runtime.server.models import SessionInfo
 from troupe.runtime.server.settings import ServerSettings, settings_from_json_env
 
 NAMESPACE = "troupe"
+DIRECTORY_GRACE_S = 10.0
+"""How much longer than an operation's own timeout a replica waits for the directory actor's answer."""
 
 
 @ray.remote(num_cpus=0)
 class DirectoryActor:
-    """Session id -> SessionInfo as JSON (owner, team, status, result): small, one per app."""
+    """Session id -> SessionInfo as JSON (owner, team, status, result): small, one per app; and the channel
+    that forwards operations to the replica holding a session (a :class:`ForwardQueue`; async methods, so a
+    holder's long poll and a replica awaiting an answer wait together)."""
 
     def __init__(self) -> None:
         self._infos: dict[str, str] = {}
+        self._forward = ForwardQueue()
 
-    def put(self, session_id: str, info: str) -> None:
+    async def put(self, session_id: str, info: str) -> None:
         self._infos[session_id] = info
 
-    def get(self, session_id: str) -> str | None:
+    async def get(self, session_id: str) -> str | None:
         return self._infos.get(session_id)
 
-    def all(self) -> list[str]:
+    async def all(self) -> list[str]:
         return list(self._infos.values())
+
+    async def register(self, holder: str) -> None:
+        self._forward.register(holder)
+
+    async def unregister(self, holder: str) -> None:
+        self._forward.unregister(holder)
+
+    async def hold(self, holder: str, session_id: str) -> None:
+        self._forward.hold(holder, session_id)
+
+    async def release(self, holder: str, session_id: str) -> None:
+        self._forward.release(holder, session_id)
+
+    async def submit(self, op: str, timeout_s: float) -> str:
+        out = await self._forward.submit(ForwardedOp.model_validate_json(op), timeout_s)
+        return out.model_dump_json()
+
+    async def poll(self, holder: str, wait_s: float) -> list[str]:
+        return [op.model_dump_json() for op in await self._forward.poll(holder, wait_s)]
+
+    async def complete(self, op_id: str, outcome: str) -> bool:
+        return self._forward.complete(op_id, OpOutcome.model_validate_json(outcome))
+
+    async def forward_stats(self) -> str:
+        return self._forward.snapshot().model_dump_json()
 
 
 def directory_actor(name: str) -> Any:
@@ -60,6 +93,40 @@ class RayDirectory:
 
     async def all(self) -> list[SessionInfo]:
         return [SessionInfo.model_validate_json(r) for r in await self.actor.all.remote()]
+
+    async def register(self, holder: str) -> None:
+        await self.actor.register.remote(holder)
+
+    async def unregister(self, holder: str) -> None:
+        await self.actor.unregister.remote(holder)
+
+    async def hold(self, holder: str, session_id: str) -> None:
+        await self.actor.hold.remote(holder, session_id)
+
+    async def release(self, holder: str, session_id: str) -> None:
+        await self.actor.release.remote(holder, session_id)
+
+    async def submit(self, op: ForwardedOp, timeout_s: float) -> OpOutcome:
+        try:  # the actor answers within timeout_s; this bounds a directory that cannot be reached
+            raw = await asyncio.wait_for(self._ref(self.actor.submit.remote(op.model_dump_json(), timeout_s)),
+                                         timeout_s + DIRECTORY_GRACE_S)
+        except (TimeoutError, RayError) as e:
+            return refusal(504, f"the session directory did not forward {op.op!r} to session {op.session_id}'s "
+                                "server process", f"{type(e).__name__}: {e}; retry")
+        return OpOutcome.model_validate_json(raw)
+
+    async def poll(self, holder: str, wait_s: float) -> list[ForwardedOp]:
+        return [ForwardedOp.model_validate_json(r) for r in await self.actor.poll.remote(holder, wait_s)]
+
+    async def complete(self, op_id: str, outcome: OpOutcome) -> None:
+        await self.actor.complete.remote(op_id, outcome.model_dump_json())
+
+    async def forward_stats(self) -> ForwardStats:
+        return ForwardStats.model_validate_json(await self.actor.forward_stats.remote())
+
+    @staticmethod
+    async def _ref(ref: Any) -> Any:
+        return await ref
 
 
 def directory_name(settings: ServerSettings) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from troupe.runtime.errors import ConfigError, TroupeError
@@ -14,6 +14,7 @@ from troupe.runtime.events import Event
 from troupe.runtime.server import lakeview
 from troupe.runtime.server.auth import Principal, can_see, principal, require_role
 from troupe.runtime.server.errors import ApiError
+from troupe.runtime.server.forward import FORWARD_TIMEOUT_S
 from troupe.runtime.server.models import (
     Accepted,
     CreateSession,
@@ -22,7 +23,8 @@ from troupe.runtime.server.models import (
     SessionResultBody,
     TurnRequest,
 )
-from troupe.runtime.server.state import ServerBusyError, ServerState
+from troupe.runtime.server.relay import relay, session_op
+from troupe.runtime.server.state import Held, ServerBusyError, ServerState
 from troupe.runtime.server.stream import lake_frames, parse_last_event_id
 from troupe.runtime.server.sweeps import sweep_runs
 from troupe.runtime.session.turn_cancel import TurnCancel
@@ -56,14 +58,19 @@ async def visible(state: ServerState, who: Principal, session_id: str) -> Sessio
     return info
 
 
-def held_or_409(state: ServerState, info: SessionInfo) -> None:
-    held = state.held.get(info.id)
-    if held is None or held.info.status != "running":
-        if info.status == "running":
-            raise ApiError(409, f"session {info.id} is not held by this server process",
-                           "it runs in another replica, or was interrupted: POST .../resume to continue an "
-                           "interrupted one (docs/server.md, 'Replicas')")
-        raise ApiError(409, f"session {info.id} has ended ({info.status})", "start a new session")
+async def holding(state: ServerState, session_id: str) -> Held:
+    """The running session this process holds (an operation :func:`relay` runs here); 409 when it has ended,
+    or when no live server process holds it (it was interrupted)."""
+    held = state.held.get(session_id)
+    if held is not None and held.info.status == "running":
+        return held
+    info = held.info if held is not None else await state.info(session_id)
+    status = info.status if info is not None else "unknown"
+    if status == "running":
+        raise ApiError(409, f"session {session_id} is not held by a live server process",
+                       f"it was interrupted (the process that ran it stopped): POST /api/v1/sessions/{session_id}/resume "
+                       "to continue it (docs/server.md, 'Replicas')")
+    raise ApiError(409, f"session {session_id} has ended ({status})", "start a new session")
 
 
 @router.post("/sessions", status_code=201, response_model=SessionInfo)
@@ -109,9 +116,15 @@ async def get_session(sid: str, state: State, who: Reader) -> SessionInfo:
 
 
 @router.post("/sessions/{sid}/turns", status_code=202, response_model=Accepted)
-async def send_turn(sid: str, body: TurnRequest, state: State, who: Writer) -> Accepted:
+async def send_turn(sid: str, body: TurnRequest, state: State, who: Writer, response: Response) -> Accepted | Response:
     info = await visible(state, who, sid)
-    held_or_409(state, info)
+    return await relay(state, info, "send", body.model_dump(mode="json"), who.user, response)
+
+
+@session_op("send", Accepted)
+async def _send(state: ServerState, sid: str, args: dict[str, Any], user: str) -> Accepted:
+    await holding(state, sid)
+    body = TurnRequest.model_validate(args)
     try:
         await state.send(sid, body.input, body.to)
     except TroupeError as e:
@@ -120,48 +133,73 @@ async def send_turn(sid: str, body: TurnRequest, state: State, who: Writer) -> A
 
 
 @router.get("/sessions/{sid}/result", response_model=SessionResultBody)
-async def get_result(sid: str, state: State, who: Reader,
-                     wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0) -> SessionResultBody:
+async def get_result(sid: str, state: State, who: Reader, response: Response,
+                     wait_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0) -> SessionResultBody | Response:
     info = await visible(state, who, sid)
+    return await relay(state, info, "result", {"wait_s": wait_s}, who.user, response,
+                       timeout_s=wait_s + FORWARD_TIMEOUT_S)
+
+
+@session_op("result", SessionResultBody)
+async def _result(state: ServerState, sid: str, args: dict[str, Any], user: str) -> SessionResultBody:
     held = state.held.get(sid)
     if held is None or held.info.status != "running":
+        info = held.info if held is not None else await state.info(sid)
+        if info is None:
+            raise ApiError(404, f"unknown session {sid}", "list your sessions with GET /api/v1/sessions")
         return info.result or SessionResultBody(status=info.status)
     try:
-        r = await held.session.result(timeout=wait_s)
+        r = await held.session.result(timeout=float(args.get("wait_s", 0.0)))
     except TimeoutError:
         return SessionResultBody(status="running")
     return SessionResultBody(status=str(r.status), output=r.reply, error=r.error)
 
 
 @router.post("/sessions/{sid}/cancel", status_code=202, response_model=Accepted)
-async def cancel_session(sid: str, state: State, who: Writer) -> Accepted:
+async def cancel_session(sid: str, state: State, who: Writer, response: Response) -> Accepted | Response:
     info = await visible(state, who, sid)
-    held_or_409(state, info)
-    await state.held[sid].session.cancel(f"cancelled by {who.user} over HTTP")
+    return await relay(state, info, "cancel", {}, who.user, response)
+
+
+@session_op("cancel", Accepted)
+async def _cancel(state: ServerState, sid: str, args: dict[str, Any], user: str) -> Accepted:
+    await (await holding(state, sid)).session.cancel(f"cancelled by {user} over HTTP")
     return Accepted(session_id=sid)
 
 
 @router.post("/sessions/{sid}/turns/current/cancel", response_model=TurnCancel)
-async def cancel_turn(sid: str, state: State, who: Writer) -> TurnCancel:
+async def cancel_turn(sid: str, state: State, who: Writer, response: Response) -> TurnCancel | Response:
     """Cancel the turn under way of a conversation: its model and tool calls stop, its approvals are denied,
     its open tasks cancelled; the session stays running and takes the next turn (``cancelled`` false: no turn
     was under way)."""
     info = await visible(state, who, sid)
-    held_or_409(state, info)
+    return await relay(state, info, "cancel_turn", {}, who.user, response)
+
+
+@session_op("cancel_turn", TurnCancel)
+async def _cancel_turn(state: ServerState, sid: str, args: dict[str, Any], user: str) -> TurnCancel:
+    held = await holding(state, sid)
     try:
-        return await state.held[sid].session.cancel_turn(f"cancelled by {who.user} over HTTP")
+        return await held.session.cancel_turn(f"cancelled by {user} over HTTP")
     except TroupeError as e:
         raise ApiError(409, f"session {sid} has no turn to cancel", _why(e)) from None
 
 
 @router.post("/sessions/{sid}/resume", response_model=SessionInfo)
-async def resume_session(sid: str, state: State, who: Writer) -> SessionInfo:
-    await visible(state, who, sid)
+async def resume_session(sid: str, state: State, who: Writer, response: Response) -> SessionInfo | Response:
+    """Resume an interrupted session here (a session a live replica still runs is answered by that replica: 409)."""
+    info = await visible(state, who, sid)
+    return await relay(state, info, "resume", {}, who.user, response)
+
+
+@session_op("resume", SessionInfo)
+async def _resume(state: ServerState, sid: str, args: dict[str, Any], user: str) -> SessionInfo:
     held = state.held.get(sid)
     if held is not None and not held.stream.done:
         if held.info.status != "running":  # ended; its last events are still being read back
             raise ApiError(409, f"session {sid} cannot be resumed", f"it has already ended ({held.info.status})")
-        raise ApiError(409, f"session {sid} is running here already", "nothing to resume")
+        raise ApiError(409, f"session {sid} is running already (server process {state.holder_id})",
+                       "nothing to resume")
     try:
         return await state.resume(sid)
     except CheckpointError as e:
@@ -202,4 +240,4 @@ async def events(sid: str, state: State, who: Reader, after: int | None = None,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-__all__ = ["router", "state_of", "visible"]
+__all__ = ["holding", "router", "state_of", "visible"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,8 @@ from troupe.runtime.eventlog.lake import default_lake
 from troupe.runtime.events import Event
 from troupe.runtime.ids import SUPERVISOR
 from troupe.runtime.mcp_server.teams import TeamResolver
-from troupe.runtime.server import lakeview
+from troupe.runtime.server import lakeview, relay
+from troupe.runtime.server.forward import ForwardChannel, ForwardedOp, ForwardQueue, ForwardStats, HolderLoop, OpOutcome
 from troupe.runtime.server.models import SessionInfo, SessionResultBody
 from troupe.runtime.server.settings import ServerSettings
 from troupe.runtime.server.stream import Numbered, SessionStream, numbered, pump
@@ -32,8 +34,9 @@ KEEP_FINISHED_S = 120.0
 """How long a finished session's stream stays in memory (then it is read from the lake)."""
 
 
-class Directory(Protocol):
-    """Session id -> its :class:`SessionInfo` (owner, team, status), shared by every replica."""
+class Directory(ForwardChannel, Protocol):
+    """Session id -> its :class:`SessionInfo` (owner, team, status), shared by every replica; and the channel
+    that forwards an operation on a session to the replica holding it (:mod:`troupe.runtime.server.forward`)."""
 
     async def put(self, info: SessionInfo) -> None: ...
 
@@ -41,10 +44,21 @@ class Directory(Protocol):
 
     async def all(self) -> list[SessionInfo]: ...
 
+    async def hold(self, holder: str, session_id: str) -> None: ...
+
+    async def release(self, holder: str, session_id: str) -> None: ...
+
+    async def submit(self, op: ForwardedOp, timeout_s: float) -> OpOutcome: ...
+
+    async def forward_stats(self) -> ForwardStats: ...
+
 
 class LocalDirectory:
-    def __init__(self) -> None:
+    """The directory of one event loop (one process, or apps sharing a loop)."""
+
+    def __init__(self, forward: ForwardQueue | None = None) -> None:
         self._infos: dict[str, SessionInfo] = {}
+        self.forward = forward or ForwardQueue()
 
     async def put(self, info: SessionInfo) -> None:
         self._infos[info.id] = info.model_copy(update={"live": False})
@@ -54,6 +68,30 @@ class LocalDirectory:
 
     async def all(self) -> list[SessionInfo]:
         return list(self._infos.values())
+
+    async def register(self, holder: str) -> None:
+        self.forward.register(holder)
+
+    async def unregister(self, holder: str) -> None:
+        self.forward.unregister(holder)
+
+    async def hold(self, holder: str, session_id: str) -> None:
+        self.forward.hold(holder, session_id)
+
+    async def release(self, holder: str, session_id: str) -> None:
+        self.forward.release(holder, session_id)
+
+    async def submit(self, op: ForwardedOp, timeout_s: float) -> OpOutcome:
+        return await self.forward.submit(op, timeout_s)
+
+    async def poll(self, holder: str, wait_s: float) -> list[ForwardedOp]:
+        return await self.forward.poll(holder, wait_s)
+
+    async def complete(self, op_id: str, outcome: OpOutcome) -> None:
+        self.forward.complete(op_id, outcome)
+
+    async def forward_stats(self) -> ForwardStats:
+        return self.forward.snapshot()
 
 
 @dataclass
@@ -77,6 +115,9 @@ class ServerState:
         self._troupe = troupe
         self._owns = troupe is None
         self.held: dict[str, Held] = {}
+        self.holder_id = uuid.uuid4().hex[:12]
+        """This process's id as a holder of sessions (operations on them are forwarded to it)."""
+        self._holding: HolderLoop | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +143,9 @@ class ServerState:
         return str(self.troupe.lake)
 
     async def shutdown(self) -> None:
+        if self._holding is not None:
+            await self._holding.stop()  # unregisters: what other replicas forward here fails at once
+            self._holding = None
         for held in list(self.held.values()):
             try:
                 if held.info.status == "running":
@@ -126,6 +170,7 @@ class ServerState:
         info = SessionInfo(id=str(session.id), user=user, team=cfg.name, status="running",
                            created_at=datetime.now(UTC), turns=0, run_id=str(session.run_id), live=True)
         self._hold(session, info)
+        await self._claim(info.id)
         await self.send(info.id, text)
         return self.held[info.id].info
 
@@ -141,6 +186,16 @@ class ServerState:
         self.held[info.id] = held
         held.tasks.append(asyncio.create_task(self._follow(held)))
         return held
+
+    async def _claim(self, session_id: str) -> None:
+        """Record this process as the session's holder, polling for what other replicas forward here."""
+        if self._holding is None:
+            self._holding = HolderLoop(self.directory, self.holder_id, self._execute)
+            self._holding.start()
+        await self.directory.hold(self.holder_id, session_id)
+
+    async def _execute(self, op: ForwardedOp) -> OpOutcome:
+        return await relay.execute(self, op)
 
     async def send(self, session_id: str, text: str, to: str | None = None) -> None:
         held = self.held[session_id]
@@ -186,6 +241,10 @@ class ServerState:
             held.stream.finish(status, error)
             held.finished_at = time.monotonic()
         await self.directory.put(held.info)
+        try:
+            await self.directory.release(self.holder_id, held.info.id)
+        except Exception as e:
+            log.debug("releasing %s: %s", held.info.id, e)
 
     async def _recorded(self, held: Held) -> list[Numbered]:
         """What the lake has of a live session, every event the log accepted flushed first (a gap in
@@ -227,6 +286,7 @@ class ServerState:
                            created_at=manifest.created_at if manifest else datetime.now(UTC),
                            run_id=str(session.run_id), live=True, turns=1)
         self._hold(session, info, recorded)
+        await self._claim(session_id)
         await self.directory.put(info)
         return info
 

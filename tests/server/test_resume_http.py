@@ -38,7 +38,7 @@ async def test_resume_an_interrupted_session_over_http(server: LiveServer) -> No
         info = resumed.json()
         assert (info["id"], info["user"], info["status"], info["live"]) == (sid, "local", "running", True)
         again = await client.post(f"/sessions/{sid}/resume")
-        assert again.status_code == 409 and "running here already" in again.json()["error"]
+        assert again.status_code == 409 and "is running already" in again.json()["error"]
         result = (await client.get(f"/sessions/{sid}/result", params={"wait_s": 30})).json()
         assert result == {"status": "completed", "output": expected_reply("x"), "error": None}
         for _ in range(200):  # the server records the end once the session's events are all in
