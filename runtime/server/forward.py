@@ -37,6 +37,8 @@ LEASE_S = 15.0
 """A holder that has not polled for this long is gone (its replica died): its operations fail at once."""
 CHECK_S = 0.5
 """How often a waiting submitter looks whether its holder is still alive."""
+FORGET_S = 3600.0
+"""A holder silent this long is forgotten with its sessions (its replica is gone for good)."""
 RESUME = "POST /api/v1/sessions/{sid}/resume"
 
 
@@ -117,11 +119,14 @@ class ForwardQueue:
         for sid in found.sessions:
             if self._held_by.get(sid) == holder:
                 del self._held_by[sid]
+        self._fail(holder)
+        found.wake.set()
+
+    def _fail(self, holder: str) -> None:
         for to, op, fut in list(self._waiting.values()):
             if to == holder and not fut.done():
                 fut.set_result(_gone(op, holder))
                 self.stats.gone += 1
-        found.wake.set()
 
     def hold(self, holder: str, session_id: str) -> None:
         if holder not in self._holders:
@@ -136,17 +141,24 @@ class ForwardQueue:
             self._holders[holder].sessions.discard(session_id)
 
     def holder_of(self, session_id: str) -> str | None:
+        """The live holder of ``session_id`` (``None``: none holds it, or its holder stopped polling)."""
         self._expire()
-        return self._held_by.get(session_id)
+        holder = self._held_by.get(session_id)
+        return holder if holder is not None and self.alive(holder) else None
 
     def alive(self, holder: str) -> bool:
         found = self._holders.get(holder)
         return found is not None and time.monotonic() - found.last_seen <= self.lease_s
 
     def _expire(self) -> None:
-        for holder in [h for h in self._holders if not self.alive(h)]:
-            log.info("forwarding: holder %s has not polled for %.0f s: dropped", holder, self.lease_s)
-            self.unregister(holder)
+        """A holder past its lease is not sent anything and what waits on it fails; it keeps its sessions
+        should it poll again (a long pause, not a death) until ``FORGET_S``, then it is forgotten."""
+        now = time.monotonic()
+        for holder, found in list(self._holders.items()):
+            if now - found.last_seen > FORGET_S:
+                self.unregister(holder)
+            elif now - found.last_seen > self.lease_s:
+                self._fail(holder)
 
     # --- operations -------------------------------------------------------------------------
     async def submit(self, op: ForwardedOp, timeout_s: float = FORWARD_TIMEOUT_S) -> OpOutcome:
@@ -176,7 +188,7 @@ class ForwardQueue:
                     return await asyncio.wait_for(asyncio.shield(fut), min(left, self.check_s))
                 except TimeoutError:
                     if not self.alive(holder):
-                        self.unregister(holder)  # answers ``fut``: gone
+                        self._fail(holder)  # answers ``fut``: gone
         finally:
             self._waiting.pop(op.id, None)
             try:
@@ -215,7 +227,8 @@ class ForwardQueue:
 
     def snapshot(self) -> ForwardStats:
         self._expire()
-        return self.stats.model_copy(update={"holders": {h: len(v.sessions) for h, v in self._holders.items()}})
+        return self.stats.model_copy(update={"holders": {h: len(v.sessions) for h, v in self._holders.items()
+                                                         if self.alive(h)}})
 
 
 class ForwardChannel(Protocol):

@@ -192,7 +192,10 @@ class ServerState:
         if self._holding is None:
             self._holding = HolderLoop(self.directory, self.holder_id, self._execute)
             self._holding.start()
-        await self.directory.hold(self.holder_id, session_id)
+        try:
+            await self.directory.hold(self.holder_id, session_id)
+        except Exception as e:  # the session runs; only what other replicas receive for it cannot reach it
+            log.warning("recording this process as holder of %s: %s", session_id, e)
 
     async def _execute(self, op: ForwardedOp) -> OpOutcome:
         return await relay.execute(self, op)

@@ -98,6 +98,9 @@ async def test_a_holder_that_vanished_without_unregistering_fails_fast() -> None
     assert time.monotonic() - started < 2
     assert queue.holder_of("s1") is None
     assert queue.snapshot().gone == 1
+    assert (await queue.submit(_op(), 30)).sent is False  # nothing is sent to it
+    await queue.poll("a", 0.01)  # it was paused, not dead: it holds its sessions again
+    assert queue.holder_of("s1") == "a"
 
 
 async def test_a_polling_holder_stays_alive_past_its_lease() -> None:
