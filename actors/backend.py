@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,11 +149,15 @@ class RayBackend:
     @classmethod
     async def create(cls, *, address: str | None = None, lake: str, pool_size: int | None = None,
                      tool_concurrency: int = DEFAULT_MAX_CONCURRENCY, checkpoints: bool | str = True,
-                     **init_options: Any) -> RayBackend:
+                     scope: str | None = None, **init_options: Any) -> RayBackend:
+        """``scope``: a name for this runtime among others in the same Ray job (each Ray Serve replica's), so
+        that their event logs, schedulers, pools and node actors are their own; by default one per job and lake."""
         lake = normalize_lake(lake)  # an absolute local path, or a pyarrow.fs URI as given
         store = checkpoint_location(lake, checkpoints)  # a bad location fails before Ray starts
+        if scope is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", scope):
+            raise ConfigError(f"runtime scope {scope!r} is not a name: use 1-64 letters, digits, '_', '.' or '-'")
         started = ensure_ray(address, **init_options)
-        job = ray.get_runtime_context().get_job_id()
+        job = ray.get_runtime_context().get_job_id() + (f"-{scope}" if scope else "")
         log_name = event_log_name(lake, job)
         otel = OtelConfig.from_env()  # the driver's $TROUPE_OTEL_ENDPOINT reaches the event log's process
         log = get_or_create_event_log(lake, name=log_name, namespace=NAMESPACE,

@@ -111,7 +111,7 @@ class Troupe:
     async def connect(
         cls, *, address: str | None = None, lake: str | Path | None = None,
         placement: Placement | str | None = None, pool_size: int | None = None, tool_concurrency: int = 256,
-        checkpoints: bool | str = True, **ray_init: Any,
+        checkpoints: bool | str = True, scope: str | None = None, **ray_init: Any,
     ) -> Troupe:
         """Connect to Ray (start a local instance when ``address`` is None and none is running).
 
@@ -119,12 +119,15 @@ class Troupe:
         may set a lower cap of its own). ``checkpoints``: where dedicated sessions are checkpointed
         so that they survive actor crashes and can be resumed after the cluster stopped (True:
         ``<lake>/checkpoints``; a directory or ``pyarrow.fs`` URI; False: off). ``ray_init``
-        options go to ``ray.init`` when this call starts or joins Ray.
+        options go to ``ray.init`` when this call starts or joins Ray. ``scope`` names this runtime among others
+        in the same Ray job (a Ray Serve replica's), so that each has its own event log, scheduler and pool:
+        by default there is one per job and lake, shared by every ``connect`` in that job.
         """
         from troupe.actors.backend import RayBackend
 
         backend = await RayBackend.create(address=address, lake=str(lake or default_lake()), pool_size=pool_size,
-                                          tool_concurrency=tool_concurrency, checkpoints=checkpoints, **ray_init)
+                                          tool_concurrency=tool_concurrency, checkpoints=checkpoints, scope=scope,
+                                          **ray_init)
         return cls(backend, placement=Placement(placement or Placement.DEDICATED))
 
     def _specs(

@@ -130,7 +130,10 @@ class ServerState:
         else:
             self._troupe = await Troupe.connect(address=self.settings.address, lake=lake,
                                                 placement=self.settings.placement,
-                                                checkpoints=self.settings.checkpoints, logging_level=logging.WARNING)
+                                                checkpoints=self.settings.checkpoints, logging_level=logging.WARNING,
+                                                # Serve runs every replica in one Ray job: each needs its own event
+                                                # log, scheduler and pool (one replica's stop must not end another's)
+                                                scope=f"serve-{self.holder_id}")
 
     @property
     def troupe(self) -> Troupe:

@@ -142,3 +142,24 @@ def test_sigterm_cancels_the_session_and_keeps_its_events(lake: Path) -> None:
     finished = query(lake, "select status, json_extract_string(payload, '$.error') e from events "
                            "where type = 'session.finished'").to_pylist()
     assert finished == [{"status": "cancelled", "e": "interrupted (Ctrl-C or SIGTERM)"}]
+
+
+async def test_a_scoped_runtime_in_the_same_job_has_its_own_actors(troupe_ray: Troupe, lake: Path) -> None:
+    """Two runtimes of one Ray job on one lake (two Ray Serve replicas): with a scope each, they share no
+    event log, scheduler or pool, and one's shutdown leaves the other running."""
+    from tests.runtime.teams import team
+    from troupe.runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="runtime scope 'a b' is not a name"):
+        await Troupe.connect(lake=lake, scope="a b")
+    echo = team([{"id": "a"}], scripts={"a": [{"text": "hi"}]})
+    scoped = await Troupe.connect(lake=lake, scope="replica-2")
+    try:
+        ours, theirs = troupe_ray.backend, scoped.backend
+        assert ours.job != theirs.job and theirs.job.endswith("-replica-2")
+        assert ours.log_name != theirs.log_name and ours.scheduler_name != theirs.scheduler_name
+        assert (await scoped.run(echo, "go", placement="packed", timeout=60)).ok
+        assert (await troupe_ray.run(echo, "go", placement="packed", timeout=60)).ok  # no pool name collided
+    finally:
+        await scoped.shutdown()
+    assert (await troupe_ray.run(echo, "go", placement="packed", timeout=60)).ok  # ours outlived theirs

@@ -40,6 +40,14 @@ def _turn(client: httpx.Client, sid: str, text: str, holders: set[str]) -> bool:
         time.sleep(0.05)
 
 
+def _pool_scopes() -> set[str]:
+    """The runtimes (job and scope) that have a pool of packed hosts on this Ray: ``troupe-pool-<lake>-<job>-<i>``."""
+    from ray.util import list_named_actors
+
+    names = [a["name"] for a in list_named_actors(all_namespaces=True) if a["name"].startswith("troupe-pool-")]
+    return {name.rsplit("-", 1)[0] for name in names if "-serve-" in name}
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_serve_deployment_two_replicas_writes_stream_and_directory(tmp_path: Path) -> None:
     from ray import serve
@@ -49,7 +57,6 @@ def test_serve_deployment_two_replicas_writes_stream_and_directory(tmp_path: Pat
     teams = tmp_path / "teams"
     (teams / "canceller").mkdir(parents=True)
     (teams / "canceller" / "team.yaml").write_text(yaml.safe_dump(CONVERSING))
-    # dedicated placement: two replicas' packed pools would collide (docs/server.md, "Replicas")
     settings = ServerSettings(lake=str(tmp_path / "lake"), teams=[str(teams)], num_replicas=2,
                               app_name=f"troupe-test-{uuid.uuid4().hex[:8]}")
     port = free_port()
@@ -86,6 +93,18 @@ def test_serve_deployment_two_replicas_writes_stream_and_directory(tmp_path: Pat
             assert finished[:len(accepted)] == accepted  # nothing lost, nothing twice
             rest = live.sse(f"/sessions/{sid}/events", headers={"Last-Event-ID": "2"})
             assert [f["data"]["event_id"] for f in rest[:-1]] == [f["data"]["event_id"] for f in events[2:]]
+            # packed sessions, taken by either replica: each replica's runtime has its own pool (and event log and
+            # scheduler), so the second one's pool does not collide with the first's, nor its stop end the other's
+            pools: set[str] = set()
+            for i in range(MAX_TURNS):
+                r = client.post("/sessions", json={"team": "canceller", "input": f"packed {i}", "placement": "packed"})
+                assert r.status_code == 201, r.text
+                done = client.get(f"/sessions/{r.json()['id']}/result", params={"wait_s": 30}).json()
+                assert done["status"] == "completed", done
+                pools = _pool_scopes()
+                if len(pools) == 2:
+                    break
+            assert len(pools) == 2, f"packed sessions ran in the pools of {pools} only"
             deadline = time.monotonic() + 10  # the replica records the end in the shared directory
             while client.get(f"/sessions/{sid}").json()["status"] != "cancelled":
                 assert time.monotonic() < deadline
@@ -94,7 +113,8 @@ def test_serve_deployment_two_replicas_writes_stream_and_directory(tmp_path: Pat
         assert sid in ray.get(directory.all.remote())[0]
         stats = ForwardStats.model_validate_json(ray.get(directory.forward_stats.remote()))
         assert stats.answered >= forwarded and stats.timed_out == stats.gone == 0
-        assert list(stats.holders) == list(holders)  # the holder polls for what is forwarded to it
+        # each replica polls for what is forwarded to it once it holds a session (the packed ones: both)
+        assert holders < set(stats.holders) and len(stats.holders) == 2, (holders, stats.holders)
     finally:
         serve.delete(settings.app_name)
         remove_directory(settings)
