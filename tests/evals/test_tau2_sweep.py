@@ -33,6 +33,8 @@ def suite_copy(domain: str, folder: Path) -> Path:
 
 
 @pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # every task of the domain, each a session with its own MCP server (retail: 114)
 @pytest.mark.parametrize("domain", ["mock", "airline", "retail"])
 async def test_the_oracle_scores_one_on_every_task_with_ground_truth_actions(
         troupe_ray: Troupe, lake: Path, tmp_path: Path, domain: str) -> None:
