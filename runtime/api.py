@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from troupe.runtime.storage.checkpoint import (
     SessionSummary,
     store_at,
 )
+from troupe.runtime.storage.location import normalize
 from troupe.runtime.storage.snapshots import Diff, SnapshotManifest
 from troupe.tools.builtins import default_registry
 from troupe.tools.registry import ToolNameClashError, ToolRegistry
@@ -106,6 +108,21 @@ class Troupe:
         registry = default_registry()
         return cls(LocalBackend(lake or default_lake(), registry=registry, checkpoints=checkpoints),
                    placement=Placement.PACKED, registry=registry)
+
+    @classmethod
+    async def start(cls, *, local: bool, lake: str | Path | None = None, address: str | None = None,
+                    placement: Placement | str | None = None, checkpoints: bool | str | None = None,
+                    scope: str | None = None) -> Troupe:
+        """The runtime an interface (``troupe chat``, ``serve``, ``mcp serve``, ``a2a serve``, ``acp``) serves
+        from: in this process when ``local`` (:meth:`local`), else on Ray (:meth:`connect`, with Ray's own logging
+        at WARNING), on ``lake`` (default: :func:`default_lake`; ``~`` and relative paths resolved).
+        ``checkpoints``: None keeps each one's default (off in this process, on under Ray)."""
+        where = normalize(lake or default_lake())
+        if local:
+            return cls.local(lake=where, checkpoints=False if checkpoints is None else checkpoints)
+        return await cls.connect(address=address, lake=where, placement=placement, scope=scope,
+                                 checkpoints=True if checkpoints is None else checkpoints,
+                                 logging_level=logging.WARNING)
 
     @classmethod
     async def connect(

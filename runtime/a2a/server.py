@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from a2a.server.request_handlers import DefaultRequestHandler
@@ -71,8 +70,6 @@ async def serve(options: A2AOptions) -> None:
     import uvicorn
 
     from troupe.runtime.api import Troupe, as_team, validate_team
-    from troupe.runtime.eventlog.lake import default_lake
-    from troupe.runtime.storage.location import normalize
     from troupe.tools.builtins import default_registry
 
     team = as_team(options.team)
@@ -81,12 +78,8 @@ async def serve(options: A2AOptions) -> None:
     validate_team(team, default_registry())
     store = KeyStore(options.keys_path)
     check_bind(options.host, store, what="troupe a2a serve")
-    lake = normalize(options.lake or default_lake())
-    if options.local:
-        troupe = Troupe.local(lake=lake if "://" in lake else Path(lake))
-    else:
-        troupe = await Troupe.connect(address=options.address, lake=lake, placement=options.placement,
-                                      logging_level=logging.WARNING)
+    troupe = await Troupe.start(local=options.local, lake=options.lake, address=options.address,
+                                placement=options.placement)
 
     async def open_session(owner: str | None) -> Any:
         return await troupe.open(team, placement=options.placement, conversation=True, owner=owner)
@@ -99,7 +92,7 @@ async def serve(options: A2AOptions) -> None:
         log.info("stopped")
 
     app = build_app(team, executor, url=url, secured=store.configured(), on_stop=stop)
-    guarded, denials = gate(app, store, lake)
+    guarded, denials = gate(app, store, troupe.lake)
     server = uvicorn.Server(uvicorn.Config(guarded, host=options.host, port=options.port, log_level="warning",
                                            lifespan="on"))
     print(f"troupe a2a serve: team {team.name!r} at {url} (card {url.rstrip('/')}/.well-known/agent-card.json; "

@@ -18,8 +18,6 @@ from troupe.runtime.errors import ConfigError
 async def _serve(args: argparse.Namespace) -> int:
     from troupe.runtime.acp.agent import TroupeAgent, serve
     from troupe.runtime.api import Troupe, as_team, validate_team
-    from troupe.runtime.eventlog.lake import default_lake
-    from troupe.runtime.storage.location import normalize
     from troupe.tools.builtins import default_registry
 
     team = as_team(args.team)
@@ -28,12 +26,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if team.user is not None:
         raise ConfigError("this team has a simulated user, which talks for the user: an editor cannot drive it")
     validate_team(team, default_registry())
-    lake = normalize(args.lake or default_lake())
-    if args.local:
-        troupe = Troupe.local(lake=lake)
-    else:
-        troupe = await Troupe.connect(address=args.address, lake=lake, placement=args.placement,
-                                      logging_level=logging.WARNING)
+    troupe = await Troupe.start(local=args.local, lake=args.lake, address=args.address, placement=args.placement)
     try:
         await serve(TroupeAgent(team, troupe, placement=args.placement))
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from typing import Any
@@ -63,13 +62,6 @@ async def _turn_result(session: Any, timeout: float | None) -> Any:
         signal.signal(signal.SIGINT, before)
 
 
-def _lake(value: str | None) -> str:
-    from troupe.runtime.eventlog.lake import default_lake
-    from troupe.runtime.storage.location import normalize
-
-    return normalize(value or default_lake())
-
-
 async def _chat(args: argparse.Namespace) -> int:
     from troupe.runtime.api import Troupe, as_team, validate_team
     from troupe.runtime.session.supervisor import SessionStatus
@@ -81,11 +73,7 @@ async def _chat(args: argparse.Namespace) -> int:
     if team.user is not None:
         raise ConfigError("this team has a simulated user, which talks for you: use troupe run")
     validate_team(team, default_registry())
-    if args.local:
-        troupe = Troupe.local(lake=_lake(args.lake))
-    else:
-        troupe = await Troupe.connect(address=args.address, lake=_lake(args.lake), placement=args.placement,
-                                      logging_level=logging.WARNING)
+    troupe = await Troupe.start(local=args.local, lake=args.lake, address=args.address, placement=args.placement)
     session = await troupe.open(team, placement=args.placement, stream_tokens=not args.json, conversation=True)
     watcher = asyncio.get_running_loop().create_task(_show(session, args.json))
     result = None

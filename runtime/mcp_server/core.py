@@ -18,7 +18,6 @@ from troupe.runtime.access import LOCAL_ADMIN, AccessDenied, Principal
 from troupe.runtime.api import Troupe
 from troupe.runtime.config import TeamConfig
 from troupe.runtime.errors import TroupeError
-from troupe.runtime.eventlog.lake import default_lake
 from troupe.runtime.mcp_server import lake_query, lake_scope
 from troupe.runtime.mcp_server.models import (
     BlackboardItem,
@@ -156,12 +155,8 @@ class TroupeService:
         """Start (or join) the runtime: Ray unless ``local``."""
         if self._troupe is not None:
             return
-        lake = self.options.lake or default_lake()
-        if self.options.local:
-            self._troupe = Troupe.local(lake=lake if "://" in str(lake) else Path(lake).expanduser().resolve())
-        else:
-            self._troupe = await Troupe.connect(address=self.options.address, lake=lake,
-                                                placement=self.options.placement, logging_level=logging.WARNING)
+        self._troupe = await Troupe.start(local=self.options.local, lake=self.options.lake,
+                                          address=self.options.address, placement=self.options.placement)
         log.info("troupe runtime ready (%s), lake %s", "local" if self.options.local else "ray", self._troupe.lake)
 
     @property

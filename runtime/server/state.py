@@ -10,11 +10,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from troupe.runtime.api import Troupe
-from troupe.runtime.eventlog.lake import default_lake
 from troupe.runtime.events import Event
 from troupe.runtime.ids import SUPERVISOR
 from troupe.runtime.mcp_server.teams import TeamResolver
@@ -123,17 +121,11 @@ class ServerState:
     async def start(self) -> None:
         if self._troupe is not None:
             return
-        lake = self.settings.lake or str(default_lake())
-        if self.settings.local:
-            local = lake if "://" in lake else Path(lake).expanduser().resolve()
-            self._troupe = Troupe.local(lake=local, checkpoints=self.settings.checkpoints)
-        else:
-            self._troupe = await Troupe.connect(address=self.settings.address, lake=lake,
-                                                placement=self.settings.placement,
-                                                checkpoints=self.settings.checkpoints, logging_level=logging.WARNING,
-                                                # Serve runs every replica in one Ray job: each needs its own event
-                                                # log, scheduler and pool (one replica's stop must not end another's)
-                                                scope=f"serve-{self.holder_id}")
+        # Serve runs every replica in one Ray job: each needs its own event log, scheduler and pool (one
+        # replica's stop must not end another's), hence the scope
+        self._troupe = await Troupe.start(local=self.settings.local, lake=self.settings.lake,
+                                          address=self.settings.address, placement=self.settings.placement,
+                                          checkpoints=self.settings.checkpoints, scope=f"serve-{self.holder_id}")
 
     @property
     def troupe(self) -> Troupe:
