@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-ElicitationAction = Literal["accept", "decline", "cancel"]
+from troupe.runtime.session.elicitations import Action as ElicitationAction
 
 
 class ElicitationInfo(BaseModel):
