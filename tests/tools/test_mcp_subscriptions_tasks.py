@@ -132,7 +132,13 @@ async def test_a_task_only_tool_runs_as_a_task_with_its_status_as_progress(node_
     assert "# Research Report: otters" in result.text and not result.is_error
     messages = [m for _, m in notes]
     assert messages[0] == "task working: Gathering sources..." and messages[-1].startswith("task completed")
-    assert "task working: Generating report..." in messages
+    # The server moves a stage every 1 s and asks to be polled every 1 s: a poll late under load may skip a
+    # stage (the spec's pollInterval is the only channel; the server sends no status notifications), so the
+    # statuses seen are an ordered subsequence of the stages, at least two of them working ones.
+    stages = ["Gathering sources...", "Analyzing content...", "Synthesizing findings...", "Generating report..."]
+    working = [m.removeprefix("task working: ") for m in messages[:-1]]
+    assert all(m.startswith("task working: ") for m in messages[:-1]), messages
+    assert working == sorted(set(working), key=stages.index) and len(working) >= 2, messages
     assert notes[-1][0] - notes[0][0] > 2.5, "each status arrives as the server reaches it, not all at the end"
     assert result.progress and result.progress[-1]["message"] == messages[-1]
 
