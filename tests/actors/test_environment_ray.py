@@ -52,6 +52,7 @@ async def test_a_packed_sweep_over_session_servers_leaves_no_server_alive(troupe
     assert all((d / "torn_down").exists() for d in samples.iterdir())
 
 
+@pytest.mark.timeout(400)  # 50 sessions: 77 s at CI load, 99 s with one more busy core
 async def test_ordered_calls_arrive_in_order_50_of_50_times(troupe_ray: Troupe, tmp_path: Path) -> None:
     calls = [{"tool_calls": [call("kv__record", n=k) for k in range(6)]}, {"text": "done"}]
     sequential = parse_team(team({**command("--log", "${sample_dir}/arrivals.log"), "scope": "session", "sequential": True},

@@ -70,6 +70,7 @@ async def run_with_a_kill(troupe: Troupe, tmp_path: Path, victim: str, how: str,
     return session, result, ledger, killed
 
 
+@pytest.mark.timeout(480)  # nine sessions, each with a kill and a restore: 105 s at CI load, 176 s with one more busy core
 @pytest.mark.parametrize("how", ["ray.kill", "SIGKILL"])
 async def test_killing_any_actor_mid_session_changes_nothing(troupe_ray: Troupe, tmp_path: Path, how: str) -> None:
     rng = random.Random(f"{SEED}-{how}")
