@@ -14,7 +14,7 @@ from troupe.runtime.agent.core import control_message, user_message
 from troupe.runtime.config import Placement
 from troupe.runtime.errors import UnknownAgentError
 from troupe.runtime.events import Event
-from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, SessionId
+from troupe.runtime.ids import BLACKBOARD, SUPERVISOR, TASKS, AgentId, SessionId, unique_hex
 from troupe.runtime.messages import ControlOp, Envelope
 from troupe.runtime.session.spec import SessionSpec
 from troupe.runtime.session.supervisor import SessionResult
@@ -106,7 +106,8 @@ class Session:
             self._started, turn = True, 1
             text = first or text
         elif self.spec.converses and recipient == self.spec.team.entry:
-            turn = await self.backend.call(self.id, SUPERVISOR, "say", {"text": text})  # the next turn
+            # The next turn; ``request`` lets a call retried after the supervisor restarted answer the same turn.
+            turn = await self.backend.call(self.id, SUPERVISOR, "say", {"text": text, "request": unique_hex()})
         await self.backend.deliver(self.id, recipient, user_message(self.id, self.run_id, recipient, text, turn))
 
     async def result(self, *, timeout: float | None = None) -> SessionResult:

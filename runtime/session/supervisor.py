@@ -149,6 +149,8 @@ class Supervisor:
         self.turn = 0
         self.turns: list[TurnRecord] = []
         self.turn_input: str | None = None
+        self.turn_request: str | None = None
+        """The ``request`` of the ``say`` that opened the current turn (a retried call answers it again)."""
         self.first: str | None = None
         self.scenario: str | None = None
         self.answered: list[str] = []
@@ -260,8 +262,14 @@ class Supervisor:
         self.turn, self.turn_input = self.turn + 1, text
         self._send(self.entry, text)
 
-    def say(self, *, text: str) -> int:
-        """Open the next user turn (the client then delivers ``text`` to the entry agent); returns its number."""
+    def say(self, *, text: str, request: str | None = None) -> int:
+        """Open the next user turn (the client then delivers ``text`` to the entry agent); returns its number.
+
+        ``request`` (the client's id for this send) makes the call safe to retry: Ray re-runs an actor call whose
+        actor died before it answered, and this actor may have opened the turn and checkpointed it first; the
+        same ``request`` again answers the turn it opened instead of "still under way"."""
+        if request is not None and request == self.turn_request and text == self.turn_input:
+            return self.turn
         if not self.conversation:
             raise TroupeError("this session is one-shot: open it with conversation=True to send again", session=self.session_id)
         if self.status is not SessionStatus.RUNNING:
@@ -270,7 +278,7 @@ class Supervisor:
         if len(self.turns) < self.turn:
             raise TroupeError(f"turn {self.turn} is still under way: await session.result() before sending again",
                               session=self.session_id)
-        self.turn, self.turn_input = self.turn + 1, text
+        self.turn, self.turn_input, self.turn_request = self.turn + 1, text, request
         return self.turn
 
     async def end(self) -> SessionResult:
@@ -412,6 +420,7 @@ class Supervisor:
             else (self.result.duration_s if self.result else 0.0),
             "result": self.result.model_dump(mode="json") if self.result else None,
             "turn": self.turn, "turns": self.conversation_turns(), "turn_input": self.turn_input,
+            "turn_request": self.turn_request,
             "first": self.first, "scenario": self.scenario, "answered": self.answered,
         }
 
@@ -422,6 +431,7 @@ class Supervisor:
         self.usage = Usage.model_validate(state["usage"])
         self.input = state.get("input")
         self.turn, self.turn_input = int(state.get("turn") or 0), state.get("turn_input")
+        self.turn_request = state.get("turn_request")
         self.turns = [TurnRecord.model_validate(t) for t in state.get("turns") or ()]
         self.first, self.scenario = state.get("first"), state.get("scenario")
         self.answered = list(state.get("answered") or ())

@@ -149,3 +149,27 @@ async def test_conversation_resumes_after_a_crash_between_turns(tmp_path: Path) 
     finally:
         await second.shutdown()
         await first.shutdown()
+
+
+async def test_a_say_retried_after_the_supervisor_restarted_answers_the_turn_it_opened() -> None:
+    """Ray re-runs an actor call whose actor died before answering: the supervisor may have opened the turn
+    and checkpointed it already (CI saw "turn 2 is still under way" on such a retry)."""
+    from troupe.runtime.config import Budgets
+    from troupe.runtime.ids import AgentId, RunId, SessionId
+    from troupe.runtime.session.supervisor import Supervisor
+
+    def make() -> Supervisor:
+        return Supervisor(session_id=SessionId("s-retry"), run_id=RunId("r-retry"), entry=AgentId("a"),
+                          budgets=Budgets(), emit=lambda payload, **fields: None, conversation=True)
+
+    first = make()
+    first.start(input="hi", team="t", placement="dedicated")
+    await first._turn_done("hello", answers="m1")
+    assert first.say(text="and now?", request="req-2") == 2
+    restarted = make()
+    restarted.restore(first.snapshot())  # it died after its checkpoint, before the client heard back
+    assert restarted.say(text="and now?", request="req-2") == 2  # the retried call: the same turn
+    with pytest.raises(TroupeError, match="turn 2 is still under way"):
+        restarted.say(text="and now?", request="req-3")  # a new send is still refused
+    with pytest.raises(TroupeError, match="turn 2 is still under way"):
+        restarted.say(text="and now?")
